@@ -1,0 +1,102 @@
+//! Lesson 01: bind, listen, getsockname; port 0; the backlog.
+//!
+//! Run it: `cargo run --bin 01_listen -- --trace`, or `01_listen serve` and look with `ss -ltn`.
+
+use std::error::Error;
+use std::net::SocketAddr;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use socklab::blocking::{self, ListenOptions};
+use socklab::lesson::{self, Endpoint};
+use socklab::{procnet, sys};
+
+/// Lesson 01: bind() an address, listen() on it, ask getsockname() which port port 0 became,
+/// and watch the kernel queue connections that nobody accepted.
+///
+/// With no arguments it runs the whole demonstration. `serve` listens until you press Enter
+/// (look with `ss -ltn`); `client` connects to it and waits too (default 127.0.0.1:7001).
+#[derive(Parser)]
+struct Cli {
+    #[command(flatten)]
+    trace: lesson::Trace,
+    #[command(subcommand)]
+    side: Option<Side>,
+}
+
+#[derive(Subcommand)]
+enum Side {
+    /// Listen (never accept) until Enter is pressed or stdin closes
+    Serve(ServeArgs),
+    /// Connect, print both ends of the connection, wait for Enter
+    Client(Endpoint),
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    #[command(flatten)]
+    endpoint: Endpoint,
+    /// Length of the accept queue passed to listen()
+    #[arg(long, default_value_t = 128)]
+    backlog: i32,
+}
+
+fn main() -> ExitCode {
+    let cli: Cli = lesson::parse(7001);
+    lesson::run(cli.trace, || match cli.side {
+        None => demo(),
+        Some(Side::Serve(s)) => serve(s.endpoint.addr, s.backlog),
+        Some(Side::Client(e)) => client(e.addr),
+    })
+}
+
+// ANCHOR: demo
+fn demo() -> Result<(), Box<dyn Error>> {
+    let opts = ListenOptions {
+        backlog: 4,
+        ..ListenOptions::default()
+    };
+    let (listener, addr) = blocking::listen_tcp("127.0.0.1:0".parse()?, opts)?;
+    println!("bound to port 0; getsockname() says the kernel picked {addr}");
+    println!("listening on {addr}");
+    show_table(addr.port());
+
+    let first = blocking::connect_tcp(addr)?;
+    let second = blocking::connect_tcp(addr)?;
+    println!("two clients connected, and nobody called accept():");
+    show_table(addr.port());
+    println!("Recv-Q of a LISTEN socket counts the connections waiting for accept() (at most the backlog, 4)");
+    drop((first, second, listener));
+    Ok(())
+}
+// ANCHOR_END: demo
+
+/// Prints what the kernel's table (/proc/net/tcp, what `ss` reads) says about `port`.
+fn show_table(port: u16) {
+    let rows = procnet::rows_for_port(port);
+    for row in rows.iter().filter(|r| r.state == "LISTEN") {
+        println!("  {} {} Recv-Q={}", row.state, row.local, row.rx_queue);
+    }
+    let established = rows.iter().filter(|r| r.state == "ESTAB").count();
+    println!("  ESTAB rows: {established} (each connection appears once per end)");
+}
+
+fn serve(addr: SocketAddr, backlog: i32) -> Result<(), Box<dyn Error>> {
+    let opts = ListenOptions {
+        backlog,
+        ..ListenOptions::default()
+    };
+    let (_listener, local) = blocking::listen_tcp(addr, opts)?;
+    lesson::listening(local);
+    lesson::wait_for_enter("try `ss -ltn` in another terminal");
+    Ok(())
+}
+
+fn client(addr: SocketAddr) -> Result<(), Box<dyn Error>> {
+    let fd = blocking::connect_tcp(addr)?;
+    let local = sys::getsockname(&fd)?;
+    let peer = sys::getpeername(&fd)?;
+    println!("connected from {local} to {peer}, though the server never called accept()");
+    lesson::wait_for_enter("try `ss -tn` in another terminal");
+    Ok(())
+}

@@ -1,0 +1,110 @@
+//! What every lesson binary shares: the command line (`--trace`, `serve`/`client`,
+//! `--addr`), the "listening on" line, and turning an error into a message and an exit code.
+//!
+//! The binaries in `bin/` stay short because of this module; the lesson itself is the code
+//! they keep.
+
+use std::error::Error;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::process::ExitCode;
+
+use clap::{Args, Parser};
+
+use crate::sys;
+
+/// `--trace`, on every lesson binary.
+#[derive(Args, Debug, Clone, Copy)]
+pub struct Trace {
+    /// Print every socket syscall to stderr, in strace's syntax, as it returns
+    /// (same as SOCKLAB_TRACE=1)
+    #[arg(long, global = true)]
+    pub trace: bool,
+}
+
+/// `--addr HOST:PORT` of a `serve` or `client` subcommand.
+#[derive(Args, Debug, Clone, Copy)]
+pub struct Endpoint {
+    /// Address to listen on (serve) or connect to (client); port 0 picks a free port
+    #[arg(long, value_name = "HOST:PORT")]
+    pub addr: SocketAddr,
+}
+
+/// Parses the command line of a lesson whose default address is `127.0.0.1:port`.
+///
+/// The default is written into every subcommand's `--addr`, so `--help` shows the real one.
+pub fn parse<C: Parser>(port: u16) -> C {
+    let default = format!("127.0.0.1:{port}");
+    let mut cmd = C::command();
+    let names: Vec<String> = cmd
+        .get_subcommands()
+        .filter(|s| s.get_arguments().any(|a| a.get_id() == "addr"))
+        .map(|s| s.get_name().to_string())
+        .collect();
+    for name in names {
+        let d = default.clone();
+        cmd = cmd.mut_subcommand(name, move |s| {
+            s.mut_arg("addr", move |a| a.default_value(d))
+        });
+    }
+    let matches = cmd.get_matches();
+    match C::from_arg_matches(&matches) {
+        Ok(c) => c,
+        Err(e) => e.exit(),
+    }
+}
+
+/// Runs a lesson's body: turns the self-trace on if asked, and turns an error into
+/// `error: <message>` on stderr and exit code 1, never a panic.
+pub fn run(trace: Trace, body: impl FnOnce() -> Result<(), Box<dyn Error>>) -> ExitCode {
+    sys::trace::enable(trace.trace);
+    sys::trace::enable_from_env();
+    match body() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // Flush what the lesson printed so far, so the error comes after it.
+            let _ = std::io::stdout().flush();
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Prints `listening on HOST:PORT` (the real port) and flushes it, so a script or a test
+/// reading our stdout knows it can connect now.
+pub fn listening(addr: SocketAddr) {
+    println!("listening on {addr}");
+    let _ = std::io::stdout().flush();
+}
+
+/// A fixed-size buffer for reading stdin chunk by chunk in `client` subcommands.
+pub fn stdin_chunks(
+    chunk: usize,
+    mut each: impl FnMut(&[u8]) -> Result<(), Box<dyn Error>>,
+) -> Result<(), Box<dyn Error>> {
+    use std::io::Read;
+    let mut stdin = std::io::stdin().lock();
+    let mut buf = vec![0u8; chunk];
+    loop {
+        let n = stdin.read(&mut buf)?;
+        if n == 0 {
+            return Ok(());
+        }
+        each(&buf[..n])?;
+    }
+}
+
+/// Shows bytes for a narration line: printable ASCII as is, the rest escaped.
+pub fn show(bytes: &[u8]) -> String {
+    bytes.escape_ascii().to_string()
+}
+
+/// Blocks until a line (or end of file) arrives on stdin, so a learner can look around with
+/// `ss` before the program exits. With stdin closed or redirected from /dev/null it returns
+/// at once.
+pub fn wait_for_enter(what: &str) {
+    println!("{what}: press Enter to stop");
+    let _ = std::io::stdout().flush();
+    let mut line = String::new();
+    let _ = std::io::stdin().read_line(&mut line);
+}

@@ -1,0 +1,36 @@
+//! socklab: how real-time messaging works, from the socket syscalls up.
+//!
+//! # Layout
+//!
+//! Each layer is a module; a lower layer never imports a higher one.
+//!
+//! | layer | module | what it teaches | lessons |
+//! |---|---|---|---|
+//! | 1 | [`sys`] | the socket syscalls, 1:1: owned descriptors, errors that name the syscall and errno, the strace-format self-trace. The only `unsafe` in the crate. | all |
+//! | 1½ | [`blocking`] | the loops built from those calls: listen, connect, write-all, read-to-end, serve one connection at a time | 02-08 |
+//! | 3 | [`wire`] | the wire protocol, pure code with no I/O: length-prefixed frames and their incremental decoder | 08 |
+//! | — | [`procnet`] | reading `/proc/net/tcp`, the kernel's socket table that `ss` shows (LISTEN queues, TIME_WAIT) | 01, 06 |
+//! | — | [`lesson`] | what the lesson binaries share: `--trace`, `serve`/`client`, `--addr`, error exit codes | all |
+//!
+//! The lesson binaries live in `bin/NN_name.rs`, one per step; the book in `docs/` walks
+//! through them in order:
+//!
+//! | # | binary | teaches |
+//! |---|---|---|
+//! | 00 | `00_socket` | socket and close; a descriptor is a small integer; SIGPIPE is ignored before `main` |
+//! | 01 | `01_listen` | bind, listen, getsockname; port 0; the backlog |
+//! | 02 | `02_accept` | a blocking accept; write a greeting; close |
+//! | 03 | `03_connect` | connect; read until 0 means end of file; ECONNREFUSED |
+//! | 04 | `04_echo` | an echo server and client; short reads; the write-all loop |
+//! | 05 | `05_half_close` | shutdown(SHUT_WR) versus close; getpeername |
+//! | 06 | `06_reuseaddr` | TIME_WAIT, EADDRINUSE, SO_REUSEADDR |
+//! | 07 | `07_reset_pipe` | SO_LINGER 0 and RST; ECONNRESET, EPIPE, SIGPIPE, MSG_NOSIGNAL |
+//! | 08 | `08_framing` | length-prefixed frames over a byte stream |
+
+#[allow(unsafe_code)]
+pub mod sys;
+
+pub mod blocking;
+pub mod lesson;
+pub mod procnet;
+pub mod wire;

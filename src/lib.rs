@@ -10,6 +10,7 @@
 //! | 1½ | [`blocking`] | the loops built from those calls: listen, connect, write-all, read-to-end, serve one connection at a time | 02-08 |
 //! | 3 | [`wire`] | the wire protocol, pure code with no I/O: length-prefixed frames and their incremental decoder | 08 |
 //! | — | [`procnet`] | reading `/proc/net/tcp`, the kernel's socket table that `ss` shows (LISTEN queues, TIME_WAIT) | 01, 06 |
+//! | — | [`strace`] | reading real strace output: the tool that keeps the self-trace and the book honest (`make trace`, `tests/trace.rs`) | all |
 //! | — | [`lesson`] | what the lesson binaries share: `--trace`, `serve`/`client`, `--addr`, error exit codes | all |
 //!
 //! The lesson binaries live in `bin/NN_name.rs`, one per step; the book in `docs/` walks
@@ -33,4 +34,5 @@ pub mod sys;
 pub mod blocking;
 pub mod lesson;
 pub mod procnet;
+pub mod strace;
 pub mod wire;

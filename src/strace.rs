@@ -1,0 +1,339 @@
+//! Reading real `strace` output, to keep the self-trace and the book honest.
+//!
+//! `make trace N=04` records a lesson under the real strace and stores the lines in
+//! `docs/src/traces/04.txt`; the tests compare the self-trace with that file and with a live
+//! strace run. Both need the same few steps: split strace's lines into calls, keep the calls
+//! on sockets, and replace what changes from run to run (ports, inode numbers, pointers, pids)
+//! with stable stand-ins.
+
+use std::collections::HashMap;
+
+/// The calls in strace's `%network` class that socklab makes.
+pub const NETWORK_CALLS: &[&str] = &[
+    "socket",
+    "bind",
+    "listen",
+    "accept",
+    "accept4",
+    "connect",
+    "getsockname",
+    "getpeername",
+    "setsockopt",
+    "getsockopt",
+    "sendto",
+    "recvfrom",
+    "sendmsg",
+    "recvmsg",
+    "shutdown",
+];
+
+/// Calls that are not network calls but matter when their descriptor is a socket.
+pub const FD_CALLS: &[&str] = &[
+    "read",
+    "write",
+    "close",
+    "fcntl",
+    "poll",
+    "epoll_ctl",
+    "epoll_wait",
+    "epoll_pwait",
+    "epoll_create1",
+];
+
+/// The strace command line `make trace` uses, before the program and its arguments.
+pub fn record_command(out_file: &str) -> Vec<String> {
+    [
+        "strace",
+        "-f",
+        "-qq",
+        "-yy",
+        "-e",
+        "trace=%network,read,write,close,fcntl,poll,/epoll_.*",
+        "-e",
+        "signal=none",
+        "-o",
+        out_file,
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
+}
+
+/// One finished call from a trace line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Call {
+    /// The syscall's name: `accept4`, `read`, ...
+    pub name: String,
+    /// The first argument as printed (with `-yy` decorations if any): `3<TCP:[...]>`.
+    pub first_arg: String,
+    /// Everything from the name to the closing parenthesis, padding removed.
+    pub text: String,
+    /// What follows `= `: `0`, `5`, `-1 EAGAIN (Resource temporarily unavailable)`.
+    pub result: String,
+}
+
+impl Call {
+    /// The call as `name(fd) = result`, with `-yy` decorations stripped: what the tests
+    /// compare between a recorded trace and the self-trace.
+    pub fn key(&self) -> String {
+        format!(
+            "{}({}) = {}",
+            self.name,
+            strip_decorations(&self.first_arg),
+            strip_decorations(&self.result)
+        )
+    }
+
+    /// Whether the call is on a socket, or a network call (which always is).
+    pub fn on_socket(&self) -> bool {
+        NETWORK_CALLS.contains(&self.name.as_str())
+            || ["<TCP", "<UDP", "<UNIX", "<socket:", "<NETLINK"]
+                .iter()
+                .any(|tag| self.first_arg.contains(tag))
+    }
+
+    /// The line with single spaces around `=`.
+    pub fn line(&self) -> String {
+        format!("{} = {}", self.text, self.result)
+    }
+}
+
+/// Parses one line of strace output (with or without a leading pid). Lines that are not a
+/// finished call (signals, `<unfinished ...>`, `+++ exited`) give `None`.
+pub fn parse_line(line: &str) -> Option<Call> {
+    let mut rest = line.trim_end();
+    // `-f` with `-o` prefixes "1234  "; on a terminal it is "[pid  1234] ".
+    if let Some(r) = rest.strip_prefix("[pid") {
+        rest = r.split_once(']')?.1.trim_start();
+    } else if let Some((pid, r)) = rest.split_once(' ') {
+        if !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()) {
+            rest = r.trim_start();
+        }
+    }
+    if rest.contains("<unfinished") || rest.contains("resumed>") {
+        return None;
+    }
+    let open = rest.find('(')?;
+    let name = &rest[..open];
+    if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+        return None;
+    }
+    let eq = find_result_sep(rest)?;
+    let text = rest[..eq].trim_end().to_string();
+    let result = rest[eq + 1..].trim().to_string();
+    let args = &text[open + 1..];
+    let first_arg = first_argument(args).to_string();
+    Some(Call {
+        name: name.to_string(),
+        first_arg,
+        text,
+        result,
+    })
+}
+
+/// The position of the `=` before the result: the last ` = ` outside quotes and brackets.
+fn find_result_sep(s: &str) -> Option<usize> {
+    let bytes = s.as_bytes();
+    let mut depth = 0i32;
+    let mut in_str = false;
+    let mut escaped = false;
+    let mut last = None;
+    for (i, &b) in bytes.iter().enumerate() {
+        if in_str {
+            match (escaped, b) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_str = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_str = true,
+            b'(' | b'{' | b'[' => depth += 1,
+            b')' | b'}' | b']' => depth -= 1,
+            b'=' if depth == 0 && i > 0 && bytes[i - 1] == b' ' => last = Some(i),
+            _ => {}
+        }
+    }
+    last
+}
+
+/// The first argument of an argument list, decorations included.
+fn first_argument(args: &str) -> &str {
+    let mut depth = 0i32;
+    for (i, b) in args.bytes().enumerate() {
+        match b {
+            b'<' | b'[' | b'{' | b'(' => depth += 1,
+            b'>' | b']' | b'}' => depth -= 1,
+            b')' if depth == 0 => return &args[..i],
+            b')' => depth -= 1,
+            b',' if depth == 0 => return &args[..i],
+            _ => {}
+        }
+    }
+    args
+}
+
+/// Removes `-yy` decorations: `4<TCP:[127.0.0.1:1->127.0.0.1:2]>` becomes `4`.
+pub fn strip_decorations(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.char_indices().peekable();
+    while let Some((i, c)) = chars.next() {
+        let after_digit = out.chars().last().is_some_and(|p| p.is_ascii_digit());
+        if c == '<' && after_digit {
+            // A socket decoration ends with "]>", a path decoration with ">".
+            let rest = &s[i..];
+            let end = if rest.starts_with("<TCP")
+                || rest.starts_with("<UDP")
+                || rest.starts_with("<UNIX")
+                || rest.starts_with("<socket:")
+            {
+                rest.find("]>").map(|e| e + 2)
+            } else {
+                rest.find('>').map(|e| e + 1)
+            };
+            if let Some(end) = end {
+                for _ in 0..rest[..end].chars().count() - 1 {
+                    chars.next();
+                }
+                continue;
+            }
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Replaces what differs between runs with stable stand-ins, consistently across every text
+/// given to the same `Normalizer`: ports become 40001, 40002, ... in order of first
+/// appearance (port 0 stays 0), socket inode numbers 10001, ..., and pointers `0x7ffc0000`.
+#[derive(Debug, Default)]
+pub struct Normalizer {
+    ports: HashMap<String, String>,
+    inodes: HashMap<String, String>,
+}
+
+impl Normalizer {
+    pub fn new() -> Normalizer {
+        Normalizer::default()
+    }
+
+    pub fn apply(&mut self, text: &str) -> String {
+        let mut out = String::with_capacity(text.len());
+        let mut i = 0;
+        let b = text.as_bytes();
+        while i < b.len() {
+            let rest = &text[i..];
+            // Ports: after "htons(", "127.0.0.1:", "]:" and "0.0.0.0:".
+            if let Some(prefix) = ["htons(", "127.0.0.1:", "]:", "0.0.0.0:"]
+                .iter()
+                .find(|p| rest.starts_with(**p))
+            {
+                let digits = leading_digits(&rest[prefix.len()..]);
+                out.push_str(prefix);
+                if !digits.is_empty() {
+                    let fresh = 40001 + self.ports.len();
+                    let mapped = if digits == "0" {
+                        "0".to_string()
+                    } else {
+                        self.ports
+                            .entry(digits.to_string())
+                            .or_insert_with(|| fresh.to_string())
+                            .clone()
+                    };
+                    out.push_str(&mapped);
+                }
+                i += prefix.len() + digits.len();
+                continue;
+            }
+            // Inodes: "socket:[N]" and "TCP:[N]".
+            if let Some(prefix) = ["socket:[", "TCP:[", "TCPv6:["]
+                .iter()
+                .find(|p| rest.starts_with(**p))
+            {
+                let digits = leading_digits(&rest[prefix.len()..]);
+                out.push_str(prefix);
+                // Only "[digits]" is an inode; "[127.0.0.1:..." is an address.
+                let closed = rest[prefix.len() + digits.len()..].starts_with(']');
+                if !digits.is_empty() && closed {
+                    let fresh = 10001 + self.inodes.len();
+                    let mapped = self
+                        .inodes
+                        .entry(digits.to_string())
+                        .or_insert_with(|| fresh.to_string());
+                    out.push_str(mapped);
+                    i += prefix.len() + digits.len();
+                } else {
+                    i += prefix.len();
+                }
+                continue;
+            }
+            // Pointers: "0x" and at least 8 hex digits.
+            if rest.starts_with("0x") {
+                let hex = rest[2..].bytes().take_while(u8::is_ascii_hexdigit).count();
+                if hex >= 8 {
+                    out.push_str("0x7ffc0000");
+                    i += 2 + hex;
+                    continue;
+                }
+            }
+            let c = rest.chars().next().unwrap_or_default();
+            out.push(c);
+            i += c.len_utf8().max(1);
+        }
+        out
+    }
+}
+
+fn leading_digits(s: &str) -> &str {
+    let n = s.bytes().take_while(u8::is_ascii_digit).count();
+    &s[..n]
+}
+
+/// The calls on sockets from strace output, in order, as normalised lines.
+pub fn socket_lines(strace_output: &str, norm: &mut Normalizer) -> Vec<String> {
+    strace_output
+        .lines()
+        .filter_map(parse_line)
+        .filter(Call::on_socket)
+        .map(|c| norm.apply(&c.line()))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_a_decorated_line() {
+        let line = r#"9426  accept4(3<TCP:[127.0.0.1:38409]>, {sa_family=AF_INET, sin_port=htons(53312), sin_addr=inet_addr("127.0.0.1")}, [128 => 16], SOCK_CLOEXEC) = 5<TCP:[127.0.0.1:38409->127.0.0.1:53312]>"#;
+        let c = parse_line(line).unwrap();
+        assert_eq!(c.name, "accept4");
+        assert_eq!(c.first_arg, "3<TCP:[127.0.0.1:38409]>");
+        assert_eq!(c.key(), "accept4(3) = 5");
+        assert!(c.on_socket());
+    }
+
+    #[test]
+    fn equals_inside_strings_are_not_the_result() {
+        let c = parse_line(r#"write(4, "a = b", 5)                  = 5"#).unwrap();
+        assert_eq!(c.text, r#"write(4, "a = b", 5)"#);
+        assert_eq!(c.result, "5");
+        assert!(!c.on_socket());
+    }
+
+    #[test]
+    fn normalises_ports_in_order_and_keeps_zero() {
+        let mut n = Normalizer::new();
+        let a = n.apply("bind(3, htons(0)) listening on 127.0.0.1:5555, peer 127.0.0.1:6666");
+        assert_eq!(
+            a,
+            "bind(3, htons(0)) listening on 127.0.0.1:40001, peer 127.0.0.1:40002"
+        );
+        assert_eq!(
+            n.apply("htons(6666) socket:[999]"),
+            "htons(40002) socket:[10001]"
+        );
+    }
+}

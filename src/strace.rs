@@ -161,46 +161,56 @@ fn find_result_sep(s: &str) -> Option<usize> {
 
 /// The first argument of an argument list, decorations included.
 fn first_argument(args: &str) -> &str {
+    let bytes = args.as_bytes();
     let mut depth = 0i32;
-    for (i, b) in args.bytes().enumerate() {
-        match b {
-            b'<' | b'[' | b'{' | b'(' => depth += 1,
-            b'>' | b']' | b'}' => depth -= 1,
-            b')' if depth == 0 => return &args[..i],
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'<' if i > 0 && bytes[i - 1].is_ascii_digit() => {
+                if let Some(len) = decoration_len(&args[i..]) {
+                    i += len;
+                    continue;
+                }
+            }
+            b'[' | b'{' | b'(' => depth += 1,
+            b']' | b'}' => depth -= 1,
+            b')' | b',' if depth == 0 => return &args[..i],
             b')' => depth -= 1,
-            b',' if depth == 0 => return &args[..i],
             _ => {}
         }
+        i += 1;
     }
     args
+}
+
+/// The length of a `-yy` decoration at the start of `rest` (which starts with `<`): a socket's
+/// ends with `]>` (its text may hold `->`), a file's with `>`.
+fn decoration_len(rest: &str) -> Option<usize> {
+    let socket = ["<TCP", "<UDP", "<UNIX", "<socket:", "<NETLINK"]
+        .iter()
+        .any(|tag| rest.starts_with(tag));
+    if socket {
+        rest.find("]>").map(|e| e + 2)
+    } else {
+        rest.find('>').map(|e| e + 1)
+    }
 }
 
 /// Removes `-yy` decorations: `4<TCP:[127.0.0.1:1->127.0.0.1:2]>` becomes `4`.
 pub fn strip_decorations(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
-    let mut chars = s.char_indices().peekable();
-    while let Some((i, c)) = chars.next() {
-        let after_digit = out.chars().last().is_some_and(|p| p.is_ascii_digit());
-        if c == '<' && after_digit {
-            // A socket decoration ends with "]>", a path decoration with ">".
-            let rest = &s[i..];
-            let end = if rest.starts_with("<TCP")
-                || rest.starts_with("<UDP")
-                || rest.starts_with("<UNIX")
-                || rest.starts_with("<socket:")
-            {
-                rest.find("]>").map(|e| e + 2)
-            } else {
-                rest.find('>').map(|e| e + 1)
-            };
-            if let Some(end) = end {
-                for _ in 0..rest[..end].chars().count() - 1 {
-                    chars.next();
-                }
+    let mut i = 0;
+    while i < s.len() {
+        let rest = &s[i..];
+        if rest.starts_with('<') && out.ends_with(|c: char| c.is_ascii_digit()) {
+            if let Some(len) = decoration_len(rest) {
+                i += len;
                 continue;
             }
         }
+        let c = rest.chars().next().unwrap_or_default();
         out.push(c);
+        i += c.len_utf8();
     }
     out
 }
@@ -312,6 +322,9 @@ mod tests {
         assert_eq!(c.name, "accept4");
         assert_eq!(c.first_arg, "3<TCP:[127.0.0.1:38409]>");
         assert_eq!(c.key(), "accept4(3) = 5");
+        let w = parse_line(r#"write(4<TCP:[127.0.0.1:2->127.0.0.1:1]>, "x", 1) = 1"#).unwrap();
+        assert_eq!(w.first_arg, "4<TCP:[127.0.0.1:2->127.0.0.1:1]>");
+        assert_eq!(w.key(), "write(4) = 1");
         assert!(c.on_socket());
     }
 

@@ -13,12 +13,14 @@
 //! | `fd.rs` | [`Fd`], an owned descriptor whose drop is a traced `close(2)` |
 //! | `socket.rs` | `socket`, `bind`, `listen`, `accept4`, `connect`, `read`, `write`, `recv`, `send`, `shutdown`, `getsockname`, `getpeername` |
 //! | `sockopt.rs` | `setsockopt`/`getsockopt` (`SO_REUSEADDR`, `SO_REUSEPORT`, `SO_LINGER`, `SO_ERROR`, `TCP_NODELAY`), `fcntl` `O_NONBLOCK` |
-//! | `signal.rs` | SIGPIPE's disposition, and a counter for lesson 07 |
+//! | `poll.rs` | `poll(2)` over many descriptors (lesson 10) |
+//! | `signal.rs` | SIGPIPE's disposition and a counter for lesson 07; the self-pipe that turns SIGINT/SIGTERM into a readable descriptor |
 //! | `error.rs` | [`Error`]: syscall, argument, errno name, hint |
 //! | `trace.rs` | the strace-format self-trace |
 
 mod error;
 mod fd;
+mod poll;
 pub mod signal;
 mod socket;
 mod sockopt;
@@ -26,6 +28,7 @@ pub mod trace;
 
 pub use error::{errno_name, errno_of, Errno, Error, Result};
 pub use fd::Fd;
+pub use poll::{poll, PollFd, PollFlags};
 pub use socket::{
     accept, bind, connect, getpeername, getsockname, listen, read, recv, send, shutdown, socket,
     write, Family, MsgFlags,

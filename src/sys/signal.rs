@@ -78,3 +78,69 @@ pub fn ignore_sigpipe() {
         libc::sigaction(libc::SIGPIPE, &act, std::ptr::null_mut());
     }
 }
+
+// --- Stopping on SIGINT/SIGTERM: the self-pipe trick -------------------------------------
+//
+// A signal handler may only call async-signal-safe functions, so it cannot touch the event
+// loop. It writes one byte into a pipe instead; the loop watches the pipe's read end like any
+// other descriptor and stops in its own time (lesson 11, "Inside the loop").
+
+static STOP_PIPE_WRITE: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(-1);
+
+extern "C" fn on_stop_signal(sig: libc::c_int) {
+    let fd = STOP_PIPE_WRITE.load(Ordering::Relaxed);
+    if fd >= 0 {
+        let byte = sig as u8;
+        // SAFETY: write(2) is async-signal-safe; the buffer is a live local byte. A full pipe
+        // (EAGAIN) only means a stop is already pending, so the result is ignored.
+        unsafe {
+            libc::write(fd, (&byte as *const u8).cast(), 1);
+        }
+    }
+}
+
+/// Creates a non-blocking pipe, makes SIGINT and SIGTERM write the signal number into it, and
+/// returns the read end for an event loop to watch. Calling it again returns a new read end
+/// and retires the old pipe.
+pub fn stop_signal_pipe() -> super::Result<super::Fd> {
+    let mut fds = [0 as libc::c_int; 2];
+    // SAFETY: `fds` has room for the two descriptors pipe2 writes.
+    let rc = unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_NONBLOCK | libc::O_CLOEXEC) };
+    if rc == -1 {
+        return Err(super::Error::new(
+            "pipe2",
+            "stop pipe",
+            super::Errno::last(),
+        ));
+    }
+    // The write end stays open for the life of the process: the handler may run at any time.
+    // An older write end, if any, is leaked on purpose for the same reason.
+    STOP_PIPE_WRITE.store(fds[1], Ordering::Relaxed);
+    // SAFETY: the handler only loads an atomic and calls write(2), both async-signal-safe; the
+    // sigaction struct is fully initialised.
+    unsafe {
+        let mut act: libc::sigaction = std::mem::zeroed();
+        act.sa_sigaction = on_stop_signal as *const () as libc::sighandler_t;
+        act.sa_flags = libc::SA_RESTART;
+        libc::sigemptyset(&mut act.sa_mask);
+        libc::sigaction(libc::SIGINT, &act, std::ptr::null_mut());
+        libc::sigaction(libc::SIGTERM, &act, std::ptr::null_mut());
+    }
+    // SAFETY: pipe2 just created fds[0] and nothing else owns it.
+    Ok(unsafe { super::Fd::from_raw(fds[0]) })
+}
+
+/// Empties the stop pipe (not a socket: no trace line). Returns the last signal number read,
+/// if any.
+pub fn drain_stop_pipe(fd: &super::Fd) -> Option<i32> {
+    let mut last = None;
+    let mut buf = [0u8; 16];
+    loop {
+        // SAFETY: `buf` is valid for writes of its length for the whole call.
+        let n = unsafe { libc::read(fd.raw(), buf.as_mut_ptr().cast(), buf.len()) };
+        if n <= 0 {
+            return last;
+        }
+        last = Some(i32::from(buf[n as usize - 1]));
+    }
+}

@@ -42,7 +42,7 @@ pub fn enabled() -> bool {
 
 /// Prints one finished call. `call` is everything up to the closing parenthesis,
 /// `result` what strace prints after `= `.
-pub(crate) fn line(call: &str, result: &str) {
+pub fn line(call: &str, result: &str) {
     let mut text = String::with_capacity(call.len() + result.len() + 8);
     text.push_str(call);
     if call.len() < 40 {
@@ -60,12 +60,12 @@ pub(crate) fn line(call: &str, result: &str) {
 }
 
 /// The result column for a call that returned `value`.
-pub(crate) fn ok(value: impl std::fmt::Display) -> String {
+pub fn ok(value: impl std::fmt::Display) -> String {
     value.to_string()
 }
 
 /// The result column for a call that failed: `-1 ECONNREFUSED (Connection refused)`.
-pub(crate) fn err(errno: Errno) -> String {
+pub fn err(errno: Errno) -> String {
     format!("-1 {} ({})", errno_name(errno), errno.desc())
 }
 
@@ -158,5 +158,42 @@ mod tests {
             err(Errno::ECONNREFUSED),
             "-1 ECONNREFUSED (Connection refused)"
         );
+    }
+}
+
+/// The raw `epoll_event.events` bits behind a mio event, for trace lines that print what
+/// `epoll_wait` really returned.
+pub fn epoll_bits(event: &mio::event::Event) -> u32 {
+    const _: () = assert!(
+        std::mem::size_of::<mio::event::Event>() == std::mem::size_of::<libc::epoll_event>()
+    );
+    // SAFETY: on Linux, mio's `Event` is `#[repr(transparent)]` over `libc::epoll_event`
+    // (mio 1.x, src/event/event.rs; the size check above catches a change of layout), so the
+    // pointer cast reads the very struct epoll_wait filled in. The field is copied out by
+    // value because the struct is packed on x86_64.
+    let raw = unsafe { &*(event as *const mio::event::Event as *const libc::epoll_event) };
+    raw.events
+}
+
+/// `epoll_event.events` bits as strace prints them: `EPOLLIN|EPOLLRDHUP|EPOLLET`.
+pub fn epoll_names(bits: u32) -> String {
+    let known = [
+        (libc::EPOLLIN, "EPOLLIN"),
+        (libc::EPOLLPRI, "EPOLLPRI"),
+        (libc::EPOLLOUT, "EPOLLOUT"),
+        (libc::EPOLLERR, "EPOLLERR"),
+        (libc::EPOLLHUP, "EPOLLHUP"),
+        (libc::EPOLLRDHUP, "EPOLLRDHUP"),
+        (libc::EPOLLET, "EPOLLET"),
+    ];
+    let parts: Vec<&str> = known
+        .iter()
+        .filter(|(bit, _)| bits & (*bit as u32) != 0)
+        .map(|(_, n)| *n)
+        .collect();
+    if parts.is_empty() {
+        "0".into()
+    } else {
+        parts.join("|")
     }
 }

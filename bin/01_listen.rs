@@ -65,7 +65,7 @@ fn demo() -> Result<(), Box<dyn Error>> {
     let second = blocking::connect_tcp(addr)?;
     println!("two clients connected, and nobody called accept():");
     show_table(addr.port());
-    println!("Recv-Q of a LISTEN socket counts the connections waiting for accept() (at most the backlog, 4)");
+    println!("Recv-Q of a LISTEN socket counts the connections waiting for accept(); Linux queues up to backlog + 1");
     drop((first, second, listener));
     Ok(())
 }

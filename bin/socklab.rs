@@ -96,9 +96,12 @@ fn trace(number: &str, write: Option<&Path>) -> Result<(), Box<dyn Error>> {
         .into());
     }
     let mut norm = Normalizer::new();
-    let calls = strace::socket_lines(&raw, &mut norm).join("\n") + "\n";
+    let calls = strace::mask_varying(
+        &(strace::fold_repeats(&strace::socket_lines(&raw, &mut norm)).join("\n") + "\n"),
+    );
     // The output gets its own numbering, so a test can normalise a fresh run's stdout alone.
-    let printed = Normalizer::new().apply(&String::from_utf8_lossy(&out.stdout));
+    let printed =
+        strace::mask_varying(&Normalizer::new().apply(&String::from_utf8_lossy(&out.stdout)));
     match write {
         None => print!("{calls}"),
         Some(dir) => {

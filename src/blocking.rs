@@ -115,3 +115,28 @@ pub fn fetch(
     out.flush()?;
     Ok(())
 }
+
+/// An echo client: send stdin chunk by chunk, and after each chunk read back as many bytes
+/// before sending the next, so neither side's buffers can fill up. Lessons 04, 11 and 12.
+pub fn echo_client(
+    addr: SocketAddr,
+    out: &mut impl std::io::Write,
+) -> Result<(), Box<dyn std::error::Error>> {
+    use std::io::Read;
+    let fd = connect_tcp(addr)?;
+    let mut stdin = std::io::stdin().lock();
+    let mut chunk = vec![0u8; 16 * 1024];
+    loop {
+        let n = stdin.read(&mut chunk)?;
+        if n == 0 {
+            return Ok(());
+        }
+        write_all(&fd, &chunk[..n])?;
+        let back = read_up_to(&fd, n, 16 * 1024)?;
+        if back.len() < n {
+            return Err("the server closed before echoing everything".into());
+        }
+        out.write_all(&back)?;
+        out.flush()?;
+    }
+}

@@ -44,7 +44,7 @@ pub fn parse<C: Parser>(port: u16) -> C {
     for name in names {
         let d = default.clone();
         cmd = cmd.mut_subcommand(name, move |s| {
-            s.mut_arg("addr", move |a| a.default_value(d))
+            s.mut_arg("addr", move |a| a.default_value(d).required(false))
         });
     }
     let matches = cmd.get_matches();

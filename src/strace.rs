@@ -76,20 +76,45 @@ impl Call {
     /// The call as `name(fd) = result`, with `-yy` decorations stripped: what the tests
     /// compare between a recorded trace and the self-trace.
     pub fn key(&self) -> String {
+        let mut args = strip_decorations(&self.first_arg);
+        if self.name == "epoll_ctl" {
+            // Which operation on which descriptor is what matters.
+            let all = strip_decorations(&self.text);
+            let parts: Vec<&str> = all.splitn(4, ", ").collect();
+            if parts.len() >= 3 {
+                args = format!("{args}, {}, {}", parts[1], parts[2]);
+            }
+        }
         format!(
-            "{}({}) = {}",
+            "{}({args}) = {}",
             self.name,
-            strip_decorations(&self.first_arg),
             strip_decorations(&self.result)
         )
     }
 
+    /// For `epoll_ctl`, the descriptor it changes (its third argument), decorations included.
+    fn epoll_target(&self) -> Option<&str> {
+        if self.name != "epoll_ctl" {
+            return None;
+        }
+        let args = &self.text[self.name.len() + 1..];
+        let rest = args.get(self.first_arg.len()..)?.strip_prefix(", ")?;
+        let rest = rest.split_once(", ")?.1;
+        Some(first_argument(rest))
+    }
+
     /// Whether the call is on a socket, or a network call (which always is).
     pub fn on_socket(&self) -> bool {
-        NETWORK_CALLS.contains(&self.name.as_str())
-            || ["<TCP", "<UDP", "<UNIX", "<socket:", "<NETLINK"]
+        let is_socket = |arg: &str| {
+            ["<TCP", "<UDP", "<UNIX", "<socket:", "<NETLINK"]
                 .iter()
-                .any(|tag| self.first_arg.contains(tag))
+                .any(|tag| arg.contains(tag))
+        };
+        NETWORK_CALLS.contains(&self.name.as_str())
+            || is_socket(&self.first_arg)
+            || self.epoll_target().is_some_and(is_socket)
+            || self.name.starts_with("epoll_wait")
+            || self.name == "epoll_pwait"
     }
 
     /// The line with single spaces around `=`.
@@ -242,6 +267,12 @@ impl Normalizer {
             {
                 let digits = leading_digits(&rest[prefix.len()..]);
                 out.push_str(prefix);
+                let after = &rest[prefix.len() + digits.len()..];
+                if after.starts_with("\"...") {
+                    // strace cut the string inside the port: the digits left are not a port.
+                    i += prefix.len() + digits.len();
+                    continue;
+                }
                 if !digits.is_empty() {
                     let fresh = 40001 + self.ports.len();
                     let mapped = if digits == "0" {
@@ -296,6 +327,54 @@ impl Normalizer {
     }
 }
 
+/// In every line that says it "varies", replaces each run of digits with `N`: a lesson marks
+/// numbers that change from run to run (counts, timings) that way, so the recorded output can
+/// still be compared.
+pub fn mask_varying(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for line in text.split_inclusive('\n') {
+        if line.contains("varies") {
+            let mut in_digits = false;
+            for c in line.chars() {
+                if c.is_ascii_digit() {
+                    if !in_digits {
+                        out.push('N');
+                    }
+                    in_digits = true;
+                } else {
+                    in_digits = false;
+                    out.push(c);
+                }
+            }
+        } else {
+            out.push_str(line);
+        }
+    }
+    out
+}
+
+/// Folds runs of identical lines into the first one and a note of how many followed, so a
+/// busy loop's thousand EAGAINs do not bury the rest of a recorded trace.
+pub fn fold_repeats(lines: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let mut i = 0;
+    while i < lines.len() {
+        let mut j = i + 1;
+        while j < lines.len() && lines[j] == lines[i] {
+            j += 1;
+        }
+        out.push(lines[i].clone());
+        if j - i > 1 {
+            out.push(format!(
+                "... the line above, {} more times (varies)",
+                j - i - 1
+            ));
+        }
+        i = j;
+    }
+    out
+}
+
 fn leading_digits(s: &str) -> &str {
     let n = s.bytes().take_while(u8::is_ascii_digit).count();
     &s[..n]
@@ -325,6 +404,11 @@ mod tests {
         let w = parse_line(r#"write(4<TCP:[127.0.0.1:2->127.0.0.1:1]>, "x", 1) = 1"#).unwrap();
         assert_eq!(w.first_arg, "4<TCP:[127.0.0.1:2->127.0.0.1:1]>");
         assert_eq!(w.key(), "write(4) = 1");
+        let e = parse_line("epoll_ctl(3<anon_inode:[eventpoll]>, EPOLL_CTL_ADD, 8<TCP:[127.0.0.1:1->127.0.0.1:2]>, {events=EPOLLIN|EPOLLRDHUP|EPOLLET, data={u32=16, u64=16}}) = 0").unwrap();
+        assert_eq!(e.key(), "epoll_ctl(3, EPOLL_CTL_ADD, 8) = 0");
+        assert!(e.on_socket());
+        let waker = parse_line("epoll_ctl(3<anon_inode:[eventpoll]>, EPOLL_CTL_ADD, 4<anon_inode:[eventfd]>, {events=EPOLLIN|EPOLLET, data={u32=0, u64=0}}) = 0").unwrap();
+        assert!(!waker.on_socket());
         assert!(c.on_socket());
     }
 
@@ -334,6 +418,19 @@ mod tests {
         assert_eq!(c.text, r#"write(4, "a = b", 5)"#);
         assert_eq!(c.result, "5");
         assert!(!c.on_socket());
+    }
+
+    #[test]
+    fn masks_varying_lines_and_folds_repeats() {
+        assert_eq!(
+            mask_varying("spun 2725 times (varies)\n5 fixed\n"),
+            "spun N times (varies)\n5 fixed\n"
+        );
+        let lines: Vec<String> = ["a", "b", "b", "b", "c"].map(String::from).to_vec();
+        assert_eq!(
+            fold_repeats(&lines),
+            ["a", "b", "... the line above, 2 more times (varies)", "c"]
+        );
     }
 
     #[test]

@@ -34,6 +34,7 @@
 //!   [`Config::accept_backoff`] instead of spinning; past [`Config::max_connections`] new
 //!   connections are accepted and closed at once.
 
+pub mod echo;
 mod poller;
 mod slab;
 mod timer;
@@ -243,6 +244,11 @@ struct Conn {
     dirty: bool,
     /// The peer sent FIN.
     read_closed: bool,
+    /// Reading stopped for backpressure: input is waiting unconsumed while output is
+    /// queued. Reading resumes when the output drains.
+    read_paused: bool,
+    /// Offer the waiting input to the handler again before the next read.
+    reoffer: bool,
     /// Close once the output is flushed (or at once when `flush` is false).
     closing: Option<(CloseReason, bool)>,
 }
@@ -344,6 +350,8 @@ impl<T> Ctx<T> {
             writable_interest: true,
             dirty: false,
             read_closed: false,
+            read_paused: false,
+            reoffer: false,
             closing: None,
         });
         let token = Token(CONN_BASE + id.slot());
@@ -575,6 +583,13 @@ impl<T> Ctx<T> {
             return false;
         }
         let emptied = conn.pending() == 0;
+        if emptied && conn.read_paused {
+            // The peer read its replies: take its input again (edge-triggered, so the loop
+            // must go and look; no new event will come for bytes already waiting).
+            conn.read_paused = false;
+            conn.reoffer = true;
+            self.more_to_read.push_back(id);
+        }
         if emptied {
             conn.output.clear();
             conn.sent = 0;
@@ -820,6 +835,8 @@ fn accept_all<H: Handler>(ctx: &mut Ctx<H::Timer>, h: &mut H, index: usize) {
                     writable_interest: false,
                     dirty: false,
                     read_closed: false,
+                    read_paused: false,
+                    reoffer: false,
                     closing: None,
                 });
                 if poller::register(
@@ -917,10 +934,25 @@ fn read_ready<H: Handler>(ctx: &mut Ctx<H::Timer>, h: &mut H, id: ConnId) {
             drained = true;
             break;
         };
-        if conn.closing.is_some() || conn.read_closed {
+        if conn.closing.is_some() || conn.read_closed || conn.read_paused {
             drained = true;
             break;
         }
+        if conn.input.len() >= scratch.len() && conn.pending() > 0 {
+            // Backpressure: the handler could not take what it has, and the peer is not
+            // reading our output. Stop reading until the output drains.
+            conn.read_paused = true;
+            drained = true;
+            break;
+        }
+        if std::mem::take(&mut conn.reoffer) && !conn.input.is_empty() {
+            // Resuming after a pause: offer what is waiting before reading more.
+            deliver(ctx, h, id, &[]);
+        }
+        let Some(conn) = ctx.conns.get_mut(id) else {
+            drained = true;
+            break;
+        };
         match sys::read(&conn.fd, &mut scratch) {
             Ok(0) => {
                 conn.read_closed = true;

@@ -66,7 +66,11 @@ pub fn ok(value: impl std::fmt::Display) -> String {
 
 /// The result column for a call that failed: `-1 ECONNREFUSED (Connection refused)`.
 pub fn err(errno: Errno) -> String {
-    format!("-1 {} ({})", errno_name(errno), errno.desc())
+    // The C library's message (strerror), which is what strace prints; nix's own table
+    // words some differently ("Try again" for EAGAIN).
+    let text = std::io::Error::from_raw_os_error(errno as i32).to_string();
+    let text = text.split(" (os error").next().unwrap_or_default();
+    format!("-1 {} ({text})", errno_name(errno))
 }
 
 /// A socket address the way strace prints a `struct sockaddr`.
@@ -157,6 +161,10 @@ mod tests {
         assert_eq!(
             err(Errno::ECONNREFUSED),
             "-1 ECONNREFUSED (Connection refused)"
+        );
+        assert_eq!(
+            err(Errno::EAGAIN),
+            "-1 EAGAIN (Resource temporarily unavailable)"
         );
     }
 }

@@ -6,7 +6,7 @@ MDBOOK  ?= $(shell command -v mdbook 2>/dev/null || echo $(HOME)/.cargo/bin/mdbo
 RELEASE := target/release
 LESSONS := $(sort $(basename $(notdir $(wildcard bin/[0-9][0-9]_*.rs))))
 
-.PHONY: help build tour test lesson trace docs check-tools
+.PHONY: help build tour test lesson trace docs check-tools bench bench-loop
 
 help:
 	@echo "make tour        build, then run every lesson's demonstration with its self-trace"
@@ -14,6 +14,7 @@ help:
 	@echo "make lesson N=04 run one lesson's demonstration with its self-trace"
 	@echo "make trace N=04  record lesson 04 under the real strace into docs/src (all lessons without N)"
 	@echo "make docs        build the book into docs/book (needs mdbook)"
+	@echo "make bench-loop  echo round trips per second through the event loop (1, 100, 1000 connections)"
 
 build:
 	$(CARGO) build --release --quiet
@@ -54,3 +55,9 @@ test: check-tools
 	@if [ -x "$(MDBOOK)" ]; then $(MDBOOK) build docs 2>&1 | tee target/mdbook.log; \
 	  if grep -qiE 'error|warn' target/mdbook.log; then echo "the book build printed warnings"; exit 1; fi; \
 	else echo "SKIPPED: book build (mdbook not found)"; fi
+
+# Benchmarks are not tests: they print figures and assert nothing.
+bench: bench-loop
+
+bench-loop: build
+	$(RELEASE)/socklab bench-loop

@@ -59,12 +59,12 @@ fn demo() -> Result<(), Box<dyn Error>> {
     let (listener, addr) = blocking::listen_tcp("127.0.0.1:0".parse()?, opts)?;
     println!("bound to port 0; getsockname() says the kernel picked {addr}");
     println!("listening on {addr}");
-    show_table(addr.port());
+    show_table(addr);
 
     let first = blocking::connect_tcp(addr)?;
     let second = blocking::connect_tcp(addr)?;
     println!("two clients connected, and nobody called accept():");
-    show_table(addr.port());
+    show_table(addr);
     println!("Recv-Q of a LISTEN socket counts the connections waiting for accept(); Linux queues up to backlog + 1");
     drop((first, second, listener));
     Ok(())
@@ -72,13 +72,15 @@ fn demo() -> Result<(), Box<dyn Error>> {
 // ANCHOR_END: demo
 
 /// Prints what the kernel's table (/proc/net/tcp, what `ss` reads) says about `port`.
-fn show_table(port: u16) {
-    let rows = procnet::rows_for_port(port);
+fn show_table(addr: SocketAddr) {
+    let rows = procnet::rows_for(addr);
     for row in rows.iter().filter(|r| r.state == "LISTEN") {
         println!("  {} {} Recv-Q={}", row.state, row.local, row.rx_queue);
     }
     let established = rows.iter().filter(|r| r.state == "ESTAB").count();
-    println!("  ESTAB rows: {established} (each connection appears once per end)");
+    println!(
+        "  ESTAB rows on the server's side: {established} (finished handshakes, not yet accepted)"
+    );
 }
 
 fn serve(addr: SocketAddr, backlog: i32) -> Result<(), Box<dyn Error>> {

@@ -71,7 +71,7 @@ fn restart(first: bool, second: bool) -> Result<(), Box<dyn Error>> {
     blocking::read_to_end(&client, 64)?;
     client.close()?;
     listener.close()?;
-    for row in procnet::rows_for_port(addr.port()) {
+    for row in procnet::rows_for(addr) {
         println!("  {} {} -> {}", row.state, row.local, row.remote);
     }
 

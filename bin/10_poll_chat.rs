@@ -69,10 +69,8 @@ impl Room {
             if pfd.revents().is_empty() {
                 continue;
             }
-            let n = match sys::read(&self.clients[i - 1].0, &mut buf) {
-                Ok(n) => n,
-                Err(_) => 0, // a reset counts as leaving
-            };
+            // A reset (an error) counts as leaving, like end of file.
+            let n = sys::read(&self.clients[i - 1].0, &mut buf).unwrap_or(0);
             if n == 0 {
                 gone.push(i - 1);
                 continue;

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
 
 use clap::{Parser, Subcommand};
+use socklab::bench;
 use socklab::strace::{self, Normalizer};
 
 /// socklab: real-time messaging from the socket syscalls up.
@@ -22,6 +23,20 @@ struct Cli {
 enum Cmd {
     /// Run lesson NN's demonstration under the real strace; print its socket calls, with
     /// ports, inodes and pointers normalised
+    /// Benchmark the event loop: echo round trips per second with 1, 100 and 1,000
+    /// connections (lesson 11's server), beside lesson 04's blocking server with one
+    /// connection. Server on CPU 0, load generator on CPU 1. Writes target/bench/loop.md
+    BenchLoop {
+        /// Connection counts to measure
+        #[arg(long, value_delimiter = ',', default_value = "1,100,1000")]
+        conns: Vec<usize>,
+        /// Seconds measured per figure (after 0.5 s of warm-up)
+        #[arg(long, default_value_t = 2.0)]
+        seconds: f64,
+        /// Repetitions per figure (the median is reported)
+        #[arg(long, default_value_t = 3)]
+        reps: usize,
+    },
     Trace {
         /// The lesson number, e.g. 04
         lesson: String,
@@ -36,6 +51,11 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.cmd {
         Cmd::Trace { lesson, write } => trace(&lesson, write.as_deref()),
+        Cmd::BenchLoop {
+            conns,
+            seconds,
+            reps,
+        } => bench_loop(&conns, seconds, reps),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -44,6 +64,131 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// A server binary of ours, started for a benchmark, pinned to `cpu`, stopped on drop.
+struct Server {
+    child: std::process::Child,
+    addr: std::net::SocketAddr,
+}
+
+impl Server {
+    fn start(lesson: &str, cpu: usize) -> Result<Server, Box<dyn Error>> {
+        use std::io::BufRead;
+        let bin = lesson_binary(lesson)?;
+        let mut child = Command::new(&bin)
+            .args(["serve", "--addr", "127.0.0.1:0"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()?;
+        let pinned = bench::pin(child.id() as i32, cpu);
+        let stdout = child.stdout.take().ok_or("no stdout")?;
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            let _ = std::io::BufReader::new(stdout).read_line(&mut line);
+            let _ = tx.send(line);
+        });
+        let line = rx.recv_timeout(std::time::Duration::from_secs(10))?;
+        let addr = line
+            .trim()
+            .strip_prefix("listening on ")
+            .ok_or_else(|| format!("{} printed {line:?}", bin.display()))?
+            .parse()?;
+        if !pinned {
+            eprintln!("note: could not pin the server to CPU {cpu}");
+        }
+        Ok(Server { child, addr })
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn bench_loop(conns: &[usize], seconds: f64, reps: usize) -> Result<(), Box<dyn Error>> {
+    use std::fmt::Write as _;
+    use std::time::Duration;
+    let limit = bench::raise_fd_limit();
+    let pinned = bench::pin(0, 1);
+    let warmup = Duration::from_millis(500);
+    let measure = Duration::from_secs_f64(seconds);
+    let mut loop_rates: Vec<Vec<f64>> = vec![Vec::new(); conns.len()];
+    let mut blocking_rates = Vec::new();
+    let mut notes = Vec::new();
+    // A B A B: the two servers alternate, so drift in machine speed hits both.
+    for rep in 0..reps.max(1) {
+        eprintln!("repetition {} of {reps}", rep + 1);
+        {
+            let server = Server::start("11", 0)?;
+            for (i, &n) in conns.iter().enumerate() {
+                if n as u64 * 2 + 64 > limit {
+                    notes.push(format!(
+                        "{n} connections need about {} descriptors; the limit here is {limit}",
+                        n * 2 + 64
+                    ));
+                    continue;
+                }
+                let r = bench::ping_pong(server.addr, n, 64, warmup, measure)?;
+                if r.failed > 0 {
+                    notes.push(format!("{n} connections: {} failed", r.failed));
+                }
+                loop_rates[i].push(r.per_second());
+            }
+        }
+        {
+            let server = Server::start("04", 0)?;
+            let r = bench::ping_pong(server.addr, 1, 64, warmup, measure)?;
+            blocking_rates.push(r.per_second());
+        }
+    }
+    let (base, base_lo, base_hi) = bench::median_range(&blocking_rates);
+    let mut table = String::new();
+    writeln!(table, "Echo round trips per second (64-byte messages, one in flight per connection; median of {reps}, min-max in brackets).")?;
+    writeln!(
+        table,
+        "Server on CPU 0, load generator on CPU 1{}; {} s measured after 0.5 s of warm-up.\n",
+        if pinned {
+            ""
+        } else {
+            " (pinning failed: unpinned)"
+        },
+        seconds
+    )?;
+    writeln!(
+        table,
+        "| connections | event loop (lesson 11) | blocking, 1 connection (lesson 04) | ratio |"
+    )?;
+    writeln!(table, "|---:|---:|---:|---:|")?;
+    for (i, &n) in conns.iter().enumerate() {
+        if loop_rates[i].is_empty() {
+            writeln!(
+                table,
+                "| {n} | not reached (descriptor limit {limit}) | | |"
+            )?;
+            continue;
+        }
+        let (m, lo, hi) = bench::median_range(&loop_rates[i]);
+        writeln!(
+            table,
+            "| {n} | {m:.0} [{lo:.0}-{hi:.0}] | {base:.0} [{base_lo:.0}-{base_hi:.0}] | {:.2}x |",
+            m / base.max(1.0)
+        )?;
+    }
+    notes.sort();
+    notes.dedup();
+    for n in notes {
+        writeln!(table, "\nnote: {n}")?;
+    }
+    print!("{table}");
+    std::fs::create_dir_all("target/bench")?;
+    std::fs::write("target/bench/loop.md", &table)?;
+    eprintln!("wrote target/bench/loop.md");
+    Ok(())
 }
 
 /// The lesson binary built next to this one whose name starts with `NN_`.

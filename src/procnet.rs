@@ -89,12 +89,19 @@ pub fn tcp_rows() -> Vec<TcpRow> {
         .collect()
 }
 
-/// The rows whose local or remote port is `port`.
-pub fn rows_for_port(port: u16) -> Vec<TcpRow> {
-    tcp_rows()
-        .into_iter()
-        .filter(|r| r.local.port() == port || r.remote.port() == port)
-        .collect()
+/// The rows whose local address is exactly `addr` (the kernel may show a row twice when the
+/// table changes while it is read; duplicates are dropped).
+pub fn rows_for(addr: SocketAddr) -> Vec<TcpRow> {
+    let mut rows: Vec<TcpRow> = tcp_rows().into_iter().filter(|r| r.local == addr).collect();
+    let mut seen = Vec::new();
+    rows.retain(|r| {
+        let fresh = !seen.contains(r);
+        if fresh {
+            seen.push(r.clone());
+        }
+        fresh
+    });
+    rows
 }
 
 impl std::fmt::Display for TcpRow {

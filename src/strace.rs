@@ -311,8 +311,8 @@ impl Normalizer {
                 continue;
             }
             // Pointers: "0x" and at least 8 hex digits.
-            if rest.starts_with("0x") {
-                let hex = rest[2..].bytes().take_while(u8::is_ascii_hexdigit).count();
+            if let Some(digits) = rest.strip_prefix("0x") {
+                let hex = digits.bytes().take_while(u8::is_ascii_hexdigit).count();
                 if hex >= 8 {
                     out.push_str("0x7ffc0000");
                     i += 2 + hex;

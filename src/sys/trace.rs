@@ -126,6 +126,43 @@ pub fn string(data: &[u8]) -> String {
     out
 }
 
+/// The raw `epoll_event.events` bits behind a mio event, for trace lines that print what
+/// `epoll_wait` really returned.
+pub fn epoll_bits(event: &mio::event::Event) -> u32 {
+    const _: () = assert!(
+        std::mem::size_of::<mio::event::Event>() == std::mem::size_of::<libc::epoll_event>()
+    );
+    // SAFETY: on Linux, mio's `Event` is `#[repr(transparent)]` over `libc::epoll_event`
+    // (mio 1.x, src/event/event.rs; the size check above catches a change of layout), so the
+    // pointer cast reads the very struct epoll_wait filled in. The field is copied out by
+    // value because the struct is packed on x86_64.
+    let raw = unsafe { &*(event as *const mio::event::Event as *const libc::epoll_event) };
+    raw.events
+}
+
+/// `epoll_event.events` bits as strace prints them: `EPOLLIN|EPOLLRDHUP|EPOLLET`.
+pub fn epoll_names(bits: u32) -> String {
+    let known = [
+        (libc::EPOLLIN, "EPOLLIN"),
+        (libc::EPOLLPRI, "EPOLLPRI"),
+        (libc::EPOLLOUT, "EPOLLOUT"),
+        (libc::EPOLLERR, "EPOLLERR"),
+        (libc::EPOLLHUP, "EPOLLHUP"),
+        (libc::EPOLLRDHUP, "EPOLLRDHUP"),
+        (libc::EPOLLET, "EPOLLET"),
+    ];
+    let parts: Vec<&str> = known
+        .iter()
+        .filter(|(bit, _)| bits & (*bit as u32) != 0)
+        .map(|(_, n)| *n)
+        .collect();
+    if parts.is_empty() {
+        "0".into()
+    } else {
+        parts.join("|")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -166,42 +203,5 @@ mod tests {
             err(Errno::EAGAIN),
             "-1 EAGAIN (Resource temporarily unavailable)"
         );
-    }
-}
-
-/// The raw `epoll_event.events` bits behind a mio event, for trace lines that print what
-/// `epoll_wait` really returned.
-pub fn epoll_bits(event: &mio::event::Event) -> u32 {
-    const _: () = assert!(
-        std::mem::size_of::<mio::event::Event>() == std::mem::size_of::<libc::epoll_event>()
-    );
-    // SAFETY: on Linux, mio's `Event` is `#[repr(transparent)]` over `libc::epoll_event`
-    // (mio 1.x, src/event/event.rs; the size check above catches a change of layout), so the
-    // pointer cast reads the very struct epoll_wait filled in. The field is copied out by
-    // value because the struct is packed on x86_64.
-    let raw = unsafe { &*(event as *const mio::event::Event as *const libc::epoll_event) };
-    raw.events
-}
-
-/// `epoll_event.events` bits as strace prints them: `EPOLLIN|EPOLLRDHUP|EPOLLET`.
-pub fn epoll_names(bits: u32) -> String {
-    let known = [
-        (libc::EPOLLIN, "EPOLLIN"),
-        (libc::EPOLLPRI, "EPOLLPRI"),
-        (libc::EPOLLOUT, "EPOLLOUT"),
-        (libc::EPOLLERR, "EPOLLERR"),
-        (libc::EPOLLHUP, "EPOLLHUP"),
-        (libc::EPOLLRDHUP, "EPOLLRDHUP"),
-        (libc::EPOLLET, "EPOLLET"),
-    ];
-    let parts: Vec<&str> = known
-        .iter()
-        .filter(|(bit, _)| bits & (*bit as u32) != 0)
-        .map(|(_, n)| *n)
-        .collect();
-    if parts.is_empty() {
-        "0".into()
-    } else {
-        parts.join("|")
     }
 }

@@ -9,7 +9,8 @@
 //! | 1 | [`sys`] | the socket syscalls, 1:1: owned descriptors, errors that name the syscall and errno, the strace-format self-trace. The only `unsafe` in the crate. | all |
 //! | 1½ | [`blocking`] | the loops built from those calls: listen, connect, write-all, read-to-end, serve one connection at a time | 02-08 |
 //! | 2 | [`event_loop`] | a hand-rolled loop over mio: edge-triggered draining, buffered writes with WRITABLE only while output waits, a timer heap that sets the poll timeout, a waker for other threads, graceful stop on SIGINT/SIGTERM | 11-13 and after |
-//! | 3 | [`wire`] | the wire protocol, pure code with no I/O: length-prefixed frames and their incremental decoder | 08 |
+//! | 3 | [`wire`] | the wire protocol, pure code with no I/O: length-prefixed frames and their incremental decoder (08); the event protocol's packets (14 and after) | 08, 14 and after |
+//! | 4 | [`events`] | a Socket.IO-style event API: namespaces, middleware, `on`/`emit`, acks with timeouts, rooms, broadcasts, a client | 14 and after |
 //! | — | [`procnet`] | reading `/proc/net/tcp`, the kernel's socket table that `ss` shows (LISTEN queues, TIME_WAIT) | 01, 06 |
 //! | — | [`bench`] | the load generator behind `make bench-loop`: many ping-pong clients on the event loop | benchmarks |
 //! | — | [`strace`] | reading real strace output: the tool that keeps the self-trace and the book honest (`make trace`, `tests/trace.rs`) | all |
@@ -36,6 +37,7 @@ pub mod sys;
 pub mod bench;
 pub mod blocking;
 pub mod event_loop;
+pub mod events;
 pub mod lesson;
 pub mod procnet;
 pub mod strace;

@@ -56,14 +56,26 @@ pub enum Packet {
     /// The first packet each side sends: magic, version, and a JSON object of settings
     /// (the server's carries `pingInterval`, `pingTimeout` and `maxPayload` in milliseconds
     /// and bytes).
-    Hello { version: u8, info: Value },
+    Hello {
+        version: u8,
+        info: Value,
+    },
     /// Client: join namespace `ns`, with an optional auth payload. Server: accepted; `data`
     /// is `{"sid": "..."}`.
-    Connect { ns: String, data: Option<Value> },
+    Connect {
+        ns: String,
+        data: Option<Value>,
+    },
     /// Server: the namespace refused the client (middleware, unknown namespace).
-    ConnectError { ns: String, message: String },
+    ConnectError {
+        ns: String,
+        message: String,
+    },
     /// Either side: leave namespace `ns`, with an optional reason for the other side to show.
-    Disconnect { ns: String, reason: Option<String> },
+    Disconnect {
+        ns: String,
+        reason: Option<String>,
+    },
     /// An event: a name, a JSON array of arguments, binary attachments, and an ack id when
     /// the sender wants an answer.
     Event {

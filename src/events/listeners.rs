@@ -1,0 +1,227 @@
+//! Event listeners, as in Socket.IO's `on`, `once`, `off` and `onAny`, shared by the server's
+//! sockets and the client.
+//!
+//! A listener is a closure that gets the side's handle (`C`: the server's [`super::Io`] or
+//! the client's [`super::ClientIo`]) and the event. While it runs it may register or remove
+//! listeners, so dispatch takes each closure out of the table, calls it, and puts it back only
+//! if its entry still exists: an `off` during a call wins, and a `once` listener is gone after
+//! its first call.
+
+use std::collections::HashMap;
+
+use serde_json::Value;
+
+/// An event as a listener sees it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    /// The socket it came from (on the client: its own id).
+    pub socket: String,
+    pub name: String,
+    /// The JSON arguments.
+    pub args: Vec<Value>,
+    /// The binary attachments, as sent.
+    pub attachments: Vec<Vec<u8>>,
+    /// The ack id, when the sender asked for an answer (see `Io::ack` / `ClientIo::ack`).
+    pub ack: Option<u32>,
+}
+
+pub type Listener<C> = Box<dyn FnMut(&mut C, &Event)>;
+
+struct Entry<C> {
+    id: u64,
+    once: bool,
+    f: Option<Listener<C>>,
+}
+
+/// One side's listeners, by event name, plus the catch-all ones.
+pub struct Listeners<C> {
+    by_name: HashMap<String, Vec<Entry<C>>>,
+    any: Vec<Entry<C>>,
+    next_id: u64,
+}
+
+impl<C> Default for Listeners<C> {
+    fn default() -> Self {
+        Listeners {
+            by_name: HashMap::new(),
+            any: Vec::new(),
+            next_id: 0,
+        }
+    }
+}
+
+impl<C> Listeners<C> {
+    fn add(&mut self, name: Option<&str>, once: bool, f: Listener<C>) {
+        self.next_id += 1;
+        let entry = Entry {
+            id: self.next_id,
+            once,
+            f: Some(f),
+        };
+        match name {
+            Some(n) => self.by_name.entry(n.to_string()).or_default().push(entry),
+            None => self.any.push(entry),
+        }
+    }
+
+    pub fn on(&mut self, name: &str, f: Listener<C>) {
+        self.add(Some(name), false, f);
+    }
+
+    pub fn once(&mut self, name: &str, f: Listener<C>) {
+        self.add(Some(name), true, f);
+    }
+
+    pub fn on_any(&mut self, f: Listener<C>) {
+        self.add(None, false, f);
+    }
+
+    /// Removes every listener for `name`.
+    pub fn off(&mut self, name: &str) {
+        self.by_name.remove(name);
+    }
+
+    /// Removes the catch-all listeners.
+    pub fn off_any(&mut self) {
+        self.any.clear();
+    }
+
+    /// Calls the listeners for `event` from a table that is not inside `c` (a socket that
+    /// was just removed, say). Returns how many ran.
+    pub fn call_detached(&mut self, c: &mut C, event: &Event) -> usize {
+        let mut ran = 0;
+        for list in [self.by_name.get_mut(&event.name), Some(&mut self.any)] {
+            let Some(list) = list else { continue };
+            for e in list.iter_mut() {
+                if let Some(f) = e.f.as_mut() {
+                    f(c, event);
+                    ran += 1;
+                }
+            }
+        }
+        ran
+    }
+
+    fn ids(&self, name: Option<&str>) -> Vec<u64> {
+        let list = match name {
+            Some(n) => self.by_name.get(n).map(Vec::as_slice).unwrap_or(&[]),
+            None => &self.any,
+        };
+        list.iter().map(|e| e.id).collect()
+    }
+
+    fn slot(&mut self, name: Option<&str>, id: u64) -> Option<&mut Entry<C>> {
+        let list = match name {
+            Some(n) => self.by_name.get_mut(n)?,
+            None => &mut self.any,
+        };
+        list.iter_mut().find(|e| e.id == id)
+    }
+
+    fn remove(&mut self, name: Option<&str>, id: u64) {
+        let list = match name {
+            Some(n) => self.by_name.get_mut(n),
+            None => Some(&mut self.any),
+        };
+        if let Some(list) = list {
+            list.retain(|e| e.id != id);
+        }
+    }
+}
+
+/// Calls the listeners for `event` (the named ones, then the catch-all ones). `table` finds
+/// the listener table inside `c` each time, since a listener may have removed its socket.
+/// Returns how many listeners ran.
+pub fn dispatch<C>(
+    c: &mut C,
+    event: &Event,
+    table: impl Fn(&mut C) -> Option<&mut Listeners<C>>,
+) -> usize {
+    let mut ran = 0;
+    for name in [Some(event.name.as_str()), None] {
+        let ids = match table(c) {
+            Some(t) => t.ids(name),
+            None => return ran,
+        };
+        for id in ids {
+            let Some((mut f, once)) = table(c)
+                .and_then(|t| t.slot(name, id))
+                .and_then(|e| e.f.take().map(|f| (f, e.once)))
+            else {
+                continue;
+            };
+            f(c, event);
+            ran += 1;
+            if let Some(t) = table(c) {
+                if once {
+                    t.remove(name, id);
+                } else if let Some(e) = t.slot(name, id) {
+                    e.f = Some(f);
+                }
+            }
+        }
+    }
+    ran
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Side {
+        table: Listeners<Side>,
+        log: Vec<String>,
+    }
+
+    fn ev(name: &str) -> Event {
+        Event {
+            socket: "s".into(),
+            name: name.into(),
+            args: vec![],
+            attachments: vec![],
+            ack: None,
+        }
+    }
+
+    #[test]
+    fn on_once_off_and_any() {
+        let mut s = Side {
+            table: Listeners::default(),
+            log: vec![],
+        };
+        s.table.on(
+            "a",
+            Box::new(|s: &mut Side, e| s.log.push(format!("on {}", e.name))),
+        );
+        s.table
+            .once("a", Box::new(|s: &mut Side, _| s.log.push("once".into())));
+        s.table.on_any(Box::new(|s: &mut Side, e| {
+            s.log.push(format!("any {}", e.name))
+        }));
+        dispatch(&mut s, &ev("a"), |s| Some(&mut s.table));
+        dispatch(&mut s, &ev("a"), |s| Some(&mut s.table));
+        s.table.off("a");
+        dispatch(&mut s, &ev("a"), |s| Some(&mut s.table));
+        assert_eq!(s.log, ["on a", "once", "any a", "on a", "any a", "any a"]);
+    }
+
+    #[test]
+    fn a_listener_may_remove_itself_and_add_others() {
+        let mut s = Side {
+            table: Listeners::default(),
+            log: vec![],
+        };
+        s.table.on(
+            "a",
+            Box::new(|s: &mut Side, _| {
+                s.log.push("first".into());
+                s.table.off("a");
+                s.table
+                    .on("a", Box::new(|s: &mut Side, _| s.log.push("second".into())));
+            }),
+        );
+        dispatch(&mut s, &ev("a"), |s| Some(&mut s.table));
+        dispatch(&mut s, &ev("a"), |s| Some(&mut s.table));
+        assert_eq!(s.log, ["first", "second"]);
+    }
+}

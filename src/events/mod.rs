@@ -1,0 +1,349 @@
+//! Layer 4: a Socket.IO-style event API on the event loop (lessons 14 and after).
+//!
+//! What Socket.IO gives a JavaScript programmer, in plain Rust on socklab's own loop:
+//! namespaces with middleware, sockets with `on`/`once`/`off`/`on_any`, `emit` with JSON
+//! arguments and raw binary attachments, acknowledgements with timeouts, rooms, broadcasts
+//! (to rooms, unions of rooms, all but the sender, volatile), and a thread-safe handle for
+//! code outside the loop.
+//!
+//! | file | what it holds |
+//! |---|---|
+//! | `server.rs` | [`Io`] (the server's state, handed to every handler), [`Emit`], [`Broadcast`] |
+//! | `client.rs` | [`Client`] and [`ClientIo`] |
+//! | `listeners.rs` | `on`/`once`/`off`/`on_any` tables shared by both sides |
+//!
+//! The API does not know the wire format: packets ([`crate::wire::packet`]) are built and
+//! read in one place per side, so another transport can sit behind the same handlers.
+//!
+//! Handlers run on the loop thread, one at a time, with `&mut Io`: the state they share is
+//! owned by that one thread, so there are no locks on the hot path. Other threads reach it
+//! only through a [`ServerHandle`], which queues a closure and wakes the loop.
+
+mod client;
+mod listeners;
+mod server;
+
+use std::fmt;
+use std::io;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use serde_json::Value;
+
+pub use client::{Client, ClientHandle, ClientIo, ClientOptions, ClientState};
+pub use listeners::Event;
+pub use server::{Broadcast, Emit, EventStats, Handshake, Io, ServerConfig};
+
+use crate::event_loop::{EventLoop, LoopHandle};
+use crate::sys;
+use server::{ServerCore, ServerMsg};
+
+/// The disconnect reasons, with Socket.IO's wording where Socket.IO has one.
+pub mod reasons {
+    /// The peer closed the connection.
+    pub const TRANSPORT_CLOSE: &str = "transport close";
+    /// The connection failed (reset, broken pipe).
+    pub const TRANSPORT_ERROR: &str = "transport error";
+    /// No heartbeat in time.
+    pub const PING_TIMEOUT: &str = "ping timeout";
+    /// The peer sent bytes that are not the protocol.
+    pub const PARSE_ERROR: &str = "parse error";
+    /// The server is stopping (SIGINT/SIGTERM).
+    pub const SERVER_SHUTTING_DOWN: &str = "server shutting down";
+    /// The client left the namespace.
+    pub const CLIENT_NAMESPACE_DISCONNECT: &str = "client namespace disconnect";
+    /// The server disconnected the socket (`Io::disconnect`).
+    pub const SERVER_NAMESPACE_DISCONNECT: &str = "server namespace disconnect";
+    /// The connection was closed by this side for another reason.
+    pub const FORCED_CLOSE: &str = "forced close";
+    /// A handler panicked; its socket's connection was closed.
+    pub const SERVER_ERROR: &str = "server error";
+    /// The peer did not read: its outbound buffer reached the cap.
+    pub const OUTBOUND_FULL: &str = "outbound buffer full";
+    /// Client side: the server disconnected this socket.
+    pub const IO_SERVER_DISCONNECT: &str = "io server disconnect";
+    /// Client side: this client called `disconnect`.
+    pub const IO_CLIENT_DISCONNECT: &str = "io client disconnect";
+}
+
+/// The answer to an emit that asked for an ack.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AckReply {
+    pub args: Vec<Value>,
+    pub attachments: Vec<Vec<u8>>,
+}
+
+/// Why an ack callback got no answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AckError {
+    /// No answer within the timeout.
+    Timeout,
+    /// The socket disconnected first.
+    Disconnected,
+}
+
+impl fmt::Display for AckError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AckError::Timeout => f.write_str("operation has timed out"),
+            AckError::Disconnected => f.write_str("socket has been disconnected"),
+        }
+    }
+}
+
+impl std::error::Error for AckError {}
+
+/// Why an emit was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EmitError {
+    /// `connect`, `disconnect` and the other reserved names belong to the library.
+    Reserved(String),
+    /// An event name must be 1 to `max_event_name` bytes long.
+    BadName(usize),
+    /// No such socket (it disconnected).
+    NoSuchSocket(String),
+    /// The encoded packet is over the frame limit.
+    TooLarge { bytes: usize, limit: usize },
+    /// Client side: not connected, and the offline buffer is full.
+    BufferFull(usize),
+}
+
+impl fmt::Display for EmitError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            EmitError::Reserved(n) => write!(f, "\"{n}\" is a reserved event name"),
+            EmitError::BadName(len) => write!(f, "an event name of {len} bytes is not allowed"),
+            EmitError::NoSuchSocket(s) => write!(f, "no socket {s}"),
+            EmitError::TooLarge { bytes, limit } => {
+                write!(f, "the packet is {bytes} bytes, over the limit of {limit}")
+            }
+            EmitError::BufferFull(n) => {
+                write!(
+                    f,
+                    "not connected, and the offline buffer is full ({n} packets)"
+                )
+            }
+        }
+    }
+}
+
+impl std::error::Error for EmitError {}
+
+/// Socket ids: 20 characters from a URL-safe alphabet, from a SplitMix64 generator seeded
+/// from the kernel's random pool. Unique and unguessable enough for a teaching server; a
+/// real one would use a vetted random number generator.
+struct IdGen {
+    state: u64,
+}
+
+impl IdGen {
+    fn new() -> IdGen {
+        let mut seed = [0u8; 8];
+        if let Ok(mut f) = std::fs::File::open("/dev/urandom") {
+            use std::io::Read;
+            let _ = f.read_exact(&mut seed);
+        }
+        let time = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0);
+        IdGen {
+            state: u64::from_le_bytes(seed) ^ time ^ u64::from(std::process::id()),
+        }
+    }
+
+    fn next_u64(&mut self) -> u64 {
+        self.state = self.state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    fn next_id(&mut self) -> String {
+        const ALPHABET: &[u8; 64] =
+            b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+        let (a, b) = (self.next_u64(), self.next_u64());
+        (0..20)
+            .map(|i| {
+                let bits = if i < 10 {
+                    a >> (i * 6)
+                } else {
+                    b >> ((i - 10) * 6)
+                };
+                ALPHABET[(bits & 63) as usize] as char
+            })
+            .collect()
+    }
+}
+
+/// An event server on its own event loop.
+pub struct Server {
+    ev: EventLoop<ServerCore>,
+}
+
+impl Server {
+    pub fn new(config: ServerConfig) -> io::Result<Server> {
+        let loop_config = config.loop_config.clone();
+        let mut io = Io::new(config);
+        io.namespace_mut(crate::wire::packet::DEFAULT_NAMESPACE);
+        Ok(Server {
+            ev: EventLoop::new(ServerCore { io }, loop_config)?,
+        })
+    }
+
+    /// The server's state: register namespaces, middleware and connection handlers here.
+    pub fn io(&mut self) -> &mut Io {
+        &mut self.ev.handler().io
+    }
+
+    /// Starts listening; returns the real address.
+    pub fn listen(&mut self, addr: SocketAddr) -> sys::Result<SocketAddr> {
+        self.ev.ctx().listen(addr)
+    }
+
+    /// A handle for other threads.
+    pub fn handle(&self) -> ServerHandle {
+        ServerHandle {
+            inner: self.ev.handle(),
+        }
+    }
+
+    /// SIGINT and SIGTERM begin a graceful stop: every client is told `server shutting
+    /// down`, output is flushed, connections close, and [`run`](Server::run) returns.
+    pub fn stop_on_signals(&mut self) -> io::Result<()> {
+        self.ev.stop_on_signals()
+    }
+
+    /// Runs until stopped.
+    pub fn run(&mut self) -> io::Result<()> {
+        self.ev.run()
+    }
+
+    /// One turn of the loop (for demos and tests that step the server by hand).
+    pub fn turn(&mut self, timeout: Option<Duration>) -> io::Result<usize> {
+        self.ev.turn(timeout)
+    }
+
+    pub fn is_stopped(&self) -> bool {
+        self.ev.is_stopped()
+    }
+
+    /// The loop's counters.
+    pub fn loop_stats(&mut self) -> crate::event_loop::Stats {
+        self.ev.ctx().stats().clone()
+    }
+}
+
+/// A server running on a thread of its own (a server holds closures that stay on their
+/// thread, so it is built there).
+pub struct RunningServer {
+    pub addr: SocketAddr,
+    pub handle: ServerHandle,
+    thread: Option<std::thread::JoinHandle<io::Result<()>>>,
+}
+
+impl RunningServer {
+    /// Builds a server on a new thread, listens on `addr`, lets `setup` register its
+    /// handlers, and runs it.
+    pub fn start(
+        config: ServerConfig,
+        addr: SocketAddr,
+        setup: impl FnOnce(&mut Io) + Send + 'static,
+    ) -> io::Result<RunningServer> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let thread = std::thread::spawn(move || -> io::Result<()> {
+            let started = (|| -> io::Result<Server> {
+                let mut server = Server::new(config)?;
+                let local = server.listen(addr)?;
+                setup(server.io());
+                let _ = tx.send(Ok((local, server.handle())));
+                Ok(server)
+            })();
+            match started {
+                Ok(mut server) => server.run(),
+                Err(e) => {
+                    let _ = tx.send(Err(io::Error::new(e.kind(), e.to_string())));
+                    Err(e)
+                }
+            }
+        });
+        let (addr, handle) = rx
+            .recv()
+            .map_err(|_| io::Error::other("the server thread ended before listening"))??;
+        Ok(RunningServer {
+            addr,
+            handle,
+            thread: Some(thread),
+        })
+    }
+
+    /// Stops the server gracefully and waits for its thread.
+    pub fn stop(mut self) -> io::Result<()> {
+        let _ = self.handle.stop();
+        match self.thread.take().map(|t| t.join()) {
+            Some(Ok(result)) => result,
+            Some(Err(_)) => Err(io::Error::other("the server thread panicked")),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for RunningServer {
+    fn drop(&mut self) {
+        if let Some(t) = self.thread.take() {
+            let _ = self.handle.stop();
+            let _ = t.join();
+        }
+    }
+}
+
+/// Lets other threads (a score feed, a timer) act on the server: the closure runs on the
+/// loop thread with `&mut Io`, after the loop is woken through its `Waker`.
+#[derive(Clone)]
+pub struct ServerHandle {
+    inner: LoopHandle<ServerMsg>,
+}
+
+impl ServerHandle {
+    /// Runs `f` on the loop thread. Fails if the server is gone.
+    pub fn run(&self, f: impl FnOnce(&mut Io) + Send + 'static) -> Result<(), ServerGone> {
+        self.inner.send(Box::new(f)).map_err(|_| ServerGone)
+    }
+
+    /// Broadcasts `event` to `room` of namespace `ns` (every socket of `ns` when `room` is
+    /// `None`).
+    pub fn broadcast(
+        &self,
+        ns: &str,
+        room: Option<&str>,
+        event: &str,
+        args: Vec<Value>,
+    ) -> Result<(), ServerGone> {
+        let (ns, room, event) = (ns.to_string(), room.map(str::to_string), event.to_string());
+        self.run(move |io| {
+            let mut b = io.broadcast(&ns);
+            if let Some(r) = &room {
+                b = b.to(r);
+            }
+            let _ = b.emit(&event, args);
+        })
+    }
+
+    /// Begins a graceful stop.
+    pub fn stop(&self) -> Result<(), ServerGone> {
+        self.run(|io| io.stop())
+    }
+}
+
+/// The server's loop has ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ServerGone;
+
+impl fmt::Display for ServerGone {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("the server has stopped")
+    }
+}
+
+impl std::error::Error for ServerGone {}

@@ -1,0 +1,1060 @@
+//! The event server: namespaces, middleware, sockets, listeners, acks, rooms, broadcasts.
+//!
+//! [`Io`] is the server's whole state, and what every handler gets: it is owned by the loop
+//! thread, so handlers touch it without locks. Handlers do not write to sockets directly:
+//! what they emit is encoded at once into one reused buffer and recorded in an outbox, which
+//! the server hands to the event loop when the handler returns. A broadcast is encoded once;
+//! each recipient gets an outbox entry pointing at the same bytes.
+
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use super::listeners::{self, Event, Listeners};
+use super::{reasons, AckError, AckReply, EmitError, IdGen};
+use crate::event_loop::{self, CloseReason, ConnId, Ctx, SendError};
+use crate::wire::packet::{self, Limits, Packet, RESERVED_EVENTS};
+
+/// Settings of an event server.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub limits: Limits,
+    /// How long a new connection may take to join its first namespace (default 45 s).
+    pub handshake_timeout: Duration,
+    /// Sent to clients in HELLO; heartbeats use them (see the resilience lessons).
+    pub ping_interval: Duration,
+    pub ping_timeout: Duration,
+    /// The event loop's settings (connection cap, outbound cap, ...).
+    pub loop_config: event_loop::Config,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            limits: Limits::default(),
+            handshake_timeout: Duration::from_secs(45),
+            ping_interval: Duration::from_secs(25),
+            ping_timeout: Duration::from_secs(20),
+            loop_config: event_loop::Config::default(),
+        }
+    }
+}
+
+/// What middleware sees of a connecting client.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Handshake {
+    /// The auth payload the client sent with CONNECT, if any.
+    pub auth: Option<Value>,
+    pub peer: SocketAddr,
+    pub namespace: String,
+}
+
+type Middleware = Box<dyn FnMut(&Handshake) -> Result<(), String>>;
+type ConnectionHandler = Box<dyn FnMut(&mut Io, &str)>;
+type AckCallback = Box<dyn FnOnce(&mut Io, Result<AckReply, AckError>)>;
+
+#[derive(Default)]
+struct Namespace {
+    middleware: Vec<Middleware>,
+    on_connection: Vec<ConnectionHandler>,
+}
+
+struct SocketState {
+    conn: ConnId,
+    namespace: String,
+    rooms: HashSet<String>,
+    listeners: Listeners<Io>,
+    acks: HashMap<u32, AckCallback>,
+    next_ack: u32,
+    handshake: Handshake,
+}
+
+struct ConnState {
+    peer: SocketAddr,
+    hello: bool,
+    /// Namespace -> socket id.
+    sockets: HashMap<String, String>,
+}
+
+/// The loop's timers for the server.
+#[derive(Debug)]
+pub enum ServerTimer {
+    Handshake(ConnId),
+    AckTimeout { sid: String, id: u32 },
+}
+
+enum Out {
+    Send {
+        conn: ConnId,
+        start: usize,
+        end: usize,
+        volatile: bool,
+    },
+    Close {
+        conn: ConnId,
+        flush: bool,
+    },
+    Timer(Duration, ServerTimer),
+    Stop,
+}
+
+/// Counters for tests, demos and benchmarks.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EventStats {
+    pub events_in: u64,
+    pub events_out: u64,
+    pub broadcasts: u64,
+    /// Bytes encoded (each broadcast counted once).
+    pub bytes_encoded: u64,
+    pub volatile_dropped: u64,
+    pub parse_errors: u64,
+    pub handler_panics: u64,
+    pub connects_refused: u64,
+}
+
+/// One emit, with everything optional spelled out: `Emit::new("name").arg(..).ack(..)`.
+pub struct Emit {
+    name: String,
+    args: Vec<Value>,
+    attachments: Vec<Vec<u8>>,
+    ack: Option<(Duration, AckCallback)>,
+    volatile: bool,
+}
+
+impl Emit {
+    pub fn new(name: &str) -> Emit {
+        Emit {
+            name: name.to_string(),
+            args: Vec::new(),
+            attachments: Vec::new(),
+            ack: None,
+            volatile: false,
+        }
+    }
+
+    /// Appends one JSON argument.
+    pub fn arg(mut self, v: Value) -> Emit {
+        self.args.push(v);
+        self
+    }
+
+    pub fn args(mut self, args: Vec<Value>) -> Emit {
+        self.args = args;
+        self
+    }
+
+    /// Appends one binary attachment (raw bytes on the wire).
+    pub fn binary(mut self, bytes: Vec<u8>) -> Emit {
+        self.attachments.push(bytes);
+        self
+    }
+
+    /// Asks for an acknowledgement: `callback` gets the reply, or `AckError::Timeout` after
+    /// `timeout`, or `AckError::Disconnected`.
+    pub fn ack(
+        mut self,
+        timeout: Duration,
+        callback: impl FnOnce(&mut Io, Result<AckReply, AckError>) + 'static,
+    ) -> Emit {
+        self.ack = Some((timeout, Box::new(callback)));
+        self
+    }
+
+    /// Drop the event for a socket whose output is backed up, instead of queueing it.
+    pub fn volatile(mut self) -> Emit {
+        self.volatile = true;
+        self
+    }
+}
+
+/// The server's state and the handle every handler gets.
+pub struct Io {
+    config: ServerConfig,
+    namespaces: HashMap<String, Namespace>,
+    sockets: HashMap<String, SocketState>,
+    conns: HashMap<ConnId, ConnState>,
+    /// Namespace -> room -> socket ids.
+    rooms: HashMap<String, HashMap<String, HashSet<String>>>,
+    out: Vec<Out>,
+    /// Encoded bytes the outbox entries point into; emptied after every flush.
+    arena: Vec<u8>,
+    ids: IdGen,
+    stats: EventStats,
+}
+
+impl Io {
+    pub(crate) fn new(config: ServerConfig) -> Io {
+        Io {
+            config,
+            namespaces: HashMap::new(),
+            sockets: HashMap::new(),
+            conns: HashMap::new(),
+            rooms: HashMap::new(),
+            out: Vec::new(),
+            arena: Vec::new(),
+            ids: IdGen::new(),
+            stats: EventStats::default(),
+        }
+    }
+
+    pub fn config(&self) -> &ServerConfig {
+        &self.config
+    }
+
+    pub fn stats(&self) -> &EventStats {
+        &self.stats
+    }
+
+    // ---- namespaces ----------------------------------------------------------------
+
+    pub(crate) fn namespace_mut(&mut self, ns: &str) {
+        self.namespaces.entry(ns.to_string()).or_default();
+    }
+
+    /// Adds middleware to namespace `ns`: it sees each handshake and may refuse it with a
+    /// message, which the client receives as `connect_error`.
+    pub fn use_middleware(
+        &mut self,
+        ns: &str,
+        f: impl FnMut(&Handshake) -> Result<(), String> + 'static,
+    ) {
+        self.namespaces
+            .entry(ns.to_string())
+            .or_default()
+            .middleware
+            .push(Box::new(f));
+    }
+
+    /// Adds a connection handler to namespace `ns`: it gets each new socket's id, and
+    /// usually registers the socket's listeners.
+    pub fn on_connection(&mut self, ns: &str, f: impl FnMut(&mut Io, &str) + 'static) {
+        self.namespaces
+            .entry(ns.to_string())
+            .or_default()
+            .on_connection
+            .push(Box::new(f));
+    }
+
+    // ---- listeners -----------------------------------------------------------------
+
+    /// Calls `f` for every `event` from socket `sid`. `disconnecting` and `disconnect` are
+    /// events too, with the reason as their one argument.
+    pub fn on(&mut self, sid: &str, event: &str, f: impl FnMut(&mut Io, &Event) + 'static) {
+        if let Some(s) = self.sockets.get_mut(sid) {
+            s.listeners.on(event, Box::new(f));
+        }
+    }
+
+    /// Like [`on`](Io::on), for the next `event` only.
+    pub fn once(&mut self, sid: &str, event: &str, f: impl FnMut(&mut Io, &Event) + 'static) {
+        if let Some(s) = self.sockets.get_mut(sid) {
+            s.listeners.once(event, Box::new(f));
+        }
+    }
+
+    /// Removes the listeners for `event` from socket `sid`.
+    pub fn off(&mut self, sid: &str, event: &str) {
+        if let Some(s) = self.sockets.get_mut(sid) {
+            s.listeners.off(event);
+        }
+    }
+
+    /// Calls `f` for every event from socket `sid`, whatever its name.
+    pub fn on_any(&mut self, sid: &str, f: impl FnMut(&mut Io, &Event) + 'static) {
+        if let Some(s) = self.sockets.get_mut(sid) {
+            s.listeners.on_any(Box::new(f));
+        }
+    }
+
+    /// Removes socket `sid`'s catch-all listeners.
+    pub fn off_any(&mut self, sid: &str) {
+        if let Some(s) = self.sockets.get_mut(sid) {
+            s.listeners.off_any();
+        }
+    }
+
+    // ---- emitting ------------------------------------------------------------------
+
+    fn check_name(&self, name: &str) -> Result<(), EmitError> {
+        if RESERVED_EVENTS.contains(&name) {
+            return Err(EmitError::Reserved(name.to_string()));
+        }
+        if name.is_empty() || name.len() > self.config.limits.max_event_name {
+            return Err(EmitError::BadName(name.len()));
+        }
+        Ok(())
+    }
+
+    /// Encodes `p` into the arena; returns its range, or an error if it is over the frame
+    /// limit (then nothing stays in the arena).
+    fn encode(&mut self, p: &Packet) -> Result<(usize, usize), EmitError> {
+        let start = self.arena.len();
+        packet::encode(p, &mut self.arena);
+        let end = self.arena.len();
+        let payload = end - start - crate::wire::frame::HEADER_LEN;
+        if payload > self.config.limits.max_frame {
+            self.arena.truncate(start);
+            return Err(EmitError::TooLarge {
+                bytes: payload,
+                limit: self.config.limits.max_frame,
+            });
+        }
+        self.stats.bytes_encoded += (end - start) as u64;
+        Ok((start, end))
+    }
+
+    fn queue(&mut self, conn: ConnId, range: (usize, usize), volatile: bool) {
+        self.out.push(Out::Send {
+            conn,
+            start: range.0,
+            end: range.1,
+            volatile,
+        });
+    }
+
+    /// Emits `event` with JSON `args` to socket `sid`.
+    pub fn emit(&mut self, sid: &str, event: &str, args: Vec<Value>) -> Result<(), EmitError> {
+        self.send(sid, Emit::new(event).args(args))
+    }
+
+    /// Emits an [`Emit`] (attachments, ack, volatile) to socket `sid`.
+    pub fn send(&mut self, sid: &str, emit: Emit) -> Result<(), EmitError> {
+        self.check_name(&emit.name)?;
+        let Some(s) = self.sockets.get_mut(sid) else {
+            return Err(EmitError::NoSuchSocket(sid.to_string()));
+        };
+        let (conn, ns) = (s.conn, s.namespace.clone());
+        let id = emit.ack.as_ref().map(|_| {
+            s.next_ack = s.next_ack.wrapping_add(1);
+            s.next_ack
+        });
+        let p = Packet::Event {
+            ns,
+            name: emit.name,
+            args: emit.args,
+            attachments: emit.attachments,
+            id,
+        };
+        let range = self.encode(&p)?;
+        if let (Some(id), Some((timeout, cb))) = (id, emit.ack) {
+            if let Some(s) = self.sockets.get_mut(sid) {
+                s.acks.insert(id, cb);
+            }
+            self.out.push(Out::Timer(
+                timeout,
+                ServerTimer::AckTimeout {
+                    sid: sid.to_string(),
+                    id,
+                },
+            ));
+        }
+        self.stats.events_out += 1;
+        self.queue(conn, range, emit.volatile);
+        Ok(())
+    }
+
+    /// Answers an event that asked for an ack (does nothing if it did not).
+    pub fn ack(&mut self, event: &Event, args: Vec<Value>) {
+        self.ack_with(event, args, Vec::new());
+    }
+
+    /// [`ack`](Io::ack) with binary attachments.
+    pub fn ack_with(&mut self, event: &Event, args: Vec<Value>, attachments: Vec<Vec<u8>>) {
+        let Some(id) = event.ack else { return };
+        let Some(s) = self.sockets.get(&event.socket) else {
+            return;
+        };
+        let (conn, ns) = (s.conn, s.namespace.clone());
+        let p = Packet::Ack {
+            ns,
+            id,
+            args,
+            attachments,
+        };
+        if let Ok(range) = self.encode(&p) {
+            self.queue(conn, range, false);
+        }
+    }
+
+    /// A broadcast to namespace `ns`: choose recipients with `to`/`except`, then `emit`.
+    pub fn broadcast(&mut self, ns: &str) -> Broadcast<'_> {
+        Broadcast {
+            io: self,
+            ns: ns.to_string(),
+            to: Vec::new(),
+            except_rooms: Vec::new(),
+            except_sockets: Vec::new(),
+            volatile: false,
+        }
+    }
+
+    /// A broadcast to everyone in `sid`'s namespace but `sid` (Socket.IO's
+    /// `socket.broadcast`).
+    pub fn broadcast_from(&mut self, sid: &str) -> Broadcast<'_> {
+        let ns = self
+            .sockets
+            .get(sid)
+            .map(|s| s.namespace.clone())
+            .unwrap_or_else(|| packet::DEFAULT_NAMESPACE.to_string());
+        let mut b = self.broadcast(&ns);
+        b.except_sockets.push(sid.to_string());
+        b
+    }
+
+    // ---- rooms ---------------------------------------------------------------------
+
+    /// Puts socket `sid` in `room` (of its namespace).
+    pub fn join(&mut self, sid: &str, room: &str) {
+        let Some(s) = self.sockets.get_mut(sid) else {
+            return;
+        };
+        s.rooms.insert(room.to_string());
+        self.rooms
+            .entry(s.namespace.clone())
+            .or_default()
+            .entry(room.to_string())
+            .or_default()
+            .insert(sid.to_string());
+    }
+
+    /// Takes socket `sid` out of `room`.
+    pub fn leave(&mut self, sid: &str, room: &str) {
+        let Some(s) = self.sockets.get_mut(sid) else {
+            return;
+        };
+        s.rooms.remove(room);
+        if let Some(rooms) = self.rooms.get_mut(&s.namespace) {
+            if let Some(members) = rooms.get_mut(room) {
+                members.remove(sid);
+                if members.is_empty() {
+                    rooms.remove(room);
+                }
+            }
+        }
+    }
+
+    /// The rooms socket `sid` is in (its own id among them), sorted.
+    pub fn rooms_of(&self, sid: &str) -> Vec<String> {
+        let mut v: Vec<String> = self
+            .sockets
+            .get(sid)
+            .map(|s| s.rooms.iter().cloned().collect())
+            .unwrap_or_default();
+        v.sort();
+        v
+    }
+
+    /// The sockets in `room` of namespace `ns`, sorted.
+    pub fn sockets_in(&self, ns: &str, room: &str) -> Vec<String> {
+        let mut v: Vec<String> = self
+            .rooms
+            .get(ns)
+            .and_then(|r| r.get(room))
+            .map(|m| m.iter().cloned().collect())
+            .unwrap_or_default();
+        v.sort();
+        v
+    }
+
+    /// Every socket of namespace `ns`, sorted.
+    pub fn sockets(&self, ns: &str) -> Vec<String> {
+        let mut v: Vec<String> = self
+            .sockets
+            .iter()
+            .filter(|(_, s)| s.namespace == ns)
+            .map(|(id, _)| id.clone())
+            .collect();
+        v.sort();
+        v
+    }
+
+    pub fn handshake(&self, sid: &str) -> Option<&Handshake> {
+        self.sockets.get(sid).map(|s| &s.handshake)
+    }
+
+    pub fn is_connected(&self, sid: &str) -> bool {
+        self.sockets.contains_key(sid)
+    }
+
+    // ---- disconnecting -------------------------------------------------------------
+
+    /// Disconnects socket `sid` from its namespace (reason `server namespace disconnect`;
+    /// the client sees `io server disconnect` and does not reconnect). The connection closes
+    /// when it has no namespace left.
+    pub fn disconnect(&mut self, sid: &str) {
+        let Some(s) = self.sockets.get(sid) else {
+            return;
+        };
+        let (conn, ns) = (s.conn, s.namespace.clone());
+        let p = Packet::Disconnect {
+            ns,
+            reason: Some(reasons::SERVER_NAMESPACE_DISCONNECT.into()),
+        };
+        if let Ok(range) = self.encode(&p) {
+            self.queue(conn, range, false);
+        }
+        self.remove_socket(sid, reasons::SERVER_NAMESPACE_DISCONNECT);
+        if self.conns.get(&conn).is_some_and(|c| c.sockets.is_empty()) {
+            self.out.push(Out::Close { conn, flush: true });
+        }
+    }
+
+    /// Begins the server's graceful stop from a handler (as SIGTERM would).
+    pub fn stop(&mut self) {
+        self.out.push(Out::Stop);
+    }
+
+    /// Removes a socket: `disconnecting` (still in its rooms), leave all rooms, pending
+    /// acks fail, `disconnect`.
+    fn remove_socket(&mut self, sid: &str, reason: &str) {
+        if !self.sockets.contains_key(sid) {
+            return;
+        }
+        let ev = |name: &str| Event {
+            socket: sid.to_string(),
+            name: name.to_string(),
+            args: vec![json!(reason)],
+            attachments: Vec::new(),
+            ack: None,
+        };
+        self.dispatch_guarded(&ev("disconnecting"));
+        let Some(mut s) = self.sockets.remove(sid) else {
+            return;
+        };
+        for room in std::mem::take(&mut s.rooms) {
+            if let Some(rooms) = self.rooms.get_mut(&s.namespace) {
+                if let Some(members) = rooms.get_mut(&room) {
+                    members.remove(sid);
+                    if members.is_empty() {
+                        rooms.remove(&room);
+                    }
+                }
+            }
+        }
+        if let Some(c) = self.conns.get_mut(&s.conn) {
+            c.sockets.remove(&s.namespace);
+        }
+        for (_, cb) in s.acks.drain() {
+            cb(self, Err(AckError::Disconnected));
+        }
+        // The socket is gone from the table; its `disconnect` listeners run from here.
+        let event = ev("disconnect");
+        if catch_unwind(AssertUnwindSafe(|| s.listeners.call_detached(self, &event))).is_err() {
+            self.stats.handler_panics += 1;
+        }
+    }
+
+    /// Dispatches `event` to its socket's listeners; a panicking listener disconnects that
+    /// socket (reason `server error`) and the server goes on.
+    fn dispatch_guarded(&mut self, event: &Event) -> usize {
+        let result = catch_unwind(AssertUnwindSafe(|| {
+            listeners::dispatch(self, event, |io| {
+                io.sockets.get_mut(&event.socket).map(|s| &mut s.listeners)
+            })
+        }));
+        match result {
+            Ok(n) => n,
+            Err(_) => {
+                self.stats.handler_panics += 1;
+                if event.name != "disconnecting" && event.name != "disconnect" {
+                    self.close_socket_conn(&event.socket, reasons::SERVER_ERROR);
+                }
+                0
+            }
+        }
+    }
+
+    /// Closes the connection of socket `sid`, with `reason` for every socket on it.
+    fn close_socket_conn(&mut self, sid: &str, reason: &str) {
+        if let Some(conn) = self.sockets.get(sid).map(|s| s.conn) {
+            self.close_conn(conn, reason, false);
+        }
+    }
+
+    /// Ends connection `conn`: every socket on it is removed with `reason`, then the loop
+    /// closes it (after flushing, if `flush`).
+    fn close_conn(&mut self, conn: ConnId, reason: &str, flush: bool) {
+        let sids: Vec<String> = self
+            .conns
+            .get(&conn)
+            .map(|c| c.sockets.values().cloned().collect())
+            .unwrap_or_default();
+        for sid in sids {
+            self.remove_socket(&sid, reason);
+        }
+        if self.conns.contains_key(&conn) {
+            self.out.push(Out::Close { conn, flush });
+        }
+    }
+
+    // ---- the protocol, from the loop's side ----------------------------------------
+
+    fn accepted(&mut self, conn: ConnId, peer: SocketAddr) {
+        self.conns.insert(
+            conn,
+            ConnState {
+                peer,
+                hello: false,
+                sockets: HashMap::new(),
+            },
+        );
+        let hello = Packet::hello(json!({
+            "pingInterval": self.config.ping_interval.as_millis() as u64,
+            "pingTimeout": self.config.ping_timeout.as_millis() as u64,
+            "maxPayload": self.config.limits.max_frame,
+        }));
+        if let Ok(range) = self.encode(&hello) {
+            self.queue(conn, range, false);
+        }
+        self.out.push(Out::Timer(
+            self.config.handshake_timeout,
+            ServerTimer::Handshake(conn),
+        ));
+    }
+
+    fn refuse(&mut self, conn: ConnId, ns: &str, message: &str) {
+        self.stats.connects_refused += 1;
+        let p = Packet::ConnectError {
+            ns: ns.to_string(),
+            message: message.to_string(),
+        };
+        if let Ok(range) = self.encode(&p) {
+            self.queue(conn, range, false);
+        }
+    }
+
+    fn protocol_error(&mut self, conn: ConnId) {
+        self.stats.parse_errors += 1;
+        self.close_conn(conn, reasons::PARSE_ERROR, true);
+    }
+
+    fn on_packet(&mut self, conn: ConnId, p: Packet) {
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        if !c.hello {
+            // The first packet must be the client's HELLO (checked for magic and version
+            // by the decoder).
+            if matches!(p, Packet::Hello { .. }) {
+                c.hello = true;
+            } else {
+                self.protocol_error(conn);
+            }
+            return;
+        }
+        match p {
+            Packet::Connect { ns, data } => self.on_connect(conn, ns, data),
+            Packet::Event {
+                ns,
+                name,
+                args,
+                attachments,
+                id,
+            } => {
+                let Some(sid) = self
+                    .conns
+                    .get(&conn)
+                    .and_then(|c| c.sockets.get(&ns))
+                    .cloned()
+                else {
+                    return; // not connected to that namespace: ignored, as Socket.IO does
+                };
+                if RESERVED_EVENTS.contains(&name.as_str()) {
+                    return;
+                }
+                self.stats.events_in += 1;
+                let event = Event {
+                    socket: sid,
+                    name,
+                    args,
+                    attachments,
+                    ack: id,
+                };
+                self.dispatch_guarded(&event);
+            }
+            Packet::Ack {
+                ns,
+                id,
+                args,
+                attachments,
+            } => {
+                let Some(sid) = self
+                    .conns
+                    .get(&conn)
+                    .and_then(|c| c.sockets.get(&ns))
+                    .cloned()
+                else {
+                    return;
+                };
+                // An ack for an id never sent (or already timed out) is ignored.
+                let cb = self.sockets.get_mut(&sid).and_then(|s| s.acks.remove(&id));
+                if let Some(cb) = cb {
+                    let reply = AckReply { args, attachments };
+                    if catch_unwind(AssertUnwindSafe(|| cb(self, Ok(reply)))).is_err() {
+                        self.stats.handler_panics += 1;
+                        self.close_socket_conn(&sid, reasons::SERVER_ERROR);
+                    }
+                }
+            }
+            Packet::Disconnect { ns, .. } => {
+                let sid = self
+                    .conns
+                    .get(&conn)
+                    .and_then(|c| c.sockets.get(&ns))
+                    .cloned();
+                if let Some(sid) = sid {
+                    self.remove_socket(&sid, reasons::CLIENT_NAMESPACE_DISCONNECT);
+                }
+                if self.conns.get(&conn).is_some_and(|c| c.sockets.is_empty()) {
+                    self.out.push(Out::Close { conn, flush: true });
+                }
+            }
+            Packet::Pong | Packet::Ping => {}
+            Packet::Hello { .. } | Packet::ConnectError { .. } => self.protocol_error(conn),
+        }
+    }
+
+    fn on_connect(&mut self, conn: ConnId, ns: String, auth: Option<Value>) {
+        let Some(c) = self.conns.get(&conn) else {
+            return;
+        };
+        if c.sockets.contains_key(&ns) {
+            return; // already connected to it
+        }
+        let peer = c.peer;
+        let Some(mut namespace) = self.namespaces.remove(&ns) else {
+            self.refuse(conn, &ns, "Invalid namespace");
+            return;
+        };
+        let handshake = Handshake {
+            auth,
+            peer,
+            namespace: ns.clone(),
+        };
+        let verdict = catch_unwind(AssertUnwindSafe(|| {
+            namespace
+                .middleware
+                .iter_mut()
+                .try_for_each(|mw| mw(&handshake))
+        }))
+        .unwrap_or_else(|_| Err("server error".to_string()));
+        if let Err(message) = verdict {
+            self.namespaces.insert(ns.clone(), namespace);
+            self.refuse(conn, &ns, &message);
+            return;
+        }
+        let sid = self.ids.next_id();
+        self.sockets.insert(
+            sid.clone(),
+            SocketState {
+                conn,
+                namespace: ns.clone(),
+                rooms: HashSet::new(),
+                listeners: Listeners::default(),
+                acks: HashMap::new(),
+                next_ack: 0,
+                handshake,
+            },
+        );
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.sockets.insert(ns.clone(), sid.clone());
+        }
+        self.join(&sid, &sid);
+        let reply = Packet::Connect {
+            ns: ns.clone(),
+            data: Some(json!({ "sid": sid })),
+        };
+        if let Ok(range) = self.encode(&reply) {
+            self.queue(conn, range, false);
+        }
+        // Run the connection handlers; handlers added meanwhile are kept.
+        let mut handlers = std::mem::take(&mut namespace.on_connection);
+        self.namespaces.insert(ns.clone(), namespace);
+        for h in handlers.iter_mut() {
+            if catch_unwind(AssertUnwindSafe(|| h(self, &sid))).is_err() {
+                self.stats.handler_panics += 1;
+                self.close_socket_conn(&sid, reasons::SERVER_ERROR);
+                break;
+            }
+        }
+        if let Some(n) = self.namespaces.get_mut(&ns) {
+            handlers.append(&mut n.on_connection);
+            n.on_connection = handlers;
+        }
+    }
+
+    fn loop_closed(&mut self, conn: ConnId, reason: &CloseReason) {
+        let why = match reason {
+            CloseReason::PeerClosed => reasons::TRANSPORT_CLOSE,
+            CloseReason::Error(_) => reasons::TRANSPORT_ERROR,
+            CloseReason::InputOverflow => reasons::PARSE_ERROR,
+            CloseReason::Stopped => reasons::SERVER_SHUTTING_DOWN,
+            CloseReason::Local => reasons::FORCED_CLOSE,
+        };
+        let sids: Vec<String> = self
+            .conns
+            .get(&conn)
+            .map(|c| c.sockets.values().cloned().collect())
+            .unwrap_or_default();
+        for sid in sids {
+            self.remove_socket(&sid, why);
+        }
+        self.conns.remove(&conn);
+    }
+
+    fn timer(&mut self, t: ServerTimer) {
+        match t {
+            ServerTimer::Handshake(conn) => {
+                if self.conns.get(&conn).is_some_and(|c| c.sockets.is_empty()) {
+                    self.out.push(Out::Close { conn, flush: false });
+                }
+            }
+            ServerTimer::AckTimeout { sid, id } => {
+                let cb = self.sockets.get_mut(&sid).and_then(|s| s.acks.remove(&id));
+                if let Some(cb) = cb {
+                    let _ = catch_unwind(AssertUnwindSafe(|| cb(self, Err(AckError::Timeout))));
+                }
+            }
+        }
+    }
+
+    fn shutting_down(&mut self) {
+        let sids: Vec<String> = self.sockets.keys().cloned().collect();
+        for sid in sids {
+            if let Some(s) = self.sockets.get(&sid) {
+                let (conn, ns) = (s.conn, s.namespace.clone());
+                let p = Packet::Disconnect {
+                    ns,
+                    reason: Some(reasons::SERVER_SHUTTING_DOWN.into()),
+                };
+                if let Ok(range) = self.encode(&p) {
+                    self.queue(conn, range, false);
+                }
+            }
+            self.remove_socket(&sid, reasons::SERVER_SHUTTING_DOWN);
+        }
+    }
+
+    /// Hands the outbox to the loop. A send refused because a connection's outbound buffer
+    /// is full disconnects that connection (reason `outbound buffer full`); volatile sends to
+    /// a backed-up connection are dropped instead.
+    fn flush(&mut self, ctx: &mut Ctx<ServerTimer>) {
+        for _ in 0..4 {
+            if self.out.is_empty() {
+                break;
+            }
+            let mut out = std::mem::take(&mut self.out);
+            let mut full = Vec::new();
+            for o in out.drain(..) {
+                match o {
+                    Out::Send {
+                        conn,
+                        start,
+                        end,
+                        volatile,
+                    } => {
+                        if volatile && ctx.pending(conn) > 0 {
+                            self.stats.volatile_dropped += 1;
+                            continue;
+                        }
+                        if let Err(SendError::Full { .. }) = ctx.send(conn, &self.arena[start..end])
+                        {
+                            full.push(conn);
+                        }
+                    }
+                    Out::Close { conn, flush } => {
+                        if flush {
+                            ctx.close(conn)
+                        } else {
+                            ctx.abort(conn)
+                        }
+                    }
+                    Out::Timer(after, t) => {
+                        ctx.set_timer(after, t);
+                    }
+                    Out::Stop => ctx.stop(),
+                }
+            }
+            self.out = out; // keep the allocation
+            self.arena.clear();
+            full.dedup();
+            for conn in full {
+                self.close_conn(conn, reasons::OUTBOUND_FULL, false);
+            }
+        }
+    }
+}
+
+/// A broadcast being put together: `io.broadcast("/").to("room").except("x").emit(...)`.
+pub struct Broadcast<'a> {
+    io: &'a mut Io,
+    ns: String,
+    to: Vec<String>,
+    except_rooms: Vec<String>,
+    except_sockets: Vec<String>,
+    volatile: bool,
+}
+
+impl Broadcast<'_> {
+    /// Only sockets in `room` (several `to`s: the union, each socket once).
+    pub fn to(mut self, room: &str) -> Self {
+        self.to.push(room.to_string());
+        self
+    }
+
+    /// Not the sockets in `room`.
+    pub fn except(mut self, room: &str) -> Self {
+        self.except_rooms.push(room.to_string());
+        self
+    }
+
+    /// Not socket `sid`.
+    pub fn except_socket(mut self, sid: &str) -> Self {
+        self.except_sockets.push(sid.to_string());
+        self
+    }
+
+    /// Drop the event for sockets whose output is backed up.
+    pub fn volatile(mut self) -> Self {
+        self.volatile = true;
+        self
+    }
+
+    /// The recipients, sorted.
+    pub fn recipients(&self) -> Vec<String> {
+        let io = &*self.io;
+        let rooms = io.rooms.get(&self.ns);
+        let members = |room: &String| rooms.and_then(|r| r.get(room));
+        let excluded: HashSet<&String> = self
+            .except_rooms
+            .iter()
+            .filter_map(members)
+            .flatten()
+            .chain(self.except_sockets.iter())
+            .collect();
+        let mut chosen: Vec<String> = if self.to.is_empty() {
+            io.sockets
+                .iter()
+                .filter(|(_, s)| s.namespace == self.ns)
+                .map(|(id, _)| id)
+                .filter(|id| !excluded.contains(id))
+                .cloned()
+                .collect()
+        } else {
+            let set: HashSet<&String> = self
+                .to
+                .iter()
+                .filter_map(members)
+                .flatten()
+                .filter(|id| !excluded.contains(id))
+                .collect();
+            set.into_iter().cloned().collect()
+        };
+        chosen.sort();
+        chosen
+    }
+
+    /// Emits to every recipient: encoded once, the same bytes queued to each. Returns how
+    /// many sockets it was queued to.
+    pub fn emit(self, event: &str, args: Vec<Value>) -> Result<usize, EmitError> {
+        self.emit_with(event, args, Vec::new())
+    }
+
+    /// [`emit`](Broadcast::emit) with binary attachments.
+    pub fn emit_with(
+        self,
+        event: &str,
+        args: Vec<Value>,
+        attachments: Vec<Vec<u8>>,
+    ) -> Result<usize, EmitError> {
+        self.io.check_name(event)?;
+        let recipients = self.recipients();
+        let io = self.io;
+        let p = Packet::Event {
+            ns: self.ns,
+            name: event.to_string(),
+            args,
+            attachments,
+            id: None,
+        };
+        let range = io.encode(&p)?;
+        io.stats.broadcasts += 1;
+        for sid in &recipients {
+            if let Some(conn) = io.sockets.get(sid).map(|s| s.conn) {
+                io.stats.events_out += 1;
+                io.queue(conn, range, self.volatile);
+            }
+        }
+        Ok(recipients.len())
+    }
+}
+
+/// The server as an event loop handler.
+pub struct ServerCore {
+    pub(crate) io: Io,
+}
+
+/// Work for the loop thread from other threads (see [`super::ServerHandle`]).
+pub type ServerMsg = Box<dyn FnOnce(&mut Io) + Send>;
+
+impl event_loop::Handler for ServerCore {
+    type Timer = ServerTimer;
+    type Message = ServerMsg;
+
+    fn accepted(&mut self, ctx: &mut Ctx<ServerTimer>, id: ConnId, peer: SocketAddr) {
+        self.io.accepted(id, peer);
+        self.io.flush(ctx);
+    }
+
+    fn data(&mut self, ctx: &mut Ctx<ServerTimer>, conn: ConnId, bytes: &[u8]) -> usize {
+        let limits = self.io.config.limits;
+        let io = &mut self.io;
+        let mut bad = false;
+        let used = packet::decode_stream(bytes, &limits, |res| match res {
+            Ok(p) => {
+                io.on_packet(conn, p);
+                io.conns.contains_key(&conn)
+                    && !io
+                        .out
+                        .iter()
+                        .any(|o| matches!(o, Out::Close { conn: c, .. } if *c == conn))
+            }
+            Err(_) => {
+                bad = true;
+                false
+            }
+        });
+        if bad {
+            io.protocol_error(conn);
+            io.flush(ctx);
+            return bytes.len();
+        }
+        io.flush(ctx);
+        used
+    }
+
+    fn closed(&mut self, ctx: &mut Ctx<ServerTimer>, id: ConnId, reason: CloseReason) {
+        self.io.loop_closed(id, &reason);
+        self.io.flush(ctx);
+    }
+
+    fn timer(&mut self, ctx: &mut Ctx<ServerTimer>, _: event_loop::TimerId, t: ServerTimer) {
+        self.io.timer(t);
+        self.io.flush(ctx);
+    }
+
+    fn message(&mut self, ctx: &mut Ctx<ServerTimer>, msg: ServerMsg) {
+        if catch_unwind(AssertUnwindSafe(|| msg(&mut self.io))).is_err() {
+            self.io.stats.handler_panics += 1;
+        }
+        self.io.flush(ctx);
+    }
+
+    fn stopping(&mut self, ctx: &mut Ctx<ServerTimer>) {
+        self.io.shutting_down();
+        self.io.flush(ctx);
+    }
+}

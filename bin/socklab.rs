@@ -1,15 +1,24 @@
 //! `socklab`: the project's own command line (not a lesson).
 //!
-//! `socklab trace NN` runs lesson NN under the real strace and prints its socket calls,
-//! normalised; `make trace N=NN` uses it to refresh `docs/src/traces/NN.txt` and
-//! `docs/src/output/NN.txt`.
+//! `serve` hosts the chat and live-scores demos on the event API; `chat`, `scores` and
+//! `watch` are their clients and feed; `lessons` lists the lessons. `trace NN` runs lesson NN
+//! under the real strace (what `make trace` uses), and `bench-loop` measures the event loop
+//! (`make bench-loop`).
 
 use std::error::Error;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
 
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
 use clap::{Parser, Subcommand};
+use socklab::apps::{chat, scores};
 use socklab::bench;
+use socklab::events::{Server, ServerConfig};
+use socklab::lesson;
 use socklab::strace::{self, Normalizer};
 
 /// socklab: real-time messaging from the socket syscalls up.
@@ -21,6 +30,64 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
+    /// Run the event server that hosts the demos: the chat (namespace /chat) and live
+    /// scores (namespace /scores). Stops cleanly on Ctrl-C or SIGTERM
+    Serve {
+        #[arg(long, default_value = DEFAULT_ADDR, value_name = "HOST:PORT")]
+        addr: SocketAddr,
+        /// Simulated cricket matches to push scores for
+        #[arg(long, default_value_t = 3)]
+        matches: u32,
+        /// Milliseconds between two balls of the simulated feed
+        #[arg(long, default_value_t = 1000)]
+        interval_ms: u64,
+        #[command(flatten)]
+        trace: lesson::Trace,
+    },
+    /// Join the chat: typed lines go to the room, others' messages appear as they arrive.
+    /// Commands: /join ROOM, /leave ROOM, /room ROOM, /who [ROOM], /quit; @name notifies
+    /// name. Standard input may be piped (one line per message)
+    Chat {
+        /// Your name (letters, digits, - and _)
+        #[arg(long)]
+        name: String,
+        /// The room to start in
+        #[arg(long, default_value = "lobby")]
+        room: String,
+        #[arg(long, default_value = DEFAULT_ADDR, value_name = "HOST:PORT")]
+        addr: SocketAddr,
+        #[command(flatten)]
+        trace: lesson::Trace,
+    },
+    /// Run a live-scores server only: simulated cricket matches, one room per match, pushed
+    /// to watchers as events
+    Scores {
+        #[arg(long, default_value = DEFAULT_ADDR, value_name = "HOST:PORT")]
+        addr: SocketAddr,
+        /// Number of simulated matches
+        #[arg(long, default_value_t = 3)]
+        matches: u32,
+        /// Milliseconds between two balls
+        #[arg(long, default_value_t = 1000)]
+        interval_ms: u64,
+        #[command(flatten)]
+        trace: lesson::Trace,
+    },
+    /// Follow one match: print every score the server pushes
+    Watch {
+        /// The match to follow (1 to the number of matches)
+        #[arg(long = "match", value_name = "ID")]
+        id: u32,
+        /// Stop after this many updates
+        #[arg(long)]
+        count: Option<u64>,
+        #[arg(long, default_value = DEFAULT_ADDR, value_name = "HOST:PORT")]
+        addr: SocketAddr,
+        #[command(flatten)]
+        trace: lesson::Trace,
+    },
+    /// List the lessons, one line each, with the command that runs each
+    Lessons,
     /// Run lesson NN's demonstration under the real strace; print its socket calls, with
     /// ports, inodes and pointers normalised
     /// Benchmark the event loop: echo round trips per second with 1, 100 and 1,000
@@ -47,9 +114,83 @@ enum Cmd {
     },
 }
 
+/// Where the demo server listens, and where the demo clients look for it.
+const DEFAULT_ADDR: &str = "127.0.0.1:7100";
+
+/// `socklab serve` (chat and scores) and `socklab scores` (scores only).
+fn serve(
+    addr: SocketAddr,
+    with_chat: bool,
+    matches: u32,
+    interval: Duration,
+) -> Result<(), Box<dyn Error>> {
+    let mut server = Server::new(ServerConfig::default())?;
+    server.stop_on_signals()?;
+    let local = server.listen(addr)?;
+    if with_chat {
+        chat::install(server.io());
+    }
+    scores::install(server.io(), matches);
+    let stop = Arc::new(AtomicBool::new(false));
+    let feed = scores::start_feed(server.handle(), matches, interval, 0x5eed, stop.clone());
+    lesson::listening(local);
+    server.run()?;
+    stop.store(true, Ordering::Relaxed);
+    let _ = feed.join();
+    println!("stopped");
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.cmd {
+        Cmd::Serve {
+            addr,
+            matches,
+            interval_ms,
+            trace,
+        } => {
+            return lesson::run(trace, || {
+                serve(addr, true, matches, Duration::from_millis(interval_ms))
+            })
+        }
+        Cmd::Scores {
+            addr,
+            matches,
+            interval_ms,
+            trace,
+        } => {
+            return lesson::run(trace, || {
+                serve(addr, false, matches, Duration::from_millis(interval_ms))
+            })
+        }
+        Cmd::Chat {
+            name,
+            room,
+            addr,
+            trace,
+        } => {
+            return lesson::run(trace, || {
+                chat::run_terminal(
+                    addr,
+                    &name,
+                    &room,
+                    std::io::BufReader::new(std::io::stdin()),
+                )
+            })
+        }
+        Cmd::Watch {
+            id,
+            count,
+            addr,
+            trace,
+        } => return lesson::run(trace, || scores::watch(addr, id, count)),
+        Cmd::Lessons => {
+            for (n, bin, what) in lesson::LESSONS {
+                println!("{n}  {what:<66} make lesson N={n}   ({bin})");
+            }
+            Ok(())
+        }
         Cmd::Trace { lesson, write } => trace(&lesson, write.as_deref()),
         Cmd::BenchLoop {
             conns,
@@ -67,13 +208,13 @@ fn main() -> ExitCode {
 }
 
 /// A server binary of ours, started for a benchmark, pinned to `cpu`, stopped on drop.
-struct Server {
+struct BenchServer {
     child: std::process::Child,
     addr: std::net::SocketAddr,
 }
 
-impl Server {
-    fn start(lesson: &str, cpu: usize) -> Result<Server, Box<dyn Error>> {
+impl BenchServer {
+    fn start(lesson: &str, cpu: usize) -> Result<BenchServer, Box<dyn Error>> {
         use std::io::BufRead;
         let bin = lesson_binary(lesson)?;
         let mut child = Command::new(&bin)
@@ -99,11 +240,11 @@ impl Server {
         if !pinned {
             eprintln!("note: could not pin the server to CPU {cpu}");
         }
-        Ok(Server { child, addr })
+        Ok(BenchServer { child, addr })
     }
 }
 
-impl Drop for Server {
+impl Drop for BenchServer {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
@@ -124,7 +265,7 @@ fn bench_loop(conns: &[usize], seconds: f64, reps: usize) -> Result<(), Box<dyn 
     for rep in 0..reps.max(1) {
         eprintln!("repetition {} of {reps}", rep + 1);
         {
-            let server = Server::start("11", 0)?;
+            let server = BenchServer::start("11", 0)?;
             for (i, &n) in conns.iter().enumerate() {
                 if n as u64 * 2 + 64 > limit {
                     notes.push(format!(
@@ -141,7 +282,7 @@ fn bench_loop(conns: &[usize], seconds: f64, reps: usize) -> Result<(), Box<dyn 
             }
         }
         {
-            let server = Server::start("04", 0)?;
+            let server = BenchServer::start("04", 0)?;
             let r = bench::ping_pong(server.addr, 1, 64, warmup, measure)?;
             blocking_rates.push(r.per_second());
         }

@@ -108,3 +108,87 @@ pub fn wait_for_enter(what: &str) {
     let mut line = String::new();
     let _ = std::io::stdin().read_line(&mut line);
 }
+
+/// Every lesson: number, binary, what it teaches. `socklab lessons` prints it.
+pub const LESSONS: &[(&str, &str, &str)] = &[
+    (
+        "00",
+        "00_socket",
+        "socket and close; a descriptor is a small integer",
+    ),
+    (
+        "01",
+        "01_listen",
+        "bind, listen, getsockname; port 0; the backlog",
+    ),
+    (
+        "02",
+        "02_accept",
+        "a blocking accept; write a greeting; close",
+    ),
+    (
+        "03",
+        "03_connect",
+        "connect; read until 0 means end of file; ECONNREFUSED",
+    ),
+    (
+        "04",
+        "04_echo",
+        "an echo server and client; short reads; the write-all loop",
+    ),
+    (
+        "05",
+        "05_half_close",
+        "shutdown(SHUT_WR) versus close; getpeername",
+    ),
+    (
+        "06",
+        "06_reuseaddr",
+        "TIME_WAIT, EADDRINUSE on restart, SO_REUSEADDR",
+    ),
+    (
+        "07",
+        "07_reset_pipe",
+        "SO_LINGER 0 and RST; ECONNRESET, EPIPE, SIGPIPE, MSG_NOSIGNAL",
+    ),
+    (
+        "08",
+        "08_framing",
+        "length-prefixed frames over a byte stream",
+    ),
+    (
+        "09",
+        "09_nonblocking",
+        "O_NONBLOCK, EAGAIN, and why spinning is no answer",
+    ),
+    (
+        "10",
+        "10_poll_chat",
+        "poll(2) over many descriptors: a chat room in one thread",
+    ),
+    (
+        "11",
+        "11_mio_loop",
+        "epoll through mio: the event loop, edge-triggered",
+    ),
+    (
+        "12",
+        "12_backpressure",
+        "short writes, an outbound buffer, WRITABLE only while needed",
+    ),
+    (
+        "13",
+        "13_nb_connect",
+        "non-blocking connect: EINPROGRESS, SO_ERROR, a timeout",
+    ),
+    (
+        "14",
+        "14_events",
+        "the event protocol on the wire: events and acks, byte by byte",
+    ),
+    (
+        "15",
+        "15_rooms",
+        "rooms and broadcasts: to(room), all but the sender, unions",
+    ),
+];

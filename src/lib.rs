@@ -11,6 +11,7 @@
 //! | 2 | [`event_loop`] | a hand-rolled loop over mio: edge-triggered draining, buffered writes with WRITABLE only while output waits, a timer heap that sets the poll timeout, a waker for other threads, graceful stop on SIGINT/SIGTERM | 11-13 and after |
 //! | 3 | [`wire`] | the wire protocol, pure code with no I/O: length-prefixed frames and their incremental decoder (08); the event protocol's packets (14 and after) | 08, 14 and after |
 //! | 4 | [`events`] | a Socket.IO-style event API: namespaces, middleware, `on`/`emit`, acks with timeouts, rooms, broadcasts, a client | 14 and after |
+//! | — | [`apps`] | applications on layer 4: the chat server and the live-scores feed behind `socklab serve`, `chat`, `scores`, `watch` | socklab CLI |
 //! | — | [`procnet`] | reading `/proc/net/tcp`, the kernel's socket table that `ss` shows (LISTEN queues, TIME_WAIT) | 01, 06 |
 //! | — | [`bench`] | the load generator behind `make bench-loop`: many ping-pong clients on the event loop | benchmarks |
 //! | — | [`strace`] | reading real strace output: the tool that keeps the self-trace and the book honest (`make trace`, `tests/trace.rs`) | all |
@@ -34,6 +35,7 @@
 #[allow(unsafe_code)]
 pub mod sys;
 
+pub mod apps;
 pub mod bench;
 pub mod blocking;
 pub mod event_loop;

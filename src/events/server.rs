@@ -183,6 +183,8 @@ pub struct Io {
     arena: Vec<u8>,
     ids: IdGen,
     stats: EventStats,
+    /// Whatever the application keeps beside the server, one value per type.
+    data: HashMap<std::any::TypeId, Box<dyn std::any::Any>>,
 }
 
 impl Io {
@@ -197,6 +199,7 @@ impl Io {
             arena: Vec::new(),
             ids: IdGen::new(),
             stats: EventStats::default(),
+            data: HashMap::new(),
         }
     }
 
@@ -206,6 +209,21 @@ impl Io {
 
     pub fn stats(&self) -> &EventStats {
         &self.stats
+    }
+
+    /// Keeps `value` beside the server (one per type): state for closures that arrive
+    /// through a [`super::ServerHandle`]. It lives on the loop thread, so `Rc` and
+    /// `RefCell` are fine.
+    pub fn insert_data<T: 'static>(&mut self, value: T) {
+        self.data
+            .insert(std::any::TypeId::of::<T>(), Box::new(value));
+    }
+
+    /// The value of type `T` stored with [`insert_data`](Io::insert_data).
+    pub fn data<T: 'static>(&self) -> Option<&T> {
+        self.data
+            .get(&std::any::TypeId::of::<T>())
+            .and_then(|b| b.downcast_ref())
     }
 
     // ---- namespaces ----------------------------------------------------------------

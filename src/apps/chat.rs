@@ -1,0 +1,424 @@
+//! A chat room server and the logic of its terminal client (`socklab chat`).
+//!
+//! The events, all in namespace `/chat`:
+//!
+//! | direction | event | arguments |
+//! |---|---|---|
+//! | client → server | CONNECT auth | `{"name": NAME, "room": ROOM}` (room optional, default `lobby`) |
+//! | client → server | `chat message` | `ROOM`, `TEXT` |
+//! | client → server | `join` / `leave` (ack) | `ROOM` → ack `[ROOMS]` |
+//! | client → server | `who` (ack) | `ROOM` → ack `[NAMES]` |
+//! | server → client | `chat message` | `{"room", "from", "text"}` |
+//! | server → client | `notification` | `{"from", "room", "text"}`, sent to `user:NAME` when a message mentions `@NAME` |
+//! | server → client | `system` | `{"room", "text"}`: joins and leaves |
+//!
+//! A message goes to everyone in its room but its sender, like Socket.IO's
+//! `socket.to(room).emit(...)` from inside a handler.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+
+use serde_json::{json, Value};
+
+use crate::events::{Event, Io};
+
+pub const NAMESPACE: &str = "/chat";
+pub const DEFAULT_ROOM: &str = "lobby";
+const MAX_NAME: usize = 32;
+
+/// The personal room of user `name`: notifications go there.
+pub fn personal_room(name: &str) -> String {
+    format!("user:{name}")
+}
+
+/// Checks a user name: 1 to 32 characters, letters, digits, `-` and `_`.
+pub fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.chars().count() <= MAX_NAME
+        && name
+            .chars()
+            .all(|c| c.is_alphanumeric() || c == '-' || c == '_')
+}
+
+/// Who is connected: socket id -> name. Shared by the handlers through `Rc<RefCell<..>>`:
+/// they all run on the loop thread, so the borrow is never contended and no lock is needed.
+type Names = Rc<RefCell<HashMap<String, String>>>;
+
+/// The names mentioned in `text` (`@ada` mentions `ada`), each once, in order.
+pub fn mentions(text: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for word in text.split_whitespace() {
+        if let Some(rest) = word.strip_prefix('@') {
+            let name: String = rest
+                .chars()
+                .take_while(|c| c.is_alphanumeric() || *c == '-' || *c == '_')
+                .collect();
+            if valid_name(&name) && !out.contains(&name) {
+                out.push(name);
+            }
+        }
+    }
+    out
+}
+
+fn room_arg(ev: &Event) -> Option<String> {
+    ev.args
+        .first()
+        .and_then(Value::as_str)
+        .filter(|r| !r.is_empty() && r.len() <= 64 && !r.starts_with("user:"))
+        .map(str::to_string)
+}
+
+/// Registers the chat namespace on a server.
+pub fn install(io: &mut Io) {
+    let names: Names = Rc::new(RefCell::new(HashMap::new()));
+
+    let taken = names.clone();
+    io.use_middleware(NAMESPACE, move |hs| {
+        let name = hs
+            .auth
+            .as_ref()
+            .and_then(|a| a.get("name"))
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        if !valid_name(name) {
+            return Err("a name of 1 to 32 letters, digits, - or _ is required".into());
+        }
+        if taken.borrow().values().any(|n| n == name) {
+            return Err(format!("the name {name} is taken"));
+        }
+        Ok(())
+    });
+
+    io.on_connection(NAMESPACE, move |io, sid| {
+        let auth = io.handshake(sid).and_then(|h| h.auth.clone());
+        let field = |k: &str| {
+            auth.as_ref()
+                .and_then(|a| a.get(k))
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        };
+        let name = field("name").unwrap_or_default();
+        let room = field("room")
+            .filter(|r| !r.is_empty() && !r.starts_with("user:"))
+            .unwrap_or_else(|| DEFAULT_ROOM.to_string());
+        names.borrow_mut().insert(sid.to_string(), name.clone());
+        io.join(sid, &personal_room(&name));
+        io.join(sid, &room);
+        let _ = io.broadcast(NAMESPACE).to(&room).emit(
+            "system",
+            vec![json!({"room": room, "text": format!("{name} joined {room}")})],
+        );
+
+        let who_names = names.clone();
+        let msg_names = names.clone();
+        io.on(sid, "chat message", move |io, ev| {
+            let (Some(room), Some(text)) = (room_arg(ev), ev.args.get(1).and_then(Value::as_str))
+            else {
+                return;
+            };
+            let from = msg_names
+                .borrow()
+                .get(&ev.socket)
+                .cloned()
+                .unwrap_or_default();
+            if !io.rooms_of(&ev.socket).contains(&room) {
+                return; // only members speak in a room
+            }
+            let message = json!({"room": room, "from": from, "text": text});
+            let _ = io
+                .broadcast(NAMESPACE)
+                .to(&room)
+                .except_socket(&ev.socket)
+                .emit("chat message", vec![message]);
+            for target in mentions(text) {
+                if target != from {
+                    let _ = io.broadcast(NAMESPACE).to(&personal_room(&target)).emit(
+                        "notification",
+                        vec![json!({"from": from, "room": room, "text": text})],
+                    );
+                }
+            }
+            io.ack(ev, vec![json!(true)]);
+        });
+
+        let join_names = names.clone();
+        io.on(sid, "join", move |io, ev| {
+            if let Some(room) = room_arg(ev) {
+                io.join(&ev.socket, &room);
+                let name = join_names
+                    .borrow()
+                    .get(&ev.socket)
+                    .cloned()
+                    .unwrap_or_default();
+                let _ = io.broadcast(NAMESPACE).to(&room).emit(
+                    "system",
+                    vec![json!({"room": room, "text": format!("{name} joined {room}")})],
+                );
+            }
+            let rooms = public_rooms(io, &ev.socket);
+            io.ack(ev, vec![json!(rooms)]);
+        });
+
+        let leave_names = names.clone();
+        io.on(sid, "leave", move |io, ev| {
+            if let Some(room) = room_arg(ev) {
+                let name = leave_names
+                    .borrow()
+                    .get(&ev.socket)
+                    .cloned()
+                    .unwrap_or_default();
+                io.leave(&ev.socket, &room);
+                let _ = io.broadcast(NAMESPACE).to(&room).emit(
+                    "system",
+                    vec![json!({"room": room, "text": format!("{name} left {room}")})],
+                );
+            }
+            let rooms = public_rooms(io, &ev.socket);
+            io.ack(ev, vec![json!(rooms)]);
+        });
+
+        io.on(sid, "who", move |io, ev| {
+            let room = room_arg(ev).unwrap_or_else(|| DEFAULT_ROOM.to_string());
+            let names = who_names.borrow();
+            let mut list: Vec<String> = io
+                .sockets_in(NAMESPACE, &room)
+                .iter()
+                .filter_map(|s| names.get(s).cloned())
+                .collect();
+            list.sort();
+            drop(names);
+            io.ack(ev, vec![json!(list)]);
+        });
+
+        let bye_names = names.clone();
+        io.on(sid, "disconnecting", move |io, ev| {
+            let name = bye_names
+                .borrow_mut()
+                .remove(&ev.socket)
+                .unwrap_or_default();
+            for room in public_rooms(io, &ev.socket) {
+                let _ = io
+                    .broadcast(NAMESPACE)
+                    .to(&room)
+                    .except_socket(&ev.socket)
+                    .emit(
+                        "system",
+                        vec![json!({"room": room, "text": format!("{name} left {room}")})],
+                    );
+            }
+        });
+    });
+}
+
+/// The rooms of `sid` a person chose (not its own id or its personal room), sorted.
+fn public_rooms(io: &Io, sid: &str) -> Vec<String> {
+    io.rooms_of(sid)
+        .into_iter()
+        .filter(|r| r != sid && !r.starts_with("user:"))
+        .collect()
+}
+
+/// What a line typed into `socklab chat` asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    Say(String),
+    Join(String),
+    Leave(String),
+    /// `/who` (the current room) or `/who ROOM`.
+    Who(Option<String>),
+    /// `/room ROOM`: where plain lines go from now on.
+    Switch(String),
+    Quit,
+    Help,
+    Empty,
+}
+
+/// Parses one line typed into `socklab chat`.
+pub fn parse_command(line: &str) -> Command {
+    let line = line.trim_end_matches(['\r', '\n']);
+    let trimmed = line.trim();
+    if trimmed.is_empty() {
+        return Command::Empty;
+    }
+    let Some(cmd) = trimmed.strip_prefix('/') else {
+        return Command::Say(line.to_string());
+    };
+    let mut parts = cmd.split_whitespace();
+    let verb = parts.next().unwrap_or("");
+    let arg = parts.next().map(str::to_string);
+    match (verb, arg) {
+        ("join", Some(r)) => Command::Join(r),
+        ("leave", Some(r)) => Command::Leave(r),
+        ("room", Some(r)) => Command::Switch(r),
+        ("who", r) => Command::Who(r),
+        ("quit", _) | ("exit", _) => Command::Quit,
+        _ => Command::Help,
+    }
+}
+
+/// How `socklab chat` prints an event from the server (`None` for events it ignores).
+pub fn render(ev: &Event) -> Option<String> {
+    let obj = ev.args.first()?;
+    let s = |k: &str| obj.get(k).and_then(Value::as_str).unwrap_or("");
+    match ev.name.as_str() {
+        "chat message" => Some(format!("[{}] {}: {}", s("room"), s("from"), s("text"))),
+        "notification" => Some(format!(
+            "(@ from {} in {}) {}",
+            s("from"),
+            s("room"),
+            s("text")
+        )),
+        "system" => Some(format!("[{}] * {}", s("room"), s("text"))),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mentions_and_commands() {
+        assert_eq!(mentions("hi @ada and @bob, @ada again"), ["ada", "bob"]);
+        assert_eq!(mentions("mail me at x@y.z"), Vec::<String>::new());
+        assert_eq!(parse_command("/join news\n"), Command::Join("news".into()));
+        assert_eq!(parse_command("/who"), Command::Who(None));
+        assert_eq!(parse_command("hello\n"), Command::Say("hello".into()));
+        assert_eq!(parse_command("  "), Command::Empty);
+        assert_eq!(parse_command("/nonsense"), Command::Help);
+        assert!(valid_name("ada_1") && !valid_name("") && !valid_name("a b"));
+    }
+}
+
+/// The terminal client behind `socklab chat`: lines from `input` go to the room, events from
+/// the server are printed as they arrive. Returns when the input ends (after the server has
+/// taken everything sent) or the connection does. `Err` carries a refusal or a network error.
+pub fn run_terminal(
+    addr: std::net::SocketAddr,
+    name: &str,
+    room: &str,
+    input: impl std::io::BufRead + Send + 'static,
+) -> Result<(), Box<dyn std::error::Error>> {
+    use crate::events::{Client, ClientOptions};
+    use std::time::Duration;
+
+    let mut opts = ClientOptions::new(addr);
+    opts.namespace = NAMESPACE.to_string();
+    opts.auth = Some(json!({"name": name, "room": room}));
+    let mut client = Client::connect(opts)?;
+    let io = client.io();
+    let (me, first_room) = (name.to_string(), room.to_string());
+    io.on("connect", move |_, _| {
+        println!("connected as {me} in {first_room} (type /help for commands)");
+    });
+    io.on_any(|_, ev| {
+        if let Some(line) = render(ev) {
+            println!("{line}");
+        }
+    });
+    io.on("disconnect", |_, ev| {
+        let reason = ev.args.first().and_then(Value::as_str).unwrap_or("");
+        println!("disconnected: {reason}");
+    });
+
+    let handle = client.handle();
+    let start_room = room.to_string();
+    std::thread::spawn(move || {
+        let mut current = start_room;
+        let ack = Duration::from_secs(10);
+        for line in input.lines() {
+            let Ok(line) = line else { break };
+            let sent = match parse_command(&line) {
+                Command::Empty => true,
+                Command::Say(text) => {
+                    let room = current.clone();
+                    handle.run(move |io| {
+                        let _ = io.emit_with_ack(
+                            "chat message",
+                            vec![json!(room), json!(text)],
+                            vec![],
+                            ack,
+                            |_, _| {},
+                        );
+                    })
+                }
+                Command::Join(room) => {
+                    current = room.clone();
+                    handle.run(move |io| {
+                        let _ = io.emit_with_ack("join", vec![json!(room)], vec![], ack, |_, r| {
+                            if let Ok(r) = r {
+                                println!("* your rooms: {}", list(&r.args));
+                            }
+                        });
+                    })
+                }
+                Command::Leave(room) => handle.run(move |io| {
+                    let _ = io.emit_with_ack("leave", vec![json!(room)], vec![], ack, |_, r| {
+                        if let Ok(r) = r {
+                            println!("* your rooms: {}", list(&r.args));
+                        }
+                    });
+                }),
+                Command::Who(room) => {
+                    let room = room.unwrap_or_else(|| current.clone());
+                    handle.run(move |io| {
+                        let shown = room.clone();
+                        let _ =
+                            io.emit_with_ack("who", vec![json!(room)], vec![], ack, move |_, r| {
+                                if let Ok(r) = r {
+                                    println!("* in {shown}: {}", list(&r.args));
+                                }
+                            });
+                    })
+                }
+                Command::Switch(room) => {
+                    println!("* now talking in {room}");
+                    current = room;
+                    true
+                }
+                Command::Help => {
+                    println!("* commands: /join ROOM, /leave ROOM, /room ROOM, /who [ROOM], /quit; @name notifies name");
+                    true
+                }
+                Command::Quit => break,
+            };
+            if !sent {
+                return;
+            }
+        }
+        // End of input: the server answers in order, so once this ack is back everything
+        // typed before it has been handled. Then leave.
+        let room = current;
+        handle.run(move |io| {
+            if io.is_connected() {
+                let _ = io.emit_with_ack("who", vec![json!(room)], vec![], ack, |io, _| {
+                    io.disconnect()
+                });
+            } else {
+                io.disconnect();
+            }
+        });
+    });
+
+    client.run()?;
+    let io = client.io();
+    if let Some(refusal) = io.connect_error() {
+        return Err(format!("the server refused: {refusal}").into());
+    }
+    Ok(())
+}
+
+/// `["a","b"]` as `a, b`.
+fn list(args: &[Value]) -> String {
+    args.first()
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .collect::<Vec<_>>()
+                .join(", ")
+        })
+        .unwrap_or_default()
+}

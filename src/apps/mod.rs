@@ -1,0 +1,9 @@
+//! Applications on the event API: what `socklab serve` hosts and the `socklab` commands use.
+//!
+//! | file | what it holds |
+//! |---|---|
+//! | `chat.rs` | a chat server (namespace `/chat`): rooms, `/who`, @mentions as notifications to a personal room; and the terminal client's line handling |
+//! | `scores.rs` | simulated cricket matches pushed as live-score events (namespace `/scores`, one room per match) |
+
+pub mod chat;
+pub mod scores;

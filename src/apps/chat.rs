@@ -275,23 +275,6 @@ pub fn render(ev: &Event) -> Option<String> {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn mentions_and_commands() {
-        assert_eq!(mentions("hi @ada and @bob, @ada again"), ["ada", "bob"]);
-        assert_eq!(mentions("mail me at x@y.z"), Vec::<String>::new());
-        assert_eq!(parse_command("/join news\n"), Command::Join("news".into()));
-        assert_eq!(parse_command("/who"), Command::Who(None));
-        assert_eq!(parse_command("hello\n"), Command::Say("hello".into()));
-        assert_eq!(parse_command("  "), Command::Empty);
-        assert_eq!(parse_command("/nonsense"), Command::Help);
-        assert!(valid_name("ada_1") && !valid_name("") && !valid_name("a b"));
-    }
-}
-
 /// The terminal client behind `socklab chat`: lines from `input` go to the room, events from
 /// the server are printed as they arrive. Returns when the input ends (after the server has
 /// taken everything sent) or the connection does. `Err` carries a refusal or a network error.
@@ -421,4 +404,21 @@ fn list(args: &[Value]) -> String {
                 .join(", ")
         })
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mentions_and_commands() {
+        assert_eq!(mentions("hi @ada and @bob, @ada again"), ["ada", "bob"]);
+        assert_eq!(mentions("mail me at x@y.z"), Vec::<String>::new());
+        assert_eq!(parse_command("/join news\n"), Command::Join("news".into()));
+        assert_eq!(parse_command("/who"), Command::Who(None));
+        assert_eq!(parse_command("hello\n"), Command::Say("hello".into()));
+        assert_eq!(parse_command("  "), Command::Empty);
+        assert_eq!(parse_command("/nonsense"), Command::Help);
+        assert!(valid_name("ada_1") && !valid_name("") && !valid_name("a b"));
+    }
 }

@@ -193,25 +193,6 @@ pub fn start_feed(
     })
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn an_innings_adds_up() {
-        let mut m = Match::new(1);
-        for r in 0..20u64 {
-            m.bowl(r);
-        }
-        // One of each outcome of r % 20: 7 dots, 6 singles, 2 twos, a three, 2 fours, a six,
-        // a wicket.
-        assert_eq!(
-            (m.runs, m.wickets, m.overs()),
-            (6 + 4 + 3 + 8 + 6, 1, "3.2".to_string())
-        );
-    }
-}
-
 /// The client behind `socklab watch`: follows match `id` and prints each pushed score;
 /// stops after `count` updates if given.
 pub fn watch(
@@ -284,4 +265,23 @@ pub fn watch(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_innings_adds_up() {
+        let mut m = Match::new(1);
+        for r in 0..20u64 {
+            m.bowl(r);
+        }
+        // One of each outcome of r % 20: 7 dots, 6 singles, 2 twos, a three, 2 fours, a six,
+        // a wicket.
+        assert_eq!(
+            (m.runs, m.wickets, m.overs()),
+            (6 + 4 + 3 + 8 + 6, 1, "3.2".to_string())
+        );
+    }
 }

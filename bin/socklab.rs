@@ -142,6 +142,7 @@ fn serve(
 }
 
 fn main() -> ExitCode {
+    lesson::quiet_broken_pipe();
     let cli = Cli::parse();
     let result = match cli.cmd {
         Cmd::Serve {

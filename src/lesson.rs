@@ -57,6 +57,7 @@ pub fn parse<C: Parser>(port: u16) -> C {
 /// Runs a lesson's body: turns the self-trace on if asked, and turns an error into
 /// `error: <message>` on stderr and exit code 1, never a panic.
 pub fn run(trace: Trace, body: impl FnOnce() -> Result<(), Box<dyn Error>>) -> ExitCode {
+    quiet_broken_pipe();
     sys::trace::enable(trace.trace);
     sys::trace::enable_from_env();
     match body() {
@@ -68,6 +69,25 @@ pub fn run(trace: Trace, body: impl FnOnce() -> Result<(), Box<dyn Error>>) -> E
             ExitCode::FAILURE
         }
     }
+}
+
+/// `println!` panics when stdout is a closed pipe (`... | head`), because Rust ignores
+/// SIGPIPE (lesson 00). Make that an ordinary quiet exit, with the status a shell shows for
+/// a process killed by SIGPIPE (128 + 13), instead of a panic message.
+pub fn quiet_broken_pipe() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let text = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if text.starts_with("failed printing to stdout") && text.contains("Broken pipe") {
+            std::process::exit(141);
+        }
+        default(info);
+    }));
 }
 
 /// Prints `listening on HOST:PORT` (the real port) and flushes it, so a script or a test
@@ -192,3 +212,27 @@ pub const LESSONS: &[(&str, &str, &str)] = &[
         "rooms and broadcasts: to(room), all but the sender, unions",
     ),
 ];
+
+/// Bytes as `xxd` shows them: offset, 16 bytes in hex, the printable ones as text.
+pub fn hexdump(bytes: &[u8]) -> String {
+    let mut out = String::new();
+    for (i, row) in bytes.chunks(16).enumerate() {
+        let hex: Vec<String> = row.iter().map(|b| format!("{b:02x}")).collect();
+        let text: String = row
+            .iter()
+            .map(|&b| {
+                if (0x20..0x7f).contains(&b) {
+                    b as char
+                } else {
+                    '.'
+                }
+            })
+            .collect();
+        out.push_str(&format!(
+            "  {:04x}: {:<47}  {text}\n",
+            i * 16,
+            hex.join(" ")
+        ));
+    }
+    out
+}

@@ -30,12 +30,14 @@ const LESSONS: &[(&str, &str)] = &[
     ("11", env!("CARGO_BIN_EXE_11_mio_loop")),
     ("12", env!("CARGO_BIN_EXE_12_backpressure")),
     ("13", env!("CARGO_BIN_EXE_13_nb_connect")),
+    ("14", env!("CARGO_BIN_EXE_14_events")),
+    ("15", env!("CARGO_BIN_EXE_15_rooms")),
 ];
 
 /// Lessons whose exact calls depend on timing (how long a spin lasts, how much the kernel
-/// takes per write). Their recorded trace is compared by which calls appear, in the order
+/// takes per write, how two loops stepped in turn see each other's bytes). Their recorded trace is compared by which calls appear, in the order
 /// they first appear, rather than call by call.
-const VARYING: &[&str] = &["09", "12"];
+const VARYING: &[&str] = &["09", "12", "14", "15"];
 
 fn docs(sub: &str, lesson: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -94,6 +94,7 @@ pub struct ClientIo {
     connect_error: Option<String>,
     out: Vec<Out>,
     arena: Vec<u8>,
+    tap: Option<Box<dyn FnMut(&[u8])>>,
     /// Events received, for counters in demos and benchmarks.
     pub events_in: u64,
 }
@@ -126,6 +127,11 @@ impl ClientIo {
     /// The server's refusal message, if it refused.
     pub fn connect_error(&self) -> Option<&str> {
         self.connect_error.as_deref()
+    }
+
+    /// Calls `f` with every frame the client sends, as it goes to the loop.
+    pub fn set_tap(&mut self, f: impl FnMut(&[u8]) + 'static) {
+        self.tap = Some(Box::new(f));
     }
 
     pub fn on(&mut self, event: &str, f: impl FnMut(&mut ClientIo, &Event) + 'static) {
@@ -374,6 +380,9 @@ impl ClientIo {
             match o {
                 Out::Send(start, end) => {
                     if let Some(conn) = self.conn {
+                        if let Some(tap) = self.tap.as_mut() {
+                            tap(&self.arena[start..end]);
+                        }
                         // A full buffer means the server does not read; the cap bounds memory.
                         if ctx.send(conn, &self.arena[start..end]).is_err() {
                             ctx.abort(conn);
@@ -422,8 +431,13 @@ impl event_loop::Handler for ClientCore {
                     data: io.opts.auth.clone(),
                 };
                 let mut first = Vec::new();
-                packet::encode(&hello, &mut first);
-                packet::encode(&connect, &mut first);
+                for p in [hello, connect] {
+                    let start = first.len();
+                    packet::encode(&p, &mut first);
+                    if let Some(tap) = io.tap.as_mut() {
+                        tap(&first[start..]);
+                    }
+                }
                 let _ = ctx.send(id, &first);
             }
             Err(e) => {
@@ -511,6 +525,7 @@ impl Client {
             connect_error: None,
             out: Vec::new(),
             arena: Vec::new(),
+            tap: None,
             events_in: 0,
         };
         let mut ev = EventLoop::new(ClientCore { io }, loop_config)?;

@@ -90,7 +90,9 @@ impl<C> Listeners<C> {
     /// was just removed, say). Returns how many ran.
     pub fn call_detached(&mut self, c: &mut C, event: &Event) -> usize {
         let mut ran = 0;
-        for list in [self.by_name.get_mut(&event.name), Some(&mut self.any)] {
+        let reserved = crate::wire::packet::RESERVED_EVENTS.contains(&event.name.as_str());
+        let any = (!reserved).then_some(&mut self.any);
+        for list in [self.by_name.get_mut(&event.name), any] {
             let Some(list) = list else { continue };
             for e in list.iter_mut() {
                 if let Some(f) = e.f.as_mut() {
@@ -138,7 +140,12 @@ pub fn dispatch<C>(
     table: impl Fn(&mut C) -> Option<&mut Listeners<C>>,
 ) -> usize {
     let mut ran = 0;
+    // Catch-all listeners see the peer's events, not the library's own (`connect`, ...).
+    let reserved = crate::wire::packet::RESERVED_EVENTS.contains(&event.name.as_str());
     for name in [Some(event.name.as_str()), None] {
+        if name.is_none() && reserved {
+            break;
+        }
         let ids = match table(c) {
             Some(t) => t.ids(name),
             None => return ran,

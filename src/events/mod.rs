@@ -152,6 +152,10 @@ impl IdGen {
         }
     }
 
+    fn seeded(seed: u64) -> IdGen {
+        IdGen { state: seed }
+    }
+
     fn next_u64(&mut self) -> u64 {
         self.state = self.state.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.state;
@@ -220,8 +224,11 @@ impl Server {
         self.ev.run()
     }
 
-    /// One turn of the loop (for demos and tests that step the server by hand).
+    /// One turn of the loop (for demos and tests that step the server by hand). What was
+    /// emitted through [`io`](Server::io) since the last turn goes out first.
     pub fn turn(&mut self, timeout: Option<Duration>) -> io::Result<usize> {
+        let (core, ctx) = self.ev.parts();
+        core.io.flush(ctx);
         self.ev.turn(timeout)
     }
 

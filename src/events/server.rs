@@ -29,6 +29,9 @@ pub struct ServerConfig {
     pub ping_timeout: Duration,
     /// The event loop's settings (connection cap, outbound cap, ...).
     pub loop_config: event_loop::Config,
+    /// Seed for socket ids: `None` draws one from the kernel; a fixed seed gives the same
+    /// ids every run (for demos whose output is recorded).
+    pub id_seed: Option<u64>,
 }
 
 impl Default for ServerConfig {
@@ -39,6 +42,7 @@ impl Default for ServerConfig {
             ping_interval: Duration::from_secs(25),
             ping_timeout: Duration::from_secs(20),
             loop_config: event_loop::Config::default(),
+            id_seed: None,
         }
     }
 }
@@ -185,21 +189,27 @@ pub struct Io {
     stats: EventStats,
     /// Whatever the application keeps beside the server, one value per type.
     data: HashMap<std::any::TypeId, Box<dyn std::any::Any>>,
+    /// Sees every frame handed to the loop (lesson 14 prints them).
+    tap: Option<Box<dyn FnMut(&[u8])>>,
 }
 
 impl Io {
     pub(crate) fn new(config: ServerConfig) -> Io {
         Io {
-            config,
             namespaces: HashMap::new(),
             sockets: HashMap::new(),
             conns: HashMap::new(),
             rooms: HashMap::new(),
             out: Vec::new(),
             arena: Vec::new(),
-            ids: IdGen::new(),
+            ids: match config.id_seed {
+                Some(seed) => IdGen::seeded(seed),
+                None => IdGen::new(),
+            },
             stats: EventStats::default(),
             data: HashMap::new(),
+            tap: None,
+            config,
         }
     }
 
@@ -217,6 +227,12 @@ impl Io {
     pub fn insert_data<T: 'static>(&mut self, value: T) {
         self.data
             .insert(std::any::TypeId::of::<T>(), Box::new(value));
+    }
+
+    /// Calls `f` with every frame the server sends, as it goes to the loop (once per
+    /// recipient). For lessons and debugging.
+    pub fn set_tap(&mut self, f: impl FnMut(&[u8]) + 'static) {
+        self.tap = Some(Box::new(f));
     }
 
     /// The value of type `T` stored with [`insert_data`](Io::insert_data).
@@ -859,7 +875,7 @@ impl Io {
     /// Hands the outbox to the loop. A send refused because a connection's outbound buffer
     /// is full disconnects that connection (reason `outbound buffer full`); volatile sends to
     /// a backed-up connection are dropped instead.
-    fn flush(&mut self, ctx: &mut Ctx<ServerTimer>) {
+    pub(crate) fn flush(&mut self, ctx: &mut Ctx<ServerTimer>) {
         for _ in 0..4 {
             if self.out.is_empty() {
                 break;
@@ -877,6 +893,9 @@ impl Io {
                         if volatile && ctx.pending(conn) > 0 {
                             self.stats.volatile_dropped += 1;
                             continue;
+                        }
+                        if let Some(tap) = self.tap.as_mut() {
+                            tap(&self.arena[start..end]);
                         }
                         if let Err(SendError::Full { .. }) = ctx.send(conn, &self.arena[start..end])
                         {

@@ -218,6 +218,49 @@ impl Packet {
     }
 }
 
+impl fmt::Display for Packet {
+    /// One line a person can read: `EVENT / "chat message" id=1 ["hi"] +1 attachment`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let json = |args: &[Value]| serde_json::to_string(args).unwrap_or_default();
+        let bins = |a: &[Vec<u8>]| match a.len() {
+            0 => String::new(),
+            1 => format!(" +1 attachment ({} bytes)", a[0].len()),
+            n => format!(" +{n} attachments"),
+        };
+        match self {
+            Packet::Hello { version, info } => write!(f, "HELLO v{version} {info}"),
+            Packet::Connect { ns, data: Some(d) } => write!(f, "CONNECT {ns} {d}"),
+            Packet::Connect { ns, data: None } => write!(f, "CONNECT {ns}"),
+            Packet::ConnectError { ns, message } => write!(f, "CONNECT_ERROR {ns} {message:?}"),
+            Packet::Disconnect { ns, reason } => match reason {
+                Some(r) => write!(f, "DISCONNECT {ns} {r:?}"),
+                None => write!(f, "DISCONNECT {ns}"),
+            },
+            Packet::Event {
+                ns,
+                name,
+                args,
+                attachments,
+                id,
+            } => {
+                write!(f, "EVENT {ns} {name:?}")?;
+                if let Some(id) = id {
+                    write!(f, " id={id}")?;
+                }
+                write!(f, " {}{}", json(args), bins(attachments))
+            }
+            Packet::Ack {
+                ns,
+                id,
+                args,
+                attachments,
+            } => write!(f, "ACK {ns} id={id} {}{}", json(args), bins(attachments)),
+            Packet::Ping => f.write_str("PING"),
+            Packet::Pong => f.write_str("PONG"),
+        }
+    }
+}
+
 // ---- encoding -------------------------------------------------------------------------
 
 fn put_short_str(out: &mut Vec<u8>, s: &str) {

@@ -94,7 +94,7 @@ pub struct ClientIo {
     connect_error: Option<String>,
     out: Vec<Out>,
     arena: Vec<u8>,
-    tap: Option<Box<dyn FnMut(&[u8])>>,
+    tap: Option<super::Tap>,
     /// Events received, for counters in demos and benchmarks.
     pub events_in: u64,
 }

@@ -38,6 +38,9 @@ use crate::event_loop::{EventLoop, LoopHandle};
 use crate::sys;
 use server::{ServerCore, ServerMsg};
 
+/// A function that sees every frame one side sends (see `Io::set_tap`).
+pub type Tap = Box<dyn FnMut(&[u8])>;
+
 /// The disconnect reasons, with Socket.IO's wording where Socket.IO has one.
 pub mod reasons {
     /// The peer closed the connection.

@@ -190,7 +190,7 @@ pub struct Io {
     /// Whatever the application keeps beside the server, one value per type.
     data: HashMap<std::any::TypeId, Box<dyn std::any::Any>>,
     /// Sees every frame handed to the loop (lesson 14 prints them).
-    tap: Option<Box<dyn FnMut(&[u8])>>,
+    tap: Option<super::Tap>,
 }
 
 impl Io {

@@ -6,7 +6,7 @@ MDBOOK  ?= $(shell command -v mdbook 2>/dev/null || echo $(HOME)/.cargo/bin/mdbo
 RELEASE := target/release
 LESSONS := $(sort $(basename $(notdir $(wildcard bin/[0-9][0-9]_*.rs))))
 
-.PHONY: help build tour test lesson trace docs check-tools bench bench-loop
+.PHONY: help build tour test lesson trace docs check-tools bench bench-loop bench-events fuzz-codec
 
 help:
 	@echo "make tour        build, then run every lesson's demonstration with its self-trace"
@@ -15,6 +15,8 @@ help:
 	@echo "make trace N=04  record lesson 04 under the real strace into docs/src (all lessons without N)"
 	@echo "make docs        build the book into docs/book (needs mdbook)"
 	@echo "make bench-loop  echo round trips per second through the event loop (1, 100, 1000 connections)"
+	@echo "make bench-events ack round trips and broadcast deliveries per second through the event layer"
+	@echo "make fuzz-codec  a million random inputs through the packet decoders (release build, ~1 min)"
 
 build:
 	$(CARGO) build --release --quiet
@@ -57,7 +59,15 @@ test: check-tools
 	else echo "SKIPPED: book build (mdbook not found)"; fi
 
 # Benchmarks are not tests: they print figures and assert nothing.
-bench: bench-loop
+bench: bench-loop bench-events
 
 bench-loop: build
 	$(RELEASE)/socklab bench-loop
+
+bench-events: build
+	$(RELEASE)/socklab bench-events
+
+# The long run of the codec's random-bytes property (tests/codec_props.rs): a million inputs,
+# in release mode because a debug build would take many minutes.
+fuzz-codec:
+	$(CARGO) test --release --test codec_props -- --ignored --nocapture

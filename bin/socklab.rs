@@ -104,6 +104,26 @@ enum Cmd {
         #[arg(long, default_value_t = 3)]
         reps: usize,
     },
+    /// Benchmark the event layer: ack round trips per second with p50/p99 (one client), and
+    /// broadcast deliveries per second to 100 and 1,000 clients with the server's CPU time
+    /// per delivery. Server on CPU 0, clients on CPU 1. Writes target/bench/events.md
+    BenchEvents {
+        /// Receiver counts for the broadcast figures
+        #[arg(long, value_delimiter = ',', default_value = "100,1000")]
+        receivers: Vec<usize>,
+        /// Seconds measured per figure
+        #[arg(long, default_value_t = 2.0)]
+        seconds: f64,
+        /// Repetitions per figure (the median is reported)
+        #[arg(long, default_value_t = 3)]
+        reps: usize,
+    },
+    /// The server `bench-events` measures (echo and fanout handlers); not for people
+    #[command(hide = true)]
+    BenchServer {
+        #[arg(long, default_value = "127.0.0.1:0")]
+        addr: SocketAddr,
+    },
     Trace {
         /// The lesson number, e.g. 04
         lesson: String,
@@ -186,6 +206,29 @@ fn main() -> ExitCode {
             addr,
             trace,
         } => return lesson::run(trace, || scores::watch(addr, id, count)),
+        Cmd::BenchEvents {
+            receivers,
+            seconds,
+            reps,
+        } => bench_events(&receivers, seconds, reps),
+        Cmd::BenchServer { addr } => {
+            return lesson::run(lesson::Trace { trace: false }, || {
+                let config = ServerConfig {
+                    loop_config: socklab::event_loop::Config {
+                        max_connections: 100_000,
+                        ..Default::default()
+                    },
+                    ..ServerConfig::default()
+                };
+                let mut server = Server::new(config)?;
+                server.stop_on_signals()?;
+                let local = server.listen(addr)?;
+                bench::install_bench_handlers(server.io());
+                lesson::listening(local);
+                server.run()?;
+                Ok(())
+            })
+        }
         Cmd::Lessons => {
             for (n, bin, what) in lesson::LESSONS {
                 println!("{n}  {what:<66} make lesson N={n}   ({bin})");
@@ -216,10 +259,14 @@ struct BenchServer {
 
 impl BenchServer {
     fn start(lesson: &str, cpu: usize) -> Result<BenchServer, Box<dyn Error>> {
+        BenchServer::spawn(&lesson_binary(lesson)?, &["serve"], cpu)
+    }
+
+    fn spawn(bin: &Path, args: &[&str], cpu: usize) -> Result<BenchServer, Box<dyn Error>> {
         use std::io::BufRead;
-        let bin = lesson_binary(lesson)?;
-        let mut child = Command::new(&bin)
-            .args(["serve", "--addr", "127.0.0.1:0"])
+        let mut child = Command::new(bin)
+            .args(args)
+            .args(["--addr", "127.0.0.1:0"])
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -250,6 +297,90 @@ impl Drop for BenchServer {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+fn bench_events(receivers: &[usize], seconds: f64, reps: usize) -> Result<(), Box<dyn Error>> {
+    use std::fmt::Write as _;
+    let limit = bench::raise_fd_limit();
+    let pinned = bench::pin(0, 1);
+    let measure = Duration::from_secs_f64(seconds);
+    let me = std::env::current_exe()?;
+    let (mut acks, mut p50, mut p99) = (Vec::new(), Vec::new(), Vec::new());
+    let mut fan: Vec<(Vec<f64>, Vec<f64>)> = vec![(Vec::new(), Vec::new()); receivers.len()];
+    let mut notes = Vec::new();
+    for rep in 0..reps.max(1) {
+        eprintln!("repetition {} of {reps}", rep + 1);
+        let server = BenchServer::spawn(&me, &["bench-server"], 0)?;
+        let pid = server.child.id();
+        let r = bench::event_load(server.addr, 0, "echo", measure, Some(pid))?;
+        acks.push(r.acks as f64 / r.seconds.max(1e-9));
+        p50.push(r.quantile_us(0.5) as f64);
+        p99.push(r.quantile_us(0.99) as f64);
+        for (i, &n) in receivers.iter().enumerate() {
+            if n as u64 * 2 + 64 > limit {
+                notes.push(format!(
+                    "{n} receivers need about {} descriptors; the limit here is {limit}",
+                    n * 2 + 64
+                ));
+                continue;
+            }
+            let r = bench::event_load(server.addr, n, "fanout", measure, Some(pid))?;
+            if r.connected < n + 1 {
+                notes.push(format!(
+                    "{n} receivers: only {} of {} connections joined",
+                    r.connected,
+                    n + 1
+                ));
+            }
+            fan[i].0.push(r.deliveries as f64 / r.seconds.max(1e-9));
+            if let Some(cpu) = r.server_cpu {
+                fan[i]
+                    .1
+                    .push(cpu.as_secs_f64() * 1e9 / (r.deliveries.max(1) as f64));
+            }
+        }
+    }
+    let mut t = String::new();
+    writeln!(t, "Event layer (median of {reps}, min-max in brackets). Server on CPU 0, clients on CPU 1{}; {seconds} s per figure.\n", if pinned { "" } else { " (pinning failed)" })?;
+    let (m, lo, hi) = bench::median_range(&acks);
+    let (a50, _, _) = bench::median_range(&p50);
+    let (a99, _, _) = bench::median_range(&p99);
+    writeln!(t, "| figure | value |")?;
+    writeln!(t, "|---|---:|")?;
+    writeln!(
+        t,
+        "| ack round trips per second, 1 client | {m:.0} [{lo:.0}-{hi:.0}] |"
+    )?;
+    writeln!(
+        t,
+        "| ack round trip p50 / p99 | {a50:.0} us / {a99:.0} us |"
+    )?;
+    for (i, &n) in receivers.iter().enumerate() {
+        if fan[i].0.is_empty() {
+            writeln!(
+                t,
+                "| broadcast deliveries per second, {n} clients | not reached |"
+            )?;
+            continue;
+        }
+        let (m, lo, hi) = bench::median_range(&fan[i].0);
+        let (c, _, _) = bench::median_range(&fan[i].1);
+        writeln!(
+            t,
+            "| broadcast deliveries per second, {n} clients | {m:.0} [{lo:.0}-{hi:.0}] |"
+        )?;
+        writeln!(t, "| server CPU per delivery, {n} clients | {c:.0} ns |")?;
+    }
+    notes.sort();
+    notes.dedup();
+    for n in notes {
+        writeln!(t, "\nnote: {n}")?;
+    }
+    print!("{t}");
+    std::fs::create_dir_all("target/bench")?;
+    std::fs::write("target/bench/events.md", &t)?;
+    eprintln!("wrote target/bench/events.md");
+    Ok(())
 }
 
 fn bench_loop(conns: &[usize], seconds: f64, reps: usize) -> Result<(), Box<dyn Error>> {

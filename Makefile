@@ -16,7 +16,7 @@ help:
 	@echo "make docs        build the book into docs/book (needs mdbook)"
 	@echo "make bench-loop  echo round trips per second through the event loop (1, 100, 1000 connections)"
 	@echo "make bench-events ack round trips and broadcast deliveries per second through the event layer"
-	@echo "make fuzz-codec  a million random inputs through the packet decoders (release build, ~1 min)"
+	@echo "make fuzz-codec  a million random inputs through the packet decoders (release build; ~10 s once built)"
 
 build:
 	$(CARGO) build --release --quiet

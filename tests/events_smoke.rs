@@ -18,7 +18,9 @@ fn smoke() {
     )
     .unwrap();
     let addr = server.addr;
-    let mut c = Client::connect(ClientOptions::new(addr)).unwrap();
+    let mut opts = ClientOptions::new(addr);
+    opts.reconnection = false;
+    let mut c = Client::connect(opts).unwrap();
     let got = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
     let g = got.clone();
     c.io().on("chat message", move |_, ev| {
@@ -50,5 +52,5 @@ fn smoke() {
         .run_until(Duration::from_secs(5), |io| io.state()
             == ClientState::Disconnected)
         .unwrap());
-    println!("reason {:?}", c.io().disconnect_reason());
+    assert_eq!(c.io().disconnect_reason(), Some("server shutting down"));
 }

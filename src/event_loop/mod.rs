@@ -407,6 +407,13 @@ impl<T> Ctx<T> {
         self.conns.get(id).map_or(0, Conn::pending)
     }
 
+    /// Whether `id`'s output is backed up: bytes from an earlier turn are still waiting for
+    /// the kernel to take them (WRITABLE interest is on). Bytes queued in this turn do not
+    /// count: they leave at the end of the turn.
+    pub fn backed_up(&self, id: ConnId) -> bool {
+        self.conns.get(id).is_some_and(|c| c.writable_interest)
+    }
+
     /// Whether `id` is a live connection (not closed, not closing).
     pub fn is_open(&self, id: ConnId) -> bool {
         self.conns.get(id).is_some_and(|c| c.closing.is_none())

@@ -6,7 +6,7 @@
 //! An emit made before the connection is up waits in a bounded offline buffer and goes out,
 //! in order, as soon as the server accepts the namespace.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::io;
 use std::net::SocketAddr;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -20,7 +20,7 @@ use crate::event_loop::{self, CloseReason, ConnId, Ctx, EventLoop, LoopHandle};
 use crate::sys;
 use crate::wire::packet::{self, Limits, Packet, RESERVED_EVENTS};
 
-/// How to connect.
+/// How to connect, and how to come back.
 #[derive(Debug, Clone)]
 pub struct ClientOptions {
     pub addr: SocketAddr,
@@ -29,10 +29,23 @@ pub struct ClientOptions {
     /// Sent with CONNECT; the server's middleware sees it.
     pub auth: Option<Value>,
     pub limits: Limits,
-    /// How long the TCP connect may take.
+    /// How long one TCP connect may take.
     pub connect_timeout: Duration,
     /// Emits kept while not connected; past this, `emit` returns `EmitError::BufferFull`.
     pub offline_buffer: usize,
+    /// Reconnect after `transport close`, `transport error`, `ping timeout` and `server
+    /// shutting down` (never after a deliberate disconnect by either side). Default on.
+    pub reconnection: bool,
+    /// Give up after this many attempts in a row (`None`: never give up).
+    pub reconnection_attempts: Option<u32>,
+    /// First delay before reconnecting (Socket.IO's default: 1000 ms); it doubles each
+    /// attempt...
+    pub reconnection_delay: Duration,
+    /// ...up to this (default 5000 ms)...
+    pub reconnection_delay_max: Duration,
+    /// ...with this much random spread either way (default 0.5), so that a thousand
+    /// clients dropped at once do not come back at once.
+    pub randomization_factor: f64,
     pub loop_config: event_loop::Config,
 }
 
@@ -45,6 +58,11 @@ impl ClientOptions {
             limits: Limits::default(),
             connect_timeout: Duration::from_secs(20),
             offline_buffer: 1000,
+            reconnection: true,
+            reconnection_attempts: None,
+            reconnection_delay: Duration::from_millis(1000),
+            reconnection_delay_max: Duration::from_millis(5000),
+            randomization_factor: 0.5,
             loop_config: event_loop::Config {
                 max_connections: 16,
                 ..event_loop::Config::default()
@@ -56,11 +74,14 @@ impl ClientOptions {
 /// Where the client is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ClientState {
-    /// TCP connect, HELLO and CONNECT under way.
+    /// TCP connect, HELLO and CONNECT under way (the first time).
     Connecting,
     /// The server accepted the namespace; the client has a socket id.
     Connected,
-    /// Done: refused, closed, or disconnected (see [`ClientIo::disconnect_reason`]).
+    /// The connection was lost; waiting to try again, or trying.
+    Reconnecting,
+    /// Done: refused, disconnected on purpose, or out of attempts
+    /// (see [`ClientIo::disconnect_reason`]).
     Disconnected,
 }
 
@@ -70,12 +91,36 @@ type AckCallback = Box<dyn FnOnce(&mut ClientIo, Result<AckReply, AckError>)>;
 #[derive(Debug)]
 pub enum ClientTimer {
     AckTimeout(u32),
+    /// Time for the next reconnection attempt.
+    Reconnect,
+    /// The server's next PING is due by now (heartbeat generation).
+    PingDue(u64),
 }
 
 enum Out {
     Send(usize, usize),
     Close,
+    Abort,
+    Connect,
     Timer(Duration, ClientTimer),
+}
+
+/// The delay before reconnection attempt `attempt` (0-based): Socket.IO's backoff.
+/// `random` is a number in [0, 1).
+pub fn backoff(opts: &ClientOptions, attempt: u32, random: f64) -> Duration {
+    let base = opts.reconnection_delay.as_millis() as f64;
+    let mut ms = base * 2f64.powi(attempt.min(30) as i32);
+    let jitter = opts.randomization_factor.clamp(0.0, 1.0);
+    if jitter > 0.0 {
+        let deviation = (random * jitter * ms).floor();
+        ms = if ((random * 10.0).floor() as u64) & 1 == 0 {
+            ms - deviation
+        } else {
+            ms + deviation
+        };
+    }
+    let max = opts.reconnection_delay_max.as_millis() as f64;
+    Duration::from_millis(ms.clamp(0.0, max) as u64)
 }
 
 /// The client's state and the handle every listener gets.
@@ -84,14 +129,26 @@ pub struct ClientIo {
     state: ClientState,
     conn: Option<ConnId>,
     sid: Option<String>,
+    /// The session's private id, from the server: presented again on reconnecting so the
+    /// server can restore the session.
+    pid: Option<String>,
+    /// The offset of the last broadcast received (for connection state recovery).
+    offset: Option<u64>,
+    recovered: bool,
     server_info: Value,
     listeners: Listeners<ClientIo>,
     acks: HashMap<u32, AckCallback>,
     next_ack: u32,
-    /// Encoded frames waiting for the connection.
-    offline: VecDeque<Vec<u8>>,
+    /// Frames of acked emits already sent and not yet answered: sent again after a
+    /// reconnect (the server drops duplicates).
+    unacked: BTreeMap<u32, Vec<u8>>,
+    /// Frames waiting for the connection, with their ack id if they asked for one.
+    offline: VecDeque<(Option<u32>, Vec<u8>)>,
     disconnect_reason: Option<String>,
     connect_error: Option<String>,
+    attempts: u32,
+    ping_gen: u64,
+    rng: u64,
     out: Vec<Out>,
     arena: Vec<u8>,
     tap: Option<super::Tap>,
@@ -113,20 +170,31 @@ impl ClientIo {
         self.sid.as_deref()
     }
 
+    /// Whether the last connect restored the previous session (same id, rooms, and the
+    /// broadcasts missed meanwhile).
+    pub fn recovered(&self) -> bool {
+        self.recovered
+    }
+
     /// The settings the server sent in its HELLO (`pingInterval`, `pingTimeout`,
     /// `maxPayload`).
     pub fn server_info(&self) -> &Value {
         &self.server_info
     }
 
-    /// Why the client disconnected, once it has.
+    /// Why the client last disconnected.
     pub fn disconnect_reason(&self) -> Option<&str> {
         self.disconnect_reason.as_deref()
     }
 
-    /// The server's refusal message, if it refused.
+    /// The server's refusal message (or the last connect error), if any.
     pub fn connect_error(&self) -> Option<&str> {
         self.connect_error.as_deref()
+    }
+
+    /// Emits waiting for a connection.
+    pub fn offline_len(&self) -> usize {
+        self.offline.len()
     }
 
     /// Calls `f` with every frame the client sends, as it goes to the loop.
@@ -154,6 +222,14 @@ impl ClientIo {
         self.listeners.off_any();
     }
 
+    fn check_attachments(&self, n: usize) -> Result<(), EmitError> {
+        let limit = self.opts.limits.max_attachments.min(255);
+        if n > limit {
+            return Err(EmitError::TooManyAttachments { count: n, limit });
+        }
+        Ok(())
+    }
+
     fn check_name(&self, name: &str) -> Result<(), EmitError> {
         if RESERVED_EVENTS.contains(&name) {
             return Err(EmitError::Reserved(name.to_string()));
@@ -164,8 +240,9 @@ impl ClientIo {
         Ok(())
     }
 
-    /// Sends `p` now if connected, else keeps it for when the connection is up.
-    fn send_packet(&mut self, p: &Packet) -> Result<(), EmitError> {
+    /// Sends `p` now if connected, else keeps it for when the connection is up. An acked
+    /// emit (`ack`) is also kept until answered, to be sent again after a reconnect.
+    fn send_packet(&mut self, p: &Packet, ack: Option<u32>) -> Result<(), EmitError> {
         let start = self.arena.len();
         packet::encode(p, &mut self.arena);
         let end = self.arena.len();
@@ -178,15 +255,23 @@ impl ClientIo {
             });
         }
         if self.state == ClientState::Connected {
+            if let Some(id) = ack {
+                self.unacked.insert(id, self.arena[start..end].to_vec());
+            }
             self.out.push(Out::Send(start, end));
             return Ok(());
         }
         let frame = self.arena[start..end].to_vec();
         self.arena.truncate(start);
+        if self.state == ClientState::Disconnected {
+            return Err(EmitError::NoSuchSocket(
+                "this client has disconnected".into(),
+            ));
+        }
         if self.offline.len() >= self.opts.offline_buffer {
             return Err(EmitError::BufferFull(self.offline.len()));
         }
-        self.offline.push_back(frame);
+        self.offline.push_back((ack, frame));
         Ok(())
     }
 
@@ -203,6 +288,7 @@ impl ClientIo {
         attachments: Vec<Vec<u8>>,
     ) -> Result<(), EmitError> {
         self.check_name(event)?;
+        self.check_attachments(attachments.len())?;
         let p = Packet::Event {
             ns: self.opts.namespace.clone(),
             name: event.to_string(),
@@ -210,11 +296,12 @@ impl ClientIo {
             attachments,
             id: None,
         };
-        self.send_packet(&p)
+        self.send_packet(&p, None)
     }
 
     /// Emits `event` and asks for an ack: `callback` gets the server's answer, or
-    /// `AckError::Timeout` after `timeout`, or `AckError::Disconnected`.
+    /// `AckError::Timeout` after `timeout`. Until then the emit survives reconnects: it is
+    /// sent again on each new connection, and the server handles it once.
     pub fn emit_with_ack(
         &mut self,
         event: &str,
@@ -224,6 +311,7 @@ impl ClientIo {
         callback: impl FnOnce(&mut ClientIo, Result<AckReply, AckError>) + 'static,
     ) -> Result<(), EmitError> {
         self.check_name(event)?;
+        self.check_attachments(attachments.len())?;
         self.next_ack = self.next_ack.wrapping_add(1);
         let id = self.next_ack;
         let p = Packet::Event {
@@ -233,7 +321,7 @@ impl ClientIo {
             attachments,
             id: Some(id),
         };
-        self.send_packet(&p)?;
+        self.send_packet(&p, Some(id))?;
         self.acks.insert(id, Box::new(callback));
         self.out
             .push(Out::Timer(timeout, ClientTimer::AckTimeout(id)));
@@ -253,17 +341,18 @@ impl ClientIo {
             args,
             attachments,
         };
-        let _ = self.send_packet(&p);
+        let _ = self.send_packet(&p, None);
     }
 
-    /// Leaves the namespace and closes the connection (reason `io client disconnect`).
+    /// Leaves the namespace and closes the connection (reason `io client disconnect`; no
+    /// reconnection follows).
     pub fn disconnect(&mut self) {
         if self.state == ClientState::Connected {
             let p = Packet::Disconnect {
                 ns: self.opts.namespace.clone(),
                 reason: None,
             };
-            let _ = self.send_packet(&p);
+            let _ = self.send_packet(&p, None);
         }
         self.finish(reasons::IO_CLIENT_DISCONNECT);
         self.out.push(Out::Close);
@@ -289,7 +378,15 @@ impl ClientIo {
         }
     }
 
-    /// Moves to `Disconnected` (once), fails pending acks, fires `disconnect`.
+    fn random(&mut self) -> f64 {
+        // xorshift64: enough to spread reconnection delays.
+        self.rng ^= self.rng << 13;
+        self.rng ^= self.rng >> 7;
+        self.rng ^= self.rng << 17;
+        (self.rng >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    /// Ends for good: fails what waits for an ack, fires `disconnect` if connected.
     fn finish(&mut self, reason: &str) {
         if self.state == ClientState::Disconnected {
             return;
@@ -297,6 +394,7 @@ impl ClientIo {
         let was_connected = self.state == ClientState::Connected;
         self.state = ClientState::Disconnected;
         self.disconnect_reason = Some(reason.to_string());
+        self.unacked.clear();
         let acks: Vec<AckCallback> = self.acks.drain().map(|(_, cb)| cb).collect();
         for cb in acks {
             cb(self, Err(AckError::Disconnected));
@@ -306,21 +404,110 @@ impl ClientIo {
         }
     }
 
+    /// The connection is gone for `reason` (not by anyone's choice): fire `disconnect`,
+    /// then try again with backoff, or end.
+    fn lost(&mut self, reason: &str) {
+        if matches!(self.state, ClientState::Disconnected) {
+            return;
+        }
+        self.conn = None;
+        self.ping_gen += 1;
+        let comes_back = matches!(
+            reason,
+            reasons::TRANSPORT_CLOSE
+                | reasons::TRANSPORT_ERROR
+                | reasons::PING_TIMEOUT
+                | reasons::SERVER_SHUTTING_DOWN
+                | reasons::PARSE_ERROR
+        );
+        if !(self.opts.reconnection && comes_back) {
+            self.finish(reason);
+            return;
+        }
+        let was_connected = self.state == ClientState::Connected;
+        self.state = ClientState::Reconnecting;
+        self.disconnect_reason = Some(reason.to_string());
+        if was_connected {
+            self.fire("disconnect", vec![json!(reason)]);
+        }
+        self.schedule_reconnect();
+    }
+
+    fn schedule_reconnect(&mut self) {
+        if self.state != ClientState::Reconnecting {
+            return;
+        }
+        if self
+            .opts
+            .reconnection_attempts
+            .is_some_and(|max| self.attempts >= max)
+        {
+            self.fire("reconnect_failed", Vec::new());
+            let reason = self
+                .disconnect_reason
+                .clone()
+                .unwrap_or_else(|| reasons::TRANSPORT_CLOSE.to_string());
+            self.finish(&reason);
+            return;
+        }
+        let r = self.random();
+        let delay = backoff(&self.opts, self.attempts, r);
+        self.out.push(Out::Timer(delay, ClientTimer::Reconnect));
+    }
+
+    /// The server's HELLO says how often it pings: expect one within interval + timeout.
+    fn expect_ping(&mut self) {
+        let ms = |k: &str| self.server_info.get(k).and_then(Value::as_u64);
+        if let (Some(interval), Some(timeout)) = (ms("pingInterval"), ms("pingTimeout")) {
+            self.ping_gen += 1;
+            let due = Duration::from_millis(interval + timeout);
+            self.out
+                .push(Out::Timer(due, ClientTimer::PingDue(self.ping_gen)));
+        }
+    }
+
     fn on_packet(&mut self, p: Packet) {
         match p {
-            Packet::Hello { info, .. } => self.server_info = info,
+            Packet::Hello { info, .. } => {
+                self.server_info = info;
+                self.expect_ping();
+            }
             Packet::Connect { data, .. } => {
-                self.sid = data
+                let field = |k: &str| {
+                    data.as_ref()
+                        .and_then(|d| d.get(k))
+                        .and_then(Value::as_str)
+                        .map(str::to_string)
+                };
+                self.sid = field("sid");
+                self.pid = field("pid").or(self.pid.take());
+                self.recovered = data
                     .as_ref()
-                    .and_then(|d| d.get("sid"))
-                    .and_then(Value::as_str)
-                    .map(str::to_string);
+                    .and_then(|d| d.get("recovered"))
+                    .and_then(Value::as_bool)
+                    .unwrap_or(false);
+                let reconnected = self.state == ClientState::Reconnecting;
                 self.state = ClientState::Connected;
-                // What was emitted while offline goes first, in order.
-                while let Some(frame) = self.offline.pop_front() {
+                // Acked emits of an earlier connection first, then what was emitted while
+                // offline, in order; all before `connect` fires.
+                let resend: Vec<Vec<u8>> = self.unacked.values().cloned().collect();
+                for frame in resend {
                     let start = self.arena.len();
                     self.arena.extend_from_slice(&frame);
                     self.out.push(Out::Send(start, self.arena.len()));
+                }
+                while let Some((ack, frame)) = self.offline.pop_front() {
+                    let start = self.arena.len();
+                    self.arena.extend_from_slice(&frame);
+                    self.out.push(Out::Send(start, self.arena.len()));
+                    if let Some(id) = ack {
+                        self.unacked.insert(id, frame);
+                    }
+                }
+                if reconnected {
+                    let n = self.attempts;
+                    self.attempts = 0;
+                    self.fire("reconnect", vec![json!(n)]);
                 }
                 self.fire("connect", Vec::new());
             }
@@ -332,12 +519,25 @@ impl ClientIo {
             }
             Packet::Event {
                 name,
-                args,
+                mut args,
                 attachments,
                 id,
                 ..
             } => {
+                if RESERVED_EVENTS.contains(&name.as_str()) {
+                    return; // the library's own names; a server may not send them
+                }
                 self.events_in += 1;
+                // A broadcast carries its offset as a last, extra argument
+                // `{"__offset": N}` (see docs/protocol.md): note it and take it off.
+                if let Some(o) = args
+                    .last()
+                    .and_then(|v| v.get(OFFSET_KEY))
+                    .and_then(Value::as_u64)
+                {
+                    args.pop();
+                    self.offset = Some(o);
+                }
                 let event = Event {
                     socket: self.sid.clone().unwrap_or_default(),
                     name,
@@ -353,59 +553,116 @@ impl ClientIo {
                 attachments,
                 ..
             } => {
+                self.unacked.remove(&id);
                 if let Some(cb) = self.acks.remove(&id) {
                     cb(self, Ok(AckReply { args, attachments }));
                 }
             }
             Packet::Disconnect { reason, .. } => {
-                // A server that is stopping is not sending this client away for good.
-                let why = if reason.as_deref() == Some(reasons::SERVER_SHUTTING_DOWN) {
-                    reasons::SERVER_SHUTTING_DOWN
+                if reason.as_deref() == Some(reasons::SERVER_SHUTTING_DOWN) {
+                    // Not sent away for good: the server is restarting.
+                    self.out.push(Out::Close);
+                    self.lost(reasons::SERVER_SHUTTING_DOWN);
                 } else {
-                    reasons::IO_SERVER_DISCONNECT
-                };
-                self.finish(why);
-                self.out.push(Out::Close);
+                    self.finish(reasons::IO_SERVER_DISCONNECT);
+                    self.out.push(Out::Close);
+                }
             }
             Packet::Ping => {
-                let _ = self.send_packet(&Packet::Pong);
+                let _ = self.send_packet(&Packet::Pong, None);
+                self.expect_ping();
             }
             Packet::Pong => {}
         }
     }
 
+    /// The CONNECT for this connection: auth, plus the session to restore if any.
+    fn connect_packet(&self) -> Packet {
+        let mut data = self.opts.auth.clone();
+        if let Some(pid) = &self.pid {
+            let mut obj = match data.take() {
+                Some(Value::Object(m)) => m,
+                _ => serde_json::Map::new(),
+            };
+            obj.insert("pid".into(), json!(pid));
+            obj.insert("offset".into(), json!(self.offset.unwrap_or(0)));
+            data = Some(Value::Object(obj));
+        }
+        Packet::Connect {
+            ns: self.opts.namespace.clone(),
+            data,
+        }
+    }
+
     fn flush(&mut self, ctx: &mut Ctx<ClientTimer>) {
-        let mut out = std::mem::take(&mut self.out);
-        for o in out.drain(..) {
-            match o {
-                Out::Send(start, end) => {
-                    if let Some(conn) = self.conn {
-                        if let Some(tap) = self.tap.as_mut() {
-                            tap(&self.arena[start..end]);
+        for _ in 0..4 {
+            if self.out.is_empty() {
+                break;
+            }
+            let mut out = std::mem::take(&mut self.out);
+            for o in out.drain(..) {
+                match o {
+                    Out::Send(start, end) => {
+                        if let Some(conn) = self.conn {
+                            if let Some(tap) = self.tap.as_mut() {
+                                tap(&self.arena[start..end]);
+                            }
+                            // A full buffer means the server does not read; the cap bounds
+                            // memory.
+                            if ctx.send(conn, &self.arena[start..end]).is_err() {
+                                ctx.abort(conn);
+                            }
                         }
-                        // A full buffer means the server does not read; the cap bounds memory.
-                        if ctx.send(conn, &self.arena[start..end]).is_err() {
+                    }
+                    Out::Close => {
+                        if let Some(conn) = self.conn.take() {
+                            ctx.close(conn);
+                        }
+                    }
+                    Out::Abort => {
+                        if let Some(conn) = self.conn.take() {
                             ctx.abort(conn);
                         }
                     }
-                }
-                Out::Close => {
-                    if let Some(conn) = self.conn {
-                        ctx.close(conn);
+                    Out::Connect => {
+                        if let Err(e) = ctx.connect(self.opts.addr, Some(self.opts.connect_timeout))
+                        {
+                            self.connect_failed(&e.to_string());
+                        }
+                    }
+                    Out::Timer(after, t) => {
+                        ctx.set_timer(after, t);
                     }
                 }
-                Out::Timer(after, t) => {
-                    ctx.set_timer(after, t);
-                }
+            }
+            if self.out.is_empty() {
+                self.out = out; // keep the allocation
             }
         }
-        self.out = out;
         self.arena.clear();
         if self.state == ClientState::Disconnected && ctx.connections() == 0 {
             ctx.stop();
         }
     }
+
+    fn connect_failed(&mut self, message: &str) {
+        self.connect_error = Some(message.to_string());
+        let reconnecting = self.state == ClientState::Reconnecting;
+        self.fire("connect_error", vec![json!(message)]);
+        if reconnecting {
+            self.fire("reconnect_error", vec![json!(message)]);
+        }
+        if self.opts.reconnection && self.state != ClientState::Disconnected {
+            self.state = ClientState::Reconnecting;
+            self.schedule_reconnect();
+        } else {
+            self.finish(reasons::TRANSPORT_ERROR);
+        }
+    }
 }
+
+/// The key of the extra last argument in which a broadcast carries its offset.
+pub const OFFSET_KEY: &str = "__offset";
 
 /// The client as an event loop handler.
 pub struct ClientCore {
@@ -422,16 +679,11 @@ impl event_loop::Handler for ClientCore {
     fn connected(&mut self, ctx: &mut Ctx<ClientTimer>, id: ConnId, result: sys::Result<()>) {
         let io = &mut self.io;
         match result {
-            Ok(()) => {
+            Ok(()) if io.state != ClientState::Disconnected => {
                 io.conn = Some(id);
                 // HELLO and CONNECT go straight out, ahead of anything queued offline.
-                let hello = Packet::hello(json!({}));
-                let connect = Packet::Connect {
-                    ns: io.opts.namespace.clone(),
-                    data: io.opts.auth.clone(),
-                };
                 let mut first = Vec::new();
-                for p in [hello, connect] {
+                for p in [Packet::hello(json!({})), io.connect_packet()] {
                     let start = first.len();
                     packet::encode(&p, &mut first);
                     if let Some(tap) = io.tap.as_mut() {
@@ -440,23 +692,23 @@ impl event_loop::Handler for ClientCore {
                 }
                 let _ = ctx.send(id, &first);
             }
-            Err(e) => {
-                io.connect_error = Some(e.to_string());
-                io.fire("connect_error", vec![json!(e.to_string())]);
-                io.finish(reasons::TRANSPORT_ERROR);
-            }
+            Ok(()) => ctx.abort(id), // disconnected meanwhile
+            Err(e) => io.connect_failed(&e.to_string()),
         }
         io.flush(ctx);
     }
 
-    fn data(&mut self, ctx: &mut Ctx<ClientTimer>, _: ConnId, bytes: &[u8]) -> usize {
+    fn data(&mut self, ctx: &mut Ctx<ClientTimer>, conn: ConnId, bytes: &[u8]) -> usize {
+        if self.io.conn != Some(conn) {
+            return bytes.len(); // an old connection's last bytes
+        }
         let limits = self.io.opts.limits;
         let io = &mut self.io;
         let mut bad = false;
         let used = packet::decode_stream(bytes, &limits, |res| match res {
             Ok(p) => {
                 io.on_packet(p);
-                io.state != ClientState::Disconnected
+                io.conn == Some(conn)
             }
             Err(_) => {
                 bad = true;
@@ -464,8 +716,8 @@ impl event_loop::Handler for ClientCore {
             }
         });
         if bad {
-            io.finish(reasons::PARSE_ERROR);
-            io.out.push(Out::Close);
+            io.out.push(Out::Abort);
+            io.lost(reasons::PARSE_ERROR);
             io.flush(ctx);
             return bytes.len();
         }
@@ -473,25 +725,42 @@ impl event_loop::Handler for ClientCore {
         used
     }
 
-    fn closed(&mut self, ctx: &mut Ctx<ClientTimer>, _: ConnId, reason: CloseReason) {
-        let why = match reason {
-            CloseReason::Error(_) => reasons::TRANSPORT_ERROR,
-            _ => reasons::TRANSPORT_CLOSE,
-        };
-        self.io.finish(why);
-        self.io.conn = None;
+    fn closed(&mut self, ctx: &mut Ctx<ClientTimer>, conn: ConnId, reason: CloseReason) {
+        if self.io.conn == Some(conn) {
+            let why = match reason {
+                CloseReason::Error(_) => reasons::TRANSPORT_ERROR,
+                _ => reasons::TRANSPORT_CLOSE,
+            };
+            self.io.lost(why);
+        }
         self.io.flush(ctx);
     }
 
     fn timer(&mut self, ctx: &mut Ctx<ClientTimer>, _: event_loop::TimerId, t: ClientTimer) {
+        let io = &mut self.io;
         match t {
             ClientTimer::AckTimeout(id) => {
-                if let Some(cb) = self.io.acks.remove(&id) {
-                    cb(&mut self.io, Err(AckError::Timeout));
+                io.unacked.remove(&id);
+                if let Some(cb) = io.acks.remove(&id) {
+                    cb(io, Err(AckError::Timeout));
+                }
+            }
+            ClientTimer::Reconnect => {
+                if io.state == ClientState::Reconnecting && io.conn.is_none() {
+                    io.attempts += 1;
+                    let n = io.attempts;
+                    io.fire("reconnect_attempt", vec![json!(n)]);
+                    io.out.push(Out::Connect);
+                }
+            }
+            ClientTimer::PingDue(gen) => {
+                if gen == io.ping_gen && io.conn.is_some() {
+                    io.out.push(Out::Abort);
+                    io.lost(reasons::PING_TIMEOUT);
                 }
             }
         }
-        self.io.flush(ctx);
+        io.flush(ctx);
     }
 
     fn message(&mut self, ctx: &mut Ctx<ClientTimer>, msg: ClientMsg) {
@@ -511,11 +780,23 @@ impl Client {
     pub fn connect(opts: ClientOptions) -> io::Result<Client> {
         let loop_config = opts.loop_config.clone();
         let (addr, timeout) = (opts.addr, opts.connect_timeout);
+        let seed = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0x5eed)
+            | 1;
         let io = ClientIo {
             opts,
             state: ClientState::Connecting,
             conn: None,
             sid: None,
+            pid: None,
+            offset: None,
+            recovered: false,
+            unacked: BTreeMap::new(),
+            attempts: 0,
+            ping_gen: 0,
+            rng: seed,
             server_info: Value::Null,
             listeners: Listeners::default(),
             acks: HashMap::new(),

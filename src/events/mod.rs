@@ -109,6 +109,8 @@ pub enum EmitError {
     TooLarge { bytes: usize, limit: usize },
     /// Client side: not connected, and the offline buffer is full.
     BufferFull(usize),
+    /// More attachments than the peer accepts (`Limits::max_attachments`).
+    TooManyAttachments { count: usize, limit: usize },
 }
 
 impl fmt::Display for EmitError {
@@ -119,6 +121,9 @@ impl fmt::Display for EmitError {
             EmitError::NoSuchSocket(s) => write!(f, "no socket {s}"),
             EmitError::TooLarge { bytes, limit } => {
                 write!(f, "the packet is {bytes} bytes, over the limit of {limit}")
+            }
+            EmitError::TooManyAttachments { count, limit } => {
+                write!(f, "{count} attachments, over the limit of {limit}")
             }
             EmitError::BufferFull(n) => {
                 write!(

@@ -6,10 +6,10 @@
 //! the server hands to the event loop when the handler returns. A broadcast is encoded once;
 //! each recipient gets an outbox entry pointing at the same bytes.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
@@ -29,6 +29,11 @@ pub struct ServerConfig {
     pub ping_timeout: Duration,
     /// The event loop's settings (connection cap, outbound cap, ...).
     pub loop_config: event_loop::Config,
+    /// How long a dropped session (id, rooms, missed broadcasts) is kept for its client to
+    /// come back (connection state recovery; default 2 minutes).
+    pub max_disconnection_duration: Duration,
+    /// Most broadcasts kept for replay.
+    pub replay_limit: usize,
     /// Seed for socket ids: `None` draws one from the kernel; a fixed seed gives the same
     /// ids every run (for demos whose output is recorded).
     pub id_seed: Option<u64>,
@@ -42,6 +47,8 @@ impl Default for ServerConfig {
             ping_interval: Duration::from_secs(25),
             ping_timeout: Duration::from_secs(20),
             loop_config: event_loop::Config::default(),
+            max_disconnection_duration: Duration::from_secs(120),
+            replay_limit: 10_000,
             id_seed: None,
         }
     }
@@ -74,6 +81,48 @@ struct SocketState {
     acks: HashMap<u32, AckCallback>,
     next_ack: u32,
     handshake: Handshake,
+    session: Session,
+}
+
+/// What survives a dropped connection for `max_disconnection_duration`: the socket's id,
+/// rooms, and the acked events it already handled (to drop a client's retries).
+#[derive(Default)]
+struct Session {
+    pid: String,
+    /// Ack ids of the client's events already handled, with the ACK frame once answered.
+    handled: HashMap<u32, Option<Vec<u8>>>,
+    handled_order: VecDeque<u32>,
+}
+
+/// Retries remembered per session.
+const HANDLED_MEMORY: usize = 1024;
+
+struct Parked {
+    sid: String,
+    namespace: String,
+    rooms: HashSet<String>,
+    session: Session,
+    expires: Instant,
+}
+
+/// A broadcast, kept for a while to replay it to sessions that come back.
+struct Logged {
+    offset: u64,
+    namespace: String,
+    to: Vec<String>,
+    except_rooms: Vec<String>,
+    except_sockets: Vec<String>,
+    frame: Vec<u8>,
+    at: Instant,
+}
+
+impl Logged {
+    fn reaches(&self, ns: &str, sid: &str, rooms: &HashSet<String>) -> bool {
+        self.namespace == ns
+            && (self.to.is_empty() || self.to.iter().any(|r| rooms.contains(r)))
+            && !self.except_rooms.iter().any(|r| rooms.contains(r))
+            && !self.except_sockets.iter().any(|s| s == sid)
+    }
 }
 
 struct ConnState {
@@ -81,13 +130,23 @@ struct ConnState {
     hello: bool,
     /// Namespace -> socket id.
     sockets: HashMap<String, String>,
+    /// Heartbeat: PINGs sent so far, and whether the last one still waits for its PONG.
+    pings: u64,
+    awaiting_pong: bool,
 }
 
 /// The loop's timers for the server.
 #[derive(Debug)]
 pub enum ServerTimer {
     Handshake(ConnId),
-    AckTimeout { sid: String, id: u32 },
+    AckTimeout {
+        sid: String,
+        id: u32,
+    },
+    /// Time to send connection `conn` its next PING.
+    Ping(ConnId),
+    /// The PONG for PING number `seq` is due.
+    PongDue(ConnId, u64),
 }
 
 enum Out {
@@ -117,6 +176,11 @@ pub struct EventStats {
     pub parse_errors: u64,
     pub handler_panics: u64,
     pub connects_refused: u64,
+    /// Retried events (same ack id, same session) not handled a second time.
+    pub duplicates_dropped: u64,
+    /// Sessions restored on reconnect, and the broadcasts replayed to them.
+    pub sessions_recovered: u64,
+    pub broadcasts_replayed: u64,
 }
 
 /// One emit, with everything optional spelled out: `Emit::new("name").arg(..).ack(..)`.
@@ -191,6 +255,11 @@ pub struct Io {
     data: HashMap<std::any::TypeId, Box<dyn std::any::Any>>,
     /// Sees every frame handed to the loop (lesson 14 prints them).
     tap: Option<super::Tap>,
+    /// Sessions whose connection dropped, by private id, waiting for their client.
+    parked: HashMap<String, Parked>,
+    /// Recent broadcasts, oldest first, for replay.
+    log: VecDeque<Logged>,
+    next_offset: u64,
 }
 
 impl Io {
@@ -209,6 +278,9 @@ impl Io {
             stats: EventStats::default(),
             data: HashMap::new(),
             tap: None,
+            parked: HashMap::new(),
+            log: VecDeque::new(),
+            next_offset: 0,
             config,
         }
     }
@@ -312,6 +384,14 @@ impl Io {
 
     // ---- emitting ------------------------------------------------------------------
 
+    fn check_attachments(&self, n: usize) -> Result<(), EmitError> {
+        let limit = self.config.limits.max_attachments.min(255);
+        if n > limit {
+            return Err(EmitError::TooManyAttachments { count: n, limit });
+        }
+        Ok(())
+    }
+
     fn check_name(&self, name: &str) -> Result<(), EmitError> {
         if RESERVED_EVENTS.contains(&name) {
             return Err(EmitError::Reserved(name.to_string()));
@@ -357,6 +437,7 @@ impl Io {
     /// Emits an [`Emit`] (attachments, ack, volatile) to socket `sid`.
     pub fn send(&mut self, sid: &str, emit: Emit) -> Result<(), EmitError> {
         self.check_name(&emit.name)?;
+        self.check_attachments(emit.attachments.len())?;
         let Some(s) = self.sockets.get_mut(sid) else {
             return Err(EmitError::NoSuchSocket(sid.to_string()));
         };
@@ -410,6 +491,15 @@ impl Io {
         };
         if let Ok(range) = self.encode(&p) {
             self.queue(conn, range, false);
+            // Remember the answer: a retry of this event gets it again, not a second run.
+            let frame = self.arena[range.0..range.1].to_vec();
+            if let Some(slot) = self
+                .sockets
+                .get_mut(&event.socket)
+                .and_then(|s| s.session.handled.get_mut(&id))
+            {
+                *slot = Some(frame);
+            }
         }
     }
 
@@ -558,6 +648,23 @@ impl Io {
         let Some(mut s) = self.sockets.remove(sid) else {
             return;
         };
+        let comes_back = matches!(
+            reason,
+            reasons::TRANSPORT_CLOSE
+                | reasons::TRANSPORT_ERROR
+                | reasons::PING_TIMEOUT
+                | reasons::PARSE_ERROR
+        );
+        if comes_back && !s.session.pid.is_empty() {
+            let parked = Parked {
+                sid: sid.to_string(),
+                namespace: s.namespace.clone(),
+                rooms: s.rooms.clone(),
+                session: std::mem::take(&mut s.session),
+                expires: Instant::now() + self.config.max_disconnection_duration,
+            };
+            self.parked.insert(parked.session.pid.clone(), parked);
+        }
         for room in std::mem::take(&mut s.rooms) {
             if let Some(rooms) = self.rooms.get_mut(&s.namespace) {
                 if let Some(members) = rooms.get_mut(&room) {
@@ -633,6 +740,8 @@ impl Io {
                 peer,
                 hello: false,
                 sockets: HashMap::new(),
+                pings: 0,
+                awaiting_pong: false,
             },
         );
         let hello = Packet::hello(json!({
@@ -646,6 +755,10 @@ impl Io {
         self.out.push(Out::Timer(
             self.config.handshake_timeout,
             ServerTimer::Handshake(conn),
+        ));
+        self.out.push(Out::Timer(
+            self.config.ping_interval,
+            ServerTimer::Ping(conn),
         ));
     }
 
@@ -699,6 +812,29 @@ impl Io {
                 if RESERVED_EVENTS.contains(&name.as_str()) {
                     return;
                 }
+                if let Some(ack) = id {
+                    // A retry after a reconnect: answer it again, do not handle it twice.
+                    let Some(s) = self.sockets.get_mut(&sid) else {
+                        return;
+                    };
+                    if let Some(done) = s.session.handled.get(&ack) {
+                        if let Some(frame) = done.clone() {
+                            let start = self.arena.len();
+                            self.arena.extend_from_slice(&frame);
+                            let end = self.arena.len();
+                            self.queue(conn, (start, end), false);
+                        }
+                        self.stats.duplicates_dropped += 1;
+                        return;
+                    }
+                    s.session.handled.insert(ack, None);
+                    s.session.handled_order.push_back(ack);
+                    if s.session.handled_order.len() > HANDLED_MEMORY {
+                        if let Some(old) = s.session.handled_order.pop_front() {
+                            s.session.handled.remove(&old);
+                        }
+                    }
+                }
                 self.stats.events_in += 1;
                 let event = Event {
                     socket: sid,
@@ -746,12 +882,23 @@ impl Io {
                     self.out.push(Out::Close { conn, flush: true });
                 }
             }
-            Packet::Pong | Packet::Ping => {}
+            Packet::Pong => {
+                if let Some(c) = self.conns.get_mut(&conn) {
+                    if c.awaiting_pong {
+                        c.awaiting_pong = false;
+                        let next = self.config.ping_interval;
+                        self.out.push(Out::Timer(next, ServerTimer::Ping(conn)));
+                    }
+                }
+            }
+            Packet::Ping => {}
             Packet::Hello { .. } | Packet::ConnectError { .. } => self.protocol_error(conn),
         }
     }
 
-    fn on_connect(&mut self, conn: ConnId, ns: String, auth: Option<Value>) {
+    fn on_connect(&mut self, conn: ConnId, ns: String, data: Option<Value>) {
+        // The client's session to restore, if it names one; the rest is its auth payload.
+        let (auth, pid, offset) = split_connect_data(data);
         let Some(c) = self.conns.get(&conn) else {
             return;
         };
@@ -780,7 +927,23 @@ impl Io {
             self.refuse(conn, &ns, &message);
             return;
         }
-        let sid = self.ids.next_id();
+        let now = Instant::now();
+        self.parked.retain(|_, p| p.expires > now);
+        let restored = pid
+            .and_then(|p| self.parked.remove(&p))
+            .filter(|p| p.namespace == ns && !self.sockets.contains_key(&p.sid));
+        let recovered = restored.is_some();
+        let (sid, rooms, session) = match restored {
+            Some(p) => (p.sid, p.rooms, p.session),
+            None => {
+                let session = Session {
+                    pid: self.ids.next_id(),
+                    ..Session::default()
+                };
+                (self.ids.next_id(), HashSet::new(), session)
+            }
+        };
+        let pid = session.pid.clone();
         self.sockets.insert(
             sid.clone(),
             SocketState {
@@ -791,18 +954,44 @@ impl Io {
                 acks: HashMap::new(),
                 next_ack: 0,
                 handshake,
+                session,
             },
         );
         if let Some(c) = self.conns.get_mut(&conn) {
             c.sockets.insert(ns.clone(), sid.clone());
         }
         self.join(&sid, &sid);
+        for room in &rooms {
+            self.join(&sid, room);
+        }
         let reply = Packet::Connect {
             ns: ns.clone(),
-            data: Some(json!({ "sid": sid })),
+            data: Some(json!({ "sid": sid, "pid": pid, "recovered": recovered })),
         };
         if let Ok(range) = self.encode(&reply) {
             self.queue(conn, range, false);
+        }
+        if recovered {
+            // The broadcasts this socket missed while away, in order, after its offset.
+            self.stats.sessions_recovered += 1;
+            let rooms: HashSet<String> = self
+                .sockets
+                .get(&sid)
+                .map(|s| s.rooms.clone())
+                .unwrap_or_default();
+            let missed: Vec<Vec<u8>> = self
+                .log
+                .iter()
+                .filter(|l| l.offset > offset && l.reaches(&ns, &sid, &rooms))
+                .map(|l| l.frame.clone())
+                .collect();
+            for frame in missed {
+                self.stats.broadcasts_replayed += 1;
+                let start = self.arena.len();
+                self.arena.extend_from_slice(&frame);
+                let end = self.arena.len();
+                self.queue(conn, (start, end), false);
+            }
         }
         // Run the connection handlers; handlers added meanwhile are kept.
         let mut handlers = std::mem::take(&mut namespace.on_connection);
@@ -844,6 +1033,29 @@ impl Io {
             ServerTimer::Handshake(conn) => {
                 if self.conns.get(&conn).is_some_and(|c| c.sockets.is_empty()) {
                     self.out.push(Out::Close { conn, flush: false });
+                }
+            }
+            ServerTimer::Ping(conn) => {
+                let Some(c) = self.conns.get_mut(&conn) else {
+                    return;
+                };
+                c.pings += 1;
+                c.awaiting_pong = true;
+                let seq = c.pings;
+                if let Ok(range) = self.encode(&Packet::Ping) {
+                    self.queue(conn, range, false);
+                }
+                let due = self.config.ping_timeout;
+                self.out
+                    .push(Out::Timer(due, ServerTimer::PongDue(conn, seq)));
+            }
+            ServerTimer::PongDue(conn, seq) => {
+                let late = self
+                    .conns
+                    .get(&conn)
+                    .is_some_and(|c| c.awaiting_pong && c.pings == seq);
+                if late {
+                    self.close_conn(conn, reasons::PING_TIMEOUT, false);
                 }
             }
             ServerTimer::AckTimeout { sid, id } => {
@@ -890,7 +1102,7 @@ impl Io {
                         end,
                         volatile,
                     } => {
-                        if volatile && ctx.pending(conn) > 0 {
+                        if volatile && ctx.backed_up(conn) {
                             self.stats.volatile_dropped += 1;
                             continue;
                         }
@@ -923,6 +1135,20 @@ impl Io {
             }
         }
     }
+}
+
+/// Splits a CONNECT payload into the auth the application sees and the session fields
+/// (`pid`, `offset`) the protocol uses.
+fn split_connect_data(data: Option<Value>) -> (Option<Value>, Option<String>, u64) {
+    let Some(Value::Object(mut obj)) = data else {
+        return (data, None, 0);
+    };
+    let pid = obj
+        .remove("pid")
+        .and_then(|v| v.as_str().map(str::to_string));
+    let offset = obj.remove("offset").and_then(|v| v.as_u64()).unwrap_or(0);
+    let auth = (!obj.is_empty()).then_some(Value::Object(obj));
+    (auth, pid, offset)
 }
 
 /// A broadcast being put together: `io.broadcast("/").to("room").except("x").emit(...)`.
@@ -1008,10 +1234,17 @@ impl Broadcast<'_> {
         attachments: Vec<Vec<u8>>,
     ) -> Result<usize, EmitError> {
         self.io.check_name(event)?;
+        self.io.check_attachments(attachments.len())?;
         let recipients = self.recipients();
         let io = self.io;
+        // Every broadcast carries its offset, as a last extra argument the client takes
+        // off, so that a client coming back can say what it saw last.
+        let mut args = args;
+        io.next_offset += 1;
+        let offset = io.next_offset;
+        args.push(json!({ super::client::OFFSET_KEY: offset }));
         let p = Packet::Event {
-            ns: self.ns,
+            ns: self.ns.clone(),
             name: event.to_string(),
             args,
             attachments,
@@ -1019,6 +1252,25 @@ impl Broadcast<'_> {
         };
         let range = io.encode(&p)?;
         io.stats.broadcasts += 1;
+        // Kept for sessions that may come back (bounded by age and count).
+        let now = Instant::now();
+        let max_age = io.config.max_disconnection_duration;
+        while io.log.front().is_some_and(|l| {
+            now.duration_since(l.at) > max_age || io.log.len() >= io.config.replay_limit
+        }) {
+            io.log.pop_front();
+        }
+        if io.config.replay_limit > 0 {
+            io.log.push_back(Logged {
+                offset,
+                namespace: self.ns,
+                to: self.to,
+                except_rooms: self.except_rooms,
+                except_sockets: self.except_sockets,
+                frame: io.arena[range.0..range.1].to_vec(),
+                at: now,
+            });
+        }
         for sid in &recipients {
             if let Some(conn) = io.sockets.get(sid).map(|s| s.conn) {
                 io.stats.events_out += 1;

@@ -263,15 +263,24 @@ impl fmt::Display for Packet {
 
 // ---- encoding -------------------------------------------------------------------------
 
+/// `s` cut to at most `max` bytes, at a character boundary (so it stays valid UTF-8).
+fn cut(s: &str, max: usize) -> &str {
+    let mut end = s.len().min(max);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
 fn put_short_str(out: &mut Vec<u8>, s: &str) {
-    // Callers keep these under 256 bytes (namespaces and names are checked on emit).
-    let bytes = &s.as_bytes()[..s.len().min(255)];
+    // Event names are checked against their limit on emit; a longer namespace is cut.
+    let bytes = cut(s, 255).as_bytes();
     out.push(bytes.len() as u8);
     out.extend_from_slice(bytes);
 }
 
 fn put_u16_str(out: &mut Vec<u8>, s: &str) {
-    let bytes = &s.as_bytes()[..s.len().min(u16::MAX as usize)];
+    let bytes = cut(s, u16::MAX as usize).as_bytes();
     out.extend_from_slice(&(bytes.len() as u16).to_be_bytes());
     out.extend_from_slice(bytes);
 }

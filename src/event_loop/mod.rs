@@ -249,6 +249,10 @@ struct Conn {
     read_paused: bool,
     /// Offer the waiting input to the handler again before the next read.
     reoffer: bool,
+    /// Lingering close: we sent FIN (shutdown SHUT_WR) and now read and drop whatever the
+    /// peer still sends until its FIN, so that closing does not turn into RST (which would
+    /// throw away what we wrote and the peer has not read yet).
+    lingering: bool,
     /// Close once the output is flushed (or at once when `flush` is false).
     closing: Option<(CloseReason, bool)>,
 }
@@ -352,6 +356,7 @@ impl<T> Ctx<T> {
             read_closed: false,
             read_paused: false,
             reoffer: false,
+            lingering: false,
             closing: None,
         });
         let token = Token(CONN_BASE + id.slot());
@@ -590,7 +595,7 @@ impl<T> Ctx<T> {
             return false;
         }
         let emptied = conn.pending() == 0;
-        if emptied && conn.read_paused {
+        if emptied && (conn.read_paused || !conn.input.is_empty()) {
             // The peer read its replies: take its input again (edge-triggered, so the loop
             // must go and look; no new event will come for bytes already waiting).
             conn.read_paused = false;
@@ -844,6 +849,7 @@ fn accept_all<H: Handler>(ctx: &mut Ctx<H::Timer>, h: &mut H, index: usize) {
                     read_closed: false,
                     read_paused: false,
                     reoffer: false,
+                    lingering: false,
                     closing: None,
                 });
                 if poller::register(
@@ -941,6 +947,34 @@ fn read_ready<H: Handler>(ctx: &mut Ctx<H::Timer>, h: &mut H, id: ConnId) {
             drained = true;
             break;
         };
+        if conn.lingering {
+            match sys::read(&conn.fd, &mut scratch) {
+                Ok(0) => {
+                    // The peer's FIN: now the close is clean on both sides.
+                    conn.read_closed = true;
+                    if let Some((_, flush)) = &mut conn.closing {
+                        *flush = false;
+                    }
+                    ctx.closing.push(id);
+                    drained = true;
+                    break;
+                }
+                Ok(_) => continue, // dropped: the connection is closing
+                Err(e) if e.errno() == Errno::EAGAIN => {
+                    drained = true;
+                    break;
+                }
+                Err(e) if e.errno() == Errno::EINTR => continue,
+                Err(_) => {
+                    if let Some((_, flush)) = &mut conn.closing {
+                        *flush = false;
+                    }
+                    ctx.closing.push(id);
+                    drained = true;
+                    break;
+                }
+            }
+        }
         if conn.closing.is_some() || conn.read_closed || conn.read_paused {
             drained = true;
             break;
@@ -1100,6 +1134,27 @@ fn close_marked<H: Handler>(ctx: &mut Ctx<H::Timer>, h: &mut H) {
         let Some(reason) = ready else {
             continue;
         };
+        // A graceful close of a connection whose peer has not finished: send FIN first and
+        // wait (bounded) for the peer's FIN, reading and dropping, instead of closing at once.
+        let linger = ctx.conns.get_mut(id).and_then(|c| {
+            let graceful = matches!(c.closing, Some((_, true)))
+                || matches!(c.closing, Some((CloseReason::Stopped, _)));
+            let start = graceful
+                && !c.lingering
+                && !c.read_closed
+                && !matches!(reason, CloseReason::Error(_));
+            start.then(|| {
+                c.lingering = true;
+                sys::shutdown(&c.fd, std::net::Shutdown::Write).is_ok()
+            })
+        });
+        if linger == Some(true) {
+            let grace = ctx.config.stop_grace.min(Duration::from_secs(2));
+            ctx.timers
+                .insert(Instant::now() + grace, TimerKind::CloseGrace(id));
+            ctx.more_to_read.push_back(id); // bytes may be waiting already: no new edge
+            continue;
+        }
         if let Some(conn) = drop_conn(ctx, id) {
             ctx.stats.closed += 1;
             drop(conn); // close(2), traced

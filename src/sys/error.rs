@@ -19,8 +19,26 @@ pub type Result<T> = std::result::Result<T, Error>;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Error {
     syscall: &'static str,
-    arg: String,
+    arg: Arg,
     errno: Errno,
+}
+
+/// The argument an error names. A descriptor is kept as a number and formatted only when
+/// the error is shown: EAGAIN ends every drain of the event loop, and building a string
+/// each time would allocate on the hot path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Arg {
+    Fd(std::os::fd::RawFd),
+    Text(String),
+}
+
+impl fmt::Display for Arg {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Arg::Fd(fd) => write!(f, "fd {fd}"),
+            Arg::Text(t) => f.write_str(t),
+        }
+    }
 }
 
 impl Error {
@@ -29,7 +47,16 @@ impl Error {
     pub fn new(syscall: &'static str, arg: impl Into<String>, errno: Errno) -> Error {
         Error {
             syscall,
-            arg: arg.into(),
+            arg: Arg::Text(arg.into()),
+            errno,
+        }
+    }
+
+    /// An error of a call on descriptor `fd` (formatted `fd N` when shown).
+    pub(crate) fn on_fd(syscall: &'static str, fd: std::os::fd::RawFd, errno: Errno) -> Error {
+        Error {
+            syscall,
+            arg: Arg::Fd(fd),
             errno,
         }
     }

@@ -17,7 +17,9 @@
 //! | `signal.rs` | SIGPIPE's disposition and a counter for lesson 07; the self-pipe that turns SIGINT/SIGTERM into a readable descriptor |
 //! | `error.rs` | [`Error`]: syscall, argument, errno name, hint |
 //! | `trace.rs` | the strace-format self-trace |
+//! | `alloc.rs` | a counting global allocator, for the test that the loop does not allocate |
 
+mod alloc;
 mod error;
 mod fd;
 mod poll;
@@ -26,6 +28,7 @@ mod socket;
 mod sockopt;
 pub mod trace;
 
+pub use alloc::{allocations_on_this_thread, CountingAlloc};
 pub use error::{errno_name, errno_of, Errno, Error, Result};
 pub use fd::Fd;
 pub use poll::{poll, PollFd, PollFlags};

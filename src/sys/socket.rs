@@ -93,16 +93,21 @@ fn check(rc: isize, syscall: &'static str, arg: impl FnOnce() -> String) -> Resu
     }
 }
 
+/// [`check`] for a call on descriptor `fd`: no string is built, even on error.
+fn check_fd(rc: isize, syscall: &'static str, fd: RawFd) -> Result<usize> {
+    if rc < 0 {
+        Err(Error::on_fd(syscall, fd, Errno::last()))
+    } else {
+        Ok(rc as usize)
+    }
+}
+
 /// The result column of the trace line for `res`.
 fn ret<T>(res: &Result<T>, ok: impl FnOnce(&T) -> String) -> String {
     match res {
         Ok(v) => ok(v),
         Err(e) => trace::err(e.errno()),
     }
-}
-
-fn on_fd(fd: RawFd) -> impl FnOnce() -> String {
-    move || format!("fd {fd}")
 }
 
 /// `socket(2)`: asks the kernel for a new TCP endpoint and returns its descriptor.
@@ -159,7 +164,7 @@ pub fn bind(fd: &Fd, addr: &SocketAddr) -> Result<()> {
 pub fn listen(fd: &Fd, backlog: i32) -> Result<()> {
     // SAFETY: plain integers in and out.
     let rc = unsafe { libc::listen(fd.raw(), backlog) };
-    let res = check(rc as isize, "listen", on_fd(fd.raw()));
+    let res = check_fd(rc as isize, "listen", fd.raw());
     if trace::enabled() {
         trace::line(
             &format!("listen({}, {backlog})", fd.raw()),
@@ -192,9 +197,9 @@ pub fn accept(fd: &Fd, nonblocking: bool) -> Result<(Fd, SocketAddr)> {
         })
     };
     let res: Result<(i32, SockAddr)> = res.map_err(|e| {
-        Error::new(
+        Error::on_fd(
             "accept4",
-            format!("fd {}", fd.raw()),
+            fd.raw(),
             Errno::from_raw(e.raw_os_error().unwrap_or(0)),
         )
     });
@@ -258,7 +263,7 @@ pub fn connect(fd: &Fd, addr: &SocketAddr) -> Result<()> {
 pub fn read(fd: &Fd, buf: &mut [u8]) -> Result<usize> {
     // SAFETY: `buf` is valid for writes of `buf.len()` bytes for the whole call.
     let rc = unsafe { libc::read(fd.raw(), buf.as_mut_ptr().cast(), buf.len()) };
-    let res = check(rc, "read", on_fd(fd.raw()));
+    let res = check_fd(rc, "read", fd.raw());
     if trace::enabled() {
         let data = match &res {
             Ok(n) => trace::string(&buf[..*n]),
@@ -279,7 +284,7 @@ pub fn read(fd: &Fd, buf: &mut [u8]) -> Result<usize> {
 pub fn write(fd: &Fd, buf: &[u8]) -> Result<usize> {
     // SAFETY: `buf` is valid for reads of `buf.len()` bytes for the whole call.
     let rc = unsafe { libc::write(fd.raw(), buf.as_ptr().cast(), buf.len()) };
-    let res = check(rc, "write", on_fd(fd.raw()));
+    let res = check_fd(rc, "write", fd.raw());
     if trace::enabled() {
         trace::line(
             &format!("write({}, {}, {})", fd.raw(), trace::string(buf), buf.len()),
@@ -303,7 +308,7 @@ pub fn recv(fd: &Fd, buf: &mut [u8], flags: MsgFlags) -> Result<usize> {
             std::ptr::null_mut(),
         )
     };
-    let res = check(rc, "recvfrom", on_fd(fd.raw()));
+    let res = check_fd(rc, "recvfrom", fd.raw());
     if trace::enabled() {
         let data = match &res {
             Ok(n) => trace::string(&buf[..*n]),
@@ -337,7 +342,7 @@ pub fn send(fd: &Fd, buf: &[u8], flags: MsgFlags) -> Result<usize> {
             0,
         )
     };
-    let res = check(rc, "sendto", on_fd(fd.raw()));
+    let res = check_fd(rc, "sendto", fd.raw());
     if trace::enabled() {
         trace::line(
             &format!(
@@ -363,7 +368,7 @@ pub fn shutdown(fd: &Fd, how: Shutdown) -> Result<()> {
     };
     // SAFETY: plain integers in and out.
     let rc = unsafe { libc::shutdown(fd.raw(), raw_how) };
-    let res = check(rc as isize, "shutdown", on_fd(fd.raw()));
+    let res = check_fd(rc as isize, "shutdown", fd.raw());
     if trace::enabled() {
         trace::line(
             &format!("shutdown({}, {name})", fd.raw()),

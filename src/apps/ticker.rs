@@ -1,0 +1,108 @@
+//! A client that keeps talking through outages, and its server: what lessons 16 and 17 run
+//! in two terminals. The client emits `tick` with an ack every interval and prints every
+//! lifecycle event (`connect`, `disconnect`, `reconnect_attempt`, `reconnect`, ...); stop and
+//! restart the server and watch it come back. Ticks made while disconnected wait in the
+//! offline buffer and go out first after reconnecting.
+
+use std::cell::Cell;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use crate::events::{Client, ClientOptions, Io};
+
+/// The server side: acknowledges each `tick` with how many it has seen from anyone.
+pub fn install(io: &mut Io) {
+    let seen = Rc::new(Cell::new(0u64));
+    io.on_connection("/", move |io, sid| {
+        println!("{sid} connected");
+        let seen = seen.clone();
+        io.on(sid, "tick", move |io, ev| {
+            seen.set(seen.get() + 1);
+            io.ack(ev, vec![json!(seen.get())]);
+        });
+        io.on(sid, "disconnect", |_, ev| {
+            let reason = ev.args.first().and_then(Value::as_str).unwrap_or("");
+            println!("{} disconnected: {reason}", ev.socket);
+        });
+    });
+}
+
+/// Prints the client's lifecycle events, as they happen, with the time since `start`.
+pub fn narrate(client: &mut Client, start: Instant) {
+    for name in [
+        "connect",
+        "disconnect",
+        "connect_error",
+        "reconnect_attempt",
+        "reconnect",
+        "reconnect_error",
+        "reconnect_failed",
+    ] {
+        client.io().on(name, move |io, ev| {
+            let arg = ev.args.first().map(|a| format!(" {a}")).unwrap_or_default();
+            let id = if name == "connect" {
+                format!(" as {}", io.id().unwrap_or("?"))
+            } else {
+                String::new()
+            };
+            println!("[{:>6} ms] {name}{arg}{id}", start.elapsed().as_millis());
+        });
+    }
+}
+
+/// The client side: a tick every `every`, `count` ticks (or for ever), then leave.
+pub fn run(
+    addr: std::net::SocketAddr,
+    every: Duration,
+    count: Option<u64>,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let start = Instant::now();
+    let mut client = Client::connect(ClientOptions::new(addr))?;
+    narrate(&mut client, start);
+    let mut sent = 0u64;
+    let answered = Rc::new(Cell::new(0u64));
+    let mut next = Instant::now();
+    loop {
+        if Instant::now() >= next && count.is_none_or(|c| sent < c) {
+            sent += 1;
+            let n = sent;
+            let done = answered.clone();
+            let queued = !client.io().is_connected();
+            client.io().emit_with_ack(
+                "tick",
+                vec![json!(n)],
+                vec![],
+                Duration::from_secs(60),
+                move |_, r| {
+                    done.set(done.get() + 1);
+                    match r {
+                        Ok(a) => println!(
+                            "[{:>6} ms] tick {n} acknowledged: server has seen {}",
+                            start.elapsed().as_millis(),
+                            json!(a.args)
+                        ),
+                        Err(e) => println!("[{:>6} ms] tick {n}: {e}", start.elapsed().as_millis()),
+                    }
+                },
+            )?;
+            if queued {
+                println!(
+                    "[{:>6} ms] tick {n} waits in the offline buffer",
+                    start.elapsed().as_millis()
+                );
+            }
+            next += every;
+        }
+        if count.is_some_and(|c| answered.get() >= c) {
+            client.io().disconnect();
+            client.run()?;
+            return Ok(());
+        }
+        let wait = next
+            .saturating_duration_since(Instant::now())
+            .max(Duration::from_millis(1));
+        client.turn(Some(wait))?;
+    }
+}

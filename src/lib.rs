@@ -31,6 +31,15 @@
 //! | 06 | `06_reuseaddr` | TIME_WAIT, EADDRINUSE, SO_REUSEADDR |
 //! | 07 | `07_reset_pipe` | SO_LINGER 0 and RST; ECONNRESET, EPIPE, SIGPIPE, MSG_NOSIGNAL |
 //! | 08 | `08_framing` | length-prefixed frames over a byte stream |
+//! | 09 | `09_nonblocking` | O_NONBLOCK, EAGAIN, and why spinning is no answer |
+//! | 10 | `10_poll_chat` | poll(2): a chat room in one thread |
+//! | 11 | `11_mio_loop` | epoll through mio: the event loop |
+//! | 12 | `12_backpressure` | short writes, outbound buffers, WRITABLE only while needed |
+//! | 13 | `13_nb_connect` | non-blocking connect, SO_ERROR, a timeout from the timer heap |
+//! | 14 | `14_events` | the event protocol on the wire |
+//! | 15 | `15_rooms` | rooms and broadcasts |
+//! | 16 | `16_heartbeat_reconnect` | heartbeats, reconnection with backoff, the offline buffer |
+//! | 17 | `17_graceful_shutdown` | a graceful stop on SIGTERM; clients come back |
 
 #[allow(unsafe_code)]
 pub mod sys;

@@ -29,12 +29,12 @@ pub fn install(io: &mut Io) {
     });
 }
 
-/// Prints the client's lifecycle events, as they happen, with the time since `start`.
-pub fn narrate(client: &mut Client, start: Instant) {
+/// Prints the client's lifecycle events as they happen, with the time since `start` if
+/// given. (`connect_error` also fires on each failed attempt; `reconnect_error` says it.)
+pub fn narrate(client: &mut Client, start: Option<Instant>) {
     for name in [
         "connect",
         "disconnect",
-        "connect_error",
         "reconnect_attempt",
         "reconnect",
         "reconnect_error",
@@ -47,7 +47,10 @@ pub fn narrate(client: &mut Client, start: Instant) {
             } else {
                 String::new()
             };
-            println!("[{:>6} ms] {name}{arg}{id}", start.elapsed().as_millis());
+            match start {
+                Some(t) => println!("[{:>6} ms] {name}{arg}{id}", t.elapsed().as_millis()),
+                None => println!("   event: {name}{arg}{id}"),
+            }
         });
     }
 }
@@ -60,7 +63,7 @@ pub fn run(
 ) -> Result<(), Box<dyn std::error::Error>> {
     let start = Instant::now();
     let mut client = Client::connect(ClientOptions::new(addr))?;
-    narrate(&mut client, start);
+    narrate(&mut client, Some(start));
     let mut sent = 0u64;
     let answered = Rc::new(Cell::new(0u64));
     let mut next = Instant::now();

@@ -294,7 +294,7 @@ pub struct Ctx<T> {
     stats: Stats,
     stop_requested: bool,
     stop_begun: bool,
-    signals: Option<Fd>,
+    signals: Option<std::os::fd::OwnedFd>,
 }
 
 impl<T> Ctx<T> {
@@ -709,7 +709,12 @@ impl<H: Handler> EventLoop<H> {
     /// Makes SIGINT and SIGTERM begin a graceful stop (through the self-pipe trick).
     pub fn stop_on_signals(&mut self) -> io::Result<()> {
         let fd = sys::signal::stop_signal_pipe()?;
-        poller::register(&self.ctx.poll, fd.raw(), SIGNALS, Interest::READABLE)?;
+        // A pipe, not a socket: registered without a trace line, like mio's own waker.
+        self.ctx.poll.registry().register(
+            &mut mio::unix::SourceFd(&std::os::fd::AsRawFd::as_raw_fd(&fd)),
+            SIGNALS,
+            Interest::READABLE,
+        )?;
         self.ctx.signals = Some(fd);
         Ok(())
     }

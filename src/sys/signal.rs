@@ -101,8 +101,9 @@ extern "C" fn on_stop_signal(sig: libc::c_int) {
 
 /// Creates a non-blocking pipe, makes SIGINT and SIGTERM write the signal number into it, and
 /// returns the read end for an event loop to watch. Calling it again returns a new read end
-/// and retires the old pipe.
-pub fn stop_signal_pipe() -> super::Result<super::Fd> {
+/// and retires the old pipe. It is a std `OwnedFd`, not a traced [`super::Fd`]: the
+/// self-trace shows socket calls only.
+pub fn stop_signal_pipe() -> super::Result<std::os::fd::OwnedFd> {
     let mut fds = [0 as libc::c_int; 2];
     // SAFETY: `fds` has room for the two descriptors pipe2 writes.
     let rc = unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_NONBLOCK | libc::O_CLOEXEC) };
@@ -127,17 +128,17 @@ pub fn stop_signal_pipe() -> super::Result<super::Fd> {
         libc::sigaction(libc::SIGTERM, &act, std::ptr::null_mut());
     }
     // SAFETY: pipe2 just created fds[0] and nothing else owns it.
-    Ok(unsafe { super::Fd::from_raw(fds[0]) })
+    Ok(unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fds[0]) })
 }
 
 /// Empties the stop pipe (not a socket: no trace line). Returns the last signal number read,
 /// if any.
-pub fn drain_stop_pipe(fd: &super::Fd) -> Option<i32> {
+pub fn drain_stop_pipe(fd: &impl std::os::fd::AsRawFd) -> Option<i32> {
     let mut last = None;
     let mut buf = [0u8; 16];
     loop {
         // SAFETY: `buf` is valid for writes of its length for the whole call.
-        let n = unsafe { libc::read(fd.raw(), buf.as_mut_ptr().cast(), buf.len()) };
+        let n = unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
         if n <= 0 {
             return last;
         }

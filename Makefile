@@ -53,7 +53,7 @@ check-tools:
 test: check-tools
 	$(CARGO) fmt --check
 	$(CARGO) clippy --all-targets --quiet -- -D warnings
-	$(CARGO) test --quiet
+	$(CARGO) test --quiet --no-fail-fast
 	@if [ -x "$(MDBOOK)" ]; then $(MDBOOK) build docs 2>&1 | tee target/mdbook.log; \
 	  if grep -qiE 'error|warn' target/mdbook.log; then echo "the book build printed warnings"; exit 1; fi; \
 	else echo "SKIPPED: book build (mdbook not found)"; fi

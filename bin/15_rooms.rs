@@ -74,6 +74,8 @@ fn install(io: &mut Io) {
                 io.leave(&ev.socket, room);
             }
         });
+        // `sync` only answers: a client waits for it to know everything before was handled.
+        io.on(sid, "sync", |io, ev| io.ack(ev, vec![]));
         // `say` goes to every room the sender is in (a union: each socket once), not back
         // to the sender.
         io.on(sid, "say", |io, ev| {
@@ -248,7 +250,7 @@ fn client(addr: SocketAddr, name: &str, rooms: &[String]) -> Result<(), Box<dyn 
         }
         // Leave once the server has handled everything sent before.
         handle.run(|io| {
-            let _ = io.emit_with_ack("say", vec![], vec![], Duration::from_secs(5), |io, _| {
+            let _ = io.emit_with_ack("sync", vec![], vec![], Duration::from_secs(5), |io, _| {
                 io.disconnect()
             });
         });

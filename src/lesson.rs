@@ -211,6 +211,16 @@ pub const LESSONS: &[(&str, &str, &str)] = &[
         "15_rooms",
         "rooms and broadcasts: to(room), all but the sender, unions",
     ),
+    (
+        "16",
+        "16_heartbeat_reconnect",
+        "heartbeats, a dead peer, reconnection with backoff, the offline buffer",
+    ),
+    (
+        "17",
+        "17_graceful_shutdown",
+        "a signal wakes the loop; tell clients, drain, FIN not RST; clients return",
+    ),
 ];
 
 /// Bytes as `xxd` shows them: offset, 16 bytes in hex, the printable ones as text.

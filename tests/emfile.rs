@@ -38,7 +38,10 @@ fn emfile_backs_off_and_recovers() {
     // room for a handful of connections.
     let bin = env!("CARGO_BIN_EXE_11_mio_loop");
     let child = Command::new("bash")
-        .args(["-c", &format!("ulimit -n 16 && exec {bin} serve --addr 127.0.0.1:0")])
+        .args([
+            "-c",
+            &format!("ulimit -n 16 && exec {bin} serve --addr 127.0.0.1:0"),
+        ])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -50,7 +53,12 @@ fn emfile_backs_off_and_recovers() {
     BufReader::new(server.0.stdout.take().unwrap())
         .read_line(&mut line)
         .unwrap();
-    let addr: SocketAddr = line.trim().strip_prefix("listening on ").unwrap().parse().unwrap();
+    let addr: SocketAddr = line
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap()
+        .parse()
+        .unwrap();
 
     // More clients than the server has descriptors for. Their connects succeed (the kernel
     // completes handshakes into the backlog); the server accepts until EMFILE.
@@ -71,7 +79,10 @@ fn emfile_backs_off_and_recovers() {
     std::thread::sleep(Duration::from_secs(1));
     let used = cpu_ticks(pid) - before;
     let hz = 100; // Linux reports /proc times in USER_HZ = 100 ticks per second
-    assert!(used < hz / 2, "the server used {used} ticks in 1 s while out of descriptors: spinning?");
+    assert!(
+        used < hz / 2,
+        "the server used {used} ticks in 1 s while out of descriptors: spinning?"
+    );
 
     // Free descriptors: close the served clients. The listener resumes and every waiting
     // client is served, in the end.
@@ -82,6 +93,9 @@ fn emfile_backs_off_and_recovers() {
         let msg = format!("late client {i}");
         assert_eq!(echo_once(&mut c, msg.as_bytes()), msg.as_bytes());
         drop(c); // frees its descriptor on the server for the next one
-        assert!(Instant::now() < deadline, "clients still waiting after 20 s");
+        assert!(
+            Instant::now() < deadline,
+            "clients still waiting after 20 s"
+        );
     }
 }

@@ -113,6 +113,7 @@ pub fn install(io: &mut Io) {
 
         let who_names = names.clone();
         let msg_names = names.clone();
+        // ANCHOR: chat_message
         io.on(sid, "chat message", move |io, ev| {
             let (Some(room), Some(text)) = (room_arg(ev), ev.args.get(1).and_then(Value::as_str))
             else {
@@ -142,6 +143,7 @@ pub fn install(io: &mut Io) {
             }
             io.ack(ev, vec![json!(true)]);
         });
+        // ANCHOR_END: chat_message
 
         let join_names = names.clone();
         io.on(sid, "join", move |io, ev| {
@@ -284,7 +286,7 @@ pub fn run_terminal(
     room: &str,
     input: impl std::io::BufRead + Send + 'static,
 ) -> Result<(), Box<dyn std::error::Error>> {
-    use crate::events::{Client, ClientOptions};
+    use crate::events::{Client, ClientOptions, ClientState};
     use std::time::Duration;
 
     let mut opts = ClientOptions::new(addr);
@@ -375,12 +377,24 @@ pub fn run_terminal(
         // typed before it has been handled. Then leave.
         let room = current;
         handle.run(move |io| {
-            if io.is_connected() {
+            let leave = move |io: &mut crate::events::ClientIo, room: String| {
                 let _ = io.emit_with_ack("who", vec![json!(room)], vec![], ack, |io, _| {
                     io.disconnect()
                 });
-            } else {
-                io.disconnect();
+            };
+            match io.state() {
+                ClientState::Connected => leave(io, room),
+                // Still connecting: what was typed waits in the offline buffer and goes out
+                // on `connect`; leave right after.
+                ClientState::Connecting | ClientState::Reconnecting => {
+                    let mut room = Some(room);
+                    io.once("connect", move |io, _| {
+                        if let Some(r) = room.take() {
+                            leave(io, r);
+                        }
+                    });
+                }
+                ClientState::Disconnected => {}
             }
         });
     });

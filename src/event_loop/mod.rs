@@ -741,6 +741,9 @@ impl<H: Handler> EventLoop<H> {
         if ctx.stop_requested && !ctx.stop_begun {
             begin_stop(ctx, h);
         }
+        if ctx.stop_begun && ctx.conns.len() == 0 {
+            return Ok(0); // stopped: nothing left to wait for (stale timers do not count)
+        }
         let wait = ctx.poll_timeout(timeout);
         match poller::wait(&mut ctx.poll, &mut self.events, wait) {
             Ok(()) => {}

@@ -105,6 +105,7 @@ enum Out {
     Timer(Duration, ClientTimer),
 }
 
+// ANCHOR: backoff
 /// The delay before reconnection attempt `attempt` (0-based): Socket.IO's backoff.
 /// `random` is a number in [0, 1).
 pub fn backoff(opts: &ClientOptions, attempt: u32, random: f64) -> Duration {
@@ -122,6 +123,7 @@ pub fn backoff(opts: &ClientOptions, attempt: u32, random: f64) -> Duration {
     let max = opts.reconnection_delay_max.as_millis() as f64;
     Duration::from_millis(ms.clamp(0.0, max) as u64)
 }
+// ANCHOR_END: backoff
 
 /// The client's state and the handle every listener gets.
 pub struct ClientIo {
@@ -404,6 +406,7 @@ impl ClientIo {
         }
     }
 
+    // ANCHOR: lost
     /// The connection is gone for `reason` (not by anyone's choice): fire `disconnect`,
     /// then try again with backoff, or end.
     fn lost(&mut self, reason: &str) {
@@ -432,6 +435,7 @@ impl ClientIo {
         }
         self.schedule_reconnect();
     }
+    // ANCHOR_END: lost
 
     fn schedule_reconnect(&mut self) {
         if self.state != ClientState::Reconnecting {
@@ -455,6 +459,7 @@ impl ClientIo {
         self.out.push(Out::Timer(delay, ClientTimer::Reconnect));
     }
 
+    // ANCHOR: expect_ping
     /// The server's HELLO says how often it pings: expect one within interval + timeout.
     fn expect_ping(&mut self) {
         let ms = |k: &str| self.server_info.get(k).and_then(Value::as_u64);
@@ -465,6 +470,7 @@ impl ClientIo {
                 .push(Out::Timer(due, ClientTimer::PingDue(self.ping_gen)));
         }
     }
+    // ANCHOR_END: expect_ping
 
     fn on_packet(&mut self, p: Packet) {
         match p {
@@ -708,7 +714,8 @@ impl event_loop::Handler for ClientCore {
         let used = packet::decode_stream(bytes, &limits, |res| match res {
             Ok(p) => {
                 io.on_packet(p);
-                io.conn == Some(conn)
+                // Stop at once if a listener disconnected or the connection was lost.
+                io.conn == Some(conn) && io.state != ClientState::Disconnected
             }
             Err(_) => {
                 bad = true;

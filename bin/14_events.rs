@@ -168,6 +168,7 @@ fn serve(addr: SocketAddr) -> Result<(), Box<dyn Error>> {
     Ok(())
 }
 
+// ANCHOR: client
 fn client(addr: SocketAddr, name: &str) -> Result<(), Box<dyn Error>> {
     use std::io::Read;
     let mut upload = Vec::new();
@@ -201,3 +202,4 @@ fn client(addr: SocketAddr, name: &str) -> Result<(), Box<dyn Error>> {
     }
     Ok(())
 }
+// ANCHOR_END: client

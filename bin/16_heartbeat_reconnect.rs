@@ -71,6 +71,7 @@ fn main() -> ExitCode {
     })
 }
 
+// ANCHOR: config
 fn config(ping: Duration, seed: u64) -> ServerConfig {
     ServerConfig {
         ping_interval: ping,
@@ -79,6 +80,7 @@ fn config(ping: Duration, seed: u64) -> ServerConfig {
         ..ServerConfig::default()
     }
 }
+// ANCHOR_END: config
 
 /// Turns the server (if any) and the clients for `how_long`.
 fn run_for(

@@ -156,6 +156,7 @@ pub fn install(io: &mut Io, count: u32) {
 /// The current score of every match, kept on the loop thread (in [`Io`]'s data).
 struct ScoreTable(Rc<RefCell<HashMap<u32, Value>>>);
 
+// ANCHOR: feed
 /// Runs the feed on a new thread: every `interval` one ball is bowled in one match and the
 /// new score is pushed to that match's room. Stops when `stop` is set or the server is gone.
 pub fn start_feed(
@@ -192,6 +193,7 @@ pub fn start_feed(
         }
     })
 }
+// ANCHOR_END: feed
 
 /// The client behind `socklab watch`: follows match `id` and prints each pushed score;
 /// stops after `count` updates if given.

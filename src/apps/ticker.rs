@@ -12,6 +12,7 @@ use serde_json::{json, Value};
 
 use crate::events::{Client, ClientOptions, Io};
 
+// ANCHOR: install
 /// The server side: acknowledges each `tick` with how many it has seen from anyone.
 pub fn install(io: &mut Io) {
     let seen = Rc::new(Cell::new(0u64));
@@ -28,6 +29,7 @@ pub fn install(io: &mut Io) {
         });
     });
 }
+// ANCHOR_END: install
 
 /// Prints the client's lifecycle events as they happen, with the time since `start` if
 /// given. (`connect_error` also fires on each failed attempt; `reconnect_error` says it.)

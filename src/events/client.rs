@@ -26,15 +26,18 @@ pub struct ClientOptions {
     pub addr: SocketAddr,
     /// The namespace to join (default `/`).
     pub namespace: String,
-    /// Sent with CONNECT; the server's middleware sees it.
+    /// Sent with CONNECT; the server's middleware sees it. Use a JSON object: the session
+    /// fields (`pid`, `offset`) ride in it on reconnect, so another kind of value means no
+    /// connection state recovery.
     pub auth: Option<Value>,
     pub limits: Limits,
     /// How long one TCP connect may take.
     pub connect_timeout: Duration,
     /// Emits kept while not connected; past this, `emit` returns `EmitError::BufferFull`.
     pub offline_buffer: usize,
-    /// Reconnect after `transport close`, `transport error`, `ping timeout` and `server
-    /// shutting down` (never after a deliberate disconnect by either side). Default on.
+    /// Reconnect after `transport close`, `transport error`, `ping timeout`, `parse error`
+    /// and `server shutting down` (never after a deliberate disconnect by either side).
+    /// Default on.
     pub reconnection: bool,
     /// Give up after this many attempts in a row (`None`: never give up).
     pub reconnection_attempts: Option<u32>,
@@ -99,8 +102,10 @@ pub enum ClientTimer {
 
 enum Out {
     Send(usize, usize),
-    Close,
-    Abort,
+    /// Close (after flushing) or abort the connection that was current when this was
+    /// queued: `lost` forgets the connection before the outbox is handed over.
+    Close(Option<ConnId>),
+    Abort(Option<ConnId>),
     Connect,
     Timer(Duration, ClientTimer),
 }
@@ -337,6 +342,9 @@ impl ClientIo {
 
     pub fn ack_with(&mut self, event: &Event, args: Vec<Value>, attachments: Vec<Vec<u8>>) {
         let Some(id) = event.ack else { return };
+        if self.check_attachments(attachments.len()).is_err() {
+            return;
+        }
         let p = Packet::Ack {
             ns: self.opts.namespace.clone(),
             id,
@@ -357,7 +365,7 @@ impl ClientIo {
             let _ = self.send_packet(&p, None);
         }
         self.finish(reasons::IO_CLIENT_DISCONNECT);
-        self.out.push(Out::Close);
+        self.out.push(Out::Close(self.conn));
     }
 
     fn fire(&mut self, name: &str, args: Vec<Value>) {
@@ -492,6 +500,13 @@ impl ClientIo {
                     .and_then(|d| d.get("recovered"))
                     .and_then(Value::as_bool)
                     .unwrap_or(false);
+                if !self.recovered {
+                    // A new session counts broadcasts from the server's current offset.
+                    self.offset = data
+                        .as_ref()
+                        .and_then(|d| d.get("offset"))
+                        .and_then(Value::as_u64);
+                }
                 let reconnected = self.state == ClientState::Reconnecting;
                 self.state = ClientState::Connected;
                 // Acked emits of an earlier connection first, then what was emitted while
@@ -521,7 +536,7 @@ impl ClientIo {
                 self.connect_error = Some(message.clone());
                 self.fire("connect_error", vec![json!(message)]);
                 self.finish(reasons::IO_SERVER_DISCONNECT);
-                self.out.push(Out::Close);
+                self.out.push(Out::Close(self.conn));
             }
             Packet::Event {
                 name,
@@ -567,11 +582,11 @@ impl ClientIo {
             Packet::Disconnect { reason, .. } => {
                 if reason.as_deref() == Some(reasons::SERVER_SHUTTING_DOWN) {
                     // Not sent away for good: the server is restarting.
-                    self.out.push(Out::Close);
+                    self.out.push(Out::Close(self.conn));
                     self.lost(reasons::SERVER_SHUTTING_DOWN);
                 } else {
                     self.finish(reasons::IO_SERVER_DISCONNECT);
-                    self.out.push(Out::Close);
+                    self.out.push(Out::Close(self.conn));
                 }
             }
             Packet::Ping => {
@@ -585,7 +600,9 @@ impl ClientIo {
     /// The CONNECT for this connection: auth, plus the session to restore if any.
     fn connect_packet(&self) -> Packet {
         let mut data = self.opts.auth.clone();
-        if let Some(pid) = &self.pid {
+        // Only an object auth (or none) can carry the session fields.
+        let object = matches!(data, None | Some(Value::Object(_)));
+        if let (Some(pid), true) = (&self.pid, object) {
             let mut obj = match data.take() {
                 Some(Value::Object(m)) => m,
                 _ => serde_json::Map::new(),
@@ -620,16 +637,17 @@ impl ClientIo {
                             }
                         }
                     }
-                    Out::Close => {
-                        if let Some(conn) = self.conn.take() {
+                    Out::Close(Some(conn)) | Out::Abort(Some(conn)) => {
+                        if matches!(o, Out::Close(_)) {
                             ctx.close(conn);
-                        }
-                    }
-                    Out::Abort => {
-                        if let Some(conn) = self.conn.take() {
+                        } else {
                             ctx.abort(conn);
                         }
+                        if self.conn == Some(conn) {
+                            self.conn = None;
+                        }
                     }
+                    Out::Close(None) | Out::Abort(None) => {}
                     Out::Connect => {
                         if let Err(e) = ctx.connect(self.opts.addr, Some(self.opts.connect_timeout))
                         {
@@ -697,6 +715,11 @@ impl event_loop::Handler for ClientCore {
                     }
                 }
                 let _ = ctx.send(id, &first);
+                // The server's HELLO is due soon; no HELLO counts as no heartbeat.
+                io.ping_gen += 1;
+                let due = io.opts.connect_timeout;
+                io.out
+                    .push(Out::Timer(due, ClientTimer::PingDue(io.ping_gen)));
             }
             Ok(()) => ctx.abort(id), // disconnected meanwhile
             Err(e) => io.connect_failed(&e.to_string()),
@@ -723,7 +746,7 @@ impl event_loop::Handler for ClientCore {
             }
         });
         if bad {
-            io.out.push(Out::Abort);
+            io.out.push(Out::Abort(io.conn));
             io.lost(reasons::PARSE_ERROR);
             io.flush(ctx);
             return bytes.len();
@@ -748,6 +771,7 @@ impl event_loop::Handler for ClientCore {
         match t {
             ClientTimer::AckTimeout(id) => {
                 io.unacked.remove(&id);
+                io.offline.retain(|(ack, _)| *ack != Some(id));
                 if let Some(cb) = io.acks.remove(&id) {
                     cb(io, Err(AckError::Timeout));
                 }
@@ -762,7 +786,7 @@ impl event_loop::Handler for ClientCore {
             }
             ClientTimer::PingDue(gen) => {
                 if gen == io.ping_gen && io.conn.is_some() {
-                    io.out.push(Out::Abort);
+                    io.out.push(Out::Abort(io.conn));
                     io.lost(reasons::PING_TIMEOUT);
                 }
             }

@@ -313,6 +313,7 @@ impl Drop for RunningServer {
     }
 }
 
+// ANCHOR: server_handle
 /// Lets other threads (a score feed, a timer) act on the server: the closure runs on the
 /// loop thread with `&mut Io`, after the loop is woken through its `Waker`.
 #[derive(Clone)]
@@ -350,6 +351,7 @@ impl ServerHandle {
         self.run(|io| io.stop())
     }
 }
+// ANCHOR_END: server_handle
 
 /// The server's loop has ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

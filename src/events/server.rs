@@ -92,6 +92,9 @@ struct Session {
     /// Ack ids of the client's events already handled, with the ACK frame once answered.
     handled: HashMap<u32, Option<Vec<u8>>>,
     handled_order: VecDeque<u32>,
+    /// For each room, the broadcast offset when the socket joined it: a replay skips what
+    /// was sent to a room before the socket was in it.
+    joined: HashMap<String, u64>,
 }
 
 /// Retries remembered per session.
@@ -117,10 +120,12 @@ struct Logged {
 }
 
 impl Logged {
-    fn reaches(&self, ns: &str, sid: &str, rooms: &HashSet<String>) -> bool {
+    /// Whether this broadcast was for socket `sid`, given the rooms it was in and since when.
+    fn reaches(&self, ns: &str, sid: &str, joined: &HashMap<String, u64>) -> bool {
+        let member = |r: &String| joined.get(r).is_some_and(|&since| self.offset > since);
         self.namespace == ns
-            && (self.to.is_empty() || self.to.iter().any(|r| rooms.contains(r)))
-            && !self.except_rooms.iter().any(|r| rooms.contains(r))
+            && (self.to.is_empty() || self.to.iter().any(member))
+            && !self.except_rooms.iter().any(|r| joined.contains_key(r))
             && !self.except_sockets.iter().any(|s| s == sid)
     }
 }
@@ -479,7 +484,11 @@ impl Io {
     /// [`ack`](Io::ack) with binary attachments.
     pub fn ack_with(&mut self, event: &Event, args: Vec<Value>, attachments: Vec<Vec<u8>>) {
         let Some(id) = event.ack else { return };
+        if self.check_attachments(attachments.len()).is_err() {
+            return;
+        }
         let Some(s) = self.sockets.get(&event.socket) else {
+            self.ack_parked(event, id, args, attachments);
             return;
         };
         let (conn, ns) = (s.conn, s.namespace.clone());
@@ -500,6 +509,24 @@ impl Io {
             {
                 *slot = Some(frame);
             }
+        }
+    }
+
+    /// The socket answered is away (its connection dropped; the session is kept): keep the
+    /// answer in its session, so the client's retry after reconnecting gets it.
+    fn ack_parked(&mut self, event: &Event, id: u32, args: Vec<Value>, attachments: Vec<Vec<u8>>) {
+        let Some(parked) = self.parked.values_mut().find(|p| p.sid == event.socket) else {
+            return;
+        };
+        let p = Packet::Ack {
+            ns: parked.namespace.clone(),
+            id,
+            args,
+            attachments,
+        };
+        let frame = packet::encode_to_vec(&p);
+        if let Some(slot) = parked.session.handled.get_mut(&id) {
+            *slot = Some(frame);
         }
     }
 
@@ -536,6 +563,10 @@ impl Io {
             return;
         };
         s.rooms.insert(room.to_string());
+        s.session
+            .joined
+            .entry(room.to_string())
+            .or_insert(self.next_offset);
         self.rooms
             .entry(s.namespace.clone())
             .or_default()
@@ -550,6 +581,7 @@ impl Io {
             return;
         };
         s.rooms.remove(room);
+        s.session.joined.remove(room);
         if let Some(rooms) = self.rooms.get_mut(&s.namespace) {
             if let Some(members) = rooms.get_mut(room) {
                 members.remove(sid);
@@ -929,9 +961,38 @@ impl Io {
         }
         let now = Instant::now();
         self.parked.retain(|_, p| p.expires > now);
+        // A client may come back before this side noticed its old connection died: the old
+        // socket with the same session is ended first (and so kept for restoring).
+        let live = pid.as_ref().and_then(|p| {
+            self.sockets
+                .iter()
+                .find(|(_, s)| &s.session.pid == p && s.namespace == ns)
+                .map(|(sid, s)| (sid.clone(), s.conn))
+        });
+        if let Some((old_sid, old_conn)) = live {
+            self.remove_socket(&old_sid, reasons::TRANSPORT_CLOSE);
+            if self
+                .conns
+                .get(&old_conn)
+                .is_some_and(|c| c.sockets.is_empty())
+            {
+                self.out.push(Out::Close {
+                    conn: old_conn,
+                    flush: false,
+                });
+            }
+        }
+        // The session can be restored only if every broadcast it missed is still logged.
+        let oldest = self.log.front().map_or(self.next_offset + 1, |l| l.offset);
+        let complete = oldest <= offset + 1;
         let restored = pid
+            .filter(|p| {
+                self.parked
+                    .get(p)
+                    .is_some_and(|k| k.namespace == ns && !self.sockets.contains_key(&k.sid))
+            })
             .and_then(|p| self.parked.remove(&p))
-            .filter(|p| p.namespace == ns && !self.sockets.contains_key(&p.sid));
+            .filter(|_| complete);
         let recovered = restored.is_some();
         let (sid, rooms, session) = match restored {
             Some(p) => (p.sid, p.rooms, p.session),
@@ -966,7 +1027,13 @@ impl Io {
         }
         let reply = Packet::Connect {
             ns: ns.clone(),
-            data: Some(json!({ "sid": sid, "pid": pid, "recovered": recovered })),
+            // `offset`: the last broadcast so far; a new session starts counting from it.
+            data: Some(json!({
+                "sid": sid,
+                "pid": pid,
+                "recovered": recovered,
+                "offset": self.next_offset,
+            })),
         };
         if let Ok(range) = self.encode(&reply) {
             self.queue(conn, range, false);
@@ -974,15 +1041,15 @@ impl Io {
         if recovered {
             // The broadcasts this socket missed while away, in order, after its offset.
             self.stats.sessions_recovered += 1;
-            let rooms: HashSet<String> = self
+            let joined = self
                 .sockets
                 .get(&sid)
-                .map(|s| s.rooms.clone())
+                .map(|s| s.session.joined.clone())
                 .unwrap_or_default();
             let missed: Vec<Vec<u8>> = self
                 .log
                 .iter()
-                .filter(|l| l.offset > offset && l.reaches(&ns, &sid, &rooms))
+                .filter(|l| l.offset > offset && l.reaches(&ns, &sid, &joined))
                 .map(|l| l.frame.clone())
                 .collect();
             for frame in missed {
@@ -1035,6 +1102,7 @@ impl Io {
                     self.out.push(Out::Close { conn, flush: false });
                 }
             }
+            // ANCHOR: heartbeat
             ServerTimer::Ping(conn) => {
                 let Some(c) = self.conns.get_mut(&conn) else {
                     return;
@@ -1058,6 +1126,7 @@ impl Io {
                     self.close_conn(conn, reasons::PING_TIMEOUT, false);
                 }
             }
+            // ANCHOR_END: heartbeat
             ServerTimer::AckTimeout { sid, id } => {
                 let cb = self.sockets.get_mut(&sid).and_then(|s| s.acks.remove(&id));
                 if let Some(cb) = cb {
@@ -1067,6 +1136,7 @@ impl Io {
         }
     }
 
+    // ANCHOR: shutting_down
     fn shutting_down(&mut self) {
         let sids: Vec<String> = self.sockets.keys().cloned().collect();
         for sid in sids {
@@ -1083,6 +1153,7 @@ impl Io {
             self.remove_socket(&sid, reasons::SERVER_SHUTTING_DOWN);
         }
     }
+    // ANCHOR_END: shutting_down
 
     /// Hands the outbox to the loop. A send refused because a connection's outbound buffer
     /// is full disconnects that connection (reason `outbound buffer full`); volatile sends to
@@ -1226,6 +1297,7 @@ impl Broadcast<'_> {
         self.emit_with(event, args, Vec::new())
     }
 
+    // ANCHOR: broadcast_emit
     /// [`emit`](Broadcast::emit) with binary attachments.
     pub fn emit_with(
         self,
@@ -1260,7 +1332,8 @@ impl Broadcast<'_> {
         }) {
             io.log.pop_front();
         }
-        if io.config.replay_limit > 0 {
+        // Volatile broadcasts are never replayed.
+        if io.config.replay_limit > 0 && !self.volatile {
             io.log.push_back(Logged {
                 offset,
                 namespace: self.ns,
@@ -1279,6 +1352,7 @@ impl Broadcast<'_> {
         }
         Ok(recipients.len())
     }
+    // ANCHOR_END: broadcast_emit
 }
 
 /// The server as an event loop handler.

@@ -31,6 +31,10 @@ pub const RESERVED_EVENTS: &[&str] = &[
     "disconnecting",
     "newListener",
     "removeListener",
+    "reconnect",
+    "reconnect_attempt",
+    "reconnect_error",
+    "reconnect_failed",
 ];
 
 /// The packet types, with their byte on the wire.

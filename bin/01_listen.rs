@@ -6,31 +6,21 @@ use std::error::Error;
 use std::net::SocketAddr;
 use std::process::ExitCode;
 
-use clap::{Args, Parser, Subcommand};
+use clap::Args;
 use socklab::blocking::{self, ListenOptions};
-use socklab::lesson::{self, Endpoint};
+use socklab::lesson::{self, Endpoint, Side};
 use socklab::{procnet, sys};
 
-/// Lesson 01: bind() an address, listen() on it, ask getsockname() which port port 0 became,
-/// and watch the kernel queue connections that nobody accepted.
-///
-/// With no arguments it runs the whole demonstration. `serve` listens until you press Enter
-/// (look with `ss -ltn`); `client` connects to it and waits too (default 127.0.0.1:7001).
-#[derive(Parser)]
-struct Cli {
-    #[command(flatten)]
-    trace: lesson::Trace,
-    #[command(subcommand)]
-    side: Option<Side>,
-}
-
-#[derive(Subcommand)]
-enum Side {
-    /// Listen (never accept) until Enter is pressed or stdin closes
-    Serve(ServeArgs),
-    /// Connect, print both ends of the connection, wait for Enter
-    Client(Endpoint),
-}
+/// What `--help` says.
+const HELP: lesson::Help = lesson::Help {
+    about:
+        "Lesson 01: bind() an address, listen() on it, ask getsockname() which port port 0 became, \
+        and watch the kernel queue connections that nobody accepted.\n\n\
+        With no arguments it runs the whole demonstration. `serve` listens until you press Enter \
+        (look with `ss -ltn`); `client` connects to it and waits too (default 127.0.0.1:7001).",
+    serve: "Listen (never accept) until Enter is pressed or stdin closes",
+    client: "Connect, print both ends of the connection, wait for Enter",
+};
 
 #[derive(Args)]
 struct ServeArgs {
@@ -42,7 +32,7 @@ struct ServeArgs {
 }
 
 fn main() -> ExitCode {
-    let cli: Cli = lesson::parse(7001);
+    let cli = lesson::parse_sides::<ServeArgs, Endpoint>(7001, HELP);
     lesson::run(cli.trace, || match cli.side {
         None => demo(),
         Some(Side::Serve(s)) => serve(s.endpoint.addr, s.backlog),

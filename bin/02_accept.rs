@@ -6,35 +6,23 @@ use std::error::Error;
 use std::net::SocketAddr;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
 use socklab::blocking::{self, ListenOptions};
-use socklab::lesson::{self, Endpoint};
+use socklab::lesson::{self, Endpoint, Side};
 use socklab::sys;
 
-/// Lesson 02: accept() a connection, write a greeting, close it.
-///
-/// With no arguments it plays both sides in one process and narrates. `serve` and `client`
-/// run one side each (default address 127.0.0.1:7002); `nc 127.0.0.1 7002` works as a client.
-#[derive(Parser)]
-struct Cli {
-    #[command(flatten)]
-    trace: lesson::Trace,
-    #[command(subcommand)]
-    side: Option<Side>,
-}
-
-#[derive(Subcommand)]
-enum Side {
-    /// Listen, then greet and close every connection, one at a time, until Ctrl-C
-    Serve(Endpoint),
-    /// Connect and print what the server sends until it closes
-    Client(Endpoint),
-}
+/// What `--help` says.
+const HELP: lesson::Help = lesson::Help {
+    about: "Lesson 02: accept() a connection, write a greeting, close it.\n\n\
+        With no arguments it plays both sides in one process and narrates. `serve` and `client` \
+        run one side each (default address 127.0.0.1:7002); `nc 127.0.0.1 7002` works as a client.",
+    serve: "Listen, then greet and close every connection, one at a time, until Ctrl-C",
+    client: "Connect and print what the server sends until it closes",
+};
 
 const GREETING: &[u8] = b"hello from socklab lesson 02\n";
 
 fn main() -> ExitCode {
-    let cli: Cli = lesson::parse(7002);
+    let cli = lesson::parse_sides::<Endpoint, Endpoint>(7002, HELP);
     lesson::run(cli.trace, || match cli.side {
         None => demo(),
         Some(Side::Serve(e)) => serve(e.addr),

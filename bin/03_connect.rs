@@ -6,37 +6,25 @@ use std::error::Error;
 use std::net::SocketAddr;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
 use socklab::blocking::{self, ListenOptions};
-use socklab::lesson::{self, Endpoint};
+use socklab::lesson::{self, Endpoint, Side};
 use socklab::sys::{self, Family};
 
-/// Lesson 03: connect() to a server and read until end of file; ECONNREFUSED when nobody
-/// listens.
-///
-/// With no arguments it plays both sides in one process. `serve` sends three lines to each
-/// client and closes; `client` connects and prints everything until the server closes
-/// (default address 127.0.0.1:7003).
-#[derive(Parser)]
-struct Cli {
-    #[command(flatten)]
-    trace: lesson::Trace,
-    #[command(subcommand)]
-    side: Option<Side>,
-}
-
-#[derive(Subcommand)]
-enum Side {
-    /// Listen, and send three lines to every client, then close it
-    Serve(Endpoint),
-    /// Connect and print what arrives until the server closes
-    Client(Endpoint),
-}
+/// What `--help` says.
+const HELP: lesson::Help = lesson::Help {
+    about: "Lesson 03: connect() to a server and read until end of file; ECONNREFUSED when nobody \
+        listens.\n\n\
+        With no arguments it plays both sides in one process. `serve` sends three lines to each \
+        client and closes; `client` connects and prints everything until the server closes \
+        (default address 127.0.0.1:7003).",
+    serve: "Listen, and send three lines to every client, then close it",
+    client: "Connect and print what arrives until the server closes",
+};
 
 const LINES: [&[u8]; 3] = [b"line one\n", b"line two\n", b"line three\n"];
 
 fn main() -> ExitCode {
-    let cli: Cli = lesson::parse(7003);
+    let cli = lesson::parse_sides::<Endpoint, Endpoint>(7003, HELP);
     lesson::run(cli.trace, || match cli.side {
         None => demo(),
         Some(Side::Serve(e)) => serve(e.addr),

@@ -7,35 +7,23 @@ use std::io::Write;
 use std::net::SocketAddr;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
 use socklab::blocking::{self, ListenOptions};
-use socklab::lesson::{self, Endpoint};
+use socklab::lesson::{self, Endpoint, Side};
 use socklab::sys::{self, Fd};
 
-/// Lesson 04: an echo server sends back every byte it reads. Reads come in whatever sizes the
-/// stream gives; writes go through the write-all loop.
-///
-/// With no arguments it plays both sides in one process. `serve` echoes every connection, one
-/// at a time, until the peer closes; `client` sends stdin and prints the echo (default address
-/// 127.0.0.1:7004).
-#[derive(Parser)]
-struct Cli {
-    #[command(flatten)]
-    trace: lesson::Trace,
-    #[command(subcommand)]
-    side: Option<Side>,
-}
-
-#[derive(Subcommand)]
-enum Side {
-    /// Listen, and echo every byte of every connection until the peer closes
-    Serve(Endpoint),
-    /// Send stdin to the server, chunk by chunk, and print what comes back
-    Client(Endpoint),
-}
+/// What `--help` says.
+const HELP: lesson::Help = lesson::Help {
+    about: "Lesson 04: an echo server sends back every byte it reads. Reads come in whatever sizes the \
+        stream gives; writes go through the write-all loop.\n\n\
+        With no arguments it plays both sides in one process. `serve` echoes every connection, one \
+        at a time, until the peer closes; `client` sends stdin and prints the echo (default address \
+        127.0.0.1:7004).",
+    serve: "Listen, and echo every byte of every connection until the peer closes",
+    client: "Send stdin to the server, chunk by chunk, and print what comes back",
+};
 
 fn main() -> ExitCode {
-    let cli: Cli = lesson::parse(7004);
+    let cli = lesson::parse_sides::<Endpoint, Endpoint>(7004, HELP);
     lesson::run(cli.trace, || match cli.side {
         None => demo(),
         Some(Side::Serve(e)) => serve(e.addr),

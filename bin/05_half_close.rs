@@ -8,35 +8,23 @@ use std::io::Write;
 use std::net::{Shutdown, SocketAddr};
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
 use socklab::blocking::{self, ListenOptions};
-use socklab::lesson::{self, Endpoint};
+use socklab::lesson::{self, Endpoint, Side};
 use socklab::sys::{self, Fd};
 
-/// Lesson 05: shutdown(SHUT_WR) versus close(). The client half-closes to say "that was my
-/// whole request" and still reads the reply; getpeername() tells the server who asked.
-///
-/// With no arguments it plays both sides in one process. `serve` reads each request to end of
-/// file and answers with its size and sender; `client` sends stdin, half-closes, and prints the
-/// reply (default address 127.0.0.1:7005). `nc -N` behaves like this client.
-#[derive(Parser)]
-struct Cli {
-    #[command(flatten)]
-    trace: lesson::Trace,
-    #[command(subcommand)]
-    side: Option<Side>,
-}
-
-#[derive(Subcommand)]
-enum Side {
-    /// Listen; read each request until end of file, then reply and close
-    Serve(Endpoint),
-    /// Send stdin, shutdown(SHUT_WR), print the reply
-    Client(Endpoint),
-}
+/// What `--help` says.
+const HELP: lesson::Help = lesson::Help {
+    about: "Lesson 05: shutdown(SHUT_WR) versus close(). The client half-closes to say \"that was my \
+        whole request\" and still reads the reply; getpeername() tells the server who asked.\n\n\
+        With no arguments it plays both sides in one process. `serve` reads each request to end of \
+        file and answers with its size and sender; `client` sends stdin, half-closes, and prints the \
+        reply (default address 127.0.0.1:7005). `nc -N` behaves like this client.",
+    serve: "Listen; read each request until end of file, then reply and close",
+    client: "Send stdin, shutdown(SHUT_WR), print the reply",
+};
 
 fn main() -> ExitCode {
-    let cli: Cli = lesson::parse(7005);
+    let cli = lesson::parse_sides::<Endpoint, Endpoint>(7005, HELP);
     lesson::run(cli.trace, || match cli.side {
         None => demo(),
         Some(Side::Serve(e)) => serve(e.addr),

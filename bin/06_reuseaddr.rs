@@ -7,33 +7,22 @@ use std::error::Error;
 use std::net::SocketAddr;
 use std::process::ExitCode;
 
-use clap::{Args, Parser, Subcommand};
+use clap::Args;
 use socklab::blocking::{self, ListenOptions};
-use socklab::lesson::{self, Endpoint};
+use socklab::lesson::{self, Endpoint, Side};
 use socklab::{procnet, sys};
 
-/// Lesson 06: a server that closes first leaves its connections in TIME_WAIT, and they keep its
-/// port busy: restarting it fails with EADDRINUSE unless SO_REUSEADDR is set, on Linux by the
-/// first listener too.
-///
-/// With no arguments it restarts a server twice, without and with SO_REUSEADDR. `serve`
-/// greets and closes every client (default address 127.0.0.1:7006); stop it after a client
-/// came by and start it again at once to see EADDRINUSE.
-#[derive(Parser)]
-struct Cli {
-    #[command(flatten)]
-    trace: lesson::Trace,
-    #[command(subcommand)]
-    side: Option<Side>,
-}
-
-#[derive(Subcommand)]
-enum Side {
-    /// Listen; greet and close every connection (so the server side goes to TIME_WAIT)
-    Serve(ServeArgs),
-    /// Connect and print the greeting
-    Client(Endpoint),
-}
+/// What `--help` says.
+const HELP: lesson::Help = lesson::Help {
+    about: "Lesson 06: a server that closes first leaves its connections in TIME_WAIT, and they keep its \
+        port busy: restarting it fails with EADDRINUSE unless SO_REUSEADDR is set, on Linux by the \
+        first listener too.\n\n\
+        With no arguments it restarts a server twice, without and with SO_REUSEADDR. `serve` \
+        greets and closes every client (default address 127.0.0.1:7006); stop it after a client \
+        came by and start it again at once to see EADDRINUSE.",
+    serve: "Listen; greet and close every connection (so the server side goes to TIME_WAIT)",
+    client: "Connect and print the greeting",
+};
 
 #[derive(Args)]
 struct ServeArgs {
@@ -47,7 +36,7 @@ struct ServeArgs {
 const GREETING: &[u8] = b"hello from socklab lesson 06\n";
 
 fn main() -> ExitCode {
-    let cli: Cli = lesson::parse(7006);
+    let cli = lesson::parse_sides::<ServeArgs, Endpoint>(7006, HELP);
     lesson::run(cli.trace, || match cli.side {
         None => demo(),
         Some(Side::Serve(s)) => serve(s.endpoint.addr, s.reuseaddr),

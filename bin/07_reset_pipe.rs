@@ -7,36 +7,25 @@ use std::error::Error;
 use std::net::SocketAddr;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
 use socklab::blocking::{self, ListenOptions};
-use socklab::lesson::{self, Endpoint};
+use socklab::lesson::{self, Endpoint, Side};
 use socklab::sys::{self, MsgFlags};
 
-/// Lesson 07: close() with SO_LINGER 0 sends RST and the peer's read fails with ECONNRESET;
-/// writing to a connection the peer closed fails with EPIPE and raises SIGPIPE, unless the
-/// write is a send() with MSG_NOSIGNAL.
-///
-/// With no arguments it shows both in one process. `serve` resets every connection it
-/// accepts; `client` connects, sends a line and reads, and reports the error it gets (default
-/// address 127.0.0.1:7007).
-#[derive(Parser)]
-struct Cli {
-    #[command(flatten)]
-    trace: lesson::Trace,
-    #[command(subcommand)]
-    side: Option<Side>,
-}
-
-#[derive(Subcommand)]
-enum Side {
-    /// Listen, and reset (SO_LINGER 0, close) every connection
-    Serve(Endpoint),
-    /// Connect, send a line, read the answer (the reset, from our server)
-    Client(Endpoint),
-}
+/// What `--help` says.
+const HELP: lesson::Help = lesson::Help {
+    about:
+        "Lesson 07: close() with SO_LINGER 0 sends RST and the peer's read fails with ECONNRESET; \
+        writing to a connection the peer closed fails with EPIPE and raises SIGPIPE, unless the \
+        write is a send() with MSG_NOSIGNAL.\n\n\
+        With no arguments it shows both in one process. `serve` resets every connection it \
+        accepts; `client` connects, sends a line and reads, and reports the error it gets (default \
+        address 127.0.0.1:7007).",
+    serve: "Listen, and reset (SO_LINGER 0, close) every connection",
+    client: "Connect, send a line, read the answer (the reset, from our server)",
+};
 
 fn main() -> ExitCode {
-    let cli: Cli = lesson::parse(7007);
+    let cli = lesson::parse_sides::<Endpoint, Endpoint>(7007, HELP);
     lesson::run(cli.trace, || match cli.side {
         None => demo(),
         Some(Side::Serve(e)) => serve(e.addr),

@@ -8,34 +8,23 @@ use std::io::BufRead;
 use std::net::SocketAddr;
 use std::process::ExitCode;
 
-use clap::{Args, Parser, Subcommand};
+use clap::Args;
 use socklab::blocking::{self, ListenOptions};
-use socklab::lesson::{self, Endpoint};
+use socklab::lesson::{self, Endpoint, Side};
 use socklab::sys::{self, Fd};
 use socklab::wire::frame::{self, Decoder};
 
-/// Lesson 08: TCP keeps no message boundaries, so we add them: each frame is a 4-byte
-/// big-endian length and that many bytes. An incremental decoder rebuilds the frames however
-/// the bytes arrive, and refuses a frame over its limit from the header alone.
-///
-/// With no arguments it sends frames one byte per write(), then several in one write(), then
-/// an oversized header. `serve` prints every frame and answers each with a frame; `client`
-/// sends each line of stdin as a frame (default address 127.0.0.1:7008).
-#[derive(Parser)]
-struct Cli {
-    #[command(flatten)]
-    trace: lesson::Trace,
-    #[command(subcommand)]
-    side: Option<Side>,
-}
-
-#[derive(Subcommand)]
-enum Side {
-    /// Listen; print each frame received and answer it with a frame
-    Serve(Endpoint),
-    /// Send each line of stdin as one frame and print the answers
-    Client(ClientArgs),
-}
+/// What `--help` says.
+const HELP: lesson::Help = lesson::Help {
+    about: "Lesson 08: TCP keeps no message boundaries, so we add them: each frame is a 4-byte \
+        big-endian length and that many bytes. An incremental decoder rebuilds the frames however \
+        the bytes arrive, and refuses a frame over its limit from the header alone.\n\n\
+        With no arguments it sends frames one byte per write(), then several in one write(), then \
+        an oversized header. `serve` prints every frame and answers each with a frame; `client` \
+        sends each line of stdin as a frame (default address 127.0.0.1:7008).",
+    serve: "Listen; print each frame received and answer it with a frame",
+    client: "Send each line of stdin as one frame and print the answers",
+};
 
 #[derive(Args)]
 struct ClientArgs {
@@ -47,7 +36,7 @@ struct ClientArgs {
 }
 
 fn main() -> ExitCode {
-    let cli: Cli = lesson::parse(7008);
+    let cli = lesson::parse_sides::<Endpoint, ClientArgs>(7008, HELP);
     lesson::run(cli.trace, || match cli.side {
         None => demo(),
         Some(Side::Serve(e)) => serve(e.addr),

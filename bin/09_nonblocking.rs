@@ -7,36 +7,24 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use clap::{Parser, Subcommand};
 use socklab::blocking::{self, ListenOptions};
-use socklab::lesson::{self, Endpoint};
+use socklab::lesson::{self, Endpoint, Side};
 use socklab::sys::{self, Errno};
 
-/// Lesson 09: O_NONBLOCK turns "wait" into "EAGAIN, try again later". A loop that simply tries
-/// again burns a CPU core learning nothing, which is why the next lessons wait for readiness.
-///
-/// With no arguments it makes a connection non-blocking and spins on it. `serve` accepts one
-/// client at a time and spins on it until it sends something, then reports how many reads
-/// came back EAGAIN; `client` connects, waits a moment, and sends a line (default address
-/// 127.0.0.1:7009).
-#[derive(Parser)]
-struct Cli {
-    #[command(flatten)]
-    trace: lesson::Trace,
-    #[command(subcommand)]
-    side: Option<Side>,
-}
-
-#[derive(Subcommand)]
-enum Side {
-    /// Listen; spin on each client's non-blocking socket until it sends something
-    Serve(Endpoint),
-    /// Connect, wait 100 ms, send a line
-    Client(Endpoint),
-}
+/// What `--help` says.
+const HELP: lesson::Help = lesson::Help {
+    about: "Lesson 09: O_NONBLOCK turns \"wait\" into \"EAGAIN, try again later\". A loop that simply tries \
+        again burns a CPU core learning nothing, which is why the next lessons wait for readiness.\n\n\
+        With no arguments it makes a connection non-blocking and spins on it. `serve` accepts one \
+        client at a time and spins on it until it sends something, then reports how many reads \
+        came back EAGAIN; `client` connects, waits a moment, and sends a line (default address \
+        127.0.0.1:7009).",
+    serve: "Listen; spin on each client's non-blocking socket until it sends something",
+    client: "Connect, wait 100 ms, send a line",
+};
 
 fn main() -> ExitCode {
-    let cli: Cli = lesson::parse(7009);
+    let cli = lesson::parse_sides::<Endpoint, Endpoint>(7009, HELP);
     lesson::run(cli.trace, || match cli.side {
         None => demo(),
         Some(Side::Serve(e)) => serve(e.addr),

@@ -7,35 +7,24 @@ use std::error::Error;
 use std::net::SocketAddr;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
 use socklab::blocking::{self, ListenOptions};
-use socklab::lesson::{self, Endpoint};
+use socklab::lesson::{self, Endpoint, Side};
 use socklab::sys::{self, Fd, PollFd, PollFlags};
 
-/// Lesson 10: one thread serves many clients by asking poll() which descriptors are ready.
-/// Everything a client sends goes to every other client.
-///
-/// With no arguments three clients chat in one process. `serve` runs the room until Ctrl-C;
-/// `nc 127.0.0.1 7010` joins it, and so does `client`, which sends stdin and prints what
-/// the others say (default address 127.0.0.1:7010).
-#[derive(Parser)]
-struct Cli {
-    #[command(flatten)]
-    trace: lesson::Trace,
-    #[command(subcommand)]
-    side: Option<Side>,
-}
-
-#[derive(Subcommand)]
-enum Side {
-    /// Run the chat room: relay what each client sends to all the others
-    Serve(Endpoint),
-    /// Join the room: send stdin, print what arrives, until both ends are done
-    Client(Endpoint),
-}
+/// What `--help` says.
+const HELP: lesson::Help = lesson::Help {
+    about:
+        "Lesson 10: one thread serves many clients by asking poll() which descriptors are ready. \
+        Everything a client sends goes to every other client.\n\n\
+        With no arguments three clients chat in one process. `serve` runs the room until Ctrl-C; \
+        `nc 127.0.0.1 7010` joins it, and so does `client`, which sends stdin and prints what \
+        the others say (default address 127.0.0.1:7010).",
+    serve: "Run the chat room: relay what each client sends to all the others",
+    client: "Join the room: send stdin, print what arrives, until both ends are done",
+};
 
 fn main() -> ExitCode {
-    let cli: Cli = lesson::parse(7010);
+    let cli = lesson::parse_sides::<Endpoint, Endpoint>(7010, HELP);
     lesson::run(cli.trace, || match cli.side {
         None => demo(),
         Some(Side::Serve(e)) => serve(e.addr),

@@ -8,38 +8,27 @@ use std::net::{Shutdown, SocketAddr};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::{Parser, Subcommand};
 use socklab::blocking;
 use socklab::event_loop::echo::Echo;
 use socklab::event_loop::{Config, EventLoop};
-use socklab::lesson::{self, Endpoint};
+use socklab::lesson::{self, Endpoint, Side};
 use socklab::sys;
 
-/// Lesson 11: epoll (through mio) tells one thread which of thousands of sockets are ready.
-/// Registrations are edge-triggered, so every event is drained until EAGAIN.
-///
-/// With no arguments it runs an echo server on the loop and steps it by hand while two
-/// clients talk to it. `serve` runs the echo server until Ctrl-C or SIGTERM (then it flushes,
-/// closes and exits 0); `client` sends stdin and prints the echo (default address
-/// 127.0.0.1:7011).
-#[derive(Parser)]
-struct Cli {
-    #[command(flatten)]
-    trace: lesson::Trace,
-    #[command(subcommand)]
-    side: Option<Side>,
-}
-
-#[derive(Subcommand)]
-enum Side {
-    /// Run the echo server on the event loop until SIGINT/SIGTERM
-    Serve(Endpoint),
-    /// Send stdin, chunk by chunk, and print what comes back
-    Client(Endpoint),
-}
+/// What `--help` says.
+const HELP: lesson::Help = lesson::Help {
+    about:
+        "Lesson 11: epoll (through mio) tells one thread which of thousands of sockets are ready. \
+        Registrations are edge-triggered, so every event is drained until EAGAIN.\n\n\
+        With no arguments it runs an echo server on the loop and steps it by hand while two \
+        clients talk to it. `serve` runs the echo server until Ctrl-C or SIGTERM (then it flushes, \
+        closes and exits 0); `client` sends stdin and prints the echo (default address \
+        127.0.0.1:7011).",
+    serve: "Run the echo server on the event loop until SIGINT/SIGTERM",
+    client: "Send stdin, chunk by chunk, and print what comes back",
+};
 
 fn main() -> ExitCode {
-    let cli: Cli = lesson::parse(7011);
+    let cli = lesson::parse_sides::<Endpoint, Endpoint>(7011, HELP);
     lesson::run(cli.trace, || match cli.side {
         None => demo(),
         Some(Side::Serve(e)) => serve(e.addr),

@@ -10,34 +10,24 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use clap::{Args, Parser, Subcommand};
+use clap::Args;
 use socklab::blocking;
 use socklab::event_loop::{Config, ConnId, Ctx, EventLoop, Handler};
-use socklab::lesson::{self, Endpoint};
+use socklab::lesson::{self, Endpoint, Side};
 use socklab::sys::{self, Errno, MsgFlags};
 
-/// Lesson 12: a big reply to a slow reader. The kernel takes what fits (a short write), the
-/// rest waits in the connection's outbound buffer, capped at 1 MiB, and the loop asks for
-/// WRITABLE only while something waits. Other clients are served meanwhile.
-///
-/// With no arguments it plays a slow client, a quick client and the server in one process.
-/// `serve` answers `big` with 8 MiB and echoes anything else; `client` asks for the 8 MiB,
-/// reads them slowly and checks every byte (default address 127.0.0.1:7012).
-#[derive(Parser)]
-struct Cli {
-    #[command(flatten)]
-    trace: lesson::Trace,
-    #[command(subcommand)]
-    side: Option<Side>,
-}
-
-#[derive(Subcommand)]
-enum Side {
-    /// Serve 8 MiB to each client that sends "big", echo everything else; stop on SIGTERM
-    Serve(Endpoint),
-    /// Ask for the 8 MiB reply, read it slowly, check it is whole and in order
-    Client(ClientArgs),
-}
+/// What `--help` says.
+const HELP: lesson::Help = lesson::Help {
+    about:
+        "Lesson 12: a big reply to a slow reader. The kernel takes what fits (a short write), the \
+        rest waits in the connection's outbound buffer, capped at 1 MiB, and the loop asks for \
+        WRITABLE only while something waits. Other clients are served meanwhile.\n\n\
+        With no arguments it plays a slow client, a quick client and the server in one process. \
+        `serve` answers `big` with 8 MiB and echoes anything else; `client` asks for the 8 MiB, \
+        reads them slowly and checks every byte (default address 127.0.0.1:7012).",
+    serve: "Serve 8 MiB to each client that sends \"big\", echo everything else; stop on SIGTERM",
+    client: "Ask for the 8 MiB reply, read it slowly, check it is whole and in order",
+};
 
 #[derive(Args)]
 struct ClientArgs {
@@ -52,7 +42,7 @@ struct ClientArgs {
 const BIG: usize = 8 << 20;
 
 fn main() -> ExitCode {
-    let cli: Cli = lesson::parse(7012);
+    let cli = lesson::parse_sides::<Endpoint, ClientArgs>(7012, HELP);
     lesson::run(cli.trace, || match cli.side {
         None => demo(),
         Some(Side::Serve(e)) => serve(e.addr),
@@ -209,6 +199,7 @@ fn serve(addr: SocketAddr) -> Result<(), Box<dyn Error>> {
     Ok(())
 }
 
+// ANCHOR: client
 fn client(addr: SocketAddr, pause: Duration) -> Result<(), Box<dyn Error>> {
     let fd = blocking::connect_tcp(addr)?;
     blocking::write_all(&fd, b"big\n")?;
@@ -233,3 +224,4 @@ fn client(addr: SocketAddr, pause: Duration) -> Result<(), Box<dyn Error>> {
     std::io::stdout().flush()?;
     Ok(())
 }
+// ANCHOR_END: client

@@ -8,35 +8,24 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use clap::{Args, Parser, Subcommand};
+use clap::Args;
 use socklab::blocking::{self, ListenOptions};
 use socklab::event_loop::{Config, ConnId, Ctx, EventLoop, Handler};
-use socklab::lesson::{self, Endpoint};
+use socklab::lesson::{self, Endpoint, Side};
 use socklab::sys::{self, Family};
 
-/// Lesson 13: connect() on a non-blocking socket returns EINPROGRESS at once; the loop learns
-/// the outcome when the socket turns writable and SO_ERROR says how it went. A connect that
-/// hangs is given up by a timer, which sets the poll timeout.
-///
-/// With no arguments it connects to a closed port, to a full listener and to a working one.
-/// `serve` listens with a backlog of 0 and never accepts, so the first client fills the
-/// queue and the next ones hang; `client` connects with a timeout and reports the outcome
-/// (default address 127.0.0.1:7013).
-#[derive(Parser)]
-struct Cli {
-    #[command(flatten)]
-    trace: lesson::Trace,
-    #[command(subcommand)]
-    side: Option<Side>,
-}
-
-#[derive(Subcommand)]
-enum Side {
-    /// Listen with a backlog of 0 and never accept (a black hole after the first client)
-    Serve(Endpoint),
-    /// Connect without blocking, with a timeout, and report how it went
-    Client(ClientArgs),
-}
+/// What `--help` says.
+const HELP: lesson::Help = lesson::Help {
+    about: "Lesson 13: connect() on a non-blocking socket returns EINPROGRESS at once; the loop learns \
+        the outcome when the socket turns writable and SO_ERROR says how it went. A connect that \
+        hangs is given up by a timer, which sets the poll timeout.\n\n\
+        With no arguments it connects to a closed port, to a full listener and to a working one. \
+        `serve` listens with a backlog of 0 and never accepts, so the first client fills the \
+        queue and the next ones hang; `client` connects with a timeout and reports the outcome \
+        (default address 127.0.0.1:7013).",
+    serve: "Listen with a backlog of 0 and never accept (a black hole after the first client)",
+    client: "Connect without blocking, with a timeout, and report how it went",
+};
 
 #[derive(Args)]
 struct ClientArgs {
@@ -48,7 +37,7 @@ struct ClientArgs {
 }
 
 fn main() -> ExitCode {
-    let cli: Cli = lesson::parse(7013);
+    let cli = lesson::parse_sides::<Endpoint, ClientArgs>(7013, HELP);
     lesson::run(cli.trace, || match cli.side {
         None => demo(),
         Some(Side::Serve(e)) => serve(e.addr),
@@ -136,6 +125,7 @@ fn demo() -> Result<(), Box<dyn Error>> {
 }
 // ANCHOR_END: demo
 
+// ANCHOR: serve
 fn serve(addr: SocketAddr) -> Result<(), Box<dyn Error>> {
     let opts = ListenOptions {
         backlog: 0,
@@ -146,6 +136,7 @@ fn serve(addr: SocketAddr) -> Result<(), Box<dyn Error>> {
     lesson::wait_for_enter("never accepting: the first client fills the queue, the next ones hang");
     Ok(())
 }
+// ANCHOR_END: serve
 
 fn client(addr: SocketAddr, timeout: Duration) -> Result<(), Box<dyn Error>> {
     let mut ev = EventLoop::new(Dialer::default(), Config::default())?;

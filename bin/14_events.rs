@@ -10,34 +10,24 @@ use std::process::ExitCode;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use clap::{Args, Parser, Subcommand};
+use clap::Args;
 use serde_json::{json, Value};
 use socklab::events::{AckError, AckReply, Client, ClientOptions, Emit, Io, Server, ServerConfig};
-use socklab::lesson::{self, Endpoint};
+use socklab::lesson::{self, Endpoint, Side};
 use socklab::wire::{frame, packet};
 
-/// Lesson 14: what an event library puts on the wire. Every event is one frame: a packet
-/// type, a namespace, a name, JSON arguments, raw binary attachments, and an ack id when the
-/// sender wants an answer. The demo prints every frame as it goes out.
-///
-/// With no arguments a client and a server talk in one process. `serve` runs the server
-/// (events `greet` and `upload`, each acknowledged); `client` connects, greets, uploads
-/// stdin as a binary attachment, and prints every frame (default address 127.0.0.1:7014).
-#[derive(Parser)]
-struct Cli {
-    #[command(flatten)]
-    trace: lesson::Trace,
-    #[command(subcommand)]
-    side: Option<Side>,
-}
-
-#[derive(Subcommand)]
-enum Side {
-    /// Run the server: `greet` and `upload` are acknowledged, every client is asked a question
-    Serve(Endpoint),
-    /// Connect, greet, upload stdin as a binary attachment, print every frame
-    Client(ClientArgs),
-}
+/// What `--help` says.
+const HELP: lesson::Help = lesson::Help {
+    about: "Lesson 14: what an event library puts on the wire. Every event is one frame: a packet \
+        type, a namespace, a name, JSON arguments, raw binary attachments, and an ack id when the \
+        sender wants an answer. The demo prints every frame as it goes out.\n\n\
+        With no arguments a client and a server talk in one process. `serve` runs the server \
+        (events `greet` and `upload`, each acknowledged); `client` connects, greets, uploads \
+        stdin as a binary attachment, and prints every frame (default address 127.0.0.1:7014).",
+    serve:
+        "Run the server: `greet` and `upload` are acknowledged, every client is asked a question",
+    client: "Connect, greet, upload stdin as a binary attachment, print every frame",
+};
 
 #[derive(Args)]
 struct ClientArgs {
@@ -49,7 +39,7 @@ struct ClientArgs {
 }
 
 fn main() -> ExitCode {
-    let cli: Cli = lesson::parse(7014);
+    let cli = lesson::parse_sides::<Endpoint, ClientArgs>(7014, HELP);
     lesson::run(cli.trace, || match cli.side {
         None => demo(),
         Some(Side::Serve(e)) => serve(e.addr),

@@ -10,34 +10,24 @@ use std::process::ExitCode;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use clap::{Args, Parser, Subcommand};
+use clap::Args;
 use serde_json::{json, Value};
 use socklab::events::{Client, ClientOptions, Io, Server, ServerConfig};
-use socklab::lesson::{self, Endpoint};
+use socklab::lesson::{self, Endpoint, Side};
 
-/// Lesson 15: a room is a named set of sockets on the server. Broadcasts pick their
-/// recipients by room: one room, a union of rooms (each socket once), all but the sender,
-/// all but a room. The server encodes each broadcast once and queues the same bytes to
-/// every recipient.
-///
-/// With no arguments three clients join rooms and the server broadcasts four ways. `serve`
-/// runs the room server; `client` joins the given rooms, sends each line of stdin to
-/// everyone in them but itself, and prints what arrives (default address 127.0.0.1:7015).
-#[derive(Parser)]
-struct Cli {
-    #[command(flatten)]
-    trace: lesson::Trace,
-    #[command(subcommand)]
-    side: Option<Side>,
-}
-
-#[derive(Subcommand)]
-enum Side {
-    /// Run the room server: `join`, `leave`, and `say` (to the sender's rooms, not the sender)
-    Serve(Endpoint),
-    /// Join rooms, send stdin lines to them, print what arrives
-    Client(ClientArgs),
-}
+/// What `--help` says.
+const HELP: lesson::Help = lesson::Help {
+    about: "Lesson 15: a room is a named set of sockets on the server. Broadcasts pick their \
+        recipients by room: one room, a union of rooms (each socket once), all but the sender, \
+        all but a room. The server encodes each broadcast once and queues the same bytes to \
+        every recipient.\n\n\
+        With no arguments three clients join rooms and the server broadcasts four ways. `serve` \
+        runs the room server; `client` joins the given rooms, sends each line of stdin to \
+        everyone in them but itself, and prints what arrives (default address 127.0.0.1:7015).",
+    serve:
+        "Run the room server: `join`, `leave`, and `say` (to the sender's rooms, not the sender)",
+    client: "Join rooms, send stdin lines to them, print what arrives",
+};
 
 #[derive(Args)]
 struct ClientArgs {
@@ -52,7 +42,7 @@ struct ClientArgs {
 }
 
 fn main() -> ExitCode {
-    let cli: Cli = lesson::parse(7015);
+    let cli = lesson::parse_sides::<Endpoint, ClientArgs>(7015, HELP);
     lesson::run(cli.trace, || match cli.side {
         None => demo(),
         Some(Side::Serve(e)) => serve(e.addr),

@@ -11,38 +11,27 @@ use std::process::ExitCode;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use clap::{Args, Parser, Subcommand};
+use clap::Args;
 use serde_json::json;
 use socklab::apps::ticker;
 use socklab::blocking;
 use socklab::events::{Client, ClientOptions, Server, ServerConfig};
-use socklab::lesson::{self, Endpoint};
+use socklab::lesson::{self, Endpoint, Side};
 use socklab::sys::{self, MsgFlags};
 use socklab::wire::packet::{self, Packet};
 
-/// Lesson 16: a connection can die without a FIN (a cable pulled, a laptop asleep). The
-/// server PINGs every interval and drops a peer that does not PONG in time; the client drops
-/// a server that stops PINGing. A dropped client reconnects with exponential backoff and
-/// jitter, and what it emitted meanwhile waits in its offline buffer.
-///
-/// With no arguments it runs the whole story in one process, with heartbeats every 100 ms.
-/// `serve` runs a server (ping every `--ping-ms`); `client` ticks every second through
-/// outages: stop the server, start it again, and watch (default address 127.0.0.1:7016).
-#[derive(Parser)]
-struct Cli {
-    #[command(flatten)]
-    trace: lesson::Trace,
-    #[command(subcommand)]
-    side: Option<Side>,
-}
-
-#[derive(Subcommand)]
-enum Side {
-    /// Run a server that acknowledges ticks; Ctrl-C stops it (clients will come back)
-    Serve(ServeArgs),
-    /// Tick every second, through outages, printing every reconnection event
-    Client(ClientArgs),
-}
+/// What `--help` says.
+const HELP: lesson::Help = lesson::Help {
+    about: "Lesson 16: a connection can die without a FIN (a cable pulled, a laptop asleep). The \
+        server PINGs every interval and drops a peer that does not PONG in time; the client drops \
+        a server that stops PINGing. A dropped client reconnects with exponential backoff and \
+        jitter, and what it emitted meanwhile waits in its offline buffer.\n\n\
+        With no arguments it runs the whole story in one process, with heartbeats every 100 ms. \
+        `serve` runs a server (ping every `--ping-ms`); `client` ticks every second through \
+        outages: stop the server, start it again, and watch (default address 127.0.0.1:7016).",
+    serve: "Run a server that acknowledges ticks; Ctrl-C stops it (clients will come back)",
+    client: "Tick every second, through outages, printing every reconnection event",
+};
 
 #[derive(Args)]
 struct ServeArgs {
@@ -63,7 +52,7 @@ struct ClientArgs {
 }
 
 fn main() -> ExitCode {
-    let cli: Cli = lesson::parse(7016);
+    let cli = lesson::parse_sides::<ServeArgs, ClientArgs>(7016, HELP);
     lesson::run(cli.trace, || match cli.side {
         None => demo(),
         Some(Side::Serve(s)) => serve(s.endpoint.addr, Duration::from_millis(s.ping_ms)),

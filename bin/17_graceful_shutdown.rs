@@ -11,35 +11,24 @@ use std::process::ExitCode;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use clap::{Args, Parser, Subcommand};
+use clap::Args;
 use serde_json::json;
 use socklab::apps::ticker;
 use socklab::events::{Client, ClientOptions, Server, ServerConfig};
-use socklab::lesson::{self, Endpoint};
+use socklab::lesson::{self, Endpoint, Side};
 
-/// Lesson 17: SIGTERM or Ctrl-C must not cut clients off mid-message. The signal handler
-/// only writes a byte into a pipe the loop watches (the self-pipe trick); the loop then stops
-/// accepting, sends every client DISCONNECT "server shutting down", flushes what is queued,
-/// and closes each connection with FIN (shutdown, then wait for the client's FIN), never RST.
-/// The clients reconnect to the restarted server.
-///
-/// With no arguments the process signals itself. `serve` runs until SIGINT/SIGTERM and
-/// exits 0; `client` ticks every second through restarts (default address 127.0.0.1:7017).
-#[derive(Parser)]
-struct Cli {
-    #[command(flatten)]
-    trace: lesson::Trace,
-    #[command(subcommand)]
-    side: Option<Side>,
-}
-
-#[derive(Subcommand)]
-enum Side {
-    /// Run a server; Ctrl-C or SIGTERM stops it gracefully, with exit status 0
-    Serve(Endpoint),
-    /// Tick every second through restarts of the server
-    Client(ClientArgs),
-}
+/// What `--help` says.
+const HELP: lesson::Help = lesson::Help {
+    about: "Lesson 17: SIGTERM or Ctrl-C must not cut clients off mid-message. The signal handler \
+        only writes a byte into a pipe the loop watches (the self-pipe trick); the loop then stops \
+        accepting, sends every client DISCONNECT \"server shutting down\", flushes what is queued, \
+        and closes each connection with FIN (shutdown, then wait for the client's FIN), never RST. \
+        The clients reconnect to the restarted server.\n\n\
+        With no arguments the process signals itself. `serve` runs until SIGINT/SIGTERM and \
+        exits 0; `client` ticks every second through restarts (default address 127.0.0.1:7017).",
+    serve: "Run a server; Ctrl-C or SIGTERM stops it gracefully, with exit status 0",
+    client: "Tick every second through restarts of the server",
+};
 
 #[derive(Args)]
 struct ClientArgs {
@@ -51,7 +40,7 @@ struct ClientArgs {
 }
 
 fn main() -> ExitCode {
-    let cli: Cli = lesson::parse(7017);
+    let cli = lesson::parse_sides::<Endpoint, ClientArgs>(7017, HELP);
     lesson::run(cli.trace, || match cli.side {
         None => demo(),
         Some(Side::Serve(e)) => serve(e.addr),

@@ -34,20 +34,7 @@ pub struct Endpoint {
 ///
 /// The default is written into every subcommand's `--addr`, so `--help` shows the real one.
 pub fn parse<C: Parser>(port: u16) -> C {
-    let default = format!("127.0.0.1:{port}");
-    let mut cmd = C::command();
-    let names: Vec<String> = cmd
-        .get_subcommands()
-        .filter(|s| s.get_arguments().any(|a| a.get_id() == "addr"))
-        .map(|s| s.get_name().to_string())
-        .collect();
-    for name in names {
-        let d = default.clone();
-        cmd = cmd.mut_subcommand(name, move |s| {
-            s.mut_arg("addr", move |a| a.default_value(d).required(false))
-        });
-    }
-    let matches = cmd.get_matches();
+    let matches = with_default_addr(C::command(), port).get_matches();
     match C::from_arg_matches(&matches) {
         Ok(c) => c,
         Err(e) => e.exit(),
@@ -245,4 +232,65 @@ pub fn hexdump(bytes: &[u8]) -> String {
         ));
     }
     out
+}
+
+/// The command line of a lesson with two sides: `--trace`, and an optional `serve` or
+/// `client` subcommand with their own arguments (`S`, `C`); no subcommand runs the demo.
+#[derive(Parser, Debug)]
+pub struct TwoSided<S: Args, C: Args> {
+    #[command(flatten)]
+    pub trace: Trace,
+    #[command(subcommand)]
+    pub side: Option<Side<S, C>>,
+}
+
+/// `serve` or `client`.
+#[derive(clap::Subcommand, Debug)]
+pub enum Side<S: Args, C: Args> {
+    Serve(S),
+    Client(C),
+}
+
+/// What `--help` says about a lesson and each of its sides.
+pub struct Help {
+    /// The lesson's summary: its first line is the short help, the rest the long help.
+    pub about: &'static str,
+    pub serve: &'static str,
+    pub client: &'static str,
+}
+
+/// Parses a two-sided lesson's command line, with `127.0.0.1:port` as the default address
+/// and `help`'s texts in `--help`.
+pub fn parse_sides<S: Args, C: Args>(port: u16, help: Help) -> TwoSided<S, C> {
+    use clap::{CommandFactory, FromArgMatches};
+    let (short, long) = help.about.split_once("\n\n").unwrap_or((help.about, ""));
+    let mut cmd = TwoSided::<S, C>::command()
+        .about(short.trim().to_string())
+        .long_about(format!("{}\n\n{}", short.trim(), long.trim()))
+        .mut_subcommand("serve", |s| s.about(help.serve))
+        .mut_subcommand("client", |s| s.about(help.client));
+    cmd = with_default_addr(cmd, port);
+    let matches = cmd.get_matches();
+    match TwoSided::<S, C>::from_arg_matches(&matches) {
+        Ok(c) => c,
+        Err(e) => e.exit(),
+    }
+}
+
+/// Writes `127.0.0.1:port` as the default of every subcommand's `--addr`, so that `--help`
+/// shows the real one.
+fn with_default_addr(mut cmd: clap::Command, port: u16) -> clap::Command {
+    let default = format!("127.0.0.1:{port}");
+    let names: Vec<String> = cmd
+        .get_subcommands()
+        .filter(|s| s.get_arguments().any(|a| a.get_id() == "addr"))
+        .map(|s| s.get_name().to_string())
+        .collect();
+    for name in names {
+        let d = default.clone();
+        cmd = cmd.mut_subcommand(name, move |s| {
+            s.mut_arg("addr", move |a| a.default_value(d).required(false))
+        });
+    }
+    cmd
 }

@@ -148,14 +148,7 @@ fn demo() -> Result<(), Box<dyn Error>> {
 // ANCHOR_END: demo
 
 fn serve(addr: SocketAddr) -> Result<(), Box<dyn Error>> {
-    let mut server = Server::new(ServerConfig::default())?;
-    server.stop_on_signals()?;
-    let local = server.listen(addr)?;
-    install(server.io());
-    lesson::listening(local);
-    server.run()?;
-    println!("stopped");
-    Ok(())
+    lesson::serve_events(ServerConfig::default(), addr, install)
 }
 
 // ANCHOR: client

@@ -205,14 +205,7 @@ fn settle(server: &mut Server, people: &mut [Client]) -> Result<(), Box<dyn Erro
 }
 
 fn serve(addr: SocketAddr) -> Result<(), Box<dyn Error>> {
-    let mut server = Server::new(ServerConfig::default())?;
-    server.stop_on_signals()?;
-    let local = server.listen(addr)?;
-    install(server.io());
-    lesson::listening(local);
-    server.run()?;
-    println!("stopped");
-    Ok(())
+    lesson::serve_events(ServerConfig::default(), addr, install)
 }
 
 fn client(addr: SocketAddr, name: &str, rooms: &[String]) -> Result<(), Box<dyn Error>> {

@@ -200,15 +200,9 @@ fn demo() -> Result<(), Box<dyn Error>> {
 // ANCHOR_END: demo
 
 fn serve(addr: SocketAddr, ping: Duration) -> Result<(), Box<dyn Error>> {
-    let mut server = Server::new(ServerConfig {
+    let config = ServerConfig {
         id_seed: None,
         ..config(ping, 0)
-    })?;
-    server.stop_on_signals()?;
-    let local = server.listen(addr)?;
-    ticker::install(server.io());
-    lesson::listening(local);
-    server.run()?;
-    println!("stopped");
-    Ok(())
+    };
+    lesson::serve_events(config, addr, ticker::install)
 }

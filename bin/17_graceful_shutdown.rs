@@ -115,13 +115,6 @@ fn demo() -> Result<(), Box<dyn Error>> {
 
 // ANCHOR: serve
 fn serve(addr: SocketAddr) -> Result<(), Box<dyn Error>> {
-    let mut server = Server::new(ServerConfig::default())?;
-    server.stop_on_signals()?;
-    let local = server.listen(addr)?;
-    ticker::install(server.io());
-    lesson::listening(local);
-    server.run()?;
-    println!("stopped cleanly");
-    Ok(())
+    lesson::serve_events(ServerConfig::default(), addr, ticker::install)
 }
 // ANCHOR_END: serve

@@ -294,3 +294,22 @@ fn with_default_addr(mut cmd: clap::Command, port: u16) -> clap::Command {
     }
     cmd
 }
+
+/// The `serve` side of the event lessons: an event server on `addr` with the handlers
+/// `setup` registers, `listening on ...` once it accepts, a graceful stop on SIGINT or
+/// SIGTERM (every client told `server shutting down`, output flushed, FIN), then
+/// `stopped cleanly` and a normal return (exit status 0).
+pub fn serve_events(
+    config: crate::events::ServerConfig,
+    addr: SocketAddr,
+    setup: impl FnOnce(&mut crate::events::Io),
+) -> Result<(), Box<dyn Error>> {
+    let mut server = crate::events::Server::new(config)?;
+    server.stop_on_signals()?;
+    let local = server.listen(addr)?;
+    setup(server.io());
+    listening(local);
+    server.run()?;
+    println!("stopped cleanly");
+    Ok(())
+}

@@ -230,21 +230,11 @@ impl ClientIo {
     }
 
     fn check_attachments(&self, n: usize) -> Result<(), EmitError> {
-        let limit = self.opts.limits.max_attachments.min(255);
-        if n > limit {
-            return Err(EmitError::TooManyAttachments { count: n, limit });
-        }
-        Ok(())
+        super::check_attachments(n, &self.opts.limits)
     }
 
     fn check_name(&self, name: &str) -> Result<(), EmitError> {
-        if RESERVED_EVENTS.contains(&name) {
-            return Err(EmitError::Reserved(name.to_string()));
-        }
-        if name.is_empty() || name.len() > self.opts.limits.max_event_name {
-            return Err(EmitError::BadName(name.len()));
-        }
-        Ok(())
+        super::check_name(name, &self.opts.limits)
     }
 
     /// Sends `p` now if connected, else keeps it for when the connection is up. An acked

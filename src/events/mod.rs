@@ -137,6 +137,26 @@ impl fmt::Display for EmitError {
 
 impl std::error::Error for EmitError {}
 
+/// Refuses an emit whose name is reserved or out of bounds (both sides use it).
+fn check_name(name: &str, limits: &crate::wire::packet::Limits) -> Result<(), EmitError> {
+    if crate::wire::packet::RESERVED_EVENTS.contains(&name) {
+        return Err(EmitError::Reserved(name.to_string()));
+    }
+    if name.is_empty() || name.len() > limits.max_event_name {
+        return Err(EmitError::BadName(name.len()));
+    }
+    Ok(())
+}
+
+/// Refuses more attachments than the peer accepts (at most 255: the count is one byte).
+fn check_attachments(n: usize, limits: &crate::wire::packet::Limits) -> Result<(), EmitError> {
+    let limit = limits.max_attachments.min(255);
+    if n > limit {
+        return Err(EmitError::TooManyAttachments { count: n, limit });
+    }
+    Ok(())
+}
+
 /// Socket ids: 20 characters from a URL-safe alphabet, from a SplitMix64 generator seeded
 /// from the kernel's random pool. Unique and unguessable enough for a teaching server; a
 /// real one would use a vetted random number generator.

@@ -247,7 +247,10 @@ impl Emit {
 pub struct Io {
     config: ServerConfig,
     namespaces: HashMap<String, Namespace>,
-    sockets: HashMap<String, SocketState>,
+    /// Socket id -> its state. Boxed: a table of ten thousand sockets keeps spare slots
+    /// (up to half of it after growing), and a spare slot costs a pointer, not a whole
+    /// `SocketState` (some 400 bytes).
+    sockets: HashMap<String, Box<SocketState>>,
     conns: HashMap<ConnId, ConnState>,
     /// Namespace -> room -> socket ids.
     rooms: HashMap<String, HashMap<String, HashSet<String>>>,
@@ -390,21 +393,11 @@ impl Io {
     // ---- emitting ------------------------------------------------------------------
 
     fn check_attachments(&self, n: usize) -> Result<(), EmitError> {
-        let limit = self.config.limits.max_attachments.min(255);
-        if n > limit {
-            return Err(EmitError::TooManyAttachments { count: n, limit });
-        }
-        Ok(())
+        super::check_attachments(n, &self.config.limits)
     }
 
     fn check_name(&self, name: &str) -> Result<(), EmitError> {
-        if RESERVED_EVENTS.contains(&name) {
-            return Err(EmitError::Reserved(name.to_string()));
-        }
-        if name.is_empty() || name.len() > self.config.limits.max_event_name {
-            return Err(EmitError::BadName(name.len()));
-        }
-        Ok(())
+        super::check_name(name, &self.config.limits)
     }
 
     /// Encodes `p` into the arena; returns its range, or an error if it is over the frame
@@ -1007,7 +1000,7 @@ impl Io {
         let pid = session.pid.clone();
         self.sockets.insert(
             sid.clone(),
-            SocketState {
+            Box::new(SocketState {
                 conn,
                 namespace: ns.clone(),
                 rooms: HashSet::new(),
@@ -1016,7 +1009,7 @@ impl Io {
                 next_ack: 0,
                 handshake,
                 session,
-            },
+            }),
         );
         if let Some(c) = self.conns.get_mut(&conn) {
             c.sockets.insert(ns.clone(), sid.clone());
@@ -1376,14 +1369,21 @@ impl event_loop::Handler for ServerCore {
         let limits = self.io.config.limits;
         let io = &mut self.io;
         let mut bad = false;
+        // Stop after a packet that closed the connection. The outbox only grows while
+        // packets are handled, so after one look at all of it, only what each packet added
+        // needs a look: linear in the outbox, not quadratic (a burst of broadcasts queues
+        // an entry per recipient per packet).
+        let closes = |out: &[Out]| {
+            out.iter()
+                .any(|o| matches!(o, Out::Close { conn: c, .. } if *c == conn))
+        };
+        let mut closed = closes(&io.out);
         let used = packet::decode_stream(bytes, &limits, |res| match res {
             Ok(p) => {
+                let seen = io.out.len();
                 io.on_packet(conn, p);
-                io.conns.contains_key(&conn)
-                    && !io
-                        .out
-                        .iter()
-                        .any(|o| matches!(o, Out::Close { conn: c, .. } if *c == conn))
+                closed = closed || closes(&io.out[seen..]);
+                io.conns.contains_key(&conn) && !closed
             }
             Err(_) => {
                 bad = true;

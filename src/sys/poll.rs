@@ -37,25 +37,18 @@ impl PollFlags {
     }
 
     fn names(self) -> String {
-        let known = [
-            (libc::POLLIN, "POLLIN"),
-            (libc::POLLPRI, "POLLPRI"),
-            (libc::POLLOUT, "POLLOUT"),
-            (libc::POLLERR, "POLLERR"),
-            (libc::POLLHUP, "POLLHUP"),
-            (libc::POLLNVAL, "POLLNVAL"),
-            (libc::POLLRDHUP, "POLLRDHUP"),
-        ];
-        let parts: Vec<&str> = known
-            .iter()
-            .filter(|(bit, _)| self.0 & bit != 0)
-            .map(|(_, n)| *n)
-            .collect();
-        if parts.is_empty() {
-            "0".into()
-        } else {
-            parts.join("|")
-        }
+        trace::flag_names(
+            i64::from(self.0),
+            &[
+                (libc::POLLIN.into(), "POLLIN"),
+                (libc::POLLPRI.into(), "POLLPRI"),
+                (libc::POLLOUT.into(), "POLLOUT"),
+                (libc::POLLERR.into(), "POLLERR"),
+                (libc::POLLHUP.into(), "POLLHUP"),
+                (libc::POLLNVAL.into(), "POLLNVAL"),
+                (libc::POLLRDHUP.into(), "POLLRDHUP"),
+            ],
+        )
     }
 }
 

@@ -58,21 +58,14 @@ impl MsgFlags {
     pub const NOSIGNAL: MsgFlags = MsgFlags(libc::MSG_NOSIGNAL);
 
     fn names(self) -> String {
-        let known = [
-            (libc::MSG_PEEK, "MSG_PEEK"),
-            (libc::MSG_DONTWAIT, "MSG_DONTWAIT"),
-            (libc::MSG_NOSIGNAL, "MSG_NOSIGNAL"),
-        ];
-        let parts: Vec<&str> = known
-            .iter()
-            .filter(|(bit, _)| self.0 & bit != 0)
-            .map(|(_, name)| *name)
-            .collect();
-        if parts.is_empty() {
-            "0".to_string()
-        } else {
-            parts.join("|")
-        }
+        trace::flag_names(
+            i64::from(self.0),
+            &[
+                (libc::MSG_PEEK.into(), "MSG_PEEK"),
+                (libc::MSG_DONTWAIT.into(), "MSG_DONTWAIT"),
+                (libc::MSG_NOSIGNAL.into(), "MSG_NOSIGNAL"),
+            ],
+        )
     }
 }
 

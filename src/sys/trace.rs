@@ -142,19 +142,27 @@ pub fn epoll_bits(event: &mio::event::Event) -> u32 {
 
 /// `epoll_event.events` bits as strace prints them: `EPOLLIN|EPOLLRDHUP|EPOLLET`.
 pub fn epoll_names(bits: u32) -> String {
-    let known = [
-        (libc::EPOLLIN, "EPOLLIN"),
-        (libc::EPOLLPRI, "EPOLLPRI"),
-        (libc::EPOLLOUT, "EPOLLOUT"),
-        (libc::EPOLLERR, "EPOLLERR"),
-        (libc::EPOLLHUP, "EPOLLHUP"),
-        (libc::EPOLLRDHUP, "EPOLLRDHUP"),
-        (libc::EPOLLET, "EPOLLET"),
-    ];
+    flag_names(
+        i64::from(bits),
+        &[
+            (libc::EPOLLIN as i64, "EPOLLIN"),
+            (libc::EPOLLPRI as i64, "EPOLLPRI"),
+            (libc::EPOLLOUT as i64, "EPOLLOUT"),
+            (libc::EPOLLERR as i64, "EPOLLERR"),
+            (libc::EPOLLHUP as i64, "EPOLLHUP"),
+            (libc::EPOLLRDHUP as i64, "EPOLLRDHUP"),
+            (libc::EPOLLET as i64, "EPOLLET"),
+        ],
+    )
+}
+
+/// Flag bits as strace prints them: the names of the bits that are set, joined by `|`, in
+/// the order of `known`; `0` when none is.
+pub fn flag_names(bits: i64, known: &[(i64, &str)]) -> String {
     let parts: Vec<&str> = known
         .iter()
-        .filter(|(bit, _)| bits & (*bit as u32) != 0)
-        .map(|(_, n)| *n)
+        .filter(|(bit, _)| bits & bit != 0)
+        .map(|(_, name)| *name)
         .collect();
     if parts.is_empty() {
         "0".into()

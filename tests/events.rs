@@ -1909,7 +1909,7 @@ fn lesson_14_client_and_server_processes() {
     server.sigterm();
     let server = server.finish();
     assert_eq!(server.code(), Some(0), "{}", server.describe());
-    assert!(server.has_line("stopped"), "{}", server.describe());
+    assert!(server.has_line("stopped cleanly"), "{}", server.describe());
 }
 
 #[test]

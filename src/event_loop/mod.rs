@@ -89,6 +89,7 @@ pub struct Config {
     pub events_capacity: usize,
 }
 
+// ANCHOR: defaults
 impl Default for Config {
     fn default() -> Self {
         Config {
@@ -104,6 +105,7 @@ impl Default for Config {
         }
     }
 }
+// ANCHOR_END: defaults
 
 /// Why a connection ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -182,6 +184,7 @@ pub struct Stats {
     pub turns: u64,
 }
 
+// ANCHOR: handler
 /// What runs on the loop. Every method has a default that does nothing, except [`data`].
 ///
 /// Methods get the [`Ctx`] to act on the loop. They run on the loop thread, one at a time:
@@ -223,6 +226,7 @@ pub trait Handler: Sized {
     /// connection is then closed once its output is flushed.
     fn stopping(&mut self, ctx: &mut Ctx<Self::Timer>) {}
 }
+// ANCHOR_END: handler
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
@@ -380,6 +384,7 @@ impl<T> Ctx<T> {
         Ok(id)
     }
 
+    // ANCHOR: send
     /// Queues `bytes` for `id`. They leave at the end of this turn, together with anything
     /// else queued for `id`; what the kernel does not take waits for WRITABLE.
     pub fn send(&mut self, id: ConnId, bytes: &[u8]) -> Result<(), SendError> {
@@ -406,6 +411,7 @@ impl<T> Ctx<T> {
         }
         Ok(())
     }
+    // ANCHOR_END: send
 
     /// Bytes queued for `id` and not yet taken by the kernel (0 if `id` is gone).
     pub fn pending(&self, id: ConnId) -> usize {
@@ -514,6 +520,7 @@ impl<T> Ctx<T> {
         }
     }
 
+    // ANCHOR: poll_timeout
     fn poll_timeout(&mut self, wanted: Option<Duration>) -> Option<Duration> {
         if !self.more_to_read.is_empty() || !self.dirty.is_empty() || !self.closing.is_empty() {
             return Some(Duration::ZERO);
@@ -527,7 +534,9 @@ impl<T> Ctx<T> {
             (a, b) => a.or(b),
         }
     }
+    // ANCHOR_END: poll_timeout
 
+    // ANCHOR: set_interest
     fn set_interest(&mut self, id: ConnId, writable: bool) {
         let Some(conn) = self.conns.get_mut(id) else {
             return;
@@ -549,6 +558,7 @@ impl<T> Ctx<T> {
             self.fail(id, err);
         }
     }
+    // ANCHOR_END: set_interest
 
     fn fail(&mut self, id: ConnId, err: sys::Error) {
         if let Some(conn) = self.conns.get_mut(id) {
@@ -557,6 +567,7 @@ impl<T> Ctx<T> {
         }
     }
 
+    // ANCHOR: flush
     /// Writes what is queued for `id` until done or EAGAIN; returns whether the buffer
     /// emptied after having held bytes.
     fn flush(&mut self, id: ConnId) -> bool {
@@ -619,6 +630,7 @@ impl<T> Ctx<T> {
         self.set_interest(id, !emptied);
         emptied
     }
+    // ANCHOR_END: flush
 }
 
 fn io_to_sys(syscall: &'static str, e: &io::Error) -> sys::Error {
@@ -640,6 +652,7 @@ impl<M> Clone for LoopHandle<M> {
     }
 }
 
+// ANCHOR: loop_handle
 impl<M: Send> LoopHandle<M> {
     /// Queues `msg` for [`Handler::message`] and wakes the loop. Fails once the loop is gone.
     pub fn send(&self, msg: M) -> Result<(), M> {
@@ -649,6 +662,7 @@ impl<M: Send> LoopHandle<M> {
         Ok(())
     }
 }
+// ANCHOR_END: loop_handle
 
 /// The loop: a poll, its events, the [`Ctx`], and the handler.
 pub struct EventLoop<H: Handler> {
@@ -706,6 +720,7 @@ impl<H: Handler> EventLoop<H> {
         self.handle.clone()
     }
 
+    // ANCHOR: stop_on_signals
     /// Makes SIGINT and SIGTERM begin a graceful stop (through the self-pipe trick).
     pub fn stop_on_signals(&mut self) -> io::Result<()> {
         let fd = sys::signal::stop_signal_pipe()?;
@@ -718,6 +733,7 @@ impl<H: Handler> EventLoop<H> {
         self.ctx.signals = Some(fd);
         Ok(())
     }
+    // ANCHOR_END: stop_on_signals
 
     /// Whether a stop has finished: it was asked for and every connection is closed.
     pub fn is_stopped(&self) -> bool {
@@ -732,6 +748,7 @@ impl<H: Handler> EventLoop<H> {
         Ok(())
     }
 
+    // ANCHOR: turn
     /// One turn: wait for readiness (at most `timeout`, less if a timer is due sooner),
     /// handle every event, fire due timers, flush, close. Returns the number of events.
     pub fn turn(&mut self, timeout: Option<Duration>) -> io::Result<usize> {
@@ -806,8 +823,10 @@ impl<H: Handler> EventLoop<H> {
         close_marked(ctx, h);
         Ok(count)
     }
+    // ANCHOR_END: turn
 }
 
+// ANCHOR: begin_stop
 fn begin_stop<H: Handler>(ctx: &mut Ctx<H::Timer>, h: &mut H) {
     ctx.stop_begun = true;
     for slot in 0..ctx.listeners.len() {
@@ -823,7 +842,9 @@ fn begin_stop<H: Handler>(ctx: &mut Ctx<H::Timer>, h: &mut H) {
     ctx.timers
         .insert(Instant::now() + grace, TimerKind::StopGrace);
 }
+// ANCHOR_END: begin_stop
 
+// ANCHOR: accept_all
 fn accept_all<H: Handler>(ctx: &mut Ctx<H::Timer>, h: &mut H, index: usize) {
     loop {
         let Some(Some(listener)) = ctx.listeners.get(index) else {
@@ -902,6 +923,7 @@ fn accept_all<H: Handler>(ctx: &mut Ctx<H::Timer>, h: &mut H, index: usize) {
         }
     }
 }
+// ANCHOR_END: accept_all
 
 fn finish_connect<H: Handler>(ctx: &mut Ctx<H::Timer>, h: &mut H, id: ConnId) {
     let Some(conn) = ctx.conns.get_mut(id) else {
@@ -947,6 +969,7 @@ fn drop_conn<T>(ctx: &mut Ctx<T>, id: ConnId) -> Option<Conn> {
     Some(conn)
 }
 
+// ANCHOR: read_ready
 fn read_ready<H: Handler>(ctx: &mut Ctx<H::Timer>, h: &mut H, id: ConnId) {
     let mut scratch = std::mem::take(&mut ctx.scratch);
     let mut drained = false;
@@ -1032,7 +1055,9 @@ fn read_ready<H: Handler>(ctx: &mut Ctx<H::Timer>, h: &mut H, id: ConnId) {
         ctx.more_to_read.push_back(id);
     }
 }
+// ANCHOR_END: read_ready
 
+// ANCHOR: deliver
 /// Hands bytes to the handler; keeps what it did not consume.
 fn deliver<H: Handler>(ctx: &mut Ctx<H::Timer>, h: &mut H, id: ConnId, data: &[u8]) {
     let Some(conn) = ctx.conns.get_mut(id) else {
@@ -1066,7 +1091,9 @@ fn deliver<H: Handler>(ctx: &mut Ctx<H::Timer>, h: &mut H, id: ConnId, data: &[u
         }
     }
 }
+// ANCHOR_END: deliver
 
+// ANCHOR: fire_timers
 fn fire_timers<H: Handler>(ctx: &mut Ctx<H::Timer>, h: &mut H) {
     let now = Instant::now();
     while let Some((tid, kind)) = ctx.timers.pop_expired(now) {
@@ -1113,7 +1140,9 @@ fn fire_timers<H: Handler>(ctx: &mut Ctx<H::Timer>, h: &mut H) {
         }
     }
 }
+// ANCHOR_END: fire_timers
 
+// ANCHOR: flush_dirty
 fn flush_dirty<H: Handler>(ctx: &mut Ctx<H::Timer>, h: &mut H) {
     // A `drained` callback may queue more; a few rounds cover that without looping for ever.
     for _ in 0..8 {
@@ -1132,7 +1161,9 @@ fn flush_dirty<H: Handler>(ctx: &mut Ctx<H::Timer>, h: &mut H) {
         ctx.dirty = dirty;
     }
 }
+// ANCHOR_END: flush_dirty
 
+// ANCHOR: close_marked
 fn close_marked<H: Handler>(ctx: &mut Ctx<H::Timer>, h: &mut H) {
     while let Some(id) = ctx.closing.pop() {
         let ready = ctx.conns.get(id).and_then(|c| {
@@ -1170,3 +1201,4 @@ fn close_marked<H: Handler>(ctx: &mut Ctx<H::Timer>, h: &mut H) {
         }
     }
 }
+// ANCHOR_END: close_marked

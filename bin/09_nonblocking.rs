@@ -81,7 +81,12 @@ fn demo() -> Result<(), Box<dyn Error>> {
 // ANCHOR_END: demo
 
 fn serve(addr: SocketAddr) -> Result<(), Box<dyn Error>> {
-    let (listener, local) = blocking::listen_tcp(addr, ListenOptions::default())?;
+    // SO_REUSEADDR (lesson 06): a restarted server gets its port back at once.
+    let opts = ListenOptions {
+        reuseaddr: true,
+        ..ListenOptions::default()
+    };
+    let (listener, local) = blocking::listen_tcp(addr, opts)?;
     lesson::listening(local);
     blocking::serve_forever(&listener, |conn, peer| {
         sys::set_nonblocking(&conn, true)?;

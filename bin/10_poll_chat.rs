@@ -123,7 +123,12 @@ fn demo() -> Result<(), Box<dyn Error>> {
 // ANCHOR_END: demo
 
 fn serve(addr: SocketAddr) -> Result<(), Box<dyn Error>> {
-    let (listener, local) = blocking::listen_tcp(addr, ListenOptions::default())?;
+    // SO_REUSEADDR (lesson 06): a restarted server gets its port back at once.
+    let opts = ListenOptions {
+        reuseaddr: true,
+        ..ListenOptions::default()
+    };
+    let (listener, local) = blocking::listen_tcp(addr, opts)?;
     lesson::listening(local);
     let mut room = Room {
         listener,
@@ -141,7 +146,7 @@ fn client(addr: SocketAddr) -> Result<(), Box<dyn Error>> {
     let fd = blocking::connect_tcp(addr)?;
     let stdin = std::io::stdin();
     let mut stdin_open = true;
-    let mut buf = [0u8; 4096];
+    let mut buf = [0u8; 16 * 1024];
     loop {
         let mut fds = vec![PollFd::new(&fd, PollFlags::IN)];
         if stdin_open {
@@ -157,12 +162,15 @@ fn client(addr: SocketAddr) -> Result<(), Box<dyn Error>> {
             std::io::stdout().flush()?;
         }
         if fds.len() > 1 && !fds[1].revents().is_empty() {
-            let mut line = String::new();
-            if stdin.read_line(&mut line)? == 0 {
+            // One read(2) of what poll said is there: a buffered line reader could keep a
+            // second line in its buffer, where poll cannot see it. (A read of at least 8 KiB
+            // goes straight past std's empty buffer to the descriptor.)
+            let n = std::io::Read::read(&mut stdin.lock(), &mut buf)?;
+            if n == 0 {
                 stdin_open = false;
                 sys::shutdown(&fd, std::net::Shutdown::Write)?;
             } else {
-                blocking::write_all(&fd, line.as_bytes())?;
+                blocking::write_all(&fd, &buf[..n])?;
             }
         }
     }

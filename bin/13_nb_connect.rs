@@ -129,6 +129,7 @@ fn demo() -> Result<(), Box<dyn Error>> {
 fn serve(addr: SocketAddr) -> Result<(), Box<dyn Error>> {
     let opts = ListenOptions {
         backlog: 0,
+        reuseaddr: true,
         ..ListenOptions::default()
     };
     let (_listener, local) = blocking::listen_tcp(addr, opts)?;

@@ -30,7 +30,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-pub use client::{Client, ClientHandle, ClientIo, ClientOptions, ClientState};
+pub use client::{backoff, Client, ClientHandle, ClientIo, ClientOptions, ClientState};
 pub use listeners::Event;
 pub use server::{Broadcast, Emit, EventStats, Handshake, Io, ServerConfig};
 

@@ -34,6 +34,8 @@ pub struct ServerConfig {
     pub max_disconnection_duration: Duration,
     /// Most broadcasts kept for replay.
     pub replay_limit: usize,
+    /// Most dropped sessions kept at once (the oldest goes first).
+    pub max_parked_sessions: usize,
     /// Seed for socket ids: `None` draws one from the kernel; a fixed seed gives the same
     /// ids every run (for demos whose output is recorded).
     pub id_seed: Option<u64>,
@@ -49,6 +51,7 @@ impl Default for ServerConfig {
             loop_config: event_loop::Config::default(),
             max_disconnection_duration: Duration::from_secs(120),
             replay_limit: 10_000,
+            max_parked_sessions: 10_000,
             id_seed: None,
         }
     }
@@ -250,7 +253,7 @@ pub struct Io {
     /// Socket id -> its state. Boxed: a table of ten thousand sockets keeps spare slots
     /// (up to half of it after growing), and a spare slot costs a pointer, not a whole
     /// `SocketState` (some 400 bytes).
-    sockets: HashMap<String, Box<SocketState>>,
+    sockets: HashMap<String, SocketState>,
     conns: HashMap<ConnId, ConnState>,
     /// Namespace -> room -> socket ids.
     rooms: HashMap<String, HashMap<String, HashSet<String>>>,
@@ -268,6 +271,9 @@ pub struct Io {
     /// Recent broadcasts, oldest first, for replay.
     log: VecDeque<Logged>,
     next_offset: u64,
+    /// The highest offset dropped from the log: a session that saw less cannot be restored
+    /// completely.
+    trimmed: u64,
 }
 
 impl Io {
@@ -289,6 +295,7 @@ impl Io {
             parked: HashMap::new(),
             log: VecDeque::new(),
             next_offset: 0,
+            trimmed: 0,
             config,
         }
     }
@@ -688,6 +695,17 @@ impl Io {
                 session: std::mem::take(&mut s.session),
                 expires: Instant::now() + self.config.max_disconnection_duration,
             };
+            // Bounded by count as well as by time: the oldest goes first.
+            if self.parked.len() >= self.config.max_parked_sessions.max(1) {
+                let oldest = self
+                    .parked
+                    .iter()
+                    .min_by_key(|(_, p)| p.expires)
+                    .map(|(k, _)| k.clone());
+                if let Some(k) = oldest {
+                    self.parked.remove(&k);
+                }
+            }
             self.parked.insert(parked.session.pid.clone(), parked);
         }
         for room in std::mem::take(&mut s.rooms) {
@@ -976,8 +994,7 @@ impl Io {
             }
         }
         // The session can be restored only if every broadcast it missed is still logged.
-        let oldest = self.log.front().map_or(self.next_offset + 1, |l| l.offset);
-        let complete = oldest <= offset + 1;
+        let complete = self.trimmed <= offset;
         let restored = pid
             .filter(|p| {
                 self.parked
@@ -1000,7 +1017,7 @@ impl Io {
         let pid = session.pid.clone();
         self.sockets.insert(
             sid.clone(),
-            Box::new(SocketState {
+            (SocketState {
                 conn,
                 namespace: ns.clone(),
                 rooms: HashSet::new(),
@@ -1304,10 +1321,12 @@ impl Broadcast<'_> {
         let io = self.io;
         // Every broadcast carries its offset, as a last extra argument the client takes
         // off, so that a client coming back can say what it saw last.
+        // Volatile broadcasts are never replayed, so they take no offset.
         let mut args = args;
-        io.next_offset += 1;
-        let offset = io.next_offset;
-        args.push(json!({ super::client::OFFSET_KEY: offset }));
+        let offset = io.next_offset + 1;
+        if !self.volatile {
+            args.push(json!({ super::client::OFFSET_KEY: offset }));
+        }
         let p = Packet::Event {
             ns: self.ns.clone(),
             name: event.to_string(),
@@ -1316,6 +1335,9 @@ impl Broadcast<'_> {
             id: None,
         };
         let range = io.encode(&p)?;
+        if !self.volatile {
+            io.next_offset = offset; // taken only once the broadcast is sure to go out
+        }
         io.stats.broadcasts += 1;
         // Kept for sessions that may come back (bounded by age and count).
         let now = Instant::now();
@@ -1323,7 +1345,9 @@ impl Broadcast<'_> {
         while io.log.front().is_some_and(|l| {
             now.duration_since(l.at) > max_age || io.log.len() >= io.config.replay_limit
         }) {
-            io.log.pop_front();
+            if let Some(gone) = io.log.pop_front() {
+                io.trimmed = io.trimmed.max(gone.offset);
+            }
         }
         // Volatile broadcasts are never replayed.
         if io.config.replay_limit > 0 && !self.volatile {

@@ -2,9 +2,8 @@
 //!
 //! `serve` hosts the chat and live-scores demos on the event API; `chat`, `scores` and
 //! `watch` are their clients and feed; `lessons` lists the lessons. `trace NN` runs lesson NN
-//! under the real strace (what `make trace` uses). `bench` compares socklab with Socket.IO
-//! and the raw-socket limit (`make bench`); `bench-loop` and `bench-events` measure the event
-//! loop and the event layer alone.
+//! under the real strace (what `make trace` uses), and `bench-loop` measures the event loop
+//! (`make bench-loop`).
 
 use std::error::Error;
 use std::path::{Path, PathBuf};
@@ -17,7 +16,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use socklab::apps::{chat, scores};
-use socklab::bench::{self, compare};
+use socklab::bench;
 use socklab::events::{Server, ServerConfig};
 use socklab::lesson;
 use socklab::strace::{self, Normalizer};
@@ -89,30 +88,8 @@ enum Cmd {
     },
     /// List the lessons, one line each, with the command that runs each
     Lessons,
-    /// Compare socklab with Socket.IO 4.8 on Node.js and with the raw-socket limit: ack
-    /// round trips, broadcast fan-out, idle connections, latency under load (`make bench`).
-    /// Servers on CPU 0, load on CPU 1. Writes target/bench/report.md and
-    /// target/bench/latency.svg
-    Bench {
-        /// Reduced sizes, well under a minute (`make bench-quick`)
-        #[arg(long)]
-        quick: bool,
-        /// Repetitions per figure (the median is reported; default 3)
-        #[arg(long)]
-        reps: Option<usize>,
-        /// Fan-out sizes as CLIENTS:MESSAGES pairs, e.g. 100:5000,1000:1000
-        #[arg(long, value_delimiter = ',', value_parser = parse_pair)]
-        fanout: Option<Vec<(usize, usize)>>,
-        /// Idle connections for the memory figure
-        #[arg(long)]
-        idle: Option<usize>,
-        /// Leave Socket.IO out (it is left out anyway when node is not found)
-        #[arg(long)]
-        no_socketio: bool,
-        /// Where the Socket.IO reference is installed (`npm ci` there)
-        #[arg(long, default_value = "benches/socketio", value_name = "DIR")]
-        socketio_dir: PathBuf,
-    },
+    /// Run lesson NN's demonstration under the real strace; print its socket calls, with
+    /// ports, inodes and pointers normalised
     /// Benchmark the event loop: echo round trips per second with 1, 100 and 1,000
     /// connections (lesson 11's server), beside lesson 04's blocking server with one
     /// connection. Server on CPU 0, load generator on CPU 1. Writes target/bench/loop.md
@@ -147,15 +124,6 @@ enum Cmd {
         #[arg(long, default_value = "127.0.0.1:0")]
         addr: SocketAddr,
     },
-    /// The raw-socket server `bench` measures the limit with (blocking read and write);
-    /// not for people
-    #[command(hide = true)]
-    BenchLimitServer {
-        #[arg(long, default_value = "127.0.0.1:0")]
-        addr: SocketAddr,
-    },
-    /// Run lesson NN's demonstration under the real strace; print its socket calls, with
-    /// ports, inodes and pointers normalised
     Trace {
         /// The lesson number, e.g. 04
         lesson: String,
@@ -261,38 +229,6 @@ fn main() -> ExitCode {
                 Ok(())
             })
         }
-        Cmd::Bench {
-            quick,
-            reps,
-            fanout,
-            idle,
-            no_socketio,
-            socketio_dir,
-        } => (|| -> Result<(), Box<dyn Error>> {
-            let exe = std::env::current_exe()?;
-            let mut opts = if quick {
-                compare::Options::quick(exe)
-            } else {
-                compare::Options::full(exe)
-            };
-            opts.reps = reps.unwrap_or(opts.reps);
-            opts.fanout = fanout.unwrap_or(opts.fanout);
-            opts.idle = idle.unwrap_or(opts.idle);
-            opts.socketio = !no_socketio;
-            opts.socketio_dir = socketio_dir;
-            let results = compare::run(&opts)?;
-            print!("{}", compare::write_report(&results, &opts)?);
-            eprintln!("wrote target/bench/report.md and target/bench/latency.svg");
-            Ok(())
-        })(),
-        Cmd::BenchLimitServer { addr } => {
-            return lesson::run(lesson::Trace { trace: false }, || {
-                let (listener, local) = bench::load::limit_listen(addr)?;
-                lesson::listening(local);
-                bench::load::limit_server(&listener)?;
-                Ok(())
-            })
-        }
         Cmd::Lessons => {
             for (n, bin, what) in lesson::LESSONS {
                 println!("{n}  {what:<66} make lesson N={n}   ({bin})");
@@ -313,17 +249,6 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-/// `CLIENTS:MESSAGES`, e.g. `1000:1000`.
-fn parse_pair(s: &str) -> Result<(usize, usize), String> {
-    let (a, b) = s
-        .split_once(':')
-        .ok_or_else(|| format!("{s:?} is not CLIENTS:MESSAGES"))?;
-    Ok((
-        a.parse().map_err(|e| format!("{a:?}: {e}"))?,
-        b.parse().map_err(|e| format!("{b:?}: {e}"))?,
-    ))
 }
 
 /// A server binary of ours, started for a benchmark, pinned to `cpu`, stopped on drop.

@@ -130,7 +130,6 @@ fn serve(addr: SocketAddr) -> Result<(), Box<dyn Error>> {
     let opts = ListenOptions {
         backlog: 0,
         reuseaddr: true,
-        ..ListenOptions::default()
     };
     let (_listener, local) = blocking::listen_tcp(addr, opts)?;
     lesson::listening(local);

@@ -1017,7 +1017,7 @@ impl Io {
         let pid = session.pid.clone();
         self.sockets.insert(
             sid.clone(),
-            (SocketState {
+            SocketState {
                 conn,
                 namespace: ns.clone(),
                 rooms: HashSet::new(),
@@ -1026,7 +1026,7 @@ impl Io {
                 next_ack: 0,
                 handshake,
                 session,
-            }),
+            },
         );
         if let Some(c) = self.conns.get_mut(&conn) {
             c.sockets.insert(ns.clone(), sid.clone());

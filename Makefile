@@ -1,12 +1,13 @@
 # socklab: `make tour` to watch every lesson, `make test` to check everything.
 # Run `make help` for the list.
 
+SHELL   := /bin/bash
 CARGO   ?= cargo
 MDBOOK  ?= $(shell command -v mdbook 2>/dev/null || echo $(HOME)/.cargo/bin/mdbook)
 RELEASE := target/release
 LESSONS := $(sort $(basename $(notdir $(wildcard bin/[0-9][0-9]_*.rs))))
 
-.PHONY: help build tour test lesson trace docs check-tools bench bench-loop bench-events fuzz-codec
+.PHONY: help build tour test lesson trace docs check-tools bench bench-quick bench-socketio bench-loop bench-events fuzz-codec
 
 help:
 	@echo "make tour        build, then run every lesson's demonstration with its self-trace"
@@ -14,6 +15,8 @@ help:
 	@echo "make lesson N=04 run one lesson's demonstration with its self-trace"
 	@echo "make trace N=04  record lesson 04 under the real strace into docs/src (all lessons without N)"
 	@echo "make docs        build the book into docs/book (needs mdbook)"
+	@echo "make bench       socklab beside Socket.IO 4.8 (Node.js) and the raw-socket limit: target/bench/report.md"
+	@echo "make bench-quick the same at reduced sizes, in under a minute"
 	@echo "make bench-loop  echo round trips per second through the event loop (1, 100, 1000 connections)"
 	@echo "make bench-events ack round trips and broadcast deliveries per second through the event layer"
 	@echo "make fuzz-codec  a million random inputs through the packet decoders (release build; ~10 s once built)"
@@ -53,13 +56,33 @@ check-tools:
 test: check-tools
 	$(CARGO) fmt --check
 	$(CARGO) clippy --all-targets --quiet -- -D warnings
-	$(CARGO) test --quiet --no-fail-fast
+	@mkdir -p target
+	@set -o pipefail; $(CARGO) test --quiet --no-fail-fast 2>&1 | tee target/test.log
 	@if [ -x "$(MDBOOK)" ]; then $(MDBOOK) build docs 2>&1 | tee target/mdbook.log; \
 	  if grep -qiE 'error|warn' target/mdbook.log; then echo "the book build printed warnings"; exit 1; fi; \
 	else echo "SKIPPED: book build (mdbook not found)"; fi
+	@awk '/^test result:/ { p += $$4; f += $$6 } END { printf "tests: %d passed, %d failed\n", p, f }' target/test.log
 
 # Benchmarks are not tests: they print figures and assert nothing.
-bench: bench-loop bench-events
+# `make bench`: socklab, Socket.IO and the raw-socket limit side by side (docs/src/performance.md).
+# The Socket.IO side needs Node.js; without it that column says "skipped: node not found".
+SOCKETIO := benches/socketio
+
+bench: build bench-socketio
+	$(RELEASE)/socklab bench
+
+bench-quick: build bench-socketio
+	$(RELEASE)/socklab bench --quick
+
+# Installs the Socket.IO reference from its lock file (again only when the lock file changed).
+bench-socketio:
+	@if ! command -v node >/dev/null || ! command -v npm >/dev/null; then \
+	  echo "skipped: node not found (the Socket.IO column will say so)"; \
+	elif [ ! -f $(SOCKETIO)/node_modules/.package-lock.json ] || \
+	     [ $(SOCKETIO)/package-lock.json -nt $(SOCKETIO)/node_modules/.package-lock.json ]; then \
+	  echo "installing the Socket.IO reference: npm ci in $(SOCKETIO)"; \
+	  (cd $(SOCKETIO) && npm ci --no-audit --no-fund --loglevel=error); \
+	fi
 
 bench-loop: build
 	$(RELEASE)/socklab bench-loop

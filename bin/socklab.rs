@@ -2,8 +2,9 @@
 //!
 //! `serve` hosts the chat and live-scores demos on the event API; `chat`, `scores` and
 //! `watch` are their clients and feed; `lessons` lists the lessons. `trace NN` runs lesson NN
-//! under the real strace (what `make trace` uses), and `bench-loop` measures the event loop
-//! (`make bench-loop`).
+//! under the real strace (what `make trace` uses). `bench` compares socklab with Socket.IO
+//! and the raw-socket limit (`make bench`); `bench-loop` and `bench-events` measure the event
+//! loop and the event layer alone.
 
 use std::error::Error;
 use std::path::{Path, PathBuf};
@@ -16,7 +17,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use socklab::apps::{chat, scores};
-use socklab::bench;
+use socklab::bench::{self, compare};
 use socklab::events::{Server, ServerConfig};
 use socklab::lesson;
 use socklab::strace::{self, Normalizer};
@@ -88,8 +89,32 @@ enum Cmd {
     },
     /// List the lessons, one line each, with the command that runs each
     Lessons,
-    /// Run lesson NN's demonstration under the real strace; print its socket calls, with
-    /// ports, inodes and pointers normalised
+    /// Compare socklab with Socket.IO 4.8 on Node.js and with the raw-socket limit: ack
+    /// round trips, broadcast fan-out, idle connections, latency under load (`make bench`).
+    /// Servers on CPU 0, load on CPU 1. Writes report.md and latency.svg to --out
+    Bench {
+        /// Reduced sizes, well under a minute (`make bench-quick`)
+        #[arg(long)]
+        quick: bool,
+        /// Repetitions per figure (the median is reported; default 3)
+        #[arg(long)]
+        reps: Option<usize>,
+        /// Fan-out sizes as CLIENTS:MESSAGES pairs (default 100:10000,1000:2000)
+        #[arg(long, value_delimiter = ',', value_parser = parse_pair)]
+        fanout: Option<Vec<(usize, usize)>>,
+        /// Idle connections for the memory figure
+        #[arg(long)]
+        idle: Option<usize>,
+        /// Leave Socket.IO out (it is left out anyway when node is not found)
+        #[arg(long)]
+        no_socketio: bool,
+        /// Where the Socket.IO reference is installed (`npm ci` there)
+        #[arg(long, default_value = "benches/socketio", value_name = "DIR")]
+        socketio_dir: PathBuf,
+        /// Where report.md, latency.svg and the logs go
+        #[arg(long, default_value = "target/bench", value_name = "DIR")]
+        out: PathBuf,
+    },
     /// Benchmark the event loop: echo round trips per second with 1, 100 and 1,000
     /// connections (lesson 11's server), beside lesson 04's blocking server with one
     /// connection. Server on CPU 0, load generator on CPU 1. Writes target/bench/loop.md
@@ -118,12 +143,24 @@ enum Cmd {
         #[arg(long, default_value_t = 3)]
         reps: usize,
     },
-    /// The server `bench-events` measures (echo and fanout handlers); not for people
+    /// The server `bench-events` measures (echo and fanout handlers; with --reference,
+    /// the handlers of the Socket.IO reference server, which `bench` uses); not for people
     #[command(hide = true)]
     BenchServer {
         #[arg(long, default_value = "127.0.0.1:0")]
         addr: SocketAddr,
+        #[arg(long)]
+        reference: bool,
     },
+    /// The raw-socket server `bench` measures the limit with (blocking read and write);
+    /// not for people
+    #[command(hide = true)]
+    BenchLimitServer {
+        #[arg(long, default_value = "127.0.0.1:0")]
+        addr: SocketAddr,
+    },
+    /// Run lesson NN's demonstration under the real strace; print its socket calls, with
+    /// ports, inodes and pointers normalised
     Trace {
         /// The lesson number, e.g. 04
         lesson: String,
@@ -211,7 +248,7 @@ fn main() -> ExitCode {
             seconds,
             reps,
         } => bench_events(&receivers, seconds, reps),
-        Cmd::BenchServer { addr } => {
+        Cmd::BenchServer { addr, reference } => {
             return lesson::run(lesson::Trace { trace: false }, || {
                 let config = ServerConfig {
                     loop_config: socklab::event_loop::Config {
@@ -223,9 +260,50 @@ fn main() -> ExitCode {
                 let mut server = Server::new(config)?;
                 server.stop_on_signals()?;
                 let local = server.listen(addr)?;
-                bench::install_bench_handlers(server.io());
+                if reference {
+                    bench::install_reference_handlers(server.io());
+                } else {
+                    bench::install_bench_handlers(server.io());
+                }
                 lesson::listening(local);
                 server.run()?;
+                Ok(())
+            })
+        }
+        Cmd::Bench {
+            quick,
+            reps,
+            fanout,
+            idle,
+            no_socketio,
+            socketio_dir,
+            out,
+        } => (|| -> Result<(), Box<dyn Error>> {
+            let exe = std::env::current_exe()?;
+            let mut opts = if quick {
+                compare::Options::quick(exe)
+            } else {
+                compare::Options::full(exe)
+            };
+            opts.reps = reps.unwrap_or(opts.reps);
+            opts.fanout = fanout.unwrap_or(opts.fanout);
+            opts.idle = idle.unwrap_or(opts.idle);
+            opts.socketio = !no_socketio;
+            opts.socketio_dir = socketio_dir;
+            opts.out_dir = out;
+            let results = compare::run(&opts)?;
+            print!("{}", compare::write_report(&results, &opts)?);
+            eprintln!(
+                "wrote {0}/report.md and {0}/latency.svg",
+                opts.out_dir.display()
+            );
+            Ok(())
+        })(),
+        Cmd::BenchLimitServer { addr } => {
+            return lesson::run(lesson::Trace { trace: false }, || {
+                let (listener, local) = bench::load::limit_listen(addr)?;
+                lesson::listening(local);
+                bench::load::limit_server(&listener)?;
                 Ok(())
             })
         }
@@ -249,6 +327,17 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `CLIENTS:MESSAGES`, e.g. `1000:1000`.
+fn parse_pair(s: &str) -> Result<(usize, usize), String> {
+    let (a, b) = s
+        .split_once(':')
+        .ok_or_else(|| format!("{s:?} is not CLIENTS:MESSAGES"))?;
+    Ok((
+        a.parse().map_err(|e| format!("{a:?}: {e}"))?,
+        b.parse().map_err(|e| format!("{b:?}: {e}"))?,
+    ))
 }
 
 /// A server binary of ours, started for a benchmark, pinned to `cpu`, stopped on drop.

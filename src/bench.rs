@@ -6,6 +6,19 @@
 //! pipelining), and the count of round trips per second is the figure reported.
 //!
 //! Benchmarks are not tests: nothing here asserts a speed. Every run is bounded in time.
+//!
+//! `make bench` (`socklab bench`) is the side-by-side comparison: socklab, Socket.IO 4.8 on
+//! Node.js, and the raw-socket limit, in one run on one machine. Its parts:
+//!
+//! | file | what it holds |
+//! |---|---|
+//! | `bench/load.rs` | socklab's load generators for it, and the raw-socket limit |
+//! | `bench/compare.rs` | the run: processes on fixed CPUs, repetitions in turn, the Node scripts of `benches/socketio/` |
+//! | `bench/report.rs` | the markdown table with its ratios and targets, and the SVG latency chart |
+
+pub mod compare;
+pub mod load;
+mod report;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -190,8 +203,9 @@ mod tests {
 
 use crate::wire::packet::{self as wire_packet, Limits, Packet};
 
-/// The handlers of the benchmark's event server: `echo` answers its ack with its arguments;
-/// `fanout` broadcasts its arguments to every socket of `/` as `msg`, then acks.
+/// The handlers of the benchmark's event server (`make bench-events`): `echo` answers its
+/// ack with its arguments; `fanout` broadcasts its arguments to every socket of `/` as
+/// `msg`, then acks.
 pub fn install_bench_handlers(io: &mut crate::events::Io) {
     io.on_connection("/", |io, sid| {
         io.on(sid, "echo", |io, ev| io.ack(ev, ev.args.clone()));
@@ -201,6 +215,22 @@ pub fn install_bench_handlers(io: &mut crate::events::Io) {
         });
     });
 }
+
+/// The handlers of the Socket.IO reference server (`benches/socketio/server.js`), and no
+/// others: `echo` answers its ack with its arguments, `chat message` goes to every socket of
+/// `/` (the sender included). `socklab bench` runs its server with these, so that both
+/// servers do the same work per event and keep the same listeners per socket (each costs
+/// memory in the idle-connections figure).
+// ANCHOR: reference
+pub fn install_reference_handlers(io: &mut crate::events::Io) {
+    io.on_connection("/", |io, sid| {
+        io.on(sid, "echo", |io, ev| io.ack(ev, ev.args.clone()));
+        io.on(sid, "chat message", |io, ev| {
+            let _ = io.broadcast("/").emit("chat message", ev.args.clone());
+        });
+    });
+}
+// ANCHOR_END: reference
 
 /// What an event benchmark measured.
 #[derive(Debug, Clone, Default)]

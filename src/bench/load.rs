@@ -1,0 +1,670 @@
+//! socklab's side of `make bench` (see [`super::compare`]): the raw-socket limit, and the
+//! load generators for the event server.
+//!
+//! | figure | function | what plays the clients |
+//! |---|---|---|
+//! | 1, the limit | [`limit`] against [`limit_server`] | one blocking socket each side, no protocol |
+//! | 2, ack round trip | [`acks`] | socklab's own [`Client`] |
+//! | 3, fan-out | [`fanout`] | N connections on one [`EventLoop`], speaking the packets directly |
+//! | 4, idle connections | [`idle`] | the same, C connections doing nothing but answer PINGs |
+//! | 5, latency under load | [`Probe`] beside [`fanout`] | a [`Client`] on a thread of its own |
+//!
+//! The many-connection generators speak the protocol themselves instead of running N
+//! [`Client`]s: a thousand clients cost a thousand sockets on one loop, not a thousand loops.
+//! They only look at each frame's type byte (an EVENT is counted, a PING answered); decoding
+//! the JSON of a million deliveries would measure the load generator, not the server.
+//!
+//! Every wait is bounded in time, and every loop in count.
+
+use std::cell::Cell;
+use std::collections::HashMap;
+use std::io;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{mpsc, Arc};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+use crate::blocking::{self, ListenOptions};
+use crate::event_loop::{Config, ConnId, Ctx, EventLoop, Handler};
+use crate::events::{Client, ClientOptions};
+use crate::sys::{self, IntOpt};
+use crate::wire::frame::HEADER_LEN;
+use crate::wire::packet::{self, Kind, Packet};
+
+/// Bytes in every message of the benchmark: the ping of the limit, the string of an ack
+/// round trip, the chat message of the fan-out.
+pub const MESSAGE_LEN: usize = 32;
+
+/// The 32-byte string every figure sends (the Node scripts send the same one).
+pub fn message() -> String {
+    "x".repeat(MESSAGE_LEN)
+}
+
+/// How long one ack may take before the run is called failed.
+const ACK_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Round trips made one after another, with the time each took.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RoundTrips {
+    pub count: u64,
+    pub seconds: f64,
+    /// Every round trip's time in nanoseconds, sorted.
+    pub latencies_ns: Vec<u64>,
+}
+
+impl RoundTrips {
+    /// Round trips from their times in nanoseconds (any order) and the span they took.
+    pub fn from_samples(mut latencies_ns: Vec<u64>, seconds: f64) -> RoundTrips {
+        latencies_ns.sort_unstable();
+        RoundTrips {
+            count: latencies_ns.len() as u64,
+            seconds,
+            latencies_ns,
+        }
+    }
+
+    pub fn per_second(&self) -> f64 {
+        self.count as f64 / self.seconds.max(1e-9)
+    }
+
+    /// The `q` quantile (0..=1) in microseconds, by nearest rank (0 with no samples).
+    pub fn quantile_us(&self, q: f64) -> f64 {
+        quantile(&self.latencies_ns, q) as f64 / 1000.0
+    }
+}
+
+/// The `q` quantile of sorted `values`, by nearest rank: the smallest value with at least
+/// `q` of all values at or below it.
+pub fn quantile(sorted: &[u64], q: f64) -> u64 {
+    if sorted.is_empty() {
+        return 0;
+    }
+    let rank = (q.clamp(0.0, 1.0) * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+// ---- 1. the limit: blocking ping-pong on raw sockets ---------------------------------------
+
+/// The server of the limit: accepts connections one after another and echoes each until the
+/// peer closes. A read, a write, nothing else: no framing, no readiness, no buffering.
+pub fn limit_server(listener: &sys::Fd) -> sys::Result<()> {
+    let mut buf = vec![0u8; 64 * 1024];
+    blocking::serve_forever(listener, |conn, _| {
+        sys::setsockopt(&conn, IntOpt::NoDelay, 1)?;
+        loop {
+            let n = sys::read(&conn, &mut buf)?;
+            if n == 0 {
+                return Ok(());
+            }
+            blocking::write_all(&conn, &buf[..n])?;
+        }
+    })
+}
+
+/// Listens for [`limit_server`] on `addr`; returns the socket and its real address.
+pub fn limit_listen(addr: SocketAddr) -> sys::Result<(sys::Fd, SocketAddr)> {
+    blocking::listen_tcp(
+        addr,
+        ListenOptions {
+            reuseaddr: true,
+            ..ListenOptions::default()
+        },
+    )
+}
+
+/// The client of the limit: write 32 bytes, read until all 32 are back, again; `warmup`
+/// round trips, then `count` measured ones.
+pub fn limit(addr: SocketAddr, warmup: usize, count: usize) -> io::Result<RoundTrips> {
+    let fd = blocking::connect_tcp(addr)?;
+    sys::setsockopt(&fd, IntOpt::NoDelay, 1)?;
+    let ping = message().into_bytes();
+    let mut buf = [0u8; MESSAGE_LEN];
+    let mut one = || -> io::Result<()> {
+        blocking::write_all(&fd, &ping)?;
+        let mut got = 0;
+        while got < buf.len() {
+            match sys::read(&fd, &mut buf[got..])? {
+                0 => return Err(io::Error::other("the limit server closed the connection")),
+                n => got += n,
+            }
+        }
+        Ok(())
+    };
+    for _ in 0..warmup {
+        one()?;
+    }
+    let mut samples = Vec::with_capacity(count);
+    let start = Instant::now();
+    for _ in 0..count {
+        let t = Instant::now();
+        one()?;
+        samples.push(t.elapsed().as_nanos() as u64);
+    }
+    Ok(RoundTrips::from_samples(
+        samples,
+        start.elapsed().as_secs_f64(),
+    ))
+}
+
+// ---- 2. ack round trips with socklab's own client --------------------------------------------
+
+/// A [`Client`] connected to `addr`, namespace `/`, that does not reconnect (a benchmark
+/// client that lost its server has nothing left to measure).
+fn bench_client(addr: SocketAddr) -> io::Result<Client> {
+    let opts = ClientOptions {
+        reconnection: false,
+        ..ClientOptions::new(addr)
+    };
+    let mut client = Client::connect(opts)?;
+    if !client.run_until(Duration::from_secs(10), |io| io.is_connected())? {
+        return Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            format!("the client did not connect to {addr} within 10 s"),
+        ));
+    }
+    Ok(client)
+}
+
+/// One `echo` emit with an ack, and the turns of the loop until the ack is back; returns
+/// how long it took.
+fn ack_once(client: &mut Client, msg: &str) -> io::Result<Duration> {
+    let done = Rc::new(Cell::new(None::<bool>));
+    let flag = Rc::clone(&done);
+    let want = msg.to_string();
+    let start = Instant::now();
+    client
+        .io()
+        .emit_with_ack(
+            "echo",
+            vec![json!(msg)],
+            Vec::new(),
+            ACK_TIMEOUT,
+            move |_, reply| {
+                let good =
+                    reply.is_ok_and(|r| r.args.first().and_then(|v| v.as_str()) == Some(&want));
+                flag.set(Some(good));
+            },
+        )
+        .map_err(io::Error::other)?;
+    client.run_until(ACK_TIMEOUT + Duration::from_secs(1), |_| {
+        done.get().is_some()
+    })?;
+    match done.get() {
+        Some(true) => Ok(start.elapsed()),
+        Some(false) => Err(io::Error::other("the echo ack failed or came back changed")),
+        None => Err(io::Error::new(io::ErrorKind::TimedOut, "no ack")),
+    }
+}
+
+/// Figure 2: one [`Client`], `warmup` then `count` sequential `echo` round trips with an ack.
+pub fn acks(addr: SocketAddr, warmup: usize, count: usize) -> io::Result<RoundTrips> {
+    let mut client = bench_client(addr)?;
+    let msg = message();
+    for _ in 0..warmup {
+        ack_once(&mut client, &msg)?;
+    }
+    let mut samples = Vec::with_capacity(count);
+    let start = Instant::now();
+    for _ in 0..count {
+        samples.push(ack_once(&mut client, &msg)?.as_nanos() as u64);
+    }
+    let seconds = start.elapsed().as_secs_f64();
+    client.io().disconnect();
+    let _ = client.turn(Some(Duration::ZERO));
+    Ok(RoundTrips::from_samples(samples, seconds))
+}
+
+// ---- 5. the probe: ack round trips from a thread of its own ---------------------------------
+
+const PROBE_WARMUP: u8 = 0;
+const PROBE_MEASURE: u8 = 1;
+const PROBE_STOP: u8 = 2;
+
+/// Longest a probe thread runs, whatever happens to the rest of the benchmark.
+const PROBE_LIMIT: Duration = Duration::from_secs(600);
+
+/// A [`Client`] on its own thread making `echo` round trips one after another, counted only
+/// between [`go`](Probe::go) and [`stop`](Probe::stop): the latency a user sees while
+/// something else loads the server.
+pub struct Probe {
+    state: Arc<AtomicU8>,
+    thread: Option<JoinHandle<io::Result<RoundTrips>>>,
+}
+
+impl Probe {
+    /// Starts the probe thread; returns once it is connected and has made `warmup` round
+    /// trips. The thread inherits this thread's CPU placement.
+    pub fn start(addr: SocketAddr, warmup: usize) -> io::Result<Probe> {
+        let state = Arc::new(AtomicU8::new(PROBE_WARMUP));
+        let (ready_tx, ready_rx) = mpsc::channel();
+        let shared = Arc::clone(&state);
+        let thread = std::thread::spawn(move || -> io::Result<RoundTrips> {
+            let mut client = match bench_client(addr) {
+                Ok(c) => c,
+                Err(e) => {
+                    let _ = ready_tx.send(Err(e.to_string()));
+                    return Err(e);
+                }
+            };
+            let msg = message();
+            for _ in 0..warmup {
+                if let Err(e) = ack_once(&mut client, &msg) {
+                    let _ = ready_tx.send(Err(e.to_string()));
+                    return Err(e);
+                }
+            }
+            let _ = ready_tx.send(Ok(()));
+            let mut samples = Vec::new();
+            let mut started = None;
+            let limit = Instant::now() + PROBE_LIMIT;
+            while Instant::now() < limit {
+                let phase = shared.load(Ordering::Acquire);
+                if phase == PROBE_STOP {
+                    break;
+                }
+                let took = ack_once(&mut client, &msg)?;
+                if phase == PROBE_MEASURE {
+                    started.get_or_insert_with(Instant::now);
+                    samples.push(took.as_nanos() as u64);
+                }
+            }
+            let seconds = started.map_or(0.0, |s| s.elapsed().as_secs_f64());
+            client.io().disconnect();
+            let _ = client.turn(Some(Duration::ZERO));
+            Ok(RoundTrips::from_samples(samples, seconds))
+        });
+        match ready_rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(Ok(())) => Ok(Probe {
+                state,
+                thread: Some(thread),
+            }),
+            Ok(Err(e)) => Err(io::Error::other(format!("the probe failed: {e}"))),
+            Err(_) => {
+                state.store(PROBE_STOP, Ordering::Release);
+                Err(io::Error::other("the probe was not ready within 30 s"))
+            }
+        }
+    }
+
+    /// From now on, round trips count.
+    pub fn go(&self) {
+        self.state.store(PROBE_MEASURE, Ordering::Release);
+    }
+
+    /// Stops the probe; returns the round trips made since [`go`](Probe::go).
+    pub fn stop(mut self) -> io::Result<RoundTrips> {
+        self.state.store(PROBE_STOP, Ordering::Release);
+        match self.thread.take().map(JoinHandle::join) {
+            Some(Ok(result)) => result,
+            _ => Err(io::Error::other("the probe thread panicked")),
+        }
+    }
+}
+
+impl Drop for Probe {
+    fn drop(&mut self) {
+        self.state.store(PROBE_STOP, Ordering::Release);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+// ---- many connections on one loop: fan-out and idle --------------------------------------
+
+/// One connection of a [`Crowd`].
+#[derive(Debug, Default)]
+struct Member {
+    joined: bool,
+    /// EVENT packets received in this round.
+    events: u64,
+}
+
+/// N protocol clients on one loop: each sends HELLO and CONNECT, answers PING with PONG, and
+/// counts the EVENTs it receives.
+struct Crowd {
+    members: HashMap<ConnId, Member>,
+    /// Connections in the order they joined; the first one is the fan-out's sender.
+    joined: Vec<ConnId>,
+    /// Connects under way, and handshakes not finished yet.
+    pending: usize,
+    failed: usize,
+    /// Connections that closed after joining.
+    lost: usize,
+    /// EVENTs each member should receive in this round, and how many members have them all.
+    target: u64,
+    complete: usize,
+    /// EVENTs received by all members in this round.
+    deliveries: u64,
+    greeting: Vec<u8>,
+    pong: Vec<u8>,
+}
+
+impl Crowd {
+    fn new() -> Crowd {
+        let mut greeting = Vec::new();
+        packet::encode(&Packet::hello(json!({})), &mut greeting);
+        packet::encode(
+            &Packet::Connect {
+                ns: packet::DEFAULT_NAMESPACE.into(),
+                data: None,
+            },
+            &mut greeting,
+        );
+        Crowd {
+            members: HashMap::new(),
+            joined: Vec::new(),
+            pending: 0,
+            failed: 0,
+            lost: 0,
+            target: 0,
+            complete: 0,
+            deliveries: 0,
+            greeting,
+            pong: packet::encode_to_vec(&Packet::Pong),
+        }
+    }
+
+    /// Starts a round: every member should now receive `target` EVENTs.
+    fn begin_round(&mut self, target: u64) {
+        for m in self.members.values_mut() {
+            m.events = 0;
+        }
+        self.target = target;
+        self.complete = 0;
+        self.deliveries = 0;
+    }
+}
+
+impl Handler for Crowd {
+    type Timer = ();
+    type Message = ();
+
+    fn connected(&mut self, ctx: &mut Ctx<()>, id: ConnId, result: sys::Result<()>) {
+        match result {
+            Ok(()) => {
+                self.members.insert(id, Member::default());
+                // A refused send means the connection is closing: `closed` counts it.
+                let _ = ctx.send(id, &self.greeting);
+            }
+            Err(_) => {
+                self.failed += 1;
+                self.pending = self.pending.saturating_sub(1);
+            }
+        }
+    }
+
+    fn data(&mut self, ctx: &mut Ctx<()>, id: ConnId, bytes: &[u8]) -> usize {
+        let Some(member) = self.members.get_mut(&id) else {
+            return bytes.len();
+        };
+        let mut used = 0;
+        // Whole frames only; an incomplete one stays for the next read.
+        while let Some(header) = bytes.get(used..used + HEADER_LEN) {
+            let len = u32::from_be_bytes([header[0], header[1], header[2], header[3]]) as usize;
+            let end = used + HEADER_LEN + len;
+            if bytes.len() < end {
+                break;
+            }
+            // The first payload byte is the packet type (an empty payload has none).
+            let kind = if len > 0 {
+                bytes[used + HEADER_LEN]
+            } else {
+                u8::MAX
+            };
+            used = end;
+            if kind == Kind::Event as u8 {
+                member.events += 1;
+                self.deliveries += 1;
+                if member.events == self.target {
+                    self.complete += 1;
+                }
+            } else if kind == Kind::Connect as u8 && !member.joined {
+                member.joined = true;
+                self.joined.push(id);
+                self.pending = self.pending.saturating_sub(1);
+            } else if kind == Kind::Ping as u8 {
+                let _ = ctx.send(id, &self.pong);
+            }
+        }
+        used
+    }
+
+    fn closed(&mut self, _: &mut Ctx<()>, id: ConnId, _: crate::event_loop::CloseReason) {
+        if let Some(m) = self.members.remove(&id) {
+            if m.joined {
+                self.lost += 1;
+                self.joined.retain(|&j| j != id);
+            } else {
+                self.failed += 1;
+                self.pending = self.pending.saturating_sub(1);
+            }
+        }
+    }
+}
+
+/// How many connects (and handshakes) a crowd keeps under way at once: enough to fill the
+/// pipe, few enough for the server's accept queue (`listen` backlog 1024).
+const CONNECTS_IN_FLIGHT: usize = 256;
+
+/// Opens a crowd of `n` connections to `addr`; returns once all joined or failed, or after
+/// `limit`. `max_outbound` bounds what one connection may have queued.
+fn open_crowd(
+    addr: SocketAddr,
+    n: usize,
+    max_outbound: usize,
+    limit: Duration,
+) -> io::Result<EventLoop<Crowd>> {
+    let config = Config {
+        max_connections: n + 16,
+        max_outbound,
+        stop_grace: Duration::from_secs(2),
+        ..Config::default()
+    };
+    let mut ev = EventLoop::new(Crowd::new(), config)?;
+    let deadline = Instant::now() + limit;
+    let mut started = 0;
+    while Instant::now() < deadline {
+        let h = ev.handler();
+        if h.joined.len() + h.failed + h.lost >= n {
+            break;
+        }
+        let room = CONNECTS_IN_FLIGHT.saturating_sub(h.pending);
+        for _ in 0..room.min(n - started) {
+            match ev.ctx().connect(addr, Some(Duration::from_secs(10))) {
+                Ok(_) => ev.handler().pending += 1,
+                // Out of descriptors or ports: counted as failed, reported by the caller.
+                Err(_) => ev.handler().failed += 1,
+            }
+            started += 1;
+        }
+        ev.turn(Some(Duration::from_millis(20)))?;
+    }
+    Ok(ev)
+}
+
+/// Turns `ev` until `done` or `limit`; returns whether `done` said so.
+fn turn_until<H: Handler>(
+    ev: &mut EventLoop<H>,
+    limit: Duration,
+    mut done: impl FnMut(&mut H) -> bool,
+) -> io::Result<bool> {
+    let deadline = Instant::now() + limit;
+    loop {
+        if done(ev.handler()) {
+            return Ok(true);
+        }
+        let now = Instant::now();
+        if now >= deadline {
+            return Ok(false);
+        }
+        ev.turn(Some((deadline - now).min(Duration::from_millis(20))))?;
+    }
+}
+
+/// What one fan-out round measured.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Fanout {
+    /// Connections that joined (the sender is one of them, and receives too).
+    pub clients: usize,
+    pub messages: usize,
+    /// Messages received by all clients: `clients × messages` when complete.
+    pub deliveries: u64,
+    /// From the first message sent to the last delivery.
+    pub seconds: f64,
+    /// CPU time the server used over the same span (from /proc), if its pid was given.
+    pub server_cpu: Option<Duration>,
+    /// Whether every client got every message before the time limit.
+    pub complete: bool,
+}
+
+impl Fanout {
+    pub fn per_second(&self) -> f64 {
+        self.deliveries as f64 / self.seconds.max(1e-9)
+    }
+
+    /// Server CPU time per delivery, in nanoseconds.
+    pub fn cpu_ns_per_delivery(&self) -> Option<f64> {
+        self.server_cpu
+            .map(|c| c.as_nanos() as f64 / self.deliveries.max(1) as f64)
+    }
+}
+
+/// Figure 3: `clients` connections join; the first sends `messages` chat messages at once,
+/// as fast as its socket takes them; the server sends each to every client (the sender
+/// included). The clock runs until every client has every message. A warm-up round of
+/// `warmup` messages goes first; `ready` is called just before the measured round (to start
+/// a [`Probe`]). `server_pid` lets it read the server's CPU time.
+pub fn fanout(
+    addr: SocketAddr,
+    clients: usize,
+    messages: usize,
+    warmup: usize,
+    server_pid: Option<u32>,
+    ready: impl FnOnce(),
+    limit: Duration,
+) -> io::Result<Fanout> {
+    let frame = packet::encode_to_vec(&Packet::Event {
+        ns: packet::DEFAULT_NAMESPACE.into(),
+        name: "chat message".into(),
+        args: vec![json!(message())],
+        attachments: Vec::new(),
+        id: None,
+    });
+    let burst = frame.len() * messages.max(warmup);
+    let mut ev = open_crowd(
+        addr,
+        clients,
+        (burst + (1 << 16)).max(1 << 20),
+        Duration::from_secs(60),
+    )?;
+    let joined = ev.handler().joined.len();
+    if joined < clients {
+        return Err(io::Error::other(format!(
+            "only {joined} of {clients} clients joined ({} failed)",
+            ev.handler().failed
+        )));
+    }
+    let sender = ev.handler().joined[0];
+    let round = |ev: &mut EventLoop<Crowd>, m: usize| -> io::Result<(f64, bool)> {
+        ev.handler().begin_round(m as u64);
+        let start = Instant::now();
+        let bytes = frame.repeat(m);
+        ev.ctx()
+            .send(sender, &bytes)
+            .map_err(|e| io::Error::other(format!("the sender could not send: {e}")))?;
+        let complete = turn_until(ev, limit, |h| h.complete >= joined || h.lost > 0)?;
+        let complete = complete && ev.handler().lost == 0;
+        Ok((start.elapsed().as_secs_f64(), complete))
+    };
+    if warmup > 0 {
+        round(&mut ev, warmup)?;
+    }
+    ready();
+    let cpu0 = server_pid.and_then(super::cpu_time);
+    let (seconds, complete) = round(&mut ev, messages)?;
+    let cpu1 = server_pid.and_then(super::cpu_time);
+    Ok(Fanout {
+        clients: joined,
+        messages,
+        deliveries: ev.handler().deliveries,
+        seconds,
+        server_cpu: cpu0.zip(cpu1).map(|(a, b)| b.saturating_sub(a)),
+        complete,
+    })
+}
+
+/// What an idle-connections run saw.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Idle {
+    pub wanted: usize,
+    pub connected: usize,
+    pub failed: usize,
+}
+
+/// Figure 4: `warm` connections join and leave (so that what a first connection sets up
+/// once is not counted); `before` is called; then `count` connections join and sit idle,
+/// answering the server's PINGs, for `settle`; `after` is called while they are all still
+/// connected; then they close.
+pub fn idle<T>(
+    addr: SocketAddr,
+    warm: usize,
+    count: usize,
+    settle: Duration,
+    before: impl FnOnce(),
+    after: impl FnOnce() -> T,
+) -> io::Result<(Idle, T)> {
+    if warm > 0 {
+        let ev = open_crowd(addr, warm, 1 << 16, Duration::from_secs(20))?;
+        drop(ev); // every connection closes
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    before();
+    let mut ev = open_crowd(addr, count, 1 << 16, Duration::from_secs(120))?;
+    let settle_until = Instant::now() + settle;
+    turn_until(&mut ev, settle, |_| Instant::now() >= settle_until)?;
+    let measured = after();
+    let h = ev.handler();
+    Ok((
+        Idle {
+            wanted: count,
+            connected: h.joined.len(),
+            failed: h.failed + h.lost,
+        },
+        measured,
+    ))
+}
+
+/// Resident set size of process `pid` in KiB (`VmRSS` of `/proc/PID/status`).
+pub fn rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quantiles_by_nearest_rank() {
+        let v: Vec<u64> = (1..=100).collect();
+        assert_eq!(quantile(&v, 0.5), 50);
+        assert_eq!(quantile(&v, 0.99), 99);
+        assert_eq!(quantile(&v, 0.999), 100);
+        assert_eq!(quantile(&v, 0.0), 1);
+        assert_eq!(quantile(&[], 0.5), 0);
+        assert_eq!(quantile(&[7], 0.999), 7);
+    }
+
+    #[test]
+    fn this_process_has_a_resident_set() {
+        assert!(rss_kib(std::process::id()).is_some_and(|kib| kib > 0));
+    }
+}

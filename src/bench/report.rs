@@ -1,0 +1,643 @@
+//! The report of `socklab bench`: a markdown table with the ratios and the targets, and an
+//! SVG chart of the latency distributions, written by hand (a few rectangles and lines do not
+//! need a plotting crate).
+
+use std::fmt::Write as _;
+
+use super::compare::{Figure, Options, Results, System, QUANTILES};
+
+/// Digits with a comma every three: `1234567` as `1,234,567`.
+fn group(digits: &str) -> String {
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// A count: `10000` as `10,000`.
+fn int(n: usize) -> String {
+    group(&n.to_string())
+}
+
+/// `1234567.8` as `1,234,568`; small numbers keep a decimal or two.
+fn num(v: f64) -> String {
+    if !v.is_finite() {
+        return "-".into();
+    }
+    if v.abs() < 10.0 {
+        return format!("{v:.2}");
+    }
+    if v.abs() < 100.0 {
+        return format!("{v:.1}");
+    }
+    let grouped = group(&format!("{:.0}", v.abs()));
+    if v < 0.0 {
+        format!("-{grouped}")
+    } else {
+        grouped
+    }
+}
+
+/// A ratio: `12x`, `0.90x`; below a tenth as a fraction, `1/77x`, which reads better than
+/// `0.013x` (and `0.000x` would hide the figure altogether).
+fn ratio(v: f64) -> String {
+    if !v.is_finite() || v <= 0.0 {
+        return "-".into();
+    }
+    if v >= 10.0 {
+        format!("{}x", int(v.round() as usize))
+    } else if v >= 0.1 {
+        format!("{v:.2}x")
+    } else {
+        format!("1/{}x", int((1.0 / v).round() as usize))
+    }
+}
+
+/// One row of the table: a figure, the systems it applies to.
+struct Row {
+    number: &'static str,
+    label: String,
+    figure: Figure,
+    with_limit: bool,
+}
+
+fn rows(opts: &Options) -> Vec<Row> {
+    let q = |i: usize| QUANTILES[i].1;
+    let mut v = vec![
+        Row {
+            number: "1, 2",
+            label: format!(
+                "round trips per second, one at a time ({} after {} warm-up)",
+                int(opts.round_trips),
+                int(opts.warmup)
+            ),
+            figure: Figure::RoundTripsPerSecond,
+            with_limit: true,
+        },
+        Row {
+            number: "1, 2",
+            label: format!("round trip {} (µs)", q(0)),
+            figure: Figure::RoundTripUs(0),
+            with_limit: true,
+        },
+        Row {
+            number: "1, 2",
+            label: format!("round trip {} (µs)", q(2)),
+            figure: Figure::RoundTripUs(2),
+            with_limit: true,
+        },
+    ];
+    for &(n, m) in &opts.fanout {
+        v.push(Row {
+            number: "3",
+            label: format!(
+                "fan-out deliveries per second, N = {}, M = {}",
+                int(n),
+                int(m)
+            ),
+            figure: Figure::FanoutPerSecond(n),
+            with_limit: false,
+        });
+        v.push(Row {
+            number: "3",
+            label: format!("server CPU per delivery (ns), N = {}", int(n)),
+            figure: Figure::FanoutCpuNs(n),
+            with_limit: false,
+        });
+        v.push(Row {
+            number: "3",
+            label: format!(
+                "time until every client had every message (ms), N = {}",
+                int(n)
+            ),
+            figure: Figure::FanoutMs(n),
+            with_limit: false,
+        });
+    }
+    v.push(Row {
+        number: "4",
+        label: format!(
+            "server RSS per idle connection (bytes), C = {}",
+            int(opts.idle)
+        ),
+        figure: Figure::IdleBytes,
+        with_limit: false,
+    });
+    let n = int(opts.under_load.0);
+    for i in [0, 2] {
+        v.push(Row {
+            number: "5",
+            label: format!("ack round trip {} under fan-out load (µs), N = {n}", q(i)),
+            figure: Figure::LoadUs(i),
+            with_limit: false,
+        });
+    }
+    v.push(Row {
+        number: "5",
+        label: "round trips the probe completed during that fan-out".into(),
+        figure: Figure::LoadCount,
+        with_limit: false,
+    });
+    v
+}
+
+fn cell(r: &Results, s: System, f: Figure) -> String {
+    if let Some(why) = r.skipped.get(&s) {
+        return why.clone();
+    }
+    match r.get(s, f) {
+        Some((m, lo, hi)) if r.values[&(s, f)].len() > 1 => {
+            format!("{} [{}-{}]", num(m), num(lo), num(hi))
+        }
+        Some((m, _, _)) => num(m),
+        None => "not measured (see notes)".into(),
+    }
+}
+
+fn median(r: &Results, s: System, f: Figure) -> Option<f64> {
+    r.get(s, f).map(|(m, _, _)| m)
+}
+
+/// The verdict on one target: what was measured, and met or missed by how much.
+struct Verdict {
+    target: String,
+    measured: String,
+    verdict: String,
+}
+
+impl Verdict {
+    fn new(target: String, measured: Option<(String, bool, String)>) -> Verdict {
+        match measured {
+            Some((measured, true, _)) => Verdict {
+                target,
+                measured,
+                verdict: "met".into(),
+            },
+            Some((measured, false, by)) => Verdict {
+                target,
+                measured,
+                verdict: format!("missed: {by}"),
+            },
+            None => Verdict {
+                target,
+                measured: "not measured".into(),
+                verdict: "-".into(),
+            },
+        }
+    }
+}
+
+fn targets(r: &Results, opts: &Options) -> Vec<Verdict> {
+    let (s, io, lim) = (System::Socklab, System::SocketIo, System::Limit);
+    let both = |f: Figure| median(r, s, f).zip(median(r, io, f));
+    let mut v = Vec::new();
+    let rt = Figure::RoundTripsPerSecond;
+    v.push(Verdict::new(
+        "ack round trips per second at least 10x Socket.IO's".into(),
+        both(rt).map(|(a, b)| {
+            let floor = match median(r, lim, rt) {
+                Some(l) => format!(
+                    "{} of the 10x; the raw-socket limit itself is only {} Socket.IO",
+                    ratio(a / b),
+                    ratio(l / b)
+                ),
+                None => format!("{} of the 10x", ratio(a / b)),
+            };
+            (
+                format!("{} ({} vs {})", ratio(a / b), num(a), num(b)),
+                a >= 10.0 * b,
+                floor,
+            )
+        }),
+    ));
+    v.push(Verdict::new(
+        "ack round trips per second within 1.5x of the raw limit".into(),
+        median(r, s, rt).zip(median(r, lim, rt)).map(|(a, l)| {
+            (
+                format!(
+                    "the limit is {} socklab ({} vs {})",
+                    ratio(l / a),
+                    num(l),
+                    num(a)
+                ),
+                l <= 1.5 * a,
+                format!("the limit is {} socklab", ratio(l / a)),
+            )
+        }),
+    ));
+    let n = opts.fanout.iter().map(|f| f.0).max().unwrap_or(0);
+    let nn = int(n);
+    v.push(Verdict::new(
+        format!("fan-out deliveries per second at N = {nn} at least 10x Socket.IO's"),
+        both(Figure::FanoutPerSecond(n)).map(|(a, b)| {
+            (
+                format!("{} ({} vs {})", ratio(a / b), num(a), num(b)),
+                a >= 10.0 * b,
+                format!("{} of the 10x", ratio(a / b)),
+            )
+        }),
+    ));
+    v.push(Verdict::new(
+        format!("server CPU per delivery at N = {nn} at most 1/10 of Socket.IO's"),
+        both(Figure::FanoutCpuNs(n)).map(|(a, b)| {
+            (
+                format!("{} ({} ns vs {} ns)", ratio(a / b), num(a), num(b)),
+                a * 10.0 <= b,
+                format!("{} of Socket.IO's, not 1/10", ratio(a / b)),
+            )
+        }),
+    ));
+    let rss = Figure::IdleBytes;
+    v.push(Verdict::new(
+        "server RSS per idle connection at most 2 KB (2,048 bytes)".into(),
+        median(r, s, rss).map(|a| {
+            let measured = match median(r, io, rss) {
+                Some(b) => format!("{} bytes (Socket.IO: {} bytes)", num(a), num(b)),
+                None => format!("{} bytes", num(a)),
+            };
+            let over = format!(
+                "{} bytes over ({:.0}% more)",
+                num(a - 2048.0),
+                (a / 2048.0 - 1.0) * 100.0
+            );
+            (measured, a <= 2048.0, over)
+        }),
+    ));
+    v.push(Verdict::new(
+        "p99 under fan-out load below Socket.IO's p50 under the same load".into(),
+        median(r, s, Figure::LoadUs(2))
+            .zip(median(r, io, Figure::LoadUs(0)))
+            .map(|(a, b)| {
+                (
+                    format!("{} µs vs {} µs", num(a), num(b)),
+                    a < b,
+                    format!("{} Socket.IO's p50", ratio(a / b)),
+                )
+            }),
+    ));
+    v
+}
+
+/// The report: how it was run, the table, the targets, the notes.
+pub fn markdown(r: &Results, opts: &Options) -> String {
+    let mut t = String::new();
+    let e = &r.env;
+    let _ = writeln!(
+        t,
+        "## socklab, Socket.IO and the raw-socket limit ({} run)\n",
+        opts.label
+    );
+    let _ = writeln!(
+        t,
+        "- Machine: {} CPU{} ({}), Linux {}.",
+        e.cpus,
+        if e.cpus == 1 { "" } else { "s" },
+        e.cpu_model,
+        e.kernel
+    );
+    match (&e.node, &e.socketio_version) {
+        (Some(node), Some(v)) => {
+            let _ = writeln!(
+                t,
+                "- Socket.IO {v} on Node.js {node}: the server of `benches/socketio/server.js`, \
+                 socket.io-client {v} with the WebSocket transport only."
+            );
+        }
+        _ => {
+            let why = r
+                .skipped
+                .get(&System::SocketIo)
+                .cloned()
+                .unwrap_or_default();
+            let _ = writeln!(t, "- Socket.IO: {why}.");
+        }
+    }
+    let _ = writeln!(t, "- Placement: {}.", e.placement);
+    let _ = writeln!(
+        t,
+        "- Each figure is the median of {} repetition{}, min-max in brackets; each \
+         repetition runs the limit, socklab, then Socket.IO, each on a fresh server. \
+         Every message is a 32-byte string. Descriptor limit: {}. The run took {:.0} s.\n",
+        opts.reps,
+        if opts.reps == 1 { "" } else { "s" },
+        e.fd_limit,
+        e.seconds
+    );
+    let _ = writeln!(
+        t,
+        "| # | figure | limit (raw sockets) | socklab | Socket.IO | socklab / Socket.IO | socklab / limit |"
+    );
+    let _ = writeln!(t, "|---|---|---:|---:|---:|---:|---:|");
+    for row in rows(opts) {
+        let limit = if row.with_limit {
+            cell(r, System::Limit, row.figure)
+        } else {
+            String::new()
+        };
+        let s = median(r, System::Socklab, row.figure);
+        let vs_io = match (s, median(r, System::SocketIo, row.figure)) {
+            (Some(a), Some(b)) if b > 0.0 => ratio(a / b),
+            _ => String::new(),
+        };
+        let vs_limit = match (s, median(r, System::Limit, row.figure)) {
+            (Some(a), Some(b)) if row.with_limit && b > 0.0 => ratio(a / b),
+            _ => String::new(),
+        };
+        let _ = writeln!(
+            t,
+            "| {} | {} | {limit} | {} | {} | {vs_io} | {vs_limit} |",
+            row.number,
+            row.label,
+            cell(r, System::Socklab, row.figure),
+            cell(r, System::SocketIo, row.figure),
+        );
+    }
+    let _ = writeln!(
+        t,
+        "\nA ratio is socklab's figure divided by the other's: above 1 is better for \
+         rates, below 1 is better for times, CPU and memory. The limit has no fan-out, no \
+         protocol and no idle state, so only figures 1-2 compare with it.\n"
+    );
+    let _ = writeln!(t, "### Targets\n");
+    let _ = writeln!(t, "| target | measured | |");
+    let _ = writeln!(t, "|---|---|---|");
+    for v in targets(r, opts) {
+        let _ = writeln!(t, "| {} | {} | {} |", v.target, v.measured, v.verdict);
+    }
+    if !r.notes.is_empty() {
+        let _ = writeln!(t, "\n### Notes\n");
+        for n in &r.notes {
+            let _ = writeln!(t, "- {n}");
+        }
+    }
+    let _ = writeln!(
+        t,
+        "\nThe latency distributions (p50, p90, p99, p99.9) are drawn in \
+         `{}/latency.svg`; the child processes' output is in `{}/logs/`.",
+        opts.out_dir.display(),
+        opts.out_dir.display()
+    );
+    t
+}
+
+// ---- the chart ---------------------------------------------------------------------------
+
+fn color(s: System) -> &'static str {
+    match s {
+        System::Limit => "#8c8c8c",
+        System::Socklab => "#d9622b",
+        System::SocketIo => "#3b6fb6",
+    }
+}
+
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+/// `v` microseconds as a short label with its unit: `38 µs`, `1.2 ms`, `15 ms`, `2.8 s`.
+fn short(v: f64) -> String {
+    let (x, unit) = if v >= 1e6 {
+        (v / 1e6, "s")
+    } else if v >= 1e3 {
+        (v / 1e3, "ms")
+    } else {
+        (v, "µs")
+    };
+    if x >= 10.0 || x == x.round() {
+        format!("{x:.0} {unit}")
+    } else {
+        format!("{x:.1} {unit}")
+    }
+}
+
+/// One half of the chart: a title, the figure for quantile `i`, the systems drawn.
+type Panel = (&'static str, fn(usize) -> Figure, &'static [System]);
+
+/// Grouped bars on a log scale: for each panel, one group per quantile, one bar per system.
+pub fn svg(r: &Results) -> String {
+    let panels: [Panel; 2] = [
+        (
+            "ack round trip, server otherwise idle (limit: raw ping-pong)",
+            Figure::RoundTripUs,
+            &[System::Limit, System::Socklab, System::SocketIo],
+        ),
+        (
+            "ack round trip during the fan-out (figure 5)",
+            Figure::LoadUs,
+            &[System::Socklab, System::SocketIo],
+        ),
+    ];
+    let values: Vec<f64> = r
+        .values
+        .keys()
+        .filter(|(_, f)| matches!(f, Figure::RoundTripUs(_) | Figure::LoadUs(_)))
+        .filter_map(|&(s, f)| median(r, s, f))
+        .filter(|v| *v > 0.0)
+        .collect();
+    let lo = values.iter().cloned().fold(f64::INFINITY, f64::min);
+    let hi = values.iter().cloned().fold(0.0, f64::max);
+    let (lo_exp, hi_exp) = if values.is_empty() {
+        (1, 3)
+    } else {
+        (
+            lo.log10().floor() as i32,
+            (hi.log10().ceil() as i32).max(lo.log10().floor() as i32 + 1),
+        )
+    };
+    let (w, h) = (1060.0, 440.0);
+    let (top, bottom) = (70.0, 370.0);
+    let y = |v: f64| {
+        let t = (v.log10() - lo_exp as f64) / (hi_exp - lo_exp) as f64;
+        bottom - t.clamp(0.0, 1.0) * (bottom - top)
+    };
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" viewBox="0 0 {w} {h}" font-family="sans-serif" font-size="12">"#
+    );
+    let _ = writeln!(s, r#"<rect width="{w}" height="{h}" fill="white"/>"#);
+    let _ = writeln!(
+        s,
+        r#"<text x="{}" y="22" text-anchor="middle" font-size="15" font-weight="bold">Round-trip latency (log scale; median of the repetitions)</text>"#,
+        w / 2.0
+    );
+    // Legend.
+    let mut lx = w / 2.0 - 220.0;
+    for sys in [System::Limit, System::Socklab, System::SocketIo] {
+        let _ = writeln!(
+            s,
+            r#"<rect x="{lx}" y="34" width="12" height="12" fill="{}"/><text x="{}" y="45">{}</text>"#,
+            color(sys),
+            lx + 16.0,
+            esc(sys.name())
+        );
+        lx += 160.0;
+    }
+    let panel_w = 440.0;
+    for (p, (title, figure, systems)) in panels.iter().enumerate() {
+        let x0 = 70.0 + p as f64 * (panel_w + 90.0);
+        let _ = writeln!(
+            s,
+            r#"<text x="{}" y="{}" text-anchor="middle" font-weight="bold">{}</text>"#,
+            x0 + panel_w / 2.0,
+            top - 8.0,
+            esc(title)
+        );
+        // Grid lines at 1, 2 and 5 of each decade; labels on all of them only while the
+        // decades are few enough to leave room.
+        let crowded = hi_exp - lo_exp > 3;
+        for e in lo_exp..=hi_exp {
+            for m in [1.0, 2.0, 5.0] {
+                let v = m * 10f64.powi(e);
+                if v > 10f64.powi(hi_exp) {
+                    continue;
+                }
+                let gy = y(v);
+                let stroke = if m == 1.0 { "#bbbbbb" } else { "#e6e6e6" };
+                let _ = writeln!(
+                    s,
+                    r#"<line x1="{x0}" y1="{gy:.1}" x2="{}" y2="{gy:.1}" stroke="{stroke}"/>"#,
+                    x0 + panel_w,
+                );
+                if m == 1.0 || !crowded {
+                    let _ = writeln!(
+                        s,
+                        r##"<text x="{}" y="{:.1}" text-anchor="end" fill="#555">{}</text>"##,
+                        x0 - 6.0,
+                        gy + 4.0,
+                        short(v)
+                    );
+                }
+            }
+        }
+        let _ = writeln!(
+            s,
+            r##"<line x1="{x0}" y1="{bottom}" x2="{}" y2="{bottom}" stroke="#333"/>"##,
+            x0 + panel_w
+        );
+        let group_w = panel_w / QUANTILES.len() as f64;
+        let bar_w = (group_w - 24.0) / 3.0;
+        for (qi, (_, qname)) in QUANTILES.iter().enumerate() {
+            let gx = x0 + qi as f64 * group_w + 12.0;
+            let offset = (3 - systems.len()) as f64 * bar_w / 2.0;
+            for (si, sys) in systems.iter().enumerate() {
+                let bx = gx + offset + si as f64 * bar_w;
+                match median(r, *sys, figure(qi)).filter(|v| *v > 0.0) {
+                    Some(v) => {
+                        let by = y(v);
+                        let _ = writeln!(
+                            s,
+                            r#"<rect x="{bx:.1}" y="{by:.1}" width="{:.1}" height="{:.1}" fill="{}"><title>{} {qname}: {v:.1} µs</title></rect><text x="{:.1}" y="{:.1}" text-anchor="middle" font-size="9">{}</text>"#,
+                            bar_w - 2.0,
+                            bottom - by,
+                            color(*sys),
+                            esc(sys.name()),
+                            bx + (bar_w - 2.0) / 2.0,
+                            by - 3.0,
+                            short(v)
+                        );
+                    }
+                    None => {
+                        let _ = writeln!(
+                            s,
+                            r##"<text x="{:.1}" y="{:.1}" text-anchor="middle" font-size="10" fill="#999">n/a</text>"##,
+                            bx + (bar_w - 2.0) / 2.0,
+                            bottom - 4.0
+                        );
+                    }
+                }
+            }
+            let _ = writeln!(
+                s,
+                r#"<text x="{:.1}" y="{}" text-anchor="middle">{qname}</text>"#,
+                gx + (group_w - 24.0) / 2.0,
+                bottom + 18.0
+            );
+        }
+    }
+    let _ = writeln!(
+        s,
+        r##"<text x="{}" y="{}" text-anchor="middle" fill="#555">servers on CPU 0, clients on CPU 1; lower is better</text>"##,
+        w / 2.0,
+        h - 20.0
+    );
+    s.push_str("</svg>\n");
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::PathBuf;
+
+    #[test]
+    fn numbers_read_well() {
+        assert_eq!(num(1234567.8), "1,234,568");
+        assert_eq!(num(999.4), "999");
+        assert_eq!(num(38.25), "38.2");
+        assert_eq!(num(1.5), "1.50");
+        assert_eq!(ratio(12.3), "12x");
+        assert_eq!(ratio(0.5), "0.50x");
+        assert_eq!(ratio(0.013), "1/77x");
+        assert_eq!(ratio(2213.0), "2,213x");
+        assert_eq!(short(38.2), "38 µs");
+        assert_eq!(short(1500.0), "1.5 ms");
+        assert_eq!(short(2_000_000.0), "2 s");
+    }
+
+    fn sample() -> Results {
+        let mut r = Results::default();
+        for (s, base) in [
+            (System::Limit, 20.0),
+            (System::Socklab, 30.0),
+            (System::SocketIo, 60.0),
+        ] {
+            r.values
+                .insert((s, Figure::RoundTripsPerSecond), vec![1e6 / base; 3]);
+            for i in 0..QUANTILES.len() {
+                r.values
+                    .insert((s, Figure::RoundTripUs(i)), vec![base * (i + 1) as f64]);
+                if s != System::Limit {
+                    r.values
+                        .insert((s, Figure::LoadUs(i)), vec![base * 10.0 * (i + 1) as f64]);
+                }
+            }
+        }
+        r
+    }
+
+    #[test]
+    fn the_table_has_every_row_and_the_targets() {
+        let opts = Options::quick(PathBuf::from("socklab"));
+        let md = markdown(&sample(), &opts);
+        assert!(md.contains("| 1, 2 | round trips per second"));
+        assert!(md.contains("### Targets"));
+        // 1e6/30 over 1e6/60: socklab makes 2x the round trips of Socket.IO.
+        assert!(md.contains("| 2.00x |"), "{md}");
+        assert!(md.contains("not measured"));
+    }
+
+    #[test]
+    fn the_chart_is_one_svg_with_a_bar_per_measured_value() {
+        let svg = svg(&sample());
+        assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
+        // 4 quantiles x 3 systems idle + 4 x 2 under load, plus the background and legend.
+        assert_eq!(svg.matches("<rect").count(), 12 + 8 + 1 + 3);
+    }
+
+    #[test]
+    fn a_skipped_system_says_why_in_its_column() {
+        let mut r = sample();
+        r.values.retain(|(s, _), _| *s != System::SocketIo);
+        r.skipped
+            .insert(System::SocketIo, "skipped: node not found".into());
+        let md = markdown(&r, &Options::quick(PathBuf::from("socklab")));
+        assert!(md.contains("| skipped: node not found |"));
+    }
+}

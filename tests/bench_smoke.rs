@@ -1,0 +1,187 @@
+//! The load generators of `make bench` still work: each one runs at a tiny size against a
+//! real socklab server on 127.0.0.1, and `socklab bench` runs end to end without Node.js.
+//!
+//! These are not benchmarks: nothing here looks at a speed. They check that the generators
+//! connect, count what they should count, and finish; the figures themselves are
+//! `make bench`'s business (and CI does not run it).
+//!
+//! Every server is stopped when its test ends (an in-process server by its handle, a child
+//! process by its pid through a guard), and every generator has its own time limits.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use socklab::bench::{self, load};
+use socklab::events::{RunningServer, ServerConfig};
+
+const SOCKLAB: &str = env!("CARGO_BIN_EXE_socklab");
+
+/// The comparison's socklab server (the handlers of the Socket.IO reference), in-process.
+fn server() -> RunningServer {
+    RunningServer::start(
+        ServerConfig::default(),
+        "127.0.0.1:0".parse().unwrap(),
+        bench::install_reference_handlers,
+    )
+    .expect("the bench server starts")
+}
+
+/// A child process, killed when the guard goes (also when an assertion fails).
+struct Kill(Child);
+
+impl Drop for Kill {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn the_limit_is_a_ping_pong_on_raw_sockets() {
+    use std::io::BufRead;
+    let mut child = Command::new(SOCKLAB)
+        .args(["bench-limit-server", "--addr", "127.0.0.1:0"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("socklab bench-limit-server starts");
+    let stdout = child.stdout.take().unwrap();
+    let guard = Kill(child);
+    let mut line = String::new();
+    std::io::BufReader::new(stdout)
+        .read_line(&mut line)
+        .unwrap();
+    let addr: SocketAddr = line
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("the limit server printed {line:?}"))
+        .parse()
+        .unwrap();
+    let rt = load::limit(addr, 3, 20).expect("20 round trips");
+    assert_eq!(rt.count, 20);
+    assert_eq!(rt.latencies_ns.len(), 20);
+    assert!(rt.latencies_ns.windows(2).all(|w| w[0] <= w[1]), "sorted");
+    assert!(rt.quantile_us(0.5) > 0.0);
+    drop(guard);
+}
+
+#[test]
+fn acks_come_back_one_at_a_time_through_socklabs_client() {
+    let s = server();
+    let rt = load::acks(s.addr, 5, 25).expect("25 ack round trips");
+    assert_eq!(rt.count, 25);
+    assert!(rt.seconds > 0.0);
+    s.stop().unwrap();
+}
+
+#[test]
+fn a_fan_out_reaches_every_client_with_every_message() {
+    let s = server();
+    let me = std::process::id();
+    let mut ready = false;
+    let f = load::fanout(
+        s.addr,
+        5,
+        10,
+        2,
+        Some(me),
+        || ready = true,
+        Duration::from_secs(20),
+    )
+    .expect("a fan-out to 5 clients");
+    assert!(ready, "the measured round is announced");
+    assert!(f.complete);
+    assert_eq!((f.clients, f.messages), (5, 10));
+    // The sender is a client too: io.emit reaches it as well.
+    assert_eq!(f.deliveries, 50);
+    assert!(
+        f.server_cpu.is_some(),
+        "the server's CPU time is read from /proc"
+    );
+    s.stop().unwrap();
+}
+
+#[test]
+fn a_probe_measures_while_a_fan_out_runs() {
+    let s = server();
+    let probe = load::Probe::start(s.addr, 3).expect("the probe connects");
+    let f = load::fanout(
+        s.addr,
+        5,
+        20,
+        2,
+        None,
+        || probe.go(),
+        Duration::from_secs(20),
+    )
+    .expect("a fan-out beside the probe");
+    // The probe's socket is in `/` too, so each message went to 6 sockets; the fan-out
+    // counts its own 5.
+    assert_eq!(f.deliveries, 100);
+    let rt = probe.stop().expect("the probe stops");
+    assert_eq!(rt.count as usize, rt.latencies_ns.len());
+    s.stop().unwrap();
+}
+
+#[test]
+fn idle_clients_connect_and_the_server_is_measured_while_they_sit() {
+    let s = server();
+    let me = std::process::id();
+    let mut before = None;
+    let (idle, after) = load::idle(
+        s.addr,
+        2,
+        8,
+        Duration::from_millis(200),
+        || before = load::rss_kib(me),
+        || load::rss_kib(me),
+    )
+    .expect("8 idle clients");
+    assert_eq!((idle.wanted, idle.connected, idle.failed), (8, 8, 0));
+    assert!(before.is_some() && after.is_some());
+    s.stop().unwrap();
+}
+
+/// `socklab bench` itself, tiny and without Node.js: servers spawned on their CPUs, every
+/// figure measured, the report and the chart written where `--out` says.
+#[test]
+fn socklab_bench_writes_its_report_without_node() {
+    let out = std::env::temp_dir().join(format!("socklab-bench-smoke-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&out);
+    let run = Command::new(SOCKLAB)
+        .args(["bench", "--quick", "--no-socketio", "--reps", "1"])
+        .args(["--fanout", "4:5", "--idle", "6", "--out"])
+        .arg(&out)
+        .stdin(Stdio::null())
+        .output()
+        .expect("socklab bench runs");
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(run.status.success(), "socklab bench failed:\n{stderr}");
+    let report = std::fs::read_to_string(out.join("report.md")).expect("report.md");
+    assert_eq!(
+        report, stdout,
+        "the table on stdout is the one in report.md"
+    );
+    for row in [
+        "| 1, 2 | round trips per second",
+        "| 3 | fan-out deliveries per second, N = 4, M = 5 |",
+        "| 4 | server RSS per idle connection (bytes), C = 6 |",
+        "| 5 | ack round trip p99 under fan-out load",
+        "skipped (--no-socketio)",
+        "### Targets",
+    ] {
+        assert!(report.contains(row), "no {row:?} in:\n{report}");
+    }
+    // At this size a fan-out may use less than one clock tick of server CPU, which the
+    // report notes; anything else in the notes means something was not measured.
+    let notes = report.split("### Notes").nth(1).unwrap_or("");
+    for note in notes.lines().filter(|l| l.starts_with("- ")) {
+        assert!(note.contains("clock tick"), "not measured: {note}");
+    }
+    let svg = std::fs::read_to_string(out.join("latency.svg")).expect("latency.svg");
+    assert!(svg.starts_with("<svg") && svg.contains("p99.9"));
+    let _ = std::fs::remove_dir_all(PathBuf::from(&out));
+}

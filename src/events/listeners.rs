@@ -59,7 +59,13 @@ impl<C> Listeners<C> {
             f: Some(f),
         };
         match name {
-            Some(n) => self.by_name.entry(n.to_string()).or_default().push(entry),
+            // Most events have one listener: room for one, not the four a first push reserves
+            // (this is per socket, so it counts in idle memory).
+            Some(n) => self
+                .by_name
+                .entry(n.to_string())
+                .or_insert_with(|| Vec::with_capacity(1))
+                .push(entry),
             None => self.any.push(entry),
         }
     }

@@ -124,11 +124,7 @@ fn demo() -> Result<(), Box<dyn Error>> {
 
 fn serve(addr: SocketAddr) -> Result<(), Box<dyn Error>> {
     // SO_REUSEADDR (lesson 06): a restarted server gets its port back at once.
-    let opts = ListenOptions {
-        reuseaddr: true,
-        ..ListenOptions::default()
-    };
-    let (listener, local) = blocking::listen_tcp(addr, opts)?;
+    let (listener, local) = blocking::listen_tcp(addr, ListenOptions::reusable())?;
     lesson::listening(local);
     let mut room = Room {
         listener,

@@ -27,6 +27,17 @@ impl Default for ListenOptions {
     }
 }
 
+impl ListenOptions {
+    /// The defaults plus `SO_REUSEADDR` (lesson 06): a restarted server gets its port back
+    /// at once, even with connections of its previous run in TIME_WAIT.
+    pub fn reusable() -> ListenOptions {
+        ListenOptions {
+            reuseaddr: true,
+            ..ListenOptions::default()
+        }
+    }
+}
+
 /// `socket`, optionally `setsockopt(SO_REUSEADDR)`, `bind`, `listen`, `getsockname`:
 /// a listening TCP socket and the address it really got (port 0 becomes a real port).
 pub fn listen_tcp(addr: SocketAddr, opts: ListenOptions) -> sys::Result<(Fd, SocketAddr)> {

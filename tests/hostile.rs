@@ -21,6 +21,9 @@
 //! listeners saw over an mpsc channel; the good client is stepped on the test thread; bad peers
 //! are std sockets speaking bytes by hand. Every wait is bounded; no assertion is about speed.
 
+mod common;
+use common::{any_port, connect_raw, frame, hello_and_connect, read_packet, WAIT};
+
 use std::cell::RefCell;
 use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
@@ -39,9 +42,6 @@ use socklab::events::{
 use socklab::wire::frame::HEADER_LEN;
 use socklab::wire::packet::{self, Limits, Packet};
 
-/// The longest one step may take: a reply, a close.
-const WAIT: Duration = Duration::from_secs(10);
-
 /// How long a connection may take to join a namespace (the default is 45 s).
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_millis(300);
 
@@ -49,10 +49,6 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_millis(300);
 const MAX_OUTBOUND: usize = 64 * 1024;
 
 const SOCKLAB: &str = env!("CARGO_BIN_EXE_socklab");
-
-fn any_port() -> SocketAddr {
-    SocketAddr::from(([127, 0, 0, 1], 0))
-}
 
 /// `len` bytes from a xorshift64 generator: the same every run for a seed.
 fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
@@ -261,58 +257,11 @@ impl Lab {
 // Bad peers: std sockets
 // ---------------------------------------------------------------------------------------------
 
-fn frame(p: &Packet) -> Vec<u8> {
-    let mut bytes = Vec::new();
-    packet::encode(p, &mut bytes);
-    bytes
-}
-
 /// `payload` with its 4-byte length in front: a frame whatever the payload says.
 fn raw_frame(payload: &[u8]) -> Vec<u8> {
     let mut bytes = (payload.len() as u32).to_be_bytes().to_vec();
     bytes.extend_from_slice(payload);
     bytes
-}
-
-fn hello_and_connect() -> Vec<u8> {
-    let mut bytes = frame(&Packet::hello(json!({})));
-    bytes.extend(frame(&Packet::Connect {
-        ns: "/".into(),
-        data: None,
-    }));
-    bytes
-}
-
-fn connect_raw(addr: SocketAddr) -> TcpStream {
-    let stream = TcpStream::connect_timeout(&addr, WAIT)
-        .unwrap_or_else(|e| panic!("connect to {addr}: {e}"));
-    stream.set_read_timeout(Some(WAIT)).expect("SO_RCVTIMEO");
-    stream.set_write_timeout(Some(WAIT)).expect("SO_SNDTIMEO");
-    stream
-}
-
-/// Reads one packet; `Ok(None)` is end of file before a frame began.
-fn read_packet(stream: &mut TcpStream) -> std::io::Result<Option<Packet>> {
-    let mut header = [0u8; HEADER_LEN];
-    let mut got = 0;
-    while got < HEADER_LEN {
-        match stream.read(&mut header[got..]) {
-            Ok(0) if got == 0 => return Ok(None),
-            Ok(0) => return Err(ErrorKind::UnexpectedEof.into()),
-            Ok(n) => got += n,
-            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        }
-    }
-    let mut payload = vec![0u8; u32::from_be_bytes(header) as usize];
-    stream.read_exact(&mut payload)?;
-    let limits = Limits {
-        max_frame: 8 << 20,
-        ..Limits::default()
-    };
-    packet::decode(&payload, &limits)
-        .map(Some)
-        .map_err(|e| std::io::Error::new(ErrorKind::InvalidData, e.to_string()))
 }
 
 /// A raw peer that completes HELLO and CONNECT; returns the stream and its socket id.

@@ -32,6 +32,9 @@
 //! speed, every wait has a limit, and every thread and process started here is stopped by a
 //! guard's `Drop`.
 
+mod common;
+use common::{any_port, connect_raw, frame, hello_and_connect, read_packet, WAIT};
+
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
@@ -52,10 +55,7 @@ use socklab::events::{
     RunningServer, ServerConfig, ServerHandle,
 };
 use socklab::wire::frame::HEADER_LEN;
-use socklab::wire::packet::{self, Limits, Packet};
-
-/// The longest one step may take: a reply, a reconnect, a line from a process.
-const WAIT: Duration = Duration::from_secs(10);
+use socklab::wire::packet::{self, Packet};
 
 /// The longest a child process may take to finish once it should.
 const EXIT_WAIT: Duration = Duration::from_secs(30);
@@ -79,10 +79,6 @@ const ACK_TIMEOUT: Duration = Duration::from_secs(60);
 
 const LESSON_16: &str = env!("CARGO_BIN_EXE_16_heartbeat_reconnect");
 const LESSON_17: &str = env!("CARGO_BIN_EXE_17_graceful_shutdown");
-
-fn any_port() -> SocketAddr {
-    SocketAddr::from(([127, 0, 0, 1], 0))
-}
 
 fn server_config() -> ServerConfig {
     ServerConfig {
@@ -494,53 +490,6 @@ impl Watched {
 // ---------------------------------------------------------------------------------------------
 // Raw peers: the protocol by hand over std sockets
 // ---------------------------------------------------------------------------------------------
-
-fn frame(p: &Packet) -> Vec<u8> {
-    let mut bytes = Vec::new();
-    packet::encode(p, &mut bytes);
-    bytes
-}
-
-fn hello_and_connect() -> Vec<u8> {
-    let mut bytes = frame(&Packet::hello(json!({})));
-    bytes.extend(frame(&Packet::Connect {
-        ns: "/".into(),
-        data: None,
-    }));
-    bytes
-}
-
-/// Reads one packet; `Ok(None)` is end of file before a frame began.
-fn read_packet(stream: &mut TcpStream) -> std::io::Result<Option<Packet>> {
-    let mut header = [0u8; HEADER_LEN];
-    let mut got = 0;
-    while got < HEADER_LEN {
-        match stream.read(&mut header[got..]) {
-            Ok(0) if got == 0 => return Ok(None),
-            Ok(0) => return Err(ErrorKind::UnexpectedEof.into()),
-            Ok(n) => got += n,
-            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        }
-    }
-    let mut payload = vec![0u8; u32::from_be_bytes(header) as usize];
-    stream.read_exact(&mut payload)?;
-    let limits = Limits {
-        max_frame: 8 << 20,
-        ..Limits::default()
-    };
-    packet::decode(&payload, &limits)
-        .map(Some)
-        .map_err(|e| std::io::Error::new(ErrorKind::InvalidData, e.to_string()))
-}
-
-fn connect_raw(addr: SocketAddr) -> TcpStream {
-    let stream = TcpStream::connect_timeout(&addr, WAIT)
-        .unwrap_or_else(|e| panic!("connect to {addr}: {e}"));
-    stream.set_read_timeout(Some(WAIT)).expect("SO_RCVTIMEO");
-    stream.set_write_timeout(Some(WAIT)).expect("SO_SNDTIMEO");
-    stream
-}
 
 /// A raw peer that completes HELLO and CONNECT; returns the stream and its socket id.
 fn raw_handshake(addr: SocketAddr) -> (TcpStream, String) {

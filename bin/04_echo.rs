@@ -3,7 +3,6 @@
 //! Run it: `cargo run --bin 04_echo -- --trace`, or `04_echo serve` and `04_echo client`.
 
 use std::error::Error;
-use std::io::Write;
 use std::net::SocketAddr;
 use std::process::ExitCode;
 
@@ -27,7 +26,9 @@ fn main() -> ExitCode {
     lesson::run(cli.trace, || match cli.side {
         None => demo(),
         Some(Side::Serve(e)) => serve(e.addr),
-        Some(Side::Client(e)) => client(e.addr),
+        Some(Side::Client(e)) => {
+            blocking::echo_client(e.addr, std::io::stdin().lock(), &mut std::io::stdout())
+        }
     })
 }
 
@@ -86,23 +87,3 @@ fn serve(addr: SocketAddr) -> Result<(), Box<dyn Error>> {
     })?;
     Ok(())
 }
-
-// ANCHOR: client
-fn client(addr: SocketAddr) -> Result<(), Box<dyn Error>> {
-    let fd = blocking::connect_tcp(addr)?;
-    let mut stdout = std::io::stdout();
-    // One chunk at a time, so the echo of a chunk is read before the next is sent and
-    // neither side's buffers can fill up.
-    lesson::stdin_chunks(16 * 1024, |chunk| {
-        blocking::write_all(&fd, chunk)?;
-        let back = blocking::read_up_to(&fd, chunk.len(), 16 * 1024)?;
-        if back.len() < chunk.len() {
-            return Err("the server closed before echoing everything".into());
-        }
-        stdout.write_all(&back)?;
-        stdout.flush()?;
-        Ok(())
-    })?;
-    Ok(())
-}
-// ANCHOR_END: client

@@ -32,7 +32,9 @@ fn main() -> ExitCode {
     lesson::run(cli.trace, || match cli.side {
         None => demo(),
         Some(Side::Serve(e)) => serve(e.addr),
-        Some(Side::Client(e)) => blocking::echo_client(e.addr, &mut std::io::stdout()),
+        Some(Side::Client(e)) => {
+            blocking::echo_client(e.addr, std::io::stdin().lock(), &mut std::io::stdout())
+        }
     })
 }
 

@@ -42,17 +42,8 @@ struct ServeArgs {
     ping_ms: u64,
 }
 
-#[derive(Args)]
-struct ClientArgs {
-    #[command(flatten)]
-    endpoint: Endpoint,
-    /// Stop after this many acknowledged ticks (default: never)
-    #[arg(long)]
-    count: Option<u64>,
-}
-
 fn main() -> ExitCode {
-    let cli = lesson::parse_sides::<ServeArgs, ClientArgs>(7016, HELP);
+    let cli = lesson::parse_sides::<ServeArgs, ticker::ClientArgs>(7016, HELP);
     lesson::run(cli.trace, || match cli.side {
         None => demo(),
         Some(Side::Serve(s)) => serve(s.endpoint.addr, Duration::from_millis(s.ping_ms)),

@@ -11,7 +11,6 @@ use std::process::ExitCode;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use clap::Args;
 use serde_json::json;
 use socklab::apps::ticker;
 use socklab::events::{Client, ClientOptions, Server, ServerConfig};
@@ -30,17 +29,8 @@ const HELP: lesson::Help = lesson::Help {
     client: "Tick every second through restarts of the server",
 };
 
-#[derive(Args)]
-struct ClientArgs {
-    #[command(flatten)]
-    endpoint: Endpoint,
-    /// Stop after this many acknowledged ticks (default: never)
-    #[arg(long)]
-    count: Option<u64>,
-}
-
 fn main() -> ExitCode {
-    let cli = lesson::parse_sides::<Endpoint, ClientArgs>(7017, HELP);
+    let cli = lesson::parse_sides::<Endpoint, ticker::ClientArgs>(7017, HELP);
     lesson::run(cli.trace, || match cli.side {
         None => demo(),
         Some(Side::Serve(e)) => serve(e.addr),

@@ -127,18 +127,18 @@ pub fn fetch(
     Ok(())
 }
 
-/// An echo client: send stdin chunk by chunk, and after each chunk read back as many bytes
-/// before sending the next, so neither side's buffers can fill up. Lessons 04, 11 and 12.
+// ANCHOR: echo_client
+/// An echo client: send `input` chunk by chunk, and after each chunk read back as many bytes
+/// before sending the next, so neither side's buffers can fill up. Lessons 04 and 11.
 pub fn echo_client(
     addr: SocketAddr,
+    mut input: impl std::io::Read,
     out: &mut impl std::io::Write,
 ) -> Result<(), Box<dyn std::error::Error>> {
-    use std::io::Read;
     let fd = connect_tcp(addr)?;
-    let mut stdin = std::io::stdin().lock();
     let mut chunk = vec![0u8; 16 * 1024];
     loop {
-        let n = stdin.read(&mut chunk)?;
+        let n = input.read(&mut chunk)?;
         if n == 0 {
             return Ok(());
         }
@@ -151,3 +151,4 @@ pub fn echo_client(
         out.flush()?;
     }
 }
+// ANCHOR_END: echo_client

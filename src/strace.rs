@@ -27,19 +27,6 @@ pub const NETWORK_CALLS: &[&str] = &[
     "shutdown",
 ];
 
-/// Calls that are not network calls but matter when their descriptor is a socket.
-pub const FD_CALLS: &[&str] = &[
-    "read",
-    "write",
-    "close",
-    "fcntl",
-    "poll",
-    "epoll_ctl",
-    "epoll_wait",
-    "epoll_pwait",
-    "epoll_create1",
-];
-
 /// The strace command line `make trace` uses, before the program and its arguments.
 pub fn record_command(out_file: &str) -> Vec<String> {
     [

@@ -425,11 +425,6 @@ impl<T> Ctx<T> {
         self.conns.get(id).is_some_and(|c| c.writable_interest)
     }
 
-    /// Whether `id` is a live connection (not closed, not closing).
-    pub fn is_open(&self, id: ConnId) -> bool {
-        self.conns.get(id).is_some_and(|c| c.closing.is_none())
-    }
-
     /// The address of the other end of `id`.
     pub fn peer(&self, id: ConnId) -> Option<SocketAddr> {
         self.conns.get(id).map(|c| c.peer)

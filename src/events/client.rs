@@ -240,17 +240,7 @@ impl ClientIo {
     /// Sends `p` now if connected, else keeps it for when the connection is up. An acked
     /// emit (`ack`) is also kept until answered, to be sent again after a reconnect.
     fn send_packet(&mut self, p: &Packet, ack: Option<u32>) -> Result<(), EmitError> {
-        let start = self.arena.len();
-        packet::encode(p, &mut self.arena);
-        let end = self.arena.len();
-        let payload = end - start - crate::wire::frame::HEADER_LEN;
-        if payload > self.opts.limits.max_frame {
-            self.arena.truncate(start);
-            return Err(EmitError::TooLarge {
-                bytes: payload,
-                limit: self.opts.limits.max_frame,
-            });
-        }
+        let (start, end) = super::encode_limited(p, &mut self.arena, &self.opts.limits)?;
         if self.state == ClientState::Connected {
             if let Some(id) = ack {
                 self.unacked.insert(id, self.arena[start..end].to_vec());
@@ -413,14 +403,8 @@ impl ClientIo {
         }
         self.conn = None;
         self.ping_gen += 1;
-        let comes_back = matches!(
-            reason,
-            reasons::TRANSPORT_CLOSE
-                | reasons::TRANSPORT_ERROR
-                | reasons::PING_TIMEOUT
-                | reasons::SERVER_SHUTTING_DOWN
-                | reasons::PARSE_ERROR
-        );
+        // A stopping server is not sending this client away for good either.
+        let comes_back = reasons::unexpected(reason) || reason == reasons::SERVER_SHUTTING_DOWN;
         if !(self.opts.reconnection && comes_back) {
             self.finish(reason);
             return;
@@ -501,10 +485,9 @@ impl ClientIo {
                 self.state = ClientState::Connected;
                 // Acked emits of an earlier connection first, then what was emitted while
                 // offline, in order; all before `connect` fires.
-                let resend: Vec<Vec<u8>> = self.unacked.values().cloned().collect();
-                for frame in resend {
+                for frame in self.unacked.values() {
                     let start = self.arena.len();
-                    self.arena.extend_from_slice(&frame);
+                    self.arena.extend_from_slice(frame);
                     self.out.push(Out::Send(start, self.arena.len()));
                 }
                 while let Some((ack, frame)) = self.offline.pop_front() {

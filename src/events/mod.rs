@@ -67,6 +67,15 @@ pub mod reasons {
     pub const IO_SERVER_DISCONNECT: &str = "io server disconnect";
     /// Client side: this client called `disconnect`.
     pub const IO_CLIENT_DISCONNECT: &str = "io client disconnect";
+
+    /// Whether the connection ended by accident, not by anyone's choice: the server keeps
+    /// the session for the client's return, and the client comes back.
+    pub fn unexpected(reason: &str) -> bool {
+        matches!(
+            reason,
+            TRANSPORT_CLOSE | TRANSPORT_ERROR | PING_TIMEOUT | PARSE_ERROR
+        )
+    }
 }
 
 /// The answer to an emit that asked for an ack.
@@ -136,6 +145,26 @@ impl fmt::Display for EmitError {
 }
 
 impl std::error::Error for EmitError {}
+
+/// Encodes `p` at the end of `out` and returns its range, or refuses it (leaving `out` as
+/// it was) when its payload is over the frame limit: both sides emit through this.
+fn encode_limited(
+    p: &crate::wire::packet::Packet,
+    out: &mut Vec<u8>,
+    limits: &crate::wire::packet::Limits,
+) -> Result<(usize, usize), EmitError> {
+    let start = out.len();
+    crate::wire::packet::encode(p, out);
+    let payload = out.len() - start - crate::wire::frame::HEADER_LEN;
+    if payload > limits.max_frame {
+        out.truncate(start);
+        return Err(EmitError::TooLarge {
+            bytes: payload,
+            limit: limits.max_frame,
+        });
+    }
+    Ok((start, out.len()))
+}
 
 /// Refuses an emit whose name is reserved or out of bounds (both sides use it).
 fn check_name(name: &str, limits: &crate::wire::packet::Limits) -> Result<(), EmitError> {

@@ -462,19 +462,14 @@ impl Io {
     /// Encodes `p` into the arena; returns its range, or an error if it is over the frame
     /// limit (then nothing stays in the arena).
     fn encode(&mut self, p: &Packet) -> Result<(usize, usize), EmitError> {
-        let start = self.arena.len();
-        packet::encode(p, &mut self.arena);
-        let end = self.arena.len();
-        let payload = end - start - crate::wire::frame::HEADER_LEN;
-        if payload > self.config.limits.max_frame {
-            self.arena.truncate(start);
-            return Err(EmitError::TooLarge {
-                bytes: payload,
-                limit: self.config.limits.max_frame,
-            });
-        }
+        let (start, end) = super::encode_limited(p, &mut self.arena, &self.config.limits)?;
         self.stats.bytes_encoded += (end - start) as u64;
         Ok((start, end))
+    }
+
+    /// The socket connection `conn` has in namespace `ns`, if any.
+    fn sid_of(&self, conn: ConnId, ns: &str) -> Option<String> {
+        self.conns.get(&conn)?.sockets.get(ns).cloned()
     }
 
     fn queue(&mut self, conn: ConnId, range: (usize, usize), volatile: bool) {
@@ -733,13 +728,7 @@ impl Io {
         let Some(mut s) = self.sockets.remove(sid) else {
             return;
         };
-        let comes_back = matches!(
-            reason,
-            reasons::TRANSPORT_CLOSE
-                | reasons::TRANSPORT_ERROR
-                | reasons::PING_TIMEOUT
-                | reasons::PARSE_ERROR
-        );
+        let comes_back = reasons::unexpected(reason);
         if comes_back && !s.session.pid.is_empty() {
             let parked = Parked {
                 sid: sid.to_string(),
@@ -897,12 +886,7 @@ impl Io {
                 attachments,
                 id,
             } => {
-                let Some(sid) = self
-                    .conns
-                    .get(&conn)
-                    .and_then(|c| c.sockets.get(&ns))
-                    .cloned()
-                else {
+                let Some(sid) = self.sid_of(conn, &ns) else {
                     return; // not connected to that namespace: ignored, as Socket.IO does
                 };
                 if RESERVED_EVENTS.contains(&name.as_str()) {
@@ -914,11 +898,8 @@ impl Io {
                         return;
                     };
                     if let Some(done) = s.session.handled.get(&ack) {
-                        if let Some(frame) = done.clone() {
-                            let start = self.arena.len();
-                            self.arena.extend_from_slice(&frame);
-                            let end = self.arena.len();
-                            self.queue(conn, (start, end), false);
+                        if let Some(frame) = done {
+                            push_frame(&mut self.arena, &mut self.out, conn, frame);
                         }
                         self.stats.duplicates_dropped += 1;
                         return;
@@ -947,12 +928,7 @@ impl Io {
                 args,
                 attachments,
             } => {
-                let Some(sid) = self
-                    .conns
-                    .get(&conn)
-                    .and_then(|c| c.sockets.get(&ns))
-                    .cloned()
-                else {
+                let Some(sid) = self.sid_of(conn, &ns) else {
                     return;
                 };
                 // An ack for an id never sent (or already timed out) is ignored.
@@ -966,11 +942,7 @@ impl Io {
                 }
             }
             Packet::Disconnect { ns, .. } => {
-                let sid = self
-                    .conns
-                    .get(&conn)
-                    .and_then(|c| c.sockets.get(&ns))
-                    .cloned();
+                let sid = self.sid_of(conn, &ns);
                 if let Some(sid) = sid {
                     self.remove_socket(&sid, reasons::CLIENT_NAMESPACE_DISCONNECT);
                 }
@@ -1110,18 +1082,13 @@ impl Io {
                 .get(&sid)
                 .map(|s| s.session.joined.clone())
                 .unwrap_or_default();
-            let missed: Vec<Vec<u8>> = self
+            let missed = self
                 .log
                 .iter()
-                .filter(|l| l.offset > offset && l.reaches(&ns, &sid, &joined))
-                .map(|l| l.frame.clone())
-                .collect();
-            for frame in missed {
+                .filter(|l| l.offset > offset && l.reaches(&ns, &sid, &joined));
+            for l in missed {
                 self.stats.broadcasts_replayed += 1;
-                let start = self.arena.len();
-                self.arena.extend_from_slice(&frame);
-                let end = self.arena.len();
-                self.queue(conn, (start, end), false);
+                push_frame(&mut self.arena, &mut self.out, conn, &l.frame);
             }
         }
         // Run the connection handlers; handlers added meanwhile are kept.
@@ -1270,6 +1237,19 @@ impl Io {
             }
         }
     }
+}
+
+/// Queues a copy of an already encoded `frame` for `conn` (a replay, a repeated answer).
+/// A free function so that callers can borrow the frame from elsewhere in `Io`.
+fn push_frame(arena: &mut Vec<u8>, out: &mut Vec<Out>, conn: ConnId, frame: &[u8]) {
+    let start = arena.len();
+    arena.extend_from_slice(frame);
+    out.push(Out::Send {
+        conn,
+        start,
+        end: arena.len(),
+        volatile: false,
+    });
 }
 
 /// Splits a CONNECT payload into the auth the application sees and the session fields

@@ -141,6 +141,8 @@ struct ConnState {
     /// Heartbeat: PINGs sent so far, and whether the last one still waits for its PONG.
     pings: u64,
     awaiting_pong: bool,
+    /// A close was queued for it: what it sends from now on is not handled.
+    closing: bool,
 }
 
 /// Namespace -> socket id, for the one or few namespaces a connection joins. A short list
@@ -467,6 +469,14 @@ impl Io {
         Ok((start, end))
     }
 
+    /// Queues the close of `conn` for the loop (after flushing its output, if `flush`).
+    fn close_later(&mut self, conn: ConnId, flush: bool) {
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.closing = true;
+        }
+        self.out.push(Out::Close { conn, flush });
+    }
+
     /// The socket connection `conn` has in namespace `ns`, if any.
     fn sid_of(&self, conn: ConnId, ns: &str) -> Option<String> {
         self.conns.get(&conn)?.sockets.get(ns).cloned()
@@ -701,7 +711,7 @@ impl Io {
         }
         self.remove_socket(sid, reasons::SERVER_NAMESPACE_DISCONNECT);
         if self.conns.get(&conn).is_some_and(|c| c.sockets.is_empty()) {
-            self.out.push(Out::Close { conn, flush: true });
+            self.close_later(conn, true);
         }
     }
 
@@ -812,7 +822,7 @@ impl Io {
             self.remove_socket(&sid, reason);
         }
         if self.conns.contains_key(&conn) {
-            self.out.push(Out::Close { conn, flush });
+            self.close_later(conn, flush);
         }
     }
 
@@ -827,6 +837,7 @@ impl Io {
                 sockets: NsSockets::default(),
                 pings: 0,
                 awaiting_pong: false,
+                closing: false,
             },
         );
         let hello = Packet::hello(json!({
@@ -947,7 +958,7 @@ impl Io {
                     self.remove_socket(&sid, reasons::CLIENT_NAMESPACE_DISCONNECT);
                 }
                 if self.conns.get(&conn).is_some_and(|c| c.sockets.is_empty()) {
-                    self.out.push(Out::Close { conn, flush: true });
+                    self.close_later(conn, true);
                 }
             }
             Packet::Pong => {
@@ -1012,10 +1023,7 @@ impl Io {
                 .get(&old_conn)
                 .is_some_and(|c| c.sockets.is_empty())
             {
-                self.out.push(Out::Close {
-                    conn: old_conn,
-                    flush: false,
-                });
+                self.close_later(old_conn, false);
             }
         }
         // The session can be restored only if every broadcast it missed is still logged.
@@ -1130,7 +1138,7 @@ impl Io {
         match t {
             ServerTimer::Handshake(conn) => {
                 if self.conns.get(&conn).is_some_and(|c| c.sockets.is_empty()) {
-                    self.out.push(Out::Close { conn, flush: false });
+                    self.close_later(conn, false);
                 }
             }
             // ANCHOR: heartbeat
@@ -1461,21 +1469,11 @@ impl event_loop::Handler for ServerCore {
         let limits = self.io.config.limits;
         let io = &mut self.io;
         let mut bad = false;
-        // Stop after a packet that closed the connection. The outbox only grows while
-        // packets are handled, so after one look at all of it, only what each packet added
-        // needs a look: linear in the outbox, not quadratic (a burst of broadcasts queues
-        // an entry per recipient per packet).
-        let closes = |out: &[Out]| {
-            out.iter()
-                .any(|o| matches!(o, Out::Close { conn: c, .. } if *c == conn))
-        };
-        let mut closed = closes(&io.out);
+        // Stop after a packet that closed the connection: what follows it is not handled.
         let used = packet::decode_stream(bytes, &limits, |res| match res {
             Ok(p) => {
-                let seen = io.out.len();
                 io.on_packet(conn, p);
-                closed = closed || closes(&io.out[seen..]);
-                io.conns.contains_key(&conn) && !closed
+                io.conns.get(&conn).is_some_and(|c| !c.closing)
             }
             Err(_) => {
                 bad = true;

@@ -33,18 +33,7 @@ struct Cli {
 enum Cmd {
     /// Run the event server that hosts the demos: the chat (namespace /chat) and live
     /// scores (namespace /scores). Stops cleanly on Ctrl-C or SIGTERM
-    Serve {
-        #[arg(long, default_value = DEFAULT_ADDR, value_name = "HOST:PORT")]
-        addr: SocketAddr,
-        /// Simulated cricket matches to push scores for
-        #[arg(long, default_value_t = 3)]
-        matches: u32,
-        /// Milliseconds between two balls of the simulated feed
-        #[arg(long, default_value_t = 1000)]
-        interval_ms: u64,
-        #[command(flatten)]
-        trace: lesson::Trace,
-    },
+    Serve(DemoServer),
     /// Join the chat: typed lines go to the room, others' messages appear as they arrive.
     /// Commands: /join ROOM, /leave ROOM, /room ROOM, /who [ROOM], /quit; @name notifies
     /// name. Standard input may be piped (one line per message)
@@ -62,18 +51,7 @@ enum Cmd {
     },
     /// Run a live-scores server only: simulated cricket matches, one room per match, pushed
     /// to watchers as events
-    Scores {
-        #[arg(long, default_value = DEFAULT_ADDR, value_name = "HOST:PORT")]
-        addr: SocketAddr,
-        /// Number of simulated matches
-        #[arg(long, default_value_t = 3)]
-        matches: u32,
-        /// Milliseconds between two balls
-        #[arg(long, default_value_t = 1000)]
-        interval_ms: u64,
-        #[command(flatten)]
-        trace: lesson::Trace,
-    },
+    Scores(DemoServer),
     /// Follow one match: print every score the server pushes
     Watch {
         /// The match to follow (1 to the number of matches)
@@ -171,6 +149,31 @@ enum Cmd {
     },
 }
 
+/// The arguments of `socklab serve` and `socklab scores`.
+#[derive(clap::Args)]
+struct DemoServer {
+    /// Address to listen on; port 0 picks a free port
+    #[arg(long, default_value = DEFAULT_ADDR, value_name = "HOST:PORT")]
+    addr: SocketAddr,
+    /// Simulated cricket matches to push scores for
+    #[arg(long, default_value_t = 3)]
+    matches: u32,
+    /// Milliseconds between two balls of the simulated feed
+    #[arg(long, default_value_t = 1000)]
+    interval_ms: u64,
+    #[command(flatten)]
+    trace: lesson::Trace,
+}
+
+impl DemoServer {
+    fn run(self, with_chat: bool) -> ExitCode {
+        let interval = Duration::from_millis(self.interval_ms);
+        lesson::run(self.trace, || {
+            serve(self.addr, with_chat, self.matches, interval)
+        })
+    }
+}
+
 /// Where the demo server listens, and where the demo clients look for it.
 const DEFAULT_ADDR: &str = "127.0.0.1:7100";
 
@@ -202,26 +205,8 @@ fn main() -> ExitCode {
     lesson::quiet_broken_pipe();
     let cli = Cli::parse();
     let result = match cli.cmd {
-        Cmd::Serve {
-            addr,
-            matches,
-            interval_ms,
-            trace,
-        } => {
-            return lesson::run(trace, || {
-                serve(addr, true, matches, Duration::from_millis(interval_ms))
-            })
-        }
-        Cmd::Scores {
-            addr,
-            matches,
-            interval_ms,
-            trace,
-        } => {
-            return lesson::run(trace, || {
-                serve(addr, false, matches, Duration::from_millis(interval_ms))
-            })
-        }
+        Cmd::Serve(d) => return d.run(true),
+        Cmd::Scores(d) => return d.run(false),
         Cmd::Chat {
             name,
             room,

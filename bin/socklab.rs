@@ -21,6 +21,7 @@ use socklab::bench::{self, compare};
 use socklab::events::{Server, ServerConfig};
 use socklab::lesson;
 use socklab::strace::{self, Normalizer};
+use socklab::sys;
 
 /// socklab: real-time messaging from the socket syscalls up.
 #[derive(Parser)]
@@ -568,7 +569,8 @@ fn trace(number: &str, write: Option<&Path>) -> Result<(), Box<dyn Error>> {
     let tmp =
         std::env::temp_dir().join(format!("socklab-trace-{}-{number}.txt", std::process::id()));
     let args = strace::record_command(&tmp.to_string_lossy());
-    let out = Command::new(&args[0])
+    // No descriptor leaked by our caller may shift the lesson's descriptor numbers.
+    let out = sys::spawn_with_std_fds_only(&mut Command::new(&args[0]))
         .args(&args[1..])
         .arg(&bin)
         .env_remove("SOCKLAB_TRACE")

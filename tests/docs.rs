@@ -163,3 +163,86 @@ fn commands_in_the_book_name_real_binaries_and_ports() {
         "too few commands found in the book ({checked})"
     );
 }
+
+/// The syscall lines a page quotes: inline code spans and lines of its own `text` blocks
+/// that start like a traced call on a descriptor, `name(N<`. A block right after the line
+/// `<!-- another run -->` shows a run other than the recorded one and is left out.
+fn quoted_calls(page: &str) -> Vec<String> {
+    let looks_like_call = |s: &str| {
+        let Some((name, rest)) = s.split_once('(') else {
+            return false;
+        };
+        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+        !name.is_empty()
+            && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+            && digits > 0
+            && rest[digits..].starts_with('<')
+    };
+    let mut out = Vec::new();
+    let mut fenced = false;
+    let mut other_run = false;
+    for line in page.lines() {
+        if line.trim_start().starts_with("```") {
+            fenced = !fenced;
+            if !fenced {
+                other_run = false;
+            }
+            continue;
+        }
+        if !fenced && line.trim() == "<!-- another run -->" {
+            other_run = true;
+        }
+        if fenced {
+            if !other_run && looks_like_call(line.trim()) {
+                out.push(line.trim().to_string());
+            }
+            continue;
+        }
+        for (i, span) in line.split('`').enumerate() {
+            if i % 2 == 1 && looks_like_call(span) {
+                out.push(span.to_string());
+            }
+        }
+    }
+    out
+}
+
+/// Whether `line` is what `quote` shows: `<...>` and `...` in the quote stand for any text,
+/// and the rest must appear in order, the first piece at the start of the line.
+fn shows(quote: &str, line: &str) -> bool {
+    let quote = quote.replace("<...>", "\0").replace("...", "\0");
+    let mut pieces = quote.split('\0').map(str::trim).filter(|p| !p.is_empty());
+    let Some(first) = pieces.next() else {
+        return false;
+    };
+    let Some(mut rest) = line.strip_prefix(first) else {
+        return false;
+    };
+    for piece in pieces {
+        match rest.find(piece) {
+            Some(at) => rest = &rest[at + piece.len()..],
+            None => return false,
+        }
+    }
+    true
+}
+
+#[test]
+fn calls_quoted_in_lesson_pages_are_in_the_recorded_trace() {
+    let mut wrong = Vec::new();
+    for number in lessons().keys() {
+        let page = page_of(number);
+        let trace = read(&root().join(format!("docs/src/traces/{number}.txt")));
+        for quote in quoted_calls(&read(&page)) {
+            if !trace.lines().any(|line| shows(&quote, line)) {
+                wrong.push(format!("{}: {quote}", page.display()));
+            }
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "these quoted calls are not in the page's recorded trace (docs/src/traces/NN.txt); \
+         fix the page or run `make trace`:\n{}",
+        wrong.join("\n")
+    );
+}

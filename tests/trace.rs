@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 use socklab::strace::{self, Normalizer, NETWORK_CALLS};
+use socklab::sys::spawn_with_std_fds_only;
 
 const LESSONS: &[(&str, &str)] = &[
     ("00", env!("CARGO_BIN_EXE_00_socket")),
@@ -48,9 +49,10 @@ fn docs(sub: &str, lesson: &str) -> PathBuf {
         .join(format!("{lesson}.txt"))
 }
 
-/// Runs a lesson's demonstration with the self-trace on.
+/// Runs a lesson's demonstration with the self-trace on, with no descriptor inherited beyond
+/// 0-2 (as `make trace` records it), so descriptor numbers match the recording.
 fn run_traced(bin: &str) -> Output {
-    let out = Command::new(bin)
+    let out = spawn_with_std_fds_only(&mut Command::new(bin))
         .arg("--trace")
         .stdin(Stdio::null())
         .output()
@@ -157,7 +159,7 @@ fn self_trace_agrees_with_real_strace() {
     let dir = std::env::temp_dir();
     for (lesson, bin) in LESSONS {
         let file = dir.join(format!("socklab-live-{}-{lesson}.txt", std::process::id()));
-        let out = Command::new("strace")
+        let out = spawn_with_std_fds_only(&mut Command::new("strace"))
             .args(["-f", "-qq", "-e", "trace=%network,epoll_ctl"])
             .args(["-e", "signal=none", "-o"])
             .arg(&file)

@@ -101,3 +101,30 @@ impl From<OwnedFd> for Fd {
         unsafe { Fd::from_raw(fd.into_raw_fd()) }
     }
 }
+
+/// Makes `cmd`'s child start with only stdin, stdout and stderr open: before `exec`, the
+/// child calls `close_range(2)` on every descriptor from 3 up.
+///
+/// A descriptor the parent leaked without `O_CLOEXEC` (a shell, an editor or a test harness
+/// may hold one) would otherwise take a number in the child, and every descriptor the child
+/// opens after it would be numbered one higher. `socklab trace` and the tests that compare
+/// traces with the recorded ones start lessons this way, so the numbers in the book are the
+/// ones a learner sees when starting the lesson from a terminal.
+pub fn spawn_with_std_fds_only(cmd: &mut std::process::Command) -> &mut std::process::Command {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: the hook runs in the child between fork and exec, where only async-signal-safe
+    // calls are allowed; it makes raw `close_range` / `close` syscalls and touches no memory
+    // of the parent's (no allocation, no lock).
+    unsafe {
+        cmd.pre_exec(|| {
+            let done = libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32) == 0;
+            if !done {
+                // Kernels before 5.9 have no close_range: close the usual range one by one.
+                for fd in 3..1024 {
+                    libc::close(fd);
+                }
+            }
+            Ok(())
+        })
+    }
+}

@@ -10,7 +10,7 @@
 //!
 //! | file | what it holds |
 //! |---|---|
-//! | `fd.rs` | [`Fd`], an owned descriptor whose drop is a traced `close(2)` |
+//! | `fd.rs` | [`Fd`], an owned descriptor whose drop is a traced `close(2)`; starting a child with only descriptors 0-2 open |
 //! | `socket.rs` | `socket`, `bind`, `listen`, `accept4`, `connect`, `read`, `write`, `recv`, `send`, `shutdown`, `getsockname`, `getpeername` |
 //! | `sockopt.rs` | `setsockopt`/`getsockopt` (`SO_REUSEADDR`, `SO_REUSEPORT`, `SO_LINGER`, `SO_ERROR`, `TCP_NODELAY`), `fcntl` `O_NONBLOCK` |
 //! | `poll.rs` | `poll(2)` over many descriptors (lesson 10) |
@@ -30,7 +30,7 @@ pub mod trace;
 
 pub use alloc::{allocations_on_this_thread, CountingAlloc};
 pub use error::{errno_name, errno_of, Errno, Error, Result};
-pub use fd::Fd;
+pub use fd::{spawn_with_std_fds_only, Fd};
 pub use poll::{poll, PollFd, PollFlags};
 pub use socket::{
     accept, bind, connect, getpeername, getsockname, listen, read, recv, send, shutdown, socket,

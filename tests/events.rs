@@ -746,6 +746,30 @@ fn rooms_and_broadcasts_reach_exactly_their_recipients() {
     );
     assert_eq!(got[2], ["rb [2]", "not-a [4]", "not-red [7]"], "c (blue)");
 
+    // A socket's own room cannot be left, and others may join it: c joins b's room.
+    let (lb, lc) = (sb.clone(), sc.clone());
+    let (members, sent) = lab.ask(move |io| {
+        io.leave(&lb, &lb);
+        io.join(&lc, &lb);
+        let members = io.sockets_in("/", &lb);
+        let sent = (
+            io.broadcast("/").to(&lb).emit("b-room", vec![]),
+            io.broadcast("/").except(&lb).emit("not-b-room", vec![]),
+        );
+        io.leave(&lc, &lb);
+        (members, sent)
+    });
+    assert_eq!(members, sorted(vec![sb.clone(), sc.clone()]));
+    assert_eq!(
+        sent,
+        (Ok(2), Ok(1)),
+        "b's room is b and c; only a is outside it"
+    );
+    let got = fence(&handle, &mut [&mut a, &mut b, &mut c]);
+    assert_eq!(got[0], ["not-b-room []"], "a");
+    assert_eq!(got[1], ["b-room []"], "b, still in its own room");
+    assert_eq!(got[2], ["b-room []"], "c, in b's room for a while");
+
     // b leaves: out of every room, its own included. `disconnecting` still sees its rooms.
     b.io().disconnect();
     let reason = await_reason(&mut lab.reports, &mut [&mut b], &sb);

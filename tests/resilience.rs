@@ -1934,6 +1934,30 @@ fn recovery_does_not_replay_volatile_broadcasts() {
     r.server.stop().expect("the server stops cleanly");
 }
 
+/// Every socket is in the room named after its id, also while it is away: a broadcast to that
+/// room made meanwhile is replayed, and one that excludes that room is not.
+#[test]
+fn recovery_replays_broadcasts_to_the_sockets_own_room() {
+    let mut r = Recovery::start(server_config(), "room-a");
+    r.cut_and_wait_for_server();
+    let sid = r.sid.clone();
+    r.broadcast(Some(&sid), "direct", json!("missed"));
+    let except = sid.clone();
+    ask(&r.handle(), move |io| {
+        let _ = io
+            .broadcast("/")
+            .except(&except)
+            .emit("not-you", vec![json!(1)]);
+    });
+    r.client.run_until_fired("reconnect", 1);
+    assert!(r.client.io().recovered());
+    r.broadcast(Some(&sid), "fence", json!(1));
+    r.client.run_until_got("fence", json!(1));
+    assert_eq!(r.take_inbox(), ["direct [\"missed\"]", "fence [1]"]);
+    drop(r.client);
+    r.server.stop().expect("the server stops cleanly");
+}
+
 /// With `replay_limit: 2`, five broadcasts made while the client is away cannot all be
 /// replayed. Then the client must not be told that its session was recovered while it silently
 /// misses three of them: either it is not recovered, or it gets all five.

@@ -1958,6 +1958,98 @@ fn recovery_replays_broadcasts_to_the_sockets_own_room() {
     r.server.stop().expect("the server stops cleanly");
 }
 
+/// Sends HELLO and CONNECT (with `auth` as its data) on a new raw connection and returns it
+/// with the CONNECT reply's data: `sid`, `pid`, `recovered`, `offset`.
+fn raw_connect(addr: SocketAddr, auth: Option<Value>) -> (TcpStream, Value) {
+    let mut stream = connect_raw(addr);
+    let mut bytes = frame(&Packet::hello(json!({})));
+    bytes.extend(frame(&Packet::Connect {
+        ns: "/".into(),
+        data: auth,
+    }));
+    stream.write_all(&bytes).expect("HELLO and CONNECT sent");
+    loop {
+        match read_packet(&mut stream).expect("the server answers") {
+            Some(Packet::Connect { data: Some(d), .. }) => return (stream, d),
+            Some(_) => continue, // the server's HELLO
+            None => panic!("the server closed before its CONNECT reply"),
+        }
+    }
+}
+
+/// `max_parked_sessions` bounds the sessions kept for clients that are away: with room for
+/// two, the third one parked pushes out the first (the oldest), and the other two come back
+/// with their ids.
+#[test]
+fn past_max_parked_sessions_the_oldest_session_is_dropped() {
+    let config = ServerConfig {
+        max_parked_sessions: 2,
+        ..server_config()
+    };
+    let (tx, rx) = mpsc::channel();
+    let server = start_server(&config, any_port(), &tx, None);
+    let mut reports = Reports::new(rx);
+    let mut away = Vec::new();
+    for _ in 0..3 {
+        let (stream, reply) = raw_connect(server.addr, None);
+        let sid = reply["sid"].as_str().expect("a sid").to_string();
+        // End of file without DISCONNECT: an unexpected loss, so the session is parked.
+        drop(stream);
+        let seen = reports.wait("the lost connection", disconnected_of(&sid));
+        assert_eq!(reason_of(&seen), reasons::TRANSPORT_CLOSE);
+        away.push((sid, reply["pid"].clone(), reply["offset"].clone()));
+    }
+    // The connections stay open until the end: one closing now would park its session.
+    let mut came_back = Vec::new();
+    let mut open = Vec::new();
+    for (sid, pid, offset) in &away {
+        let auth = json!({ "pid": pid, "offset": offset });
+        let (stream, reply) = raw_connect(server.addr, Some(auth));
+        let same = reply["sid"].as_str() == Some(sid.as_str());
+        came_back.push((reply["recovered"] == json!(true), same));
+        open.push(stream);
+    }
+    assert_eq!(
+        came_back,
+        [(false, false), (true, true), (true, true)],
+        "the first session (the oldest) was dropped; the two later ones were kept"
+    );
+    drop(open);
+    server.stop().expect("the server stops cleanly");
+}
+
+/// A client may come back before the server noticed that its old connection died (a NAT box
+/// dropped it silently, say). The CONNECT with the session's private id ends the old socket
+/// (`transport close`, closing its connection) and restores the session on the new one.
+#[test]
+fn a_client_back_before_its_old_connection_is_noticed_gets_its_session() {
+    let (tx, rx) = mpsc::channel();
+    let server = start_server(&server_config(), any_port(), &tx, None);
+    let mut reports = Reports::new(rx);
+    let (mut old, reply) = raw_connect(server.addr, None);
+    let sid = reply["sid"].as_str().expect("a sid").to_string();
+    let auth = json!({ "pid": reply["pid"], "offset": reply["offset"] });
+    let (new, reply) = raw_connect(server.addr, Some(auth));
+    assert_eq!(reply["recovered"], json!(true));
+    assert_eq!(
+        reply["sid"].as_str(),
+        Some(sid.as_str()),
+        "the same socket id"
+    );
+    let seen = reports.wait("the old socket's end", disconnected_of(&sid));
+    assert_eq!(reason_of(&seen), reasons::TRANSPORT_CLOSE);
+    // The old connection is closed by the server: end of file after what was queued.
+    let deadline = Instant::now() + WAIT;
+    while read_packet(&mut old)
+        .expect("the old connection closes cleanly")
+        .is_some()
+    {
+        assert!(Instant::now() < deadline, "the old connection stays open");
+    }
+    drop(new);
+    server.stop().expect("the server stops cleanly");
+}
+
 /// With `replay_limit: 2`, five broadcasts made while the client is away cannot all be
 /// replayed. Then the client must not be told that its session was recovered while it silently
 /// misses three of them: either it is not recovered, or it gets all five.

@@ -302,6 +302,12 @@ pub struct Io {
     /// `SocketState` (some 400 bytes).
     sockets: HashMap<String, Box<SocketState>>,
     conns: HashMap<ConnId, ConnState>,
+    /// Private id -> connection, for the sockets in `sockets`: a client that comes back
+    /// while its old connection still looks alive is found without searching every socket
+    /// (a restarted server meets thousands of such CONNECTs at once). The connection, not
+    /// the socket id, to save a copy of the id per socket; the id is the connection's
+    /// socket in the namespace.
+    live_pids: HashMap<String, ConnId>,
     /// Namespace -> room -> socket ids.
     rooms: HashMap<String, HashMap<String, HashSet<String>>>,
     out: Vec<Out>,
@@ -315,6 +321,11 @@ pub struct Io {
     tap: Option<super::Tap>,
     /// Sessions whose connection dropped, by private id, waiting for their client.
     parked: HashMap<String, Parked>,
+    /// The parked sessions' private ids in the order they were parked, which is also the
+    /// order they expire in (one `max_disconnection_duration` for all): expiring and
+    /// evicting take from the front instead of searching the table. An id whose session was
+    /// restored, or parked again since, stays here until it reaches the front and is skipped.
+    parked_order: VecDeque<(Instant, String)>,
     /// Recent broadcasts, oldest first, for replay.
     log: VecDeque<Logged>,
     next_offset: u64,
@@ -340,6 +351,7 @@ impl Io {
             namespaces: HashMap::new(),
             sockets: HashMap::new(),
             conns: HashMap::new(),
+            live_pids: HashMap::new(),
             rooms: HashMap::new(),
             out: Vec::new(),
             arena: Vec::new(),
@@ -351,6 +363,7 @@ impl Io {
             data: HashMap::new(),
             tap: None,
             parked: HashMap::new(),
+            parked_order: VecDeque::new(),
             log: VecDeque::new(),
             next_offset: 0,
             trimmed: 0,
@@ -738,6 +751,24 @@ impl Io {
         self.out.push(Out::Stop);
     }
 
+    /// Drops the oldest parked session, or with `expired_at`, the oldest only if it expired
+    /// by then. Returns its private id, or `None` when there was none to drop.
+    fn unpark_oldest(&mut self, expired_at: Option<Instant>) -> Option<String> {
+        while let Some((expires, pid)) = self.parked_order.front() {
+            if expired_at.is_some_and(|now| *expires > now) {
+                return None;
+            }
+            let (expires, pid) = (*expires, pid.clone());
+            self.parked_order.pop_front();
+            // Skip an entry whose session was restored, or parked again later.
+            if self.parked.get(&pid).is_some_and(|p| p.expires == expires) {
+                self.parked.remove(&pid);
+                return Some(pid);
+            }
+        }
+        None
+    }
+
     /// Removes a socket: `disconnecting` (still in its rooms), leave all rooms, pending
     /// acks fail, `disconnect`.
     fn remove_socket(&mut self, sid: &str, reason: &str) {
@@ -756,6 +787,7 @@ impl Io {
         let Some(mut s) = self.sockets.remove(sid) else {
             return;
         };
+        self.live_pids.remove(&s.session.pid);
         let comes_back = reasons::unexpected(reason);
         if comes_back && !s.session.pid.is_empty() {
             let parked = Parked {
@@ -766,17 +798,14 @@ impl Io {
                 expires: Instant::now() + self.config.max_disconnection_duration,
             };
             // Bounded by count as well as by time: the oldest goes first.
-            if self.parked.len() >= self.config.max_parked_sessions.max(1) {
-                let oldest = self
-                    .parked
-                    .iter()
-                    .min_by_key(|(_, p)| p.expires)
-                    .map(|(k, _)| k.clone());
-                if let Some(k) = oldest {
-                    self.parked.remove(&k);
+            while self.parked.len() >= self.config.max_parked_sessions.max(1) {
+                if self.unpark_oldest(None).is_none() {
+                    break;
                 }
             }
-            self.parked.insert(parked.session.pid.clone(), parked);
+            let pid = parked.session.pid.clone();
+            self.parked_order.push_back((parked.expires, pid.clone()));
+            self.parked.insert(pid, parked);
         }
         for room in std::mem::take(&mut s.rooms) {
             if let Some(rooms) = self.rooms.get_mut(&s.namespace) {
@@ -1025,14 +1054,14 @@ impl Io {
             return;
         }
         let now = Instant::now();
-        self.parked.retain(|_, p| p.expires > now);
+        while self.unpark_oldest(Some(now)).is_some() {}
         // A client may come back before this side noticed its old connection died: the old
         // socket with the same session is ended first (and so kept for restoring).
         let live = pid.as_ref().and_then(|p| {
-            self.sockets
-                .iter()
-                .find(|(_, s)| &s.session.pid == p && s.namespace == ns)
-                .map(|(sid, s)| (sid.clone(), s.conn))
+            let conn = *self.live_pids.get(p)?;
+            let sid = self.conns.get(&conn)?.sockets.get(&ns)?;
+            let s = self.sockets.get(sid)?;
+            (&s.session.pid == p).then(|| (sid.clone(), conn))
         });
         if let Some((old_sid, old_conn)) = live {
             self.remove_socket(&old_sid, reasons::TRANSPORT_CLOSE);
@@ -1067,6 +1096,7 @@ impl Io {
         };
         let pid = session.pid.clone();
         self.everyone = None;
+        self.live_pids.insert(pid.clone(), conn);
         self.sockets.insert(
             sid.clone(),
             Box::new(SocketState {

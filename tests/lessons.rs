@@ -22,6 +22,7 @@ use std::sync::mpsc::{self, Receiver};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use socklab::sys::spawn_with_std_fds_only;
 use socklab::wire::frame::DEFAULT_MAX_PAYLOAD;
 
 /// The longest any single step (a process run, a line, a read) may take before the test fails.
@@ -67,10 +68,13 @@ impl Drop for Reaper {
 }
 
 /// A lesson binary with the arguments given. The tests turn the self-trace on with `--trace`
-/// only, so `SOCKLAB_TRACE` from the caller's environment must not leak in.
+/// only, so `SOCKLAB_TRACE` from the caller's environment must not leak in; nor may a
+/// descriptor the caller leaked, which would shift the numbers the lessons print.
 fn command(bin: &str, args: &[&str]) -> Command {
     let mut cmd = Command::new(bin);
-    cmd.args(args).env_remove("SOCKLAB_TRACE");
+    spawn_with_std_fds_only(&mut cmd)
+        .args(args)
+        .env_remove("SOCKLAB_TRACE");
     cmd
 }
 

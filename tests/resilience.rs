@@ -1544,6 +1544,59 @@ impl Recovery {
             .expect("the server is running");
     }
 
+    /// Steps the client only until the server has handled `event` (and no further: a test
+    /// cuts the connection at that point).
+    fn step_until_handled(&mut self, event: &str) {
+        let handled = |s: &Seen| matches!(s, Seen::Handled { event: e, .. } if e == event);
+        let deadline = Instant::now() + WAIT;
+        while !self.reports.has(handled) {
+            assert!(
+                Instant::now() < deadline,
+                "the server never handled {event}"
+            );
+            self.client
+                .client
+                .turn(Some(Duration::from_millis(5)))
+                .expect("client turn");
+        }
+    }
+
+    /// After a cut, the acked emit of `event` with `arg` is retried on the recovered session:
+    /// its callback runs once, with `reply`, the handler ran once, the retry was dropped as a
+    /// duplicate (`duplicates_before` is the count before the emit), and the server stops.
+    fn expect_one_answer_after_recovery(
+        mut self,
+        slot: &AckSlot,
+        event: &str,
+        arg: Value,
+        reply: Vec<Value>,
+        duplicates_before: u64,
+    ) {
+        let s = slot.clone();
+        self.client
+            .run_until("the retried emit is answered", move |_| {
+                !s.borrow().is_empty()
+            });
+        assert!(self.client.io().recovered());
+        assert_eq!(self.client.io().id(), Some(self.sid.as_str()));
+        // One more round trip: a second run of the handler would have been reported by now.
+        self.client.round_trip("echo", vec![json!("fence")]);
+        self.client.run_for(Duration::from_millis(50));
+        let answers = slot.borrow().clone();
+        assert_eq!(answers.len(), 1, "one callback run: {answers:?}");
+        let got = answers[0].as_ref().expect("an answer, not an error");
+        assert_eq!(got.args, reply);
+        assert_eq!(self.reports.handled(event), [arg], "handled once");
+        let after = ask(&self.handle(), |io| io.stats().duplicates_dropped);
+        assert_eq!(
+            after,
+            duplicates_before + 1,
+            "the retry was recognised as a duplicate"
+        );
+        drop(self.client);
+        self.server.stop().expect("the server stops cleanly");
+    }
+
     /// The events the client received since the inbox was last cleared, as `name arg`.
     fn take_inbox(&mut self) -> Vec<String> {
         self.client
@@ -1641,44 +1694,21 @@ fn an_acked_emit_whose_answer_was_lost_is_handled_once_and_answered_once() {
     let before = ask(&r.handle(), |io| io.stats().duplicates_dropped);
 
     let slot = r.client.emit_ack("flaky", vec![json!(42)]);
-    // Step the client only until the server has handled the event: the handler cuts the
-    // connection before it answers.
-    let flaky = |s: &Seen| matches!(s, Seen::Handled { event, .. } if event == "flaky");
-    let deadline = Instant::now() + WAIT;
-    while !r.reports.has(flaky) {
-        assert!(Instant::now() < deadline, "the server never handled flaky");
-        r.client
-            .client
-            .turn(Some(Duration::from_millis(5)))
-            .expect("client turn");
-    }
+    // The handler cuts the connection before it answers.
+    r.step_until_handled("flaky");
     r.reports
         .wait("the cut connection's disconnect", disconnected_of(&sid));
     assert!(
         slot.borrow().is_empty(),
         "the first answer was lost in the cut"
     );
-
-    let s = slot.clone();
-    r.client
-        .run_until("the retried emit is answered", move |_| {
-            !s.borrow().is_empty()
-        });
-    assert!(r.client.io().recovered());
-    assert_eq!(r.client.io().id(), Some(sid.as_str()));
-    // One more round trip: a second run of the handler would have been reported by now.
-    r.client.round_trip("echo", vec![json!("fence")]);
-    r.client.run_for(Duration::from_millis(50));
-
-    let answers = slot.borrow().clone();
-    assert_eq!(answers.len(), 1, "one callback run: {answers:?}");
-    let reply = answers[0].as_ref().expect("an answer, not an error");
-    assert_eq!(reply.args, vec![json!("done"), json!(42)]);
-    assert_eq!(r.reports.handled("flaky"), [json!(42)], "handled once");
-    let after = ask(&r.handle(), |io| io.stats().duplicates_dropped);
-    assert_eq!(after, before + 1, "the retry was recognised as a duplicate");
-    drop(r.client);
-    r.server.stop().expect("the server stops cleanly");
+    r.expect_one_answer_after_recovery(
+        &slot,
+        "flaky",
+        json!(42),
+        vec![json!("done"), json!(42)],
+        before,
+    );
 }
 
 /// Past `max_disconnection_duration` the session is gone: the client gets a new id,
@@ -1817,42 +1847,22 @@ fn recovery_does_not_replay_a_room_broadcast_from_before_the_join() {
 #[test]
 fn an_answer_given_while_the_client_is_away_reaches_it_after_the_recovery() {
     let mut r = Recovery::start(server_config(), "room-a");
-    let sid = r.sid.clone();
     let before = ask(&r.handle(), |io| io.stats().duplicates_dropped);
     let slot = r.client.emit_ack("later", vec![json!(7)]);
-    let later = |s: &Seen| matches!(s, Seen::Handled { event, .. } if event == "later");
-    let deadline = Instant::now() + WAIT;
-    while !r.reports.has(later) {
-        assert!(Instant::now() < deadline, "the server never handled later");
-        r.client
-            .client
-            .turn(Some(Duration::from_millis(5)))
-            .expect("client turn");
-    }
+    r.step_until_handled("later");
     r.cut_and_wait_for_server();
     assert_eq!(
         answer_later(&r.handle()),
         1,
         "answered while the socket is away"
     );
-
-    let s = slot.clone();
-    r.client.run_until("the answer given while away", move |_| {
-        !s.borrow().is_empty()
-    });
-    assert!(r.client.io().recovered());
-    assert_eq!(r.client.io().id(), Some(sid.as_str()));
-    r.client.round_trip("echo", vec![json!("fence")]);
-    r.client.run_for(Duration::from_millis(50));
-    let answers = slot.borrow().clone();
-    assert_eq!(answers.len(), 1, "one callback run: {answers:?}");
-    let reply = answers[0].as_ref().expect("the answer, not an error");
-    assert_eq!(reply.args, vec![json!("later"), json!(7)]);
-    assert_eq!(r.reports.handled("later"), [json!(7)], "handled once");
-    let after = ask(&r.handle(), |io| io.stats().duplicates_dropped);
-    assert_eq!(after, before + 1, "the retry was recognised as a duplicate");
-    drop(r.client);
-    r.server.stop().expect("the server stops cleanly");
+    r.expect_one_answer_after_recovery(
+        &slot,
+        "later",
+        json!(7),
+        vec![json!("later"), json!(7)],
+        before,
+    );
 }
 
 /// The server restarts (a new process would do the same: offsets start again at 1); the client

@@ -1058,41 +1058,61 @@ fn limited_attempts_end_in_reconnect_failed() {
     ));
 }
 
-/// `disconnect()` by the client ends the connection for good: no `reconnect_attempt`, and the
-/// server sees one connection and `client namespace disconnect`.
-#[test]
-fn a_deliberate_client_disconnect_never_reconnects() {
-    let (tx, rx) = mpsc::channel();
-    let mut reports = Reports::new(rx);
-    let server = start_server(&server_config(), any_port(), &tx, None);
-    let mut c = Watched::connect(client_options(server.addr));
-    let sid = c.sid();
-    c.io().disconnect();
-    // Ten times the longest reconnection delay.
+/// After a deliberate disconnect, the client stays disconnected for ten times the longest
+/// reconnection delay: no `reconnect_attempt`, its last reason is `client_reason`, the server
+/// saw `server_reason` and only the one connection, and no socket is left.
+fn assert_never_reconnects(
+    (mut c, sid): (Watched, String),
+    mut reports: Reports,
+    server: RunningServer,
+    client_reason: &str,
+    server_reason: &str,
+) {
+    c.run_until("the client is disconnected", |io| {
+        io.state() == ClientState::Disconnected
+    });
     c.run_for(RECONNECT_DELAY_MAX * 10);
     assert_eq!(c.io().state(), ClientState::Disconnected);
-    assert_eq!(
-        c.io().disconnect_reason(),
-        Some(reasons::IO_CLIENT_DISCONNECT)
-    );
+    assert_eq!(c.io().disconnect_reason(), Some(client_reason));
     assert_eq!(
         c.names(),
         [
             "connect".to_string(),
-            format!("disconnect \"{}\"", reasons::IO_CLIENT_DISCONNECT)
+            format!("disconnect \"{client_reason}\"")
         ]
     );
-    let gone = reports.wait("the client's disconnect", disconnected_of(&sid));
-    assert_eq!(reason_of(&gone), reasons::CLIENT_NAMESPACE_DISCONNECT);
-    let connections = ask(&server.handle, |io| io.sockets("/").len());
-    assert_eq!(connections, 0);
+    let gone = reports.wait("the disconnect", disconnected_of(&sid));
+    assert_eq!(reason_of(&gone), server_reason);
+    let sockets = ask(&server.handle, |io| io.sockets("/").len());
+    assert_eq!(sockets, 0);
     let seen = reports.all();
     let connects = seen
         .iter()
         .filter(|s| matches!(s, Seen::Connected { .. }))
         .count();
-    assert_eq!(connects, 1, "{seen:?}");
+    assert_eq!(
+        connects, 1,
+        "no second connection reached the server: {seen:?}"
+    );
     server.stop().expect("the server stops cleanly");
+}
+
+/// `disconnect()` by the client ends the connection for good: no `reconnect_attempt`, and the
+/// server sees one connection and `client namespace disconnect`.
+#[test]
+fn a_deliberate_client_disconnect_never_reconnects() {
+    let (tx, rx) = mpsc::channel();
+    let server = start_server(&server_config(), any_port(), &tx, None);
+    let mut c = Watched::connect(client_options(server.addr));
+    let sid = c.sid();
+    c.io().disconnect();
+    assert_never_reconnects(
+        (c, sid),
+        Reports::new(rx),
+        server,
+        reasons::IO_CLIENT_DISCONNECT,
+        reasons::CLIENT_NAMESPACE_DISCONNECT,
+    );
 }
 
 /// `io.disconnect(sid)` on the server ends the connection for good: the client sees
@@ -1100,7 +1120,6 @@ fn a_deliberate_client_disconnect_never_reconnects() {
 #[test]
 fn a_server_side_disconnect_never_reconnects() {
     let (tx, rx) = mpsc::channel();
-    let mut reports = Reports::new(rx);
     let server = start_server(&server_config(), any_port(), &tx, None);
     let mut c = Watched::connect(client_options(server.addr));
     let sid = c.sid();
@@ -1109,31 +1128,13 @@ fn a_server_side_disconnect_never_reconnects() {
         .handle
         .run(move |io| io.disconnect(&target))
         .expect("the server is running");
-    c.run_until("the client is disconnected", |io| {
-        io.state() == ClientState::Disconnected
-    });
-    c.run_for(RECONNECT_DELAY_MAX * 10);
-    assert_eq!(c.io().state(), ClientState::Disconnected);
-    assert_eq!(
-        c.io().disconnect_reason(),
-        Some(reasons::IO_SERVER_DISCONNECT)
+    assert_never_reconnects(
+        (c, sid),
+        Reports::new(rx),
+        server,
+        reasons::IO_SERVER_DISCONNECT,
+        reasons::SERVER_NAMESPACE_DISCONNECT,
     );
-    assert_eq!(
-        c.names(),
-        [
-            "connect".to_string(),
-            format!("disconnect \"{}\"", reasons::IO_SERVER_DISCONNECT)
-        ]
-    );
-    let gone = reports.wait("the server's disconnect", disconnected_of(&sid));
-    assert_eq!(reason_of(&gone), reasons::SERVER_NAMESPACE_DISCONNECT);
-    let connects = reports
-        .all()
-        .iter()
-        .filter(|s| matches!(s, Seen::Connected { .. }))
-        .count();
-    assert_eq!(connects, 1, "no second connection reached the server");
-    server.stop().expect("the server stops cleanly");
 }
 
 /// The backoff, seen from outside: with no randomization, the time between one attempt and

@@ -1240,6 +1240,68 @@ fn the_outbound_cap_refuses_sends_past_it() {
     assert_eq!(stats.bytes_out, accepted as u64, "{stats:?}");
 }
 
+/// Counts the bytes the loop hands it.
+#[derive(Default)]
+struct Sink {
+    got: usize,
+}
+
+impl Handler for Sink {
+    type Timer = ();
+    type Message = ();
+
+    fn data(&mut self, _: &mut Ctx<()>, _: ConnId, bytes: &[u8]) -> usize {
+        self.got += bytes.len();
+        bytes.len()
+    }
+}
+
+/// The fairness cap holds per turn: a peer with far more waiting than one turn may read gets
+/// `reads_per_event` reads of `read_chunk` in a turn, never more (what a broadcast server
+/// queues for every recipient before the turn's flush is bounded by it), and the rest in the
+/// turns after, without a new readiness event and without sleeping in between.
+#[test]
+fn one_turn_reads_at_most_reads_per_event_chunks_from_a_connection() {
+    const CHUNK: usize = 4096;
+    const READS: usize = 2;
+    const TOTAL: usize = 1 << 20;
+    let config = Config {
+        read_chunk: CHUNK,
+        reads_per_event: READS,
+        ..Config::default()
+    };
+    let mut ev = EventLoop::new(Sink::default(), config).expect("the loop starts");
+    let addr = ev.ctx().listen(any_port()).expect("listen");
+    let mut c = client(addr);
+    let writer = thread::spawn(move || {
+        c.write_all(&payload(TOTAL))
+            .expect("the loop reads all of it");
+        c
+    });
+    let deadline = Instant::now() + WAIT;
+    let (mut turns, mut most) = (0, 0);
+    while ev.handler().got < TOTAL {
+        assert!(
+            Instant::now() < deadline,
+            "only {} of {TOTAL} bytes read in {turns} turns",
+            ev.handler().got
+        );
+        let before = ev.handler().got;
+        ev.turn(Some(Duration::from_millis(100))).expect("turn");
+        most = most.max(ev.handler().got - before);
+        turns += 1;
+    }
+    assert!(
+        most <= READS * CHUNK,
+        "one turn read {most} bytes from one connection, past {READS} reads of {CHUNK}"
+    );
+    assert!(
+        turns >= TOTAL / (READS * CHUNK),
+        "{TOTAL} bytes in {turns} turns"
+    );
+    drop(writer.join().expect("the writer thread"));
+}
+
 // ---------------------------------------------------------------------------------------------
 // 8. Timers and the waker.
 // ---------------------------------------------------------------------------------------------

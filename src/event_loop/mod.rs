@@ -77,7 +77,13 @@ pub struct Config {
     pub max_inbound: usize,
     /// Size of the one read buffer the loop shares among all connections.
     pub read_chunk: usize,
-    /// Reads one connection gets per turn before the others have their go.
+    /// Reads one connection gets per turn before the others have their go (4 by default).
+    ///
+    /// This also bounds what handling one connection's input can queue for others before
+    /// the turn's flush: a broadcast server turns 4 reads of 64 KiB of chat messages into
+    /// some 300 KiB of frames for every recipient, well under `max_outbound`. With 16, one
+    /// burst could queue more than `max_outbound` for every recipient in one turn and cut off
+    /// even those that read as fast as they can.
     pub reads_per_event: usize,
     /// How long a listener rests after EMFILE/ENFILE.
     pub accept_backoff: Duration,
@@ -97,7 +103,7 @@ impl Default for Config {
             max_outbound: 1 << 20,
             max_inbound: (1 << 20) + 64 * 1024,
             read_chunk: 64 * 1024,
-            reads_per_event: 16,
+            reads_per_event: 4,
             accept_backoff: Duration::from_millis(100),
             stop_grace: Duration::from_secs(5),
             nodelay: true,
@@ -259,6 +265,12 @@ struct Conn {
     lingering: bool,
     /// Close once the output is flushed (or at once when `flush` is false).
     closing: Option<(CloseReason, bool)>,
+    /// Listed on `more_to_read` (it is listed once at most).
+    read_later: bool,
+    /// The turn it was last read in, and whether that read emptied the kernel's buffer: a
+    /// connection is read once per turn, however many reasons there are to read it.
+    read_turn: u64,
+    drained: bool,
 }
 
 impl Conn {
@@ -362,6 +374,9 @@ impl<T> Ctx<T> {
             reoffer: false,
             lingering: false,
             closing: None,
+            read_later: false,
+            read_turn: 0,
+            drained: true,
         });
         let token = Token(CONN_BASE + id.slot());
         if let Err(e) = poller::register(
@@ -490,6 +505,15 @@ impl<T> Ctx<T> {
         &self.config
     }
 
+    /// Lists `id` to be read in the next turn (once, however often this is called).
+    fn read_later(&mut self, id: ConnId) {
+        if let Some(conn) = self.conns.get_mut(id) {
+            if !std::mem::replace(&mut conn.read_later, true) {
+                self.more_to_read.push_back(id);
+            }
+        }
+    }
+
     fn mark_closing(&mut self, id: ConnId, reason: CloseReason, flush: bool) {
         let grace = self.config.stop_grace;
         let Some(conn) = self.conns.get_mut(id) else {
@@ -606,7 +630,9 @@ impl<T> Ctx<T> {
             // must go and look; no new event will come for bytes already waiting).
             conn.read_paused = false;
             conn.reoffer = true;
-            self.more_to_read.push_back(id);
+            if !std::mem::replace(&mut conn.read_later, true) {
+                self.more_to_read.push_back(id);
+            }
         }
         if emptied {
             conn.output.clear();
@@ -762,6 +788,11 @@ impl<H: Handler> EventLoop<H> {
             Err(e) if e.kind() == io::ErrorKind::Interrupted => return Ok(0),
             Err(e) => return Err(e),
         }
+        // Connections cut off by the fairness limit in the last turn (the wait above did not
+        // sleep for them): they go on in this one, after the new events. Those cut off in
+        // this turn wait for the next, so what one connection's input makes the handler
+        // queue for others between two flushes is bounded.
+        let carried = std::mem::take(&mut ctx.more_to_read);
         let mut count = 0;
         for event in self.events.iter() {
             count += 1;
@@ -804,9 +835,11 @@ impl<H: Handler> EventLoop<H> {
                 }
             }
         }
-        // Connections that were cut off by the fairness limit go on now.
-        for _ in 0..ctx.more_to_read.len() {
-            if let Some(id) = ctx.more_to_read.pop_front() {
+        // Connections that were cut off by the fairness limit in the last turn go on now
+        // (unless an event of this turn had them read already).
+        for id in carried {
+            if let Some(conn) = ctx.conns.get_mut(id) {
+                conn.read_later = false;
                 read_ready(ctx, h, id);
             }
         }
@@ -875,6 +908,9 @@ fn accept_all<H: Handler>(ctx: &mut Ctx<H::Timer>, h: &mut H, index: usize) {
                     reoffer: false,
                     lingering: false,
                     closing: None,
+                    read_later: false,
+                    read_turn: 0,
+                    drained: true,
                 });
                 if poller::register(
                     &ctx.poll,
@@ -966,6 +1002,18 @@ fn drop_conn<T>(ctx: &mut Ctx<T>, id: ConnId) -> Option<Conn> {
 
 // ANCHOR: read_ready
 fn read_ready<H: Handler>(ctx: &mut Ctx<H::Timer>, h: &mut H, id: ConnId) {
+    let turn = ctx.stats.turns;
+    match ctx.conns.get(id) {
+        None => return,
+        Some(conn) if conn.read_turn == turn => {
+            // Read once already in this turn: what is left waits for the next.
+            if !conn.drained {
+                ctx.read_later(id);
+            }
+            return;
+        }
+        Some(_) => {}
+    }
     let mut scratch = std::mem::take(&mut ctx.scratch);
     let mut drained = false;
     for _ in 0..ctx.config.reads_per_event {
@@ -1046,8 +1094,12 @@ fn read_ready<H: Handler>(ctx: &mut Ctx<H::Timer>, h: &mut H, id: ConnId) {
         }
     }
     ctx.scratch = scratch;
+    if let Some(conn) = ctx.conns.get_mut(id) {
+        conn.read_turn = turn;
+        conn.drained = drained;
+    }
     if !drained {
-        ctx.more_to_read.push_back(id);
+        ctx.read_later(id);
     }
 }
 // ANCHOR_END: read_ready
@@ -1186,7 +1238,7 @@ fn close_marked<H: Handler>(ctx: &mut Ctx<H::Timer>, h: &mut H) {
             let grace = ctx.config.stop_grace.min(Duration::from_secs(2));
             ctx.timers
                 .insert(Instant::now() + grace, TimerKind::CloseGrace(id));
-            ctx.more_to_read.push_back(id); // bytes may be waiting already: no new edge
+            ctx.read_later(id); // bytes may be waiting already: no new edge
             continue;
         }
         if let Some(conn) = drop_conn(ctx, id) {

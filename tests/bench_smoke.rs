@@ -8,13 +8,15 @@
 //! Every server is stopped when its test ends (an in-process server by its handle, a child
 //! process by its pid through a guard), and every generator has its own time limits.
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use socklab::bench::{self, load};
 use socklab::events::{RunningServer, ServerConfig};
+
+mod common;
+use common::spawn_listening;
 
 const SOCKLAB: &str = env!("CARGO_BIN_EXE_socklab");
 
@@ -28,37 +30,12 @@ fn server() -> RunningServer {
     .expect("the bench server starts")
 }
 
-/// A child process, killed when the guard goes (also when an assertion fails).
-struct Kill(Child);
-
-impl Drop for Kill {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[test]
 fn the_limit_is_a_ping_pong_on_raw_sockets() {
-    use std::io::BufRead;
-    let mut child = Command::new(SOCKLAB)
-        .args(["bench-limit-server", "--addr", "127.0.0.1:0"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("socklab bench-limit-server starts");
-    let stdout = child.stdout.take().unwrap();
-    let guard = Kill(child);
-    let mut line = String::new();
-    std::io::BufReader::new(stdout)
-        .read_line(&mut line)
-        .unwrap();
-    let addr: SocketAddr = line
-        .trim()
-        .strip_prefix("listening on ")
-        .unwrap_or_else(|| panic!("the limit server printed {line:?}"))
-        .parse()
-        .unwrap();
+    let mut cmd = Command::new(SOCKLAB);
+    cmd.args(["bench-limit-server", "--addr", "127.0.0.1:0"])
+        .stdin(Stdio::null());
+    let (guard, addr, _) = spawn_listening(&mut cmd, "socklab bench-limit-server");
     let rt = load::limit(addr, 3, 20).expect("20 round trips");
     assert_eq!(rt.count, 20);
     assert_eq!(rt.latencies_ns.len(), 20);

@@ -2,19 +2,13 @@
 //! descriptors are free. The server runs as a process with a tiny descriptor limit
 //! (`ulimit -n`), so the test binary's own limit is untouched.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
-use std::process::{Child, Command, Stdio};
+mod common;
+use common::spawn_listening;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 /// CPU time (user + system, in clock ticks) the process has used, from /proc.
 fn cpu_ticks(pid: u32) -> u64 {
@@ -37,28 +31,15 @@ fn emfile_backs_off_and_recovers() {
     // 16 descriptors: stdin/out/err, epoll, the waker, the signal pipe, the listener, and
     // room for a handful of connections.
     let bin = env!("CARGO_BIN_EXE_11_mio_loop");
-    let child = Command::new("bash")
-        .args([
-            "-c",
-            &format!("ulimit -n 16 && exec {bin} serve --addr 127.0.0.1:0"),
-        ])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("bash runs");
-    let mut server = Server(child);
+    let mut cmd = Command::new("bash");
+    cmd.args([
+        "-c",
+        &format!("ulimit -n 16 && exec {bin} serve --addr 127.0.0.1:0"),
+    ])
+    .stdin(Stdio::null())
+    .stderr(Stdio::null());
+    let (server, addr, _) = spawn_listening(&mut cmd, "11_mio_loop serve under ulimit -n 16");
     let pid = server.0.id();
-    let mut line = String::new();
-    BufReader::new(server.0.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr: SocketAddr = line
-        .trim()
-        .strip_prefix("listening on ")
-        .unwrap()
-        .parse()
-        .unwrap();
 
     // More clients than the server has descriptors for. Their connects succeed (the kernel
     // completes handshakes into the backlog); the server accepts until EMFILE.

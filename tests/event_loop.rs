@@ -19,10 +19,13 @@
 //! by a guard when a test ends (also when an assertion fails). No assertion is about speed:
 //! that belongs in `make bench-loop`.
 
+mod common;
+use common::{any_port, spawn_listening, wait_exit, Reaper, WAIT};
+
 use std::collections::HashMap;
-use std::io::{self, BufRead, BufReader, ErrorKind, Read, Write};
+use std::io::{self, ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::Arc;
@@ -38,9 +41,6 @@ use socklab::event_loop::{
     CloseReason, Config, ConnId, Ctx, EventLoop, Handler, LoopHandle, SendError, Stats, TimerId,
 };
 use socklab::sys::{self, Errno};
-
-/// The longest any single step (a read, a process exit, a reply from the loop) may take.
-const WAIT: Duration = Duration::from_secs(10);
 
 /// How long a loop thread turns at most before it stops on its own (a safety net: every test
 /// stops its loop long before).
@@ -70,10 +70,6 @@ use socklab::sys::allocations_on_this_thread;
 // ---------------------------------------------------------------------------------------------
 // Helpers: addresses, clients, patterns, bounded waits.
 // ---------------------------------------------------------------------------------------------
-
-fn any_port() -> SocketAddr {
-    SocketAddr::from(([127, 0, 0, 1], 0))
-}
 
 /// A blocking client with timeouts on both directions and Nagle off (every test message is
 /// small and waits for its answer).
@@ -394,68 +390,31 @@ impl EchoLoop {
 /// `BIN serve --addr 127.0.0.1:0`, its stdout read line by line on a thread. Dropping it
 /// kills this child (by its handle, nothing else) and reaps it.
 struct Served {
-    child: Child,
+    child: Reaper,
     addr: SocketAddr,
     lines: Receiver<String>,
 }
 
 impl Served {
     fn start(bin: &str) -> Served {
-        let mut child = Command::new(bin)
-            .args(["serve", "--addr", "127.0.0.1:0"])
+        let mut cmd = Command::new(bin);
+        cmd.args(["serve", "--addr", "127.0.0.1:0"])
             .env_remove("SOCKLAB_TRACE")
             .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("spawn {bin} serve: {e}"));
-        let stdout = child.stdout.take().expect("stdout was piped above");
-        let (tx, lines) = mpsc::channel();
-        thread::spawn(move || {
-            // Ends at end of file: when the child exits, at the latest when the guard kills it.
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { return };
-                if tx.send(line).is_err() {
-                    return;
-                }
-            }
-        });
-        let mut served = Served {
-            child,
-            addr: any_port(),
-            lines,
-        };
-        let first = served
-            .lines
-            .recv_timeout(WAIT)
-            .unwrap_or_else(|_| panic!("{bin} serve printed no line within {WAIT:?}"));
-        served.addr = first
-            .strip_prefix("listening on ")
-            .and_then(|a| a.parse().ok())
-            .unwrap_or_else(|| panic!("{bin}: first line {first:?} is not `listening on ADDR`"));
-        assert_eq!(served.addr.ip().to_string(), "127.0.0.1", "{first}");
-        served
+            .stderr(Stdio::null());
+        let (child, addr, lines) = spawn_listening(&mut cmd, &format!("{bin} serve"));
+        Served { child, addr, lines }
     }
 
     /// SIGTERM, to this child only.
     fn terminate(&self) {
-        let pid = Pid::from_raw(i32::try_from(self.child.id()).expect("a pid fits in pid_t"));
+        let pid = Pid::from_raw(i32::try_from(self.child.0.id()).expect("a pid fits in pid_t"));
         kill(pid, Signal::SIGTERM).expect("kill(SIGTERM) our own child");
     }
 
     /// Waits for the child to exit, polling, for at most [`WAIT`].
     fn wait_exit(&mut self) -> ExitStatus {
-        let deadline = Instant::now() + WAIT;
-        for _ in 0..(WAIT.as_millis() / 10 + 1) {
-            if let Some(status) = self.child.try_wait().expect("try_wait on our own child") {
-                return status;
-            }
-            if Instant::now() >= deadline {
-                break;
-            }
-            thread::sleep(Duration::from_millis(10));
-        }
-        panic!("the server did not exit within {WAIT:?}");
+        wait_exit(&mut self.child.0, "the server", WAIT)
     }
 
     /// The stdout lines after `listening on`, up to end of file (the child has exited).
@@ -472,15 +431,6 @@ impl Served {
             }
         }
         panic!("stdout did not end within {WAIT:?}; it had {rest:#?}");
-    }
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        // Both fail harmlessly if the child already exited and was reaped: std does not
-        // signal a child it has reaped.
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

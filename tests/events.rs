@@ -28,10 +28,13 @@
 //! thread is stopped by `RunningServer` (also on drop) and every child process by its
 //! [`Reaper`]. No assertion is about speed.
 
+mod common;
+use common::{any_port, ask, collect, lines_of, pseudo_random, Reaper, WAIT};
+
 use std::cell::RefCell;
-use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
+use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::process::{ChildStdin, Command, ExitStatus, Stdio};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
@@ -49,9 +52,6 @@ use socklab::events::{
 use socklab::wire::frame::HEADER_LEN;
 use socklab::wire::packet::{self, Limits, Packet};
 
-/// The longest one step may take: a reply, a disconnect, a line from a process.
-const WAIT: Duration = Duration::from_secs(10);
-
 /// The longest a child process may take to exit once it should.
 const EXIT_WAIT: Duration = Duration::from_secs(30);
 
@@ -66,24 +66,6 @@ const BAD_TOKEN: &str = "not authorized: bad token";
 
 /// The event names the library keeps for itself and a program must not emit.
 const RESERVED: [&str; 4] = ["connect", "disconnect", "disconnecting", "connect_error"];
-
-fn any_port() -> SocketAddr {
-    SocketAddr::from(([127, 0, 0, 1], 0))
-}
-
-/// `len` bytes from a xorshift64 generator: no repeating pattern that a bug shifting bytes
-/// around could reproduce by accident, yet the same every run.
-fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
-    let mut state = seed | 1;
-    (0..len)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            (state >> 24) as u8
-        })
-        .collect()
-}
 
 /// Compares attachments by length and first differing byte: printing 900 KiB helps nobody.
 fn assert_same_attachments(got: &[Vec<u8>], want: &[Vec<u8>], what: &str) {
@@ -334,20 +316,6 @@ impl Lab {
         server.stop().expect("the server stops cleanly");
         reports
     }
-}
-
-fn ask<T: Send + 'static>(
-    handle: &ServerHandle,
-    f: impl FnOnce(&mut Io) -> T + Send + 'static,
-) -> T {
-    let (tx, rx) = mpsc::channel();
-    handle
-        .run(move |io| {
-            let _ = tx.send(f(io));
-        })
-        .expect("the server is running");
-    rx.recv_timeout(WAIT)
-        .expect("the server thread answers within WAIT")
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1531,18 +1499,6 @@ fn server_handle_broadcast_from_another_thread_reaches_the_room() {
 // Processes
 // ---------------------------------------------------------------------------------------------
 
-/// Owns a child process and kills it when dropped, so a failing assertion never leaves one
-/// running. Only this child is touched, by its handle.
-struct Reaper(Child);
-
-impl Drop for Reaper {
-    fn drop(&mut self) {
-        // Both fail harmlessly if the child already exited and was reaped.
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// What a child's stdin is.
 enum Input {
     Null,
@@ -1620,33 +1576,13 @@ impl Proc {
         let stdout = child.0.stdout.take().expect("stdout was piped above");
         let stderr = child.0.stderr.take().expect("stderr was piped above");
         let stdin = child.0.stdin.take();
-        let (tx, lines) = mpsc::channel();
-        thread::spawn(move || {
-            // Ends at end of file, at the latest when the child dies.
-            let mut out = BufReader::new(stdout);
-            let mut line = Vec::new();
-            while matches!(out.read_until(b'\n', &mut line), Ok(n) if n > 0) {
-                let text = String::from_utf8_lossy(&line).trim_end().to_string();
-                if tx.send(text).is_err() {
-                    return;
-                }
-                line.clear();
-            }
-        });
-        let (etx, stderr_rx) = mpsc::channel();
-        thread::spawn(move || {
-            let mut all = Vec::new();
-            let mut from = stderr;
-            let _ = from.read_to_end(&mut all);
-            let _ = etx.send(all);
-        });
         Proc {
             what,
             child,
             stdin,
-            lines,
+            lines: lines_of(stdout),
             seen: Vec::new(),
-            stderr: stderr_rx,
+            stderr: collect(stderr),
         }
     }
 

@@ -22,12 +22,15 @@
 //! are std sockets speaking bytes by hand. Every wait is bounded; no assertion is about speed.
 
 mod common;
-use common::{any_port, connect_raw, frame, hello_and_connect, read_packet, WAIT};
+use common::{
+    any_port, connect_raw, frame, hello_and_connect, pseudo_random, read_packet, spawn_listening,
+    wait_exit, WAIT,
+};
 
 use std::cell::RefCell;
-use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
+use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::rc::Rc;
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::thread;
@@ -49,19 +52,6 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_millis(300);
 const MAX_OUTBOUND: usize = 64 * 1024;
 
 const SOCKLAB: &str = env!("CARGO_BIN_EXE_socklab");
-
-/// `len` bytes from a xorshift64 generator: the same every run for a seed.
-fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
-    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            (state >> 24) as u8
-        })
-        .collect()
-}
 
 // ---------------------------------------------------------------------------------------------
 // The lab: a server, its reports, and a good client
@@ -713,16 +703,6 @@ fn a_panicking_handler_disconnects_only_its_socket() {
 // 10,000 connections in a row
 // =============================================================================================
 
-/// Kills and reaps its child on drop (both fail harmlessly if it exited and was reaped).
-struct Reaper(Child);
-
-impl Drop for Reaper {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 fn open_fds(pid: u32) -> usize {
     std::fs::read_dir(format!("/proc/{pid}/fd"))
         .expect("/proc/PID/fd")
@@ -775,31 +755,11 @@ fn settle_fds(pid: u32, want: usize) -> usize {
 /// sits between the two.
 #[test]
 fn ten_thousand_connect_disconnect_cycles_leak_no_descriptor_and_little_memory() {
-    let mut child = Reaper(
-        Command::new(SOCKLAB)
-            .args(["bench-server", "--addr", "127.0.0.1:0"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn socklab bench-server"),
-    );
-    let stdout = child.0.stdout.take().expect("piped stdout");
-    let (tx, rx) = mpsc::channel();
-    thread::spawn(move || {
-        let mut line = String::new();
-        let _ = BufReader::new(stdout).read_line(&mut line);
-        let _ = tx.send(line);
-    });
-    let line = rx
-        .recv_timeout(WAIT)
-        .expect("bench-server prints its address");
-    let addr: SocketAddr = line
-        .trim()
-        .strip_prefix("listening on ")
-        .and_then(|a| a.parse().ok())
-        .unwrap_or_else(|| panic!("not a listening line: {line:?}"));
-    assert_eq!(addr.ip().to_string(), "127.0.0.1");
+    let mut cmd = Command::new(SOCKLAB);
+    cmd.args(["bench-server", "--addr", "127.0.0.1:0"])
+        .stdin(Stdio::null())
+        .stderr(Stdio::null());
+    let (mut child, addr, _) = spawn_listening(&mut cmd, "socklab bench-server");
     let pid = child.0.id();
 
     // Warm up: the allocator's arenas, the connection table, the timer heap grow to their
@@ -853,16 +813,6 @@ fn ten_thousand_connect_disconnect_cycles_leak_no_descriptor_and_little_memory()
         nix::sys::signal::Signal::SIGTERM,
     )
     .expect("kill -TERM");
-    let deadline = Instant::now() + WAIT;
-    let status = loop {
-        if let Some(s) = child.0.try_wait().expect("waitpid") {
-            break s;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "bench-server did not exit on SIGTERM"
-        );
-        thread::sleep(Duration::from_millis(10));
-    };
+    let status = wait_exit(&mut child.0, "bench-server after SIGTERM", WAIT);
     assert!(status.success(), "bench-server exit status {status}");
 }

@@ -15,18 +15,18 @@
 //! (also when an assertion fails), every wait has a deadline of [`WAIT`], and every socket has
 //! read and write timeouts. No assertion is about speed.
 
-use std::io::{self, BufRead, BufReader, Read, Write};
+mod common;
+use common::{collect, pseudo_random, spawn_listening, wait_exit, Reaper, WAIT};
+
+use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
-use std::sync::mpsc::{self, Receiver};
+use std::process::{ChildStdin, Command, ExitStatus, Stdio};
+use std::sync::mpsc::Receiver;
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use socklab::sys::spawn_with_std_fds_only;
 use socklab::wire::frame::DEFAULT_MAX_PAYLOAD;
-
-/// The longest any single step (a process run, a line, a read) may take before the test fails.
-const WAIT: Duration = Duration::from_secs(10);
 
 const SOCKET: &str = env!("CARGO_BIN_EXE_00_socket");
 const LISTEN: &str = env!("CARGO_BIN_EXE_01_listen");
@@ -55,18 +55,6 @@ const LESSONS: [(&str, Option<u16>); 9] = [
 // Processes
 // ---------------------------------------------------------------------------------------------
 
-/// Owns a child process and kills it when dropped, so a failing assertion (which unwinds
-/// through here) never leaves a server running. Only this child is touched, by its handle.
-struct Reaper(Child);
-
-impl Drop for Reaper {
-    fn drop(&mut self) {
-        // Both fail harmlessly if the child already exited and was reaped.
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// A lesson binary with the arguments given. The tests turn the self-trace on with `--trace`
 /// only, so `SOCKLAB_TRACE` from the caller's environment must not leak in; nor may a
 /// descriptor the caller leaked, which would shift the numbers the lessons print.
@@ -76,34 +64,6 @@ fn command(bin: &str, args: &[&str]) -> Command {
         .args(args)
         .env_remove("SOCKLAB_TRACE");
     cmd
-}
-
-/// Reads `from` to the end on a thread and hands the bytes over a channel, so the caller can
-/// wait for them with a deadline instead of blocking on a pipe.
-fn collect(mut from: impl Read + Send + 'static) -> Receiver<Vec<u8>> {
-    let (tx, rx) = mpsc::channel();
-    thread::spawn(move || {
-        let mut all = Vec::new();
-        // An error here only shortens the output; the assertions on it will say so.
-        let _ = from.read_to_end(&mut all);
-        let _ = tx.send(all);
-    });
-    rx
-}
-
-/// Waits for `child` to exit, polling, for at most [`WAIT`].
-fn wait_bounded(child: &mut Child, what: &str) -> ExitStatus {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        if let Some(status) = child.try_wait().expect("try_wait on our own child") {
-            return status;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{what} did not exit within {WAIT:?}"
-        );
-        thread::sleep(Duration::from_millis(10));
-    }
 }
 
 /// What a finished process left behind.
@@ -157,7 +117,7 @@ fn run(bin: &str, args: &[&str], input: Option<Vec<u8>>) -> Finished {
             let _ = stdin.write_all(&input);
         });
     }
-    let status = wait_bounded(&mut child.0, &what);
+    let status = wait_exit(&mut child.0, &what, WAIT);
     let stdout = stdout
         .recv_timeout(WAIT)
         .unwrap_or_else(|_| panic!("{what}: stdout not closed"));
@@ -205,52 +165,19 @@ impl Server {
         } else {
             Stdio::null()
         })
-        .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-        let mut child = Reaper(
-            cmd.spawn()
-                .unwrap_or_else(|e| panic!("spawn {bin} serve: {e}")),
-        );
-        let stdout = child.0.stdout.take().expect("stdout was piped above");
+        let (mut child, addr, lines) = spawn_listening(&mut cmd, &format!("{bin} serve"));
+        assert_ne!(addr.port(), 0, "port 0 must become a real port");
         let stderr = collect(child.0.stderr.take().expect("stderr was piped above"));
         let stdin = child.0.stdin.take();
-
-        let (tx, lines) = mpsc::channel();
-        thread::spawn(move || {
-            // Ends at end of file, at the latest when the guard kills the server.
-            let mut out = BufReader::new(stdout);
-            let mut line = Vec::new();
-            while matches!(out.read_until(b'\n', &mut line), Ok(n) if n > 0) {
-                let text = String::from_utf8_lossy(&line).trim_end().to_string();
-                if tx.send(text).is_err() {
-                    return;
-                }
-                line.clear();
-            }
-        });
-
-        let mut server = Server {
+        Server {
             child,
             stdin,
             lines,
             seen: Vec::new(),
             stderr,
-            addr: SocketAddr::from(([0, 0, 0, 0], 0)),
-        };
-        let first = match server.lines.recv_timeout(WAIT) {
-            Ok(line) => line,
-            Err(_) => panic!("{bin} serve printed no line within {WAIT:?}"),
-        };
-        let addr: SocketAddr = first
-            .strip_prefix("listening on ")
-            .and_then(|a| a.parse().ok())
-            .unwrap_or_else(|| {
-                panic!("{bin} serve: first line {first:?} is not `listening on ADDR`")
-            });
-        assert_eq!(addr.ip().to_string(), "127.0.0.1", "{first}");
-        assert_ne!(addr.port(), 0, "port 0 must become a real port: {first}");
-        server.addr = addr;
-        server
+            addr,
+        }
     }
 
     /// Waits (at most [`WAIT`]) for a stdout line equal to `want`, skipping other lines.
@@ -297,7 +224,7 @@ impl Server {
 
     /// Waits for the server to exit on its own.
     fn wait_exit(&mut self) -> ExitStatus {
-        wait_bounded(&mut self.child.0, "the server")
+        wait_exit(&mut self.child.0, "the server", WAIT)
     }
 
     /// Stops the server and returns what it wrote on stderr while it ran. The servers print
@@ -327,21 +254,6 @@ fn connect(addr: SocketAddr) -> TcpStream {
     stream.set_read_timeout(Some(WAIT)).expect("set timeout");
     stream.set_write_timeout(Some(WAIT)).expect("set timeout");
     stream
-}
-
-/// `len` bytes from a xorshift64 generator: looks random to the stream (no repeating pattern
-/// that a bug shifting bytes around could reproduce by accident), yet the same every run.
-fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
-    let mut state = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-    let mut out = Vec::with_capacity(len + 8);
-    while out.len() < len {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        out.extend_from_slice(&state.to_le_bytes());
-    }
-    out.truncate(len);
-    out
 }
 
 /// Compares two large buffers and reports where they first differ, not 4 MiB of bytes.

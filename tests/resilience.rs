@@ -33,13 +33,16 @@
 //! guard's `Drop`.
 
 mod common;
-use common::{any_port, connect_raw, frame, hello_and_connect, read_packet, WAIT};
+use common::{
+    any_port, ask, connect_raw, frame, hello_and_connect, lines_of, read_packet, spawn_listening,
+    wait_exit, Reaper, WAIT,
+};
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
+use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Command, Stdio};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
@@ -296,22 +299,6 @@ fn reason_of(s: &Seen) -> String {
         Seen::Disconnected { reason, .. } => reason.clone(),
         other => panic!("not a disconnect: {other:?}"),
     }
-}
-
-/// Runs `f` on the server's thread and returns what it returned. The server handles its work
-/// in order, so this is also a fence: whatever was queued on `handle` before has been done.
-fn ask<T: Send + 'static>(
-    handle: &ServerHandle,
-    f: impl FnOnce(&mut Io) -> T + Send + 'static,
-) -> T {
-    let (tx, rx) = mpsc::channel();
-    handle
-        .run(move |io| {
-            let _ = tx.send(f(io));
-        })
-        .expect("the server is running");
-    rx.recv_timeout(WAIT)
-        .expect("the server thread answers within WAIT")
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -684,45 +671,6 @@ impl Drop for Proxy {
 // ---------------------------------------------------------------------------------------------
 // Child processes
 // ---------------------------------------------------------------------------------------------
-
-/// Kills and reaps its child on drop (both fail harmlessly if it exited and was reaped).
-struct Reaper(Child);
-
-impl Drop for Reaper {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Reads a child's pipe line by line on a thread of its own, into a channel.
-fn lines_of(pipe: impl Read + Send + 'static) -> Receiver<String> {
-    let (tx, rx) = mpsc::channel();
-    thread::spawn(move || {
-        for line in BufReader::new(pipe).lines() {
-            let Ok(line) = line else { return };
-            if tx.send(line).is_err() {
-                return;
-            }
-        }
-    });
-    rx
-}
-
-/// Waits (at most `limit`) for the child to exit.
-fn wait_exit(child: &mut Reaper, what: &str, limit: Duration) -> ExitStatus {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(status) = child.0.try_wait().expect("waitpid") {
-            return status;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{what} did not exit within {limit:?}"
-        );
-        thread::sleep(Duration::from_millis(10));
-    }
-}
 
 /// Every line the channel got until its writer closed (at most [`WAIT`]).
 fn collect_lines(rx: &Receiver<String>) -> Vec<String> {
@@ -1143,16 +1091,18 @@ fn a_server_side_disconnect_never_reconnects() {
 /// shorter, so this cannot fail for slowness. (The function itself, `backoff`, is `pub` in
 /// the private module `events::client` and not re-exported, so a test outside the crate
 /// cannot call it with chosen random numbers.)
-#[test]
-fn reconnection_attempts_wait_at_least_the_doubling_delay() {
+/// A client pointed at an address where nobody listens, with delays of 20 ms doubling up to
+/// 100 ms, the jitter given and `attempts` attempts: its lifecycle events once it gave up,
+/// and when each `reconnect_attempt` came.
+fn failed_attempts(jitter: f64, attempts: u32) -> (Vec<Life>, Vec<Instant>) {
     let dead = DeadAddress::new();
     let mut opts = client_options(dead.addr);
-    opts.randomization_factor = 0.0;
+    opts.randomization_factor = jitter;
     opts.reconnection_delay = Duration::from_millis(20);
     opts.reconnection_delay_max = Duration::from_millis(100);
-    opts.reconnection_attempts = Some(5);
+    opts.reconnection_attempts = Some(attempts);
     let mut c = Watched::start(opts);
-    c.run_until("five attempts", |io| {
+    c.run_until("the last attempt", |io| {
         io.state() == ClientState::Disconnected
     });
     let life = c.life.borrow().clone();
@@ -1161,7 +1111,13 @@ fn reconnection_attempts_wait_at_least_the_doubling_delay() {
         .filter(|l| l.name == "reconnect_attempt")
         .map(|l| l.at)
         .collect();
-    assert_eq!(times.len(), 5, "{:?}", c.names());
+    assert_eq!(times.len(), attempts as usize, "{:?}", c.names());
+    (life, times)
+}
+
+#[test]
+fn reconnection_attempts_wait_at_least_the_doubling_delay() {
+    let (life, times) = failed_attempts(0.0, 5);
     // The first connect failed (its connect_error) before the first delay began.
     let failed = life.first().expect("connect_error fired");
     assert_eq!(failed.name, "connect_error");
@@ -1182,22 +1138,7 @@ fn reconnection_attempts_wait_at_least_the_doubling_delay() {
     }
 
     // With the default 0.5 jitter, no wait is shorter than half the delay.
-    let dead2 = DeadAddress::new();
-    let mut opts = client_options(dead2.addr);
-    opts.reconnection_delay = Duration::from_millis(20);
-    opts.reconnection_delay_max = Duration::from_millis(100);
-    opts.reconnection_attempts = Some(4);
-    let mut c = Watched::start(opts);
-    c.run_until("four attempts", |io| {
-        io.state() == ClientState::Disconnected
-    });
-    let life = c.life.borrow().clone();
-    let times: Vec<Instant> = life
-        .iter()
-        .filter(|l| l.name == "reconnect_attempt")
-        .map(|l| l.at)
-        .collect();
-    assert_eq!(times.len(), 4, "{:?}", c.names());
+    let (_, times) = failed_attempts(0.5, 4);
     for (n, full_ms) in [(0usize, 40u64), (1, 80), (2, 100)] {
         let gap = times[n + 1].duration_since(times[n]);
         assert!(
@@ -2108,28 +2049,12 @@ fn a_recovery_that_cannot_replay_everything_missed_is_not_claimed() {
 /// Starts `17_graceful_shutdown serve` on `addr` (a process of its own, acknowledging
 /// `tick`s) and returns it, where it listens, and its stdout and stderr lines.
 fn serve_lesson_17(addr: SocketAddr) -> (Reaper, SocketAddr, Receiver<String>, Receiver<String>) {
-    let mut child = Reaper(
-        Command::new(LESSON_17)
-            .args(["serve", "--addr", &addr.to_string()])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn 17_graceful_shutdown serve"),
-    );
-    let out = lines_of(child.0.stdout.take().expect("piped stdout"));
+    let mut cmd = Command::new(LESSON_17);
+    cmd.args(["serve", "--addr", &addr.to_string()])
+        .stdin(Stdio::null())
+        .stderr(Stdio::piped());
+    let (mut child, addr, out) = spawn_listening(&mut cmd, "17_graceful_shutdown serve");
     let err = lines_of(child.0.stderr.take().expect("piped stderr"));
-    let first = out.recv_timeout(WAIT).unwrap_or_else(|_| {
-        panic!(
-            "17_graceful_shutdown serve did not say where it listens; stderr {:?}",
-            collect_lines(&err)
-        )
-    });
-    let addr: SocketAddr = first
-        .strip_prefix("listening on ")
-        .and_then(|a| a.parse().ok())
-        .unwrap_or_else(|| panic!("not a listening line: {first:?}"));
-    assert_eq!(addr.ip().to_string(), "127.0.0.1");
     (child, addr, out, err)
 }
 
@@ -2154,7 +2079,7 @@ fn a_killed_server_process_loses_no_acked_emit() {
             c.client.turn(Some(Duration::ZERO)).expect("client turn");
             assert!(slots[19].borrow().is_empty());
             kill(Pid::from_raw(first.0.id() as i32), Signal::SIGKILL).expect("kill -KILL");
-            let status = wait_exit(&mut first, "the killed server", WAIT);
+            let status = wait_exit(&mut first.0, "the killed server", WAIT);
             assert!(!status.success(), "killed, not exited: {status}");
         }
         c.run_for(Duration::from_millis(3));
@@ -2205,7 +2130,7 @@ fn sigterm_says_goodbye_closes_with_fin_and_exits_0() {
     assert_eq!(end, End::Eof, "a FIN after the goodbye, not a reset");
     drop(raw); // our FIN: the server's lingering close ends
 
-    let status = wait_exit(&mut child, "17_graceful_shutdown serve", EXIT_WAIT);
+    let status = wait_exit(&mut child.0, "17_graceful_shutdown serve", EXIT_WAIT);
     let stdout = collect_lines(&out);
     let stderr = collect_lines(&err);
     assert!(status.success(), "exit status {status}; stderr {stderr:?}");
@@ -2229,7 +2154,7 @@ fn lessons_16_and_17_demonstrations_exit_0() {
         );
         let out = lines_of(child.0.stdout.take().expect("piped stdout"));
         let err = lines_of(child.0.stderr.take().expect("piped stderr"));
-        let status = wait_exit(&mut child, bin, EXIT_WAIT);
+        let status = wait_exit(&mut child.0, bin, EXIT_WAIT);
         let stdout = collect_lines(&out);
         let stderr = collect_lines(&err);
         assert!(

@@ -101,8 +101,6 @@ impl Options {
     /// `make bench-quick`: the same figures at sizes that take well under a minute.
     pub fn quick(exe: PathBuf) -> Options {
         Options {
-            reps: 3,
-            warmup: 1000,
             round_trips: 5000,
             fanout: vec![(100, 2000), (500, 1000)],
             fanout_warmup: 20,

@@ -1,13 +1,18 @@
-//! Helpers shared by the integration tests that talk the protocol by hand: a raw peer's
-//! frames, its handshake, and reading packets back.
+//! Helpers shared by the integration tests: a raw peer's frames, its handshake and reading
+//! packets back; child processes and their output; running code on a server's thread;
+//! reproducible bytes.
 
 #![allow(dead_code)] // each test file uses its own subset
 
-use std::io::{ErrorKind, Read};
+use std::io::{BufRead, BufReader, ErrorKind, Read};
 use std::net::{SocketAddr, TcpStream};
-use std::time::Duration;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc::{self, Receiver};
+use std::thread;
+use std::time::{Duration, Instant};
 
 use serde_json::json;
+use socklab::events::{Io, ServerHandle};
 use socklab::wire::frame::HEADER_LEN;
 use socklab::wire::packet::{self, Limits, Packet};
 
@@ -63,4 +68,115 @@ pub fn connect_raw(addr: SocketAddr) -> TcpStream {
     stream.set_read_timeout(Some(WAIT)).expect("SO_RCVTIMEO");
     stream.set_write_timeout(Some(WAIT)).expect("SO_SNDTIMEO");
     stream
+}
+
+/// Owns a child process and kills it when dropped, so a failing assertion (which unwinds
+/// through here) never leaves one running. Only this child is touched, by its handle.
+pub struct Reaper(pub Child);
+
+impl Drop for Reaper {
+    fn drop(&mut self) {
+        // Both fail harmlessly if the child already exited and was reaped.
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Reads a child's pipe line by line on a thread of its own, into a channel that ends at end
+/// of file (at the latest when the child dies). Lines are cut of trailing white space; bytes
+/// that are not UTF-8 are replaced, not an error.
+pub fn lines_of(pipe: impl Read + Send + 'static) -> Receiver<String> {
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        let mut out = BufReader::new(pipe);
+        let mut line = Vec::new();
+        while matches!(out.read_until(b'\n', &mut line), Ok(n) if n > 0) {
+            let text = String::from_utf8_lossy(&line).trim_end().to_string();
+            if tx.send(text).is_err() {
+                return;
+            }
+            line.clear();
+        }
+    });
+    rx
+}
+
+/// Runs `f` on the server's thread and returns what it returned. The server handles its work
+/// in order, so this is also a fence: whatever was queued on `handle` before has been done.
+pub fn ask<T: Send + 'static>(
+    handle: &ServerHandle,
+    f: impl FnOnce(&mut Io) -> T + Send + 'static,
+) -> T {
+    let (tx, rx) = mpsc::channel();
+    handle
+        .run(move |io| {
+            let _ = tx.send(f(io));
+        })
+        .expect("the server is running");
+    rx.recv_timeout(WAIT)
+        .expect("the server thread answers within WAIT")
+}
+
+/// `len` bytes from a xorshift64 generator: looks random to a stream or a parser (no
+/// repeating pattern that a bug shifting bytes around could reproduce by accident), yet the
+/// same every run for a seed.
+pub fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
+    let mut state = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        out.extend_from_slice(&state.to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}
+
+/// Reads a child's pipe to the end on a thread of its own and hands the bytes over a
+/// channel, so the caller can wait for them with a deadline instead of blocking on a pipe.
+pub fn collect(mut from: impl Read + Send + 'static) -> Receiver<Vec<u8>> {
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        let mut all = Vec::new();
+        // An error here only shortens the output; the assertions on it will say so.
+        let _ = from.read_to_end(&mut all);
+        let _ = tx.send(all);
+    });
+    rx
+}
+
+/// Starts `cmd` with stdout piped and waits (at most [`WAIT`]) for its first line, `listening
+/// on ADDR`: returns the child, that address (on 127.0.0.1), and the lines that follow.
+pub fn spawn_listening(cmd: &mut Command, what: &str) -> (Reaper, SocketAddr, Receiver<String>) {
+    let mut child = Reaper(
+        cmd.stdout(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {what}: {e}")),
+    );
+    let lines = lines_of(child.0.stdout.take().expect("stdout was piped above"));
+    let first = lines
+        .recv_timeout(WAIT)
+        .unwrap_or_else(|_| panic!("{what} printed no line within {WAIT:?}"));
+    let addr: SocketAddr = first
+        .strip_prefix("listening on ")
+        .and_then(|a| a.parse().ok())
+        .unwrap_or_else(|| panic!("{what}: first line {first:?} is not `listening on ADDR`"));
+    assert_eq!(addr.ip().to_string(), "127.0.0.1", "{what}: {first}");
+    (child, addr, lines)
+}
+
+/// Waits (at most `limit`, polling) for the child to exit.
+pub fn wait_exit(child: &mut Child, what: &str, limit: Duration) -> ExitStatus {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait().expect("try_wait on our own child") {
+            return status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what} did not exit within {limit:?}"
+        );
+        thread::sleep(Duration::from_millis(10));
+    }
 }

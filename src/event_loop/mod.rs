@@ -265,12 +265,11 @@ struct Conn {
     lingering: bool,
     /// Close once the output is flushed (or at once when `flush` is false).
     closing: Option<(CloseReason, bool)>,
-    /// Listed on `more_to_read` (it is listed once at most).
+    /// Listed on `more_to_read` for the next turn (it is listed once at most).
     read_later: bool,
-    /// The turn it was last read in, and whether that read emptied the kernel's buffer: a
-    /// connection is read once per turn, however many reasons there are to read it.
+    /// The turn it was last read in: a connection is read once per turn, however many
+    /// reasons there are to read it.
     read_turn: u64,
-    drained: bool,
 }
 
 impl Conn {
@@ -346,6 +345,40 @@ impl<T> Ctx<T> {
         Ok(local)
     }
 
+    /// Takes a connected (or connecting) socket into the table and watches it: READABLE, and
+    /// WRITABLE too while connecting (writable is how a non-blocking connect finishes).
+    fn add_conn(&mut self, fd: Fd, peer: SocketAddr, state: State) -> io::Result<ConnId> {
+        let connecting = matches!(state, State::Connecting { .. });
+        let raw = fd.raw();
+        let id = self.conns.insert(Conn {
+            fd,
+            peer,
+            state,
+            input: Vec::new(),
+            output: Vec::new(),
+            sent: 0,
+            writable_interest: connecting,
+            dirty: false,
+            read_closed: false,
+            read_paused: false,
+            reoffer: false,
+            lingering: false,
+            closing: None,
+            read_later: false,
+            read_turn: 0,
+        });
+        let interest = if connecting {
+            Interest::READABLE | Interest::WRITABLE
+        } else {
+            Interest::READABLE
+        };
+        if let Err(e) = poller::register(&self.poll, raw, conn_token(id), interest) {
+            self.conns.remove(id);
+            return Err(e);
+        }
+        Ok(id)
+    }
+
     /// Starts a non-blocking connect to `addr`. The outcome arrives at
     /// [`Handler::connected`]; with a `timeout`, a connect still under way by then fails with
     /// ETIMEDOUT.
@@ -359,35 +392,9 @@ impl<T> Ctx<T> {
         if self.config.nodelay {
             sys::setsockopt(&fd, IntOpt::NoDelay, 1)?;
         }
-        let raw = fd.raw();
-        let id = self.conns.insert(Conn {
-            fd,
-            peer: addr,
-            state: State::Connecting { timeout: None },
-            input: Vec::new(),
-            output: Vec::new(),
-            sent: 0,
-            writable_interest: true,
-            dirty: false,
-            read_closed: false,
-            read_paused: false,
-            reoffer: false,
-            lingering: false,
-            closing: None,
-            read_later: false,
-            read_turn: 0,
-            drained: true,
-        });
-        let token = Token(CONN_BASE + id.slot());
-        if let Err(e) = poller::register(
-            &self.poll,
-            raw,
-            token,
-            Interest::READABLE | Interest::WRITABLE,
-        ) {
-            self.conns.remove(id);
-            return Err(io_to_sys("epoll_ctl", &e));
-        }
+        let id = self
+            .add_conn(fd, addr, State::Connecting { timeout: None })
+            .map_err(|e| io_to_sys("epoll_ctl", &e))?;
         if let Some(t) = timeout {
             let tid = self
                 .timers
@@ -420,7 +427,9 @@ impl<T> Ctx<T> {
             conn.sent = 0;
         }
         conn.output.extend_from_slice(bytes);
-        if !conn.dirty {
+        // A connection waiting for WRITABLE already had EAGAIN: its writable event flushes
+        // it, and a `sendto` at the end of this turn would only get EAGAIN again.
+        if !conn.dirty && !conn.writable_interest {
             conn.dirty = true;
             self.dirty.push(id);
         }
@@ -571,8 +580,7 @@ impl<T> Ctx<T> {
             Interest::READABLE
         };
         let raw = conn.fd.raw();
-        if let Err(e) = poller::reregister(&self.poll, raw, Token(CONN_BASE + id.slot()), interest)
-        {
+        if let Err(e) = poller::reregister(&self.poll, raw, conn_token(id), interest) {
             let err = io_to_sys("epoll_ctl", &e);
             self.fail(id, err);
         }
@@ -580,8 +588,13 @@ impl<T> Ctx<T> {
     // ANCHOR_END: set_interest
 
     fn fail(&mut self, id: ConnId, err: sys::Error) {
+        self.close_now(id, CloseReason::Error(err));
+    }
+
+    /// Closes `id` at the end of this turn for `reason`, whatever was queued or asked before.
+    fn close_now(&mut self, id: ConnId, reason: CloseReason) {
         if let Some(conn) = self.conns.get_mut(id) {
-            conn.closing = Some((CloseReason::Error(err), false));
+            conn.closing = Some((reason, false));
             self.closing.push(id);
         }
     }
@@ -625,14 +638,12 @@ impl<T> Ctx<T> {
             return false;
         }
         let emptied = conn.pending() == 0;
-        if emptied && (conn.read_paused || !conn.input.is_empty()) {
-            // The peer read its replies: take its input again (edge-triggered, so the loop
-            // must go and look; no new event will come for bytes already waiting).
+        // The peer read its replies: take its input again (edge-triggered, so the loop must
+        // go and look; no new event will come for bytes already waiting).
+        let resume = emptied && (conn.read_paused || !conn.input.is_empty());
+        if resume {
             conn.read_paused = false;
             conn.reoffer = true;
-            if !std::mem::replace(&mut conn.read_later, true) {
-                self.more_to_read.push_back(id);
-            }
         }
         if emptied {
             conn.output.clear();
@@ -647,6 +658,9 @@ impl<T> Ctx<T> {
             // Keep the buffer from growing without bound under a steady trickle.
             conn.output.drain(..conn.sent);
             conn.sent = 0;
+        }
+        if resume {
+            self.read_later(id);
         }
         self.set_interest(id, !emptied);
         emptied
@@ -790,9 +804,14 @@ impl<H: Handler> EventLoop<H> {
         }
         // Connections cut off by the fairness limit in the last turn (the wait above did not
         // sleep for them): they go on in this one, after the new events. Those cut off in
-        // this turn wait for the next, so what one connection's input makes the handler
-        // queue for others between two flushes is bounded.
-        let carried = std::mem::take(&mut ctx.more_to_read);
+        // this turn are listed again behind them, for the next, so what one connection's
+        // input makes the handler queue for others between two flushes is bounded.
+        let carried = ctx.more_to_read.len();
+        for &id in &ctx.more_to_read {
+            if let Some(conn) = ctx.conns.get_mut(id) {
+                conn.read_later = false;
+            }
+        }
         let mut count = 0;
         for event in self.events.iter() {
             count += 1;
@@ -837,9 +856,8 @@ impl<H: Handler> EventLoop<H> {
         }
         // Connections that were cut off by the fairness limit in the last turn go on now
         // (unless an event of this turn had them read already).
-        for id in carried {
-            if let Some(conn) = ctx.conns.get_mut(id) {
-                conn.read_later = false;
+        for _ in 0..carried {
+            if let Some(id) = ctx.more_to_read.pop_front() {
                 read_ready(ctx, h, id);
             }
         }
@@ -893,36 +911,9 @@ fn accept_all<H: Handler>(ctx: &mut Ctx<H::Timer>, h: &mut H, index: usize) {
                     // Failing to set it only costs latency; the connection is still good.
                     let _ = sys::setsockopt(&fd, IntOpt::NoDelay, 1);
                 }
-                let raw = fd.raw();
-                let id = ctx.conns.insert(Conn {
-                    fd,
-                    peer,
-                    state: State::Open,
-                    input: Vec::new(),
-                    output: Vec::new(),
-                    sent: 0,
-                    writable_interest: false,
-                    dirty: false,
-                    read_closed: false,
-                    read_paused: false,
-                    reoffer: false,
-                    lingering: false,
-                    closing: None,
-                    read_later: false,
-                    read_turn: 0,
-                    drained: true,
-                });
-                if poller::register(
-                    &ctx.poll,
-                    raw,
-                    Token(CONN_BASE + id.slot()),
-                    Interest::READABLE,
-                )
-                .is_err()
-                {
-                    ctx.conns.remove(id);
-                    continue;
-                }
+                let Ok(id) = ctx.add_conn(fd, peer, State::Open) else {
+                    continue; // not watched, so closed at once
+                };
                 h.accepted(ctx, id, peer);
             }
             Err(e) if e.errno() == Errno::EAGAIN => return,
@@ -993,6 +984,12 @@ fn finish_connect<H: Handler>(ctx: &mut Ctx<H::Timer>, h: &mut H, id: ConnId) {
     }
 }
 
+/// The token a connection is registered with (the listeners and the loop's own pipes have
+/// the tokens below `CONN_BASE`).
+fn conn_token(id: ConnId) -> Token {
+    Token(CONN_BASE + id.slot())
+}
+
 /// Removes a connection: stop watching it, then close it.
 fn drop_conn<T>(ctx: &mut Ctx<T>, id: ConnId) -> Option<Conn> {
     let conn = ctx.conns.remove(id)?;
@@ -1003,16 +1000,9 @@ fn drop_conn<T>(ctx: &mut Ctx<T>, id: ConnId) -> Option<Conn> {
 // ANCHOR: read_ready
 fn read_ready<H: Handler>(ctx: &mut Ctx<H::Timer>, h: &mut H, id: ConnId) {
     let turn = ctx.stats.turns;
-    match ctx.conns.get(id) {
-        None => return,
-        Some(conn) if conn.read_turn == turn => {
-            // Read once already in this turn: what is left waits for the next.
-            if !conn.drained {
-                ctx.read_later(id);
-            }
-            return;
-        }
-        Some(_) => {}
+    // Read once already in this turn: that read listed it for the next if it had to.
+    if ctx.conns.get(id).is_none_or(|conn| conn.read_turn == turn) {
+        return;
     }
     let mut scratch = std::mem::take(&mut ctx.scratch);
     let mut drained = false;
@@ -1026,10 +1016,7 @@ fn read_ready<H: Handler>(ctx: &mut Ctx<H::Timer>, h: &mut H, id: ConnId) {
                 Ok(0) => {
                     // The peer's FIN: now the close is clean on both sides.
                     conn.read_closed = true;
-                    if let Some((_, flush)) = &mut conn.closing {
-                        *flush = false;
-                    }
-                    ctx.closing.push(id);
+                    ctx.abort(id);
                     drained = true;
                     break;
                 }
@@ -1040,10 +1027,7 @@ fn read_ready<H: Handler>(ctx: &mut Ctx<H::Timer>, h: &mut H, id: ConnId) {
                 }
                 Err(e) if e.errno() == Errno::EINTR => continue,
                 Err(_) => {
-                    if let Some((_, flush)) = &mut conn.closing {
-                        *flush = false;
-                    }
-                    ctx.closing.push(id);
+                    ctx.abort(id);
                     drained = true;
                     break;
                 }
@@ -1096,7 +1080,6 @@ fn read_ready<H: Handler>(ctx: &mut Ctx<H::Timer>, h: &mut H, id: ConnId) {
     ctx.scratch = scratch;
     if let Some(conn) = ctx.conns.get_mut(id) {
         conn.read_turn = turn;
-        conn.drained = drained;
     }
     if !drained {
         ctx.read_later(id);
@@ -1131,8 +1114,7 @@ fn deliver<H: Handler>(ctx: &mut Ctx<H::Timer>, h: &mut H, id: ConnId, data: &[u
     let max = ctx.config.max_inbound;
     if let Some(conn) = ctx.conns.get_mut(id) {
         if conn.input.len() > max {
-            conn.closing = Some((CloseReason::InputOverflow, false));
-            ctx.closing.push(id);
+            ctx.close_now(id, CloseReason::InputOverflow);
         } else if conn.input.is_empty() && conn.input.capacity() > KEEP_CAPACITY {
             conn.input.shrink_to(KEEP_CAPACITY);
         }
@@ -1171,14 +1153,8 @@ fn fire_timers<H: Handler>(ctx: &mut Ctx<H::Timer>, h: &mut H) {
                 }
                 accept_all(ctx, h, index);
             }
-            TimerKind::CloseGrace(id) => {
-                if let Some(conn) = ctx.conns.get_mut(id) {
-                    if let Some((_, flush)) = &mut conn.closing {
-                        *flush = false;
-                        ctx.closing.push(id);
-                    }
-                }
-            }
+            // The peer has not sent its FIN within the grace: close without waiting.
+            TimerKind::CloseGrace(id) => ctx.abort(id),
             TimerKind::StopGrace => {
                 for id in ctx.conns.ids() {
                     ctx.mark_closing(id, CloseReason::Stopped, false);

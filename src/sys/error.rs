@@ -61,11 +61,6 @@ impl Error {
         }
     }
 
-    /// Reads the thread's `errno` right after a call returned -1.
-    pub(crate) fn last(syscall: &'static str, arg: impl Into<String>) -> Error {
-        Error::new(syscall, arg, Errno::last())
-    }
-
     pub fn syscall(&self) -> &'static str {
         self.syscall
     }
@@ -153,6 +148,37 @@ pub fn errno_of(e: &io::Error) -> Option<Errno> {
     e.get_ref()
         .and_then(|inner| inner.downcast_ref::<Error>())
         .map(Error::errno)
+}
+
+/// Turns a C return value into a `Result`, reading `errno` before anything can change it.
+pub(super) fn check(
+    rc: isize,
+    syscall: &'static str,
+    arg: impl FnOnce() -> String,
+) -> Result<usize> {
+    if rc < 0 {
+        let errno = Errno::last();
+        Err(Error::new(syscall, arg(), errno))
+    } else {
+        Ok(rc as usize)
+    }
+}
+
+/// [`check`] for a call on descriptor `fd`: no string is built, even on error.
+pub(super) fn check_fd(rc: isize, syscall: &'static str, fd: std::os::fd::RawFd) -> Result<usize> {
+    if rc < 0 {
+        Err(Error::on_fd(syscall, fd, Errno::last()))
+    } else {
+        Ok(rc as usize)
+    }
+}
+
+/// The result column of the trace line for `res`: `ok` of the value, or `-1 ERRNO (...)`.
+pub(super) fn ret<T>(res: &Result<T>, ok: impl FnOnce(&T) -> String) -> String {
+    match res {
+        Ok(v) => ok(v),
+        Err(e) => super::trace::err(e.errno()),
+    }
 }
 
 #[cfg(test)]

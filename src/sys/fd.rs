@@ -2,7 +2,7 @@
 
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
 
-use super::error::{Error, Result};
+use super::error::{check_fd, ret, Result};
 use super::trace;
 
 /// An open descriptor this program owns. Dropping it closes it.
@@ -43,17 +43,9 @@ fn close_raw(raw: RawFd) -> Result<()> {
     // SAFETY: `raw` was owned by an `Fd` that is gone now (forgotten or being dropped), so
     // this is the one and only close of it.
     let rc = unsafe { libc::close(raw) };
-    let result = if rc == -1 {
-        Err(Error::last("close", format!("fd {raw}")))
-    } else {
-        Ok(())
-    };
+    let result = check_fd(rc as isize, "close", raw).map(drop);
     if trace::enabled() {
-        let ret = match &result {
-            Ok(()) => trace::ok(0),
-            Err(e) => trace::err(e.errno()),
-        };
-        trace::line(&format!("close({raw})"), &ret);
+        trace::line(&format!("close({raw})"), &ret(&result, |_| trace::ok(0)));
     }
     result
 }

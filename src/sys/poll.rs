@@ -2,7 +2,7 @@
 
 use std::os::fd::{AsRawFd, RawFd};
 
-use super::error::{Errno, Error, Result};
+use super::error::{check, Result};
 use super::trace;
 
 /// Readiness bits for [`PollFd`], combined with `|`.
@@ -96,15 +96,7 @@ pub fn poll(fds: &mut [PollFd], timeout_ms: i32) -> Result<usize> {
             timeout_ms,
         )
     };
-    let res = if rc < 0 {
-        Err(Error::new(
-            "poll",
-            format!("{} fds", fds.len()),
-            Errno::last(),
-        ))
-    } else {
-        Ok(rc as usize)
-    };
+    let res = check(rc as isize, "poll", || format!("{} fds", fds.len()));
     if trace::enabled() {
         let asked: Vec<String> = fds
             .iter()

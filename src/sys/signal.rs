@@ -107,13 +107,7 @@ pub fn stop_signal_pipe() -> super::Result<std::os::fd::OwnedFd> {
     let mut fds = [0 as libc::c_int; 2];
     // SAFETY: `fds` has room for the two descriptors pipe2 writes.
     let rc = unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_NONBLOCK | libc::O_CLOEXEC) };
-    if rc == -1 {
-        return Err(super::Error::new(
-            "pipe2",
-            "stop pipe",
-            super::Errno::last(),
-        ));
-    }
+    super::error::check(rc as isize, "pipe2", || "stop pipe".to_string())?;
     // The write end stays open for the life of the process: the handler may run at any time.
     // An older write end, if any, is leaked on purpose for the same reason.
     STOP_PIPE_WRITE.store(fds[1], Ordering::Relaxed);

@@ -9,7 +9,7 @@ use std::os::fd::RawFd;
 
 use socket2::SockAddr;
 
-use super::error::{Errno, Error, Result};
+use super::error::{check, check_fd, ret, Errno, Error, Result};
 use super::fd::Fd;
 use super::trace;
 
@@ -73,33 +73,6 @@ impl std::ops::BitOr for MsgFlags {
     type Output = MsgFlags;
     fn bitor(self, rhs: MsgFlags) -> MsgFlags {
         MsgFlags(self.0 | rhs.0)
-    }
-}
-
-/// Turns a C return value into a `Result`, reading `errno` before anything can change it.
-fn check(rc: isize, syscall: &'static str, arg: impl FnOnce() -> String) -> Result<usize> {
-    if rc < 0 {
-        let errno = Errno::last();
-        Err(Error::new(syscall, arg(), errno))
-    } else {
-        Ok(rc as usize)
-    }
-}
-
-/// [`check`] for a call on descriptor `fd`: no string is built, even on error.
-fn check_fd(rc: isize, syscall: &'static str, fd: RawFd) -> Result<usize> {
-    if rc < 0 {
-        Err(Error::on_fd(syscall, fd, Errno::last()))
-    } else {
-        Ok(rc as usize)
-    }
-}
-
-/// The result column of the trace line for `res`.
-fn ret<T>(res: &Result<T>, ok: impl FnOnce(&T) -> String) -> String {
-    match res {
-        Ok(v) => ok(v),
-        Err(e) => trace::err(e.errno()),
     }
 }
 
@@ -224,7 +197,7 @@ pub fn accept(fd: &Fd, nonblocking: bool) -> Result<(Fd, SocketAddr)> {
     let new = unsafe { Fd::from_raw(raw) };
     let peer = sa
         .as_socket()
-        .ok_or_else(|| Error::new("accept4", format!("fd {}", fd.raw()), Errno::EAFNOSUPPORT))?;
+        .ok_or_else(|| Error::on_fd("accept4", fd.raw(), Errno::EAFNOSUPPORT))?;
     Ok((new, peer))
 }
 
@@ -399,9 +372,9 @@ fn name_call(fd: &Fd, syscall: &'static str, call: NameFn) -> Result<SocketAddr>
         })
     };
     let res: Result<SockAddr> = res.map(|(_, sa)| sa).map_err(|e| {
-        Error::new(
+        Error::on_fd(
             syscall,
-            format!("fd {}", fd.raw()),
+            fd.raw(),
             Errno::from_raw(e.raw_os_error().unwrap_or(0)),
         )
     });
@@ -422,5 +395,5 @@ fn name_call(fd: &Fd, syscall: &'static str, call: NameFn) -> Result<SocketAddr>
     }
     let sa = res?;
     sa.as_socket()
-        .ok_or_else(|| Error::new(syscall, format!("fd {}", fd.raw()), Errno::EAFNOSUPPORT))
+        .ok_or_else(|| Error::on_fd(syscall, fd.raw(), Errno::EAFNOSUPPORT))
 }

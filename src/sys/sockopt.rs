@@ -1,6 +1,6 @@
 //! `setsockopt(2)`, `getsockopt(2)` and `fcntl(2)`: the knobs on a socket.
 
-use super::error::{Errno, Error, Result};
+use super::error::{check, ret, Errno, Result};
 use super::fd::Fd;
 use super::trace;
 
@@ -51,20 +51,9 @@ impl IntOpt {
 
 const INT_LEN: libc::socklen_t = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
 
-fn errno_after(rc: libc::c_int, syscall: &'static str, arg: impl FnOnce() -> String) -> Result<()> {
-    if rc == -1 {
-        let errno = Errno::last();
-        Err(Error::new(syscall, arg(), errno))
-    } else {
-        Ok(())
-    }
-}
-
-fn ret(res: &Result<()>) -> String {
-    match res {
-        Ok(()) => trace::ok(0),
-        Err(e) => trace::err(e.errno()),
-    }
+/// [`check`] for the calls here, which return 0 or -1.
+fn check_rc(rc: libc::c_int, syscall: &'static str, arg: impl FnOnce() -> String) -> Result<()> {
+    check(rc as isize, syscall, arg).map(drop)
 }
 
 /// `setsockopt(2)` for an integer option (booleans are 0 or 1).
@@ -81,7 +70,7 @@ pub fn setsockopt(fd: &Fd, opt: IntOpt, value: i32) -> Result<()> {
             INT_LEN,
         )
     };
-    let res = errno_after(rc, "setsockopt", || {
+    let res = check_rc(rc, "setsockopt", || {
         format!("fd {}, {}", fd.raw(), opt.short())
     });
     if trace::enabled() {
@@ -91,7 +80,7 @@ pub fn setsockopt(fd: &Fd, opt: IntOpt, value: i32) -> Result<()> {
                 fd.raw(),
                 opt.names()
             ),
-            &ret(&res),
+            &ret(&res, |_| trace::ok(0)),
         );
     }
     res
@@ -112,7 +101,7 @@ pub fn getsockopt(fd: &Fd, opt: IntOpt) -> Result<i32> {
             &mut len,
         )
     };
-    let res = errno_after(rc, "getsockopt", || {
+    let res = check_rc(rc, "getsockopt", || {
         format!("fd {}, {}", fd.raw(), opt.short())
     });
     if trace::enabled() {
@@ -128,7 +117,7 @@ pub fn getsockopt(fd: &Fd, opt: IntOpt) -> Result<i32> {
                 fd.raw(),
                 opt.names()
             ),
-            &ret(&res),
+            &ret(&res, |_| trace::ok(0)),
         );
     }
     res.map(|()| v)
@@ -158,7 +147,7 @@ pub fn set_linger(fd: &Fd, seconds: Option<u32>) -> Result<()> {
             len,
         )
     };
-    let res = errno_after(rc, "setsockopt", || format!("fd {}, SO_LINGER", fd.raw()));
+    let res = check_rc(rc, "setsockopt", || format!("fd {}, SO_LINGER", fd.raw()));
     if trace::enabled() {
         trace::line(
             &format!(
@@ -167,7 +156,7 @@ pub fn set_linger(fd: &Fd, seconds: Option<u32>) -> Result<()> {
                 l.l_onoff,
                 l.l_linger
             ),
-            &ret(&res),
+            &ret(&res, |_| trace::ok(0)),
         );
     }
     res
@@ -190,7 +179,7 @@ pub fn get_linger(fd: &Fd) -> Result<Option<u32>> {
             &mut len,
         )
     };
-    let res = errno_after(rc, "getsockopt", || format!("fd {}, SO_LINGER", fd.raw()));
+    let res = check_rc(rc, "getsockopt", || format!("fd {}, SO_LINGER", fd.raw()));
     if trace::enabled() {
         trace::line(
             &format!(
@@ -199,7 +188,7 @@ pub fn get_linger(fd: &Fd) -> Result<Option<u32>> {
                 l.l_onoff,
                 l.l_linger
             ),
-            &ret(&res),
+            &ret(&res, |_| trace::ok(0)),
         );
     }
     res.map(|()| (l.l_onoff != 0).then_some(l.l_linger as u32))
@@ -228,7 +217,7 @@ fn flag_names(flags: i32) -> String {
 pub fn fcntl_getfl(fd: &Fd) -> Result<i32> {
     // SAFETY: F_GETFL takes no third argument and only reads kernel state.
     let rc = unsafe { libc::fcntl(fd.raw(), libc::F_GETFL) };
-    let res = errno_after(rc, "fcntl", || format!("fd {}, F_GETFL", fd.raw()));
+    let res = check_rc(rc, "fcntl", || format!("fd {}, F_GETFL", fd.raw()));
     if trace::enabled() {
         let shown = match &res {
             Ok(()) => format!("{rc:#x} (flags {})", flag_names(rc)),
@@ -243,11 +232,11 @@ pub fn fcntl_getfl(fd: &Fd) -> Result<i32> {
 pub fn fcntl_setfl(fd: &Fd, flags: i32) -> Result<()> {
     // SAFETY: F_SETFL takes an int argument; no memory is shared.
     let rc = unsafe { libc::fcntl(fd.raw(), libc::F_SETFL, flags) };
-    let res = errno_after(rc, "fcntl", || format!("fd {}, F_SETFL", fd.raw()));
+    let res = check_rc(rc, "fcntl", || format!("fd {}, F_SETFL", fd.raw()));
     if trace::enabled() {
         trace::line(
             &format!("fcntl({}, F_SETFL, {})", fd.raw(), flag_names(flags)),
-            &ret(&res),
+            &ret(&res, |_| trace::ok(0)),
         );
     }
     res

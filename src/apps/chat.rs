@@ -62,11 +62,16 @@ pub fn mentions(text: &str) -> Vec<String> {
     out
 }
 
+/// A room a person may name: 1 to 64 bytes, and not someone's personal room.
+fn valid_room(room: &str) -> bool {
+    !room.is_empty() && room.len() <= 64 && !room.starts_with("user:")
+}
+
 fn room_arg(ev: &Event) -> Option<String> {
     ev.args
         .first()
         .and_then(Value::as_str)
-        .filter(|r| !r.is_empty() && r.len() <= 64 && !r.starts_with("user:"))
+        .filter(|r| valid_room(r))
         .map(str::to_string)
 }
 
@@ -101,7 +106,7 @@ pub fn install(io: &mut Io) {
         };
         let name = field("name").unwrap_or_default();
         let room = field("room")
-            .filter(|r| !r.is_empty() && !r.starts_with("user:"))
+            .filter(|r| valid_room(r))
             .unwrap_or_else(|| DEFAULT_ROOM.to_string());
         names.borrow_mut().insert(sid.to_string(), name.clone());
         io.join(sid, &personal_room(&name));
@@ -124,7 +129,7 @@ pub fn install(io: &mut Io) {
                 .get(&ev.socket)
                 .cloned()
                 .unwrap_or_default();
-            if !io.rooms_of(&ev.socket).contains(&room) {
+            if !io.in_room(&ev.socket, &room) {
                 return; // only members speak in a room
             }
             let message = json!({"room": room, "from": from, "text": text});
@@ -423,6 +428,18 @@ fn list(args: &[Value]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_room_is_short_and_not_personal() {
+        assert!(valid_room("general"));
+        assert!(valid_room(&"r".repeat(64)));
+        assert!(
+            !valid_room(&"r".repeat(65)),
+            "the starting room has the same cap"
+        );
+        assert!(!valid_room(""));
+        assert!(!valid_room("user:ada"));
+    }
 
     #[test]
     fn mentions_and_commands() {

@@ -292,11 +292,6 @@ impl Server {
     pub fn is_stopped(&self) -> bool {
         self.ev.is_stopped()
     }
-
-    /// The loop's counters.
-    pub fn loop_stats(&mut self) -> crate::event_loop::Stats {
-        self.ev.ctx().stats().clone()
-    }
 }
 
 /// A server running on a thread of its own (a server holds closures that stay on their

@@ -79,7 +79,6 @@ struct Namespace {
 struct SocketState {
     conn: ConnId,
     namespace: String,
-    rooms: HashSet<String>,
     listeners: Listeners<Io>,
     acks: HashMap<u32, AckCallback>,
     next_ack: u32,
@@ -87,16 +86,16 @@ struct SocketState {
     session: Session,
 }
 
-/// What survives a dropped connection for `max_disconnection_duration`: the socket's id,
-/// rooms, and the acked events it already handled (to drop a client's retries).
+/// What survives a dropped connection for `max_disconnection_duration`: the socket's rooms
+/// and the acked events it already handled (to drop a client's retries).
 #[derive(Default)]
 struct Session {
     pid: String,
     /// Ack ids of the client's events already handled, with the ACK frame once answered.
     handled: HashMap<u32, Option<Vec<u8>>>,
     handled_order: VecDeque<u32>,
-    /// For each room, the broadcast offset when the socket joined it: a replay skips what
-    /// was sent to a room before the socket was in it.
+    /// The rooms the socket joined (its own room aside), each with the broadcast offset when
+    /// it joined: a replay skips what was sent to a room before the socket was in it.
     joined: HashMap<String, u64>,
 }
 
@@ -106,7 +105,6 @@ const HANDLED_MEMORY: usize = 1024;
 struct Parked {
     sid: String,
     namespace: String,
-    rooms: HashSet<String>,
     session: Session,
     expires: Instant,
 }
@@ -338,7 +336,7 @@ pub struct Io {
 }
 
 /// Every socket of namespace `ns`, as connections in the order of the socket ids (the
-/// order [`Broadcast::recipients`] gives). A burst of broadcasts to a thousand sockets
+/// order `Broadcast::chosen` gives). A burst of broadcasts to a thousand sockets
 /// sorts them once, not once per message (`make bench`, fan-out).
 struct Everyone {
     ns: String,
@@ -509,6 +507,14 @@ impl Io {
         });
     }
 
+    /// Encodes `p` and queues it for `conn`; returns where its bytes are (`None` if it was
+    /// over the frame limit, which the protocol's own packets never are).
+    fn queue_packet(&mut self, conn: ConnId, p: &Packet) -> Option<(usize, usize)> {
+        let range = self.encode(p).ok()?;
+        self.queue(conn, range, false);
+        Some(range)
+    }
+
     /// Emits `event` with JSON `args` to socket `sid`.
     pub fn emit(&mut self, sid: &str, event: &str, args: Vec<Value>) -> Result<(), EmitError> {
         self.send(sid, Emit::new(event).args(args))
@@ -573,8 +579,7 @@ impl Io {
             args,
             attachments,
         };
-        if let Ok(range) = self.encode(&p) {
-            self.queue(conn, range, false);
+        if let Some(range) = self.queue_packet(conn, &p) {
             // Remember the answer: a retry of this event gets it again, not a second run.
             let frame = self.arena[range.0..range.1].to_vec();
             if let Some(slot) = self
@@ -641,7 +646,6 @@ impl Io {
         let Some(s) = self.sockets.get_mut(sid).filter(|_| room != sid) else {
             return;
         };
-        s.rooms.insert(room.to_string());
         s.session
             .joined
             .entry(room.to_string())
@@ -659,9 +663,14 @@ impl Io {
         let Some(s) = self.sockets.get_mut(sid).filter(|_| room != sid) else {
             return;
         };
-        s.rooms.remove(room);
         s.session.joined.remove(room);
-        if let Some(rooms) = self.rooms.get_mut(&s.namespace) {
+        let ns = s.namespace.clone();
+        self.drop_member(&ns, room, sid);
+    }
+
+    /// Takes `sid` out of the members of `room` in namespace `ns`; an empty room goes.
+    fn drop_member(&mut self, ns: &str, room: &str, sid: &str) {
+        if let Some(rooms) = self.rooms.get_mut(ns) {
             if let Some(members) = rooms.get_mut(room) {
                 members.remove(sid);
                 if members.is_empty() {
@@ -671,12 +680,22 @@ impl Io {
         }
     }
 
+    /// Whether socket `sid` is in `room` (its own room included).
+    pub fn in_room(&self, sid: &str, room: &str) -> bool {
+        self.sockets
+            .get(sid)
+            .is_some_and(|s| room == sid || s.session.joined.contains_key(room))
+    }
+
     /// The rooms socket `sid` is in (its own id among them), sorted.
     pub fn rooms_of(&self, sid: &str) -> Vec<String> {
         let mut v: Vec<String> = self
             .sockets
             .get(sid)
-            .map(|s| s.rooms.iter().cloned().chain([sid.to_string()]).collect())
+            .map(|s| {
+                let joined = s.session.joined.keys().cloned();
+                joined.chain([sid.to_string()]).collect()
+            })
             .unwrap_or_default();
         v.sort();
         v
@@ -729,20 +748,30 @@ impl Io {
     /// the client sees `io server disconnect` and does not reconnect). The connection closes
     /// when it has no namespace left.
     pub fn disconnect(&mut self, sid: &str) {
-        let Some(s) = self.sockets.get(sid) else {
-            return;
-        };
+        if let Some(conn) = self.say_goodbye(sid, reasons::SERVER_NAMESPACE_DISCONNECT) {
+            self.close_if_unused(conn, true);
+        }
+    }
+
+    // ANCHOR: say_goodbye
+    /// Sends socket `sid` a DISCONNECT with `reason` and removes it; returns its connection.
+    fn say_goodbye(&mut self, sid: &str, reason: &str) -> Option<ConnId> {
+        let s = self.sockets.get(sid)?;
         let (conn, ns) = (s.conn, s.namespace.clone());
         let p = Packet::Disconnect {
             ns,
-            reason: Some(reasons::SERVER_NAMESPACE_DISCONNECT.into()),
+            reason: Some(reason.into()),
         };
-        if let Ok(range) = self.encode(&p) {
-            self.queue(conn, range, false);
-        }
-        self.remove_socket(sid, reasons::SERVER_NAMESPACE_DISCONNECT);
+        self.queue_packet(conn, &p);
+        self.remove_socket(sid, reason);
+        Some(conn)
+    }
+    // ANCHOR_END: say_goodbye
+
+    /// Closes `conn` (after flushing, if `flush`) once no namespace is left on it.
+    fn close_if_unused(&mut self, conn: ConnId, flush: bool) {
         if self.conns.get(&conn).is_some_and(|c| c.sockets.is_empty()) {
-            self.close_later(conn, true);
+            self.close_later(conn, flush);
         }
     }
 
@@ -782,18 +811,24 @@ impl Io {
             attachments: Vec::new(),
             ack: None,
         };
-        self.dispatch_guarded(&ev("disconnecting"));
+        // A panic in a `disconnecting` listener is counted; the socket is going anyway.
+        let event = ev("disconnecting");
+        if catch_unwind(AssertUnwindSafe(|| self.dispatch(&event))).is_err() {
+            self.stats.handler_panics += 1;
+        }
         self.everyone = None;
         let Some(mut s) = self.sockets.remove(sid) else {
             return;
         };
         self.live_pids.remove(&s.session.pid);
+        for room in s.session.joined.keys() {
+            self.drop_member(&s.namespace, room, sid);
+        }
         let comes_back = reasons::unexpected(reason);
         if comes_back && !s.session.pid.is_empty() {
             let parked = Parked {
                 sid: sid.to_string(),
                 namespace: s.namespace.clone(),
-                rooms: s.rooms.clone(),
                 session: std::mem::take(&mut s.session),
                 expires: Instant::now() + self.config.max_disconnection_duration,
             };
@@ -806,16 +841,6 @@ impl Io {
             let pid = parked.session.pid.clone();
             self.parked_order.push_back((parked.expires, pid.clone()));
             self.parked.insert(pid, parked);
-        }
-        for room in std::mem::take(&mut s.rooms) {
-            if let Some(rooms) = self.rooms.get_mut(&s.namespace) {
-                if let Some(members) = rooms.get_mut(&room) {
-                    members.remove(sid);
-                    if members.is_empty() {
-                        rooms.remove(&room);
-                    }
-                }
-            }
         }
         if let Some(c) = self.conns.get_mut(&s.conn) {
             c.sockets.remove(&s.namespace);
@@ -832,22 +857,18 @@ impl Io {
 
     /// Dispatches `event` to its socket's listeners; a panicking listener disconnects that
     /// socket (reason `server error`) and the server goes on.
-    fn dispatch_guarded(&mut self, event: &Event) -> usize {
-        let result = catch_unwind(AssertUnwindSafe(|| {
-            listeners::dispatch(self, event, |io| {
-                io.sockets.get_mut(&event.socket).map(|s| &mut s.listeners)
-            })
-        }));
-        match result {
-            Ok(n) => n,
-            Err(_) => {
-                self.stats.handler_panics += 1;
-                if event.name != "disconnecting" && event.name != "disconnect" {
-                    self.close_socket_conn(&event.socket, reasons::SERVER_ERROR);
-                }
-                0
-            }
+    fn dispatch_guarded(&mut self, event: &Event) {
+        if catch_unwind(AssertUnwindSafe(|| self.dispatch(event))).is_err() {
+            self.stats.handler_panics += 1;
+            self.close_socket_conn(&event.socket, reasons::SERVER_ERROR);
         }
+    }
+
+    /// Calls the listeners of `event`'s socket for it.
+    fn dispatch(&mut self, event: &Event) {
+        listeners::dispatch(self, event, |io| {
+            io.sockets.get_mut(&event.socket).map(|s| &mut s.listeners)
+        });
     }
 
     /// Closes the connection of socket `sid`, with `reason` for every socket on it.
@@ -860,14 +881,7 @@ impl Io {
     /// Ends connection `conn`: every socket on it is removed with `reason`, then the loop
     /// closes it (after flushing, if `flush`).
     fn close_conn(&mut self, conn: ConnId, reason: &str, flush: bool) {
-        let sids: Vec<String> = self
-            .conns
-            .get(&conn)
-            .map(|c| c.sockets.values().cloned().collect())
-            .unwrap_or_default();
-        for sid in sids {
-            self.remove_socket(&sid, reason);
-        }
+        self.remove_conn_sockets(conn, reason);
         if self.conns.contains_key(&conn) {
             self.close_later(conn, flush);
         }
@@ -892,9 +906,7 @@ impl Io {
             "pingTimeout": self.config.ping_timeout.as_millis() as u64,
             "maxPayload": self.config.limits.max_frame,
         }));
-        if let Ok(range) = self.encode(&hello) {
-            self.queue(conn, range, false);
-        }
+        self.queue_packet(conn, &hello);
         self.out.push(Out::Timer(
             self.config.handshake_timeout,
             ServerTimer::Handshake(conn),
@@ -911,9 +923,7 @@ impl Io {
             ns: ns.to_string(),
             message: message.to_string(),
         };
-        if let Ok(range) = self.encode(&p) {
-            self.queue(conn, range, false);
-        }
+        self.queue_packet(conn, &p);
     }
 
     fn protocol_error(&mut self, conn: ConnId) {
@@ -1004,9 +1014,7 @@ impl Io {
                 if let Some(sid) = sid {
                     self.remove_socket(&sid, reasons::CLIENT_NAMESPACE_DISCONNECT);
                 }
-                if self.conns.get(&conn).is_some_and(|c| c.sockets.is_empty()) {
-                    self.close_later(conn, true);
-                }
+                self.close_if_unused(conn, true);
             }
             Packet::Pong => {
                 if let Some(c) = self.conns.get_mut(&conn) {
@@ -1065,13 +1073,7 @@ impl Io {
         });
         if let Some((old_sid, old_conn)) = live {
             self.remove_socket(&old_sid, reasons::TRANSPORT_CLOSE);
-            if self
-                .conns
-                .get(&old_conn)
-                .is_some_and(|c| c.sockets.is_empty())
-            {
-                self.close_later(old_conn, false);
-            }
+            self.close_if_unused(old_conn, false);
         }
         // The session can be restored only if every broadcast it missed is still logged.
         let complete = self.trimmed <= offset;
@@ -1084,16 +1086,18 @@ impl Io {
             .and_then(|p| self.parked.remove(&p))
             .filter(|_| complete);
         let recovered = restored.is_some();
-        let (sid, rooms, session) = match restored {
-            Some(p) => (p.sid, p.rooms, p.session),
+        let (sid, session) = match restored {
+            Some(p) => (p.sid, p.session),
             None => {
                 let session = Session {
                     pid: self.ids.next_id(),
                     ..Session::default()
                 };
-                (self.ids.next_id(), HashSet::new(), session)
+                (self.ids.next_id(), session)
             }
         };
+        // A restored session is back in its rooms, with the offsets it joined them at.
+        let rooms: Vec<String> = session.joined.keys().cloned().collect();
         let pid = session.pid.clone();
         self.everyone = None;
         self.live_pids.insert(pid.clone(), conn);
@@ -1102,7 +1106,6 @@ impl Io {
             Box::new(SocketState {
                 conn,
                 namespace: ns.clone(),
-                rooms: HashSet::new(),
                 listeners: Listeners::default(),
                 acks: HashMap::new(),
                 next_ack: 0,
@@ -1126,9 +1129,7 @@ impl Io {
                 "offset": self.next_offset,
             })),
         };
-        if let Ok(range) = self.encode(&reply) {
-            self.queue(conn, range, false);
-        }
+        self.queue_packet(conn, &reply);
         if recovered {
             // The broadcasts this socket missed while away, in order, after its offset.
             self.stats.sessions_recovered += 1;
@@ -1170,24 +1171,26 @@ impl Io {
             CloseReason::Stopped => reasons::SERVER_SHUTTING_DOWN,
             CloseReason::Local => reasons::FORCED_CLOSE,
         };
+        self.remove_conn_sockets(conn, why);
+        self.conns.remove(&conn);
+    }
+
+    /// Removes every socket of connection `conn`, with `reason`.
+    fn remove_conn_sockets(&mut self, conn: ConnId, reason: &str) {
         let sids: Vec<String> = self
             .conns
             .get(&conn)
             .map(|c| c.sockets.values().cloned().collect())
             .unwrap_or_default();
         for sid in sids {
-            self.remove_socket(&sid, why);
+            self.remove_socket(&sid, reason);
         }
-        self.conns.remove(&conn);
     }
 
     fn timer(&mut self, t: ServerTimer) {
         match t {
-            ServerTimer::Handshake(conn) => {
-                if self.conns.get(&conn).is_some_and(|c| c.sockets.is_empty()) {
-                    self.close_later(conn, false);
-                }
-            }
+            // Still no namespace joined: the handshake timed out.
+            ServerTimer::Handshake(conn) => self.close_if_unused(conn, false),
             // ANCHOR: heartbeat
             ServerTimer::Ping(conn) => {
                 let Some(c) = self.conns.get_mut(&conn) else {
@@ -1196,9 +1199,7 @@ impl Io {
                 c.pings += 1;
                 c.awaiting_pong = true;
                 let seq = c.pings;
-                if let Ok(range) = self.encode(&Packet::Ping) {
-                    self.queue(conn, range, false);
-                }
+                self.queue_packet(conn, &Packet::Ping);
                 let due = self.config.ping_timeout;
                 self.out
                     .push(Out::Timer(due, ServerTimer::PongDue(conn, seq)));
@@ -1226,17 +1227,7 @@ impl Io {
     fn shutting_down(&mut self) {
         let sids: Vec<String> = self.sockets.keys().cloned().collect();
         for sid in sids {
-            if let Some(s) = self.sockets.get(&sid) {
-                let (conn, ns) = (s.conn, s.namespace.clone());
-                let p = Packet::Disconnect {
-                    ns,
-                    reason: Some(reasons::SERVER_SHUTTING_DOWN.into()),
-                };
-                if let Ok(range) = self.encode(&p) {
-                    self.queue(conn, range, false);
-                }
-            }
-            self.remove_socket(&sid, reasons::SERVER_SHUTTING_DOWN);
+            self.say_goodbye(&sid, reasons::SERVER_SHUTTING_DOWN);
         }
     }
     // ANCHOR_END: shutting_down
@@ -1356,14 +1347,6 @@ impl Broadcast<'_> {
         self
     }
 
-    /// The recipients, sorted.
-    pub fn recipients(&self) -> Vec<String> {
-        self.chosen()
-            .into_iter()
-            .map(|(id, _)| id.clone())
-            .collect()
-    }
-
     /// The recipients' ids, sorted, each with its socket's connection (borrowed, not
     /// cloned: a broadcast to a thousand sockets would otherwise copy a thousand ids).
     fn chosen(&self) -> Vec<(&String, Option<ConnId>)> {
@@ -1398,7 +1381,7 @@ impl Broadcast<'_> {
         chosen
     }
 
-    /// The recipients' connections in the order of [`recipients`](Broadcast::recipients),
+    /// The recipients' connections in the order of [`chosen`](Broadcast::chosen),
     /// and how many recipients there are. A broadcast to a whole namespace takes the list
     /// kept from the one before, if no socket came or went since, and says which namespace
     /// to keep the list for.

@@ -17,7 +17,8 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use socklab::apps::{chat, scores};
-use socklab::bench::{self, compare};
+use socklab::bench::compare::FANOUT_LIMIT;
+use socklab::bench::{self, compare, load};
 use socklab::events::{Server, ServerConfig};
 use socklab::lesson;
 use socklab::strace::{self, Normalizer};
@@ -115,21 +116,22 @@ enum Cmd {
         /// Receiver counts for the broadcast figures
         #[arg(long, value_delimiter = ',', default_value = "100,1000")]
         receivers: Vec<usize>,
-        /// Seconds measured per figure
-        #[arg(long, default_value_t = 2.0)]
-        seconds: f64,
+        /// Ack round trips measured, after 1,000 of warm-up
+        #[arg(long, default_value_t = 20_000)]
+        round_trips: usize,
+        /// Messages in each broadcast burst
+        #[arg(long, default_value_t = 2000)]
+        messages: usize,
         /// Repetitions per figure (the median is reported)
         #[arg(long, default_value_t = 3)]
         reps: usize,
     },
-    /// The server `bench-events` measures (echo and fanout handlers; with --reference,
-    /// the handlers of the Socket.IO reference server, which `bench` uses); not for people
+    /// The event server the benchmarks measure, with the handlers of the Socket.IO reference
+    /// server (`echo`, `chat message`); not for people
     #[command(hide = true)]
     BenchServer {
         #[arg(long, default_value = "127.0.0.1:0")]
         addr: SocketAddr,
-        #[arg(long)]
-        reference: bool,
     },
     /// The raw-socket server `bench` measures the limit with (blocking read and write);
     /// not for people
@@ -231,10 +233,11 @@ fn main() -> ExitCode {
         } => return lesson::run(trace, || scores::watch(addr, id, count)),
         Cmd::BenchEvents {
             receivers,
-            seconds,
+            round_trips,
+            messages,
             reps,
-        } => bench_events(&receivers, seconds, reps),
-        Cmd::BenchServer { addr, reference } => {
+        } => bench_events(&receivers, round_trips, messages, reps),
+        Cmd::BenchServer { addr } => {
             return lesson::run(lesson::Trace { trace: false }, || {
                 let config = ServerConfig {
                     loop_config: socklab::event_loop::Config {
@@ -246,11 +249,7 @@ fn main() -> ExitCode {
                 let mut server = Server::new(config)?;
                 server.stop_on_signals()?;
                 let local = server.listen(addr)?;
-                if reference {
-                    bench::install_reference_handlers(server.io());
-                } else {
-                    bench::install_bench_handlers(server.io());
-                }
+                bench::install_reference_handlers(server.io());
                 lesson::listening(local);
                 server.run()?;
                 Ok(())
@@ -374,11 +373,15 @@ impl Drop for BenchServer {
     }
 }
 
-fn bench_events(receivers: &[usize], seconds: f64, reps: usize) -> Result<(), Box<dyn Error>> {
+fn bench_events(
+    receivers: &[usize],
+    round_trips: usize,
+    messages: usize,
+    reps: usize,
+) -> Result<(), Box<dyn Error>> {
     use std::fmt::Write as _;
     let limit = bench::raise_fd_limit();
     let pinned = bench::pin(0, 1);
-    let measure = Duration::from_secs_f64(seconds);
     let me = std::env::current_exe()?;
     let (mut acks, mut p50, mut p99) = (Vec::new(), Vec::new(), Vec::new());
     let mut fan: Vec<(Vec<f64>, Vec<f64>)> = vec![(Vec::new(), Vec::new()); receivers.len()];
@@ -387,36 +390,43 @@ fn bench_events(receivers: &[usize], seconds: f64, reps: usize) -> Result<(), Bo
         eprintln!("repetition {} of {reps}", rep + 1);
         let server = BenchServer::spawn(&me, &["bench-server"], 0)?;
         let pid = server.child.id();
-        let r = bench::event_load(server.addr, 0, "echo", measure, Some(pid))?;
-        acks.push(r.acks as f64 / r.seconds.max(1e-9));
-        p50.push(r.quantile_us(0.5) as f64);
-        p99.push(r.quantile_us(0.99) as f64);
+        let rt = load::acks(server.addr, 1000, round_trips)?;
+        acks.push(rt.per_second());
+        p50.push(rt.quantile_us(0.5));
+        p99.push(rt.quantile_us(0.99));
         for (i, &n) in receivers.iter().enumerate() {
-            if n as u64 * 2 + 64 > limit {
+            // This process holds the n client sockets; the server, in its own, the other n.
+            if n as u64 + 64 > limit {
                 notes.push(format!(
                     "{n} receivers need about {} descriptors; the limit here is {limit}",
-                    n * 2 + 64
+                    n + 64
                 ));
                 continue;
             }
-            let r = bench::event_load(server.addr, n, "fanout", measure, Some(pid))?;
-            if r.connected < n + 1 {
+            let f = load::fanout(
+                server.addr,
+                n,
+                messages,
+                100,
+                Some(pid),
+                || {},
+                FANOUT_LIMIT,
+            )?;
+            if !f.complete {
                 notes.push(format!(
-                    "{n} receivers: only {} of {} connections joined",
-                    r.connected,
-                    n + 1
+                    "{n} receivers: {} of {} deliveries in {:.1} s",
+                    f.deliveries,
+                    n * messages,
+                    f.seconds
                 ));
+                continue;
             }
-            fan[i].0.push(r.deliveries as f64 / r.seconds.max(1e-9));
-            if let Some(cpu) = r.server_cpu {
-                fan[i]
-                    .1
-                    .push(cpu.as_secs_f64() * 1e9 / (r.deliveries.max(1) as f64));
-            }
+            fan[i].0.push(f.per_second());
+            fan[i].1.extend(f.cpu_ns_per_delivery());
         }
     }
     let mut t = String::new();
-    writeln!(t, "Event layer (median of {reps}, min-max in brackets). Server on CPU 0, clients on CPU 1{}; {seconds} s per figure.\n", if pinned { "" } else { " (pinning failed)" })?;
+    writeln!(t, "Event layer (median of {reps}, min-max in brackets). Server on CPU 0, clients on CPU 1{}; {round_trips} round trips after 1,000, bursts of {messages} messages.\n", if pinned { "" } else { " (pinning failed)" })?;
     let (m, lo, hi) = bench::median_range(&acks);
     let (a50, _, _) = bench::median_range(&p50);
     let (a99, _, _) = bench::median_range(&p99);
@@ -439,13 +449,22 @@ fn bench_events(receivers: &[usize], seconds: f64, reps: usize) -> Result<(), Bo
             continue;
         }
         let (m, lo, hi) = bench::median_range(&fan[i].0);
-        let (c, _, _) = bench::median_range(&fan[i].1);
         writeln!(
             t,
             "| broadcast deliveries per second, {n} clients | {m:.0} [{lo:.0}-{hi:.0}] |"
         )?;
-        writeln!(t, "| server CPU per delivery, {n} clients | {c:.0} ns |")?;
+        if !fan[i].1.is_empty() {
+            let (c, _, _) = bench::median_range(&fan[i].1);
+            writeln!(t, "| server CPU per delivery, {n} clients | {c:.0} ns |")?;
+        }
     }
+    write_bench_md(t, notes, "events.md")
+}
+
+/// Prints a benchmark's table with its notes (sorted, once each) and writes it to
+/// `target/bench/NAME`.
+fn write_bench_md(mut t: String, mut notes: Vec<String>, name: &str) -> Result<(), Box<dyn Error>> {
+    use std::fmt::Write as _;
     notes.sort();
     notes.dedup();
     for n in notes {
@@ -453,8 +472,8 @@ fn bench_events(receivers: &[usize], seconds: f64, reps: usize) -> Result<(), Bo
     }
     print!("{t}");
     std::fs::create_dir_all("target/bench")?;
-    std::fs::write("target/bench/events.md", &t)?;
-    eprintln!("wrote target/bench/events.md");
+    std::fs::write(format!("target/bench/{name}"), &t)?;
+    eprintln!("wrote target/bench/{name}");
     Ok(())
 }
 
@@ -527,16 +546,7 @@ fn bench_loop(conns: &[usize], seconds: f64, reps: usize) -> Result<(), Box<dyn 
             m / base.max(1.0)
         )?;
     }
-    notes.sort();
-    notes.dedup();
-    for n in notes {
-        writeln!(table, "\nnote: {n}")?;
-    }
-    print!("{table}");
-    std::fs::create_dir_all("target/bench")?;
-    std::fs::write("target/bench/loop.md", &table)?;
-    eprintln!("wrote target/bench/loop.md");
-    Ok(())
+    write_bench_md(table, notes, "loop.md")
 }
 
 /// The lesson binary built next to this one whose name starts with `NN_`.

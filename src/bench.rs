@@ -188,33 +188,7 @@ pub fn median_range(values: &[f64]) -> (f64, f64, f64) {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn median_of_odd_and_even_counts() {
-        assert_eq!(median_range(&[3.0, 1.0, 2.0]), (2.0, 1.0, 3.0));
-        assert_eq!(median_range(&[4.0, 1.0, 3.0, 2.0]), (3.0, 1.0, 4.0));
-    }
-}
-
-// ---- the event layer (`make bench-events`) -------------------------------------------
-
-use crate::wire::packet::{self as wire_packet, Limits, Packet};
-
-/// The handlers of the benchmark's event server (`make bench-events`): `echo` answers its
-/// ack with its arguments; `fanout` broadcasts its arguments to every socket of `/` as
-/// `msg`, then acks.
-pub fn install_bench_handlers(io: &mut crate::events::Io) {
-    io.on_connection("/", |io, sid| {
-        io.on(sid, "echo", |io, ev| io.ack(ev, ev.args.clone()));
-        io.on(sid, "fanout", |io, ev| {
-            let _ = io.broadcast("/").emit("msg", ev.args.clone());
-            io.ack(ev, Vec::new());
-        });
-    });
-}
+// ---- the event server all event benchmarks run ---------------------------------------
 
 /// The handlers of the Socket.IO reference server (`benches/socketio/server.js`), and no
 /// others: `echo` answers its ack with its arguments, `chat message` goes to every socket of
@@ -232,203 +206,6 @@ pub fn install_reference_handlers(io: &mut crate::events::Io) {
 }
 // ANCHOR_END: reference
 
-/// What an event benchmark measured.
-#[derive(Debug, Clone, Default)]
-pub struct EventLoadResult {
-    /// Ack round trips completed in the window.
-    pub acks: u64,
-    /// Round-trip times of those acks, in microseconds, sorted.
-    pub latencies_us: Vec<u64>,
-    /// `msg` events received by all receivers in the window.
-    pub deliveries: u64,
-    pub seconds: f64,
-    pub connected: usize,
-    /// CPU time the server process used during the window, when its pid was given.
-    pub server_cpu: Option<Duration>,
-}
-
-impl EventLoadResult {
-    /// The `q` quantile (0..=1) of the ack latencies, in microseconds.
-    pub fn quantile_us(&self, q: f64) -> u64 {
-        if self.latencies_us.is_empty() {
-            return 0;
-        }
-        let i = ((self.latencies_us.len() - 1) as f64 * q).round() as usize;
-        self.latencies_us[i]
-    }
-}
-
-#[derive(Debug, Clone, Copy)]
-enum LoadPhase {
-    Start,
-    Done,
-}
-
-/// A protocol client for many connections on one loop: it speaks the packets directly, so a
-/// thousand receivers cost a thousand sockets, not a thousand loops.
-struct EventLoad {
-    /// The connection that sends (`echo` or `fanout` with an ack, one in flight).
-    sender: Option<ConnId>,
-    event: &'static str,
-    ready: usize,
-    sent_at: Option<Instant>,
-    next_id: u32,
-    measuring: bool,
-    result: EventLoadResult,
-    started: Option<Instant>,
-    frame: Vec<u8>,
-    limits: Limits,
-    probe: Option<u32>,
-    cpu_at_start: Option<Duration>,
-}
-
-impl EventLoad {
-    fn fire(&mut self, ctx: &mut Ctx<LoadPhase>) {
-        let Some(conn) = self.sender else { return };
-        self.next_id = self.next_id.wrapping_add(1);
-        self.frame.clear();
-        let p = Packet::Event {
-            ns: "/".into(),
-            name: self.event.into(),
-            args: vec![serde_json::json!("x".repeat(32))],
-            attachments: Vec::new(),
-            id: Some(self.next_id),
-        };
-        wire_packet::encode(&p, &mut self.frame);
-        if ctx.send(conn, &self.frame).is_ok() {
-            self.sent_at = Some(Instant::now());
-        }
-    }
-}
-
-impl Handler for EventLoad {
-    type Timer = LoadPhase;
-    type Message = ();
-
-    fn connected(&mut self, ctx: &mut Ctx<LoadPhase>, id: ConnId, result: sys::Result<()>) {
-        if result.is_ok() {
-            let mut first = Vec::new();
-            wire_packet::encode(&Packet::hello(serde_json::json!({})), &mut first);
-            wire_packet::encode(
-                &Packet::Connect {
-                    ns: "/".into(),
-                    data: None,
-                },
-                &mut first,
-            );
-            let _ = ctx.send(id, &first);
-            if self.sender.is_none() {
-                self.sender = Some(id);
-            }
-        }
-    }
-
-    fn data(&mut self, ctx: &mut Ctx<LoadPhase>, id: ConnId, bytes: &[u8]) -> usize {
-        let limits = self.limits;
-        let mut acked = false;
-        let mut connects = 0;
-        let mut msgs = 0;
-        let used = wire_packet::decode_stream(bytes, &limits, |p| {
-            match p {
-                Ok(Packet::Connect { .. }) => connects += 1,
-                Ok(Packet::Ack { .. }) => acked = true,
-                Ok(Packet::Event { .. }) => msgs += 1,
-                _ => {}
-            }
-            true
-        });
-        self.ready += connects;
-        if self.measuring {
-            self.result.deliveries += msgs;
-        }
-        if acked && Some(id) == self.sender {
-            if let (true, Some(at)) = (self.measuring, self.sent_at.take()) {
-                self.result.acks += 1;
-                self.result
-                    .latencies_us
-                    .push(at.elapsed().as_micros() as u64);
-            }
-            if self.measuring || self.started.is_none() {
-                self.fire(ctx);
-            }
-        }
-        used
-    }
-
-    fn timer(&mut self, ctx: &mut Ctx<LoadPhase>, _: crate::event_loop::TimerId, phase: LoadPhase) {
-        match phase {
-            LoadPhase::Start => {
-                self.cpu_at_start = self.probe.and_then(cpu_time);
-                self.measuring = true;
-                self.started = Some(Instant::now());
-                self.fire(ctx);
-            }
-            LoadPhase::Done => {
-                self.measuring = false;
-                if let Some(s) = self.started {
-                    self.result.seconds = s.elapsed().as_secs_f64();
-                }
-                if let (Some(a), Some(b)) = (self.cpu_at_start, self.probe.and_then(cpu_time)) {
-                    self.result.server_cpu = Some(b.saturating_sub(a));
-                }
-                ctx.stop();
-            }
-        }
-    }
-}
-
-/// Connects `receivers + 1` clients to the event server at `addr`; once all joined, the
-/// first sends `event` (`echo` or `fanout`) with an ack, one at a time, for `measure`.
-pub fn event_load(
-    addr: SocketAddr,
-    receivers: usize,
-    event: &'static str,
-    measure: Duration,
-    server_pid: Option<u32>,
-) -> std::io::Result<EventLoadResult> {
-    let config = Config {
-        max_connections: receivers + 16,
-        stop_grace: Duration::from_secs(2),
-        ..Config::default()
-    };
-    let handler = EventLoad {
-        sender: None,
-        event,
-        ready: 0,
-        sent_at: None,
-        next_id: 0,
-        measuring: false,
-        result: EventLoadResult::default(),
-        started: None,
-        frame: Vec::new(),
-        limits: Limits::default(),
-        probe: server_pid,
-        cpu_at_start: None,
-    };
-    let mut ev = EventLoop::new(handler, config)?;
-    for _ in 0..=receivers {
-        ev.ctx().connect(addr, Some(Duration::from_secs(10)))?;
-    }
-    // Wait (bounded) until every connection has joined the namespace.
-    let joined_by = Instant::now() + Duration::from_secs(20);
-    while ev.handler().ready < receivers + 1 && Instant::now() < joined_by {
-        ev.turn(Some(Duration::from_millis(50)))?;
-    }
-    ev.ctx()
-        .set_timer(Duration::from_millis(300), LoadPhase::Start);
-    ev.ctx()
-        .set_timer(Duration::from_millis(300) + measure, LoadPhase::Done);
-    let limit = Instant::now() + measure + Duration::from_secs(10);
-    while !ev.is_stopped() && Instant::now() < limit {
-        ev.turn(Some(Duration::from_millis(100)))?;
-    }
-    let h = ev.handler();
-    let mut r = std::mem::take(&mut h.result);
-    r.connected = h.ready;
-    r.latencies_us.sort_unstable();
-    Ok(r)
-}
-
 /// CPU time (user + system) used so far by process `pid`, from `/proc/PID/stat`.
 pub fn cpu_time(pid: u32) -> Option<Duration> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
@@ -441,4 +218,15 @@ pub fn cpu_time(pid: u32) -> Option<Duration> {
         .flatten()
         .unwrap_or(100) as u64;
     Some(Duration::from_micros(ticks * 1_000_000 / hz.max(1)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn median_of_odd_and_even_counts() {
+        assert_eq!(median_range(&[3.0, 1.0, 2.0]), (2.0, 1.0, 3.0));
+        assert_eq!(median_range(&[4.0, 1.0, 3.0, 2.0]), (3.0, 1.0, 4.0));
+    }
 }

@@ -6,7 +6,7 @@
 //! | system | server | load |
 //! |---|---|---|
 //! | the limit | `socklab bench-limit-server`: blocking read and write | [`load::limit`] |
-//! | socklab | `socklab bench-server --reference`: the event server with the handlers of `server.js` | [`load`]: its own client, and N protocol clients on one loop |
+//! | socklab | `socklab bench-server`: the event server with the handlers of `server.js` | [`load`]: its own client, and N protocol clients on one loop |
 //! | Socket.IO | `node benches/socketio/server.js` | the Node scripts beside it (socket.io-client, WebSocket only) |
 //!
 //! How the run stays fair:
@@ -482,7 +482,7 @@ trait Side {
 }
 
 /// How long a fan-out may take before it is called incomplete.
-const FANOUT_LIMIT: Duration = Duration::from_secs(300);
+pub const FANOUT_LIMIT: Duration = Duration::from_secs(300);
 
 struct Socklab;
 
@@ -490,7 +490,7 @@ impl Side for Socklab {
     const SYSTEM: System = System::Socklab;
 
     fn server(&self, run: &Run, name: &str) -> Res<Proc> {
-        let args = ["bench-server", "--reference", "--addr", "127.0.0.1:0"].map(String::from);
+        let args = ["bench-server", "--addr", "127.0.0.1:0"].map(String::from);
         Proc::start(run, name, SERVER_CPU, &run.opts.exe, &args, Path::new("."))
     }
 

@@ -18,7 +18,7 @@ use socklab::blocking;
 use socklab::events::{Client, ClientOptions, Server, ServerConfig};
 use socklab::lesson::{self, Endpoint, Side};
 use socklab::sys::{self, MsgFlags};
-use socklab::wire::packet::{self, Packet};
+use socklab::wire::packet;
 
 /// What `--help` says.
 const HELP: lesson::Help = lesson::Help {
@@ -91,16 +91,7 @@ fn demo() -> Result<(), Box<dyn Error>> {
 
     // 1. A peer that goes silent: it speaks HELLO and CONNECT, then never answers a PING.
     let silent = blocking::connect_tcp(addr)?;
-    let mut hello = Vec::new();
-    packet::encode(&Packet::hello(json!({})), &mut hello);
-    packet::encode(
-        &Packet::Connect {
-            ns: "/".into(),
-            data: None,
-        },
-        &mut hello,
-    );
-    blocking::write_all(&silent, &hello)?;
+    blocking::write_all(&silent, &packet::greeting(None))?;
     run_for(&mut server, &mut [], Duration::from_millis(50))?;
     let mut opts = ClientOptions::new(addr);
     opts.reconnection_delay = Duration::from_millis(50);

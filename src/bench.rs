@@ -213,11 +213,18 @@ pub fn cpu_time(pid: u32) -> Option<Duration> {
     let rest = &stat[stat.rfind(')')? + 2..];
     let f: Vec<&str> = rest.split_whitespace().collect();
     let ticks: u64 = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
+    Some(Duration::from_micros(
+        ticks * 1_000_000 / clock_ticks_per_second(),
+    ))
+}
+
+/// The unit of the times in `/proc/PID/stat` (`sysconf(_SC_CLK_TCK)`, 100 on Linux).
+pub fn clock_ticks_per_second() -> u64 {
     let hz = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
         .ok()
         .flatten()
-        .unwrap_or(100) as u64;
-    Some(Duration::from_micros(ticks * 1_000_000 / hz.max(1)))
+        .unwrap_or(100);
+    (hz as u64).max(1)
 }
 
 #[cfg(test)]

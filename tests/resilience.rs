@@ -1914,12 +1914,9 @@ fn recovery_replays_broadcasts_to_the_sockets_own_room() {
 /// with the CONNECT reply's data: `sid`, `pid`, `recovered`, `offset`.
 fn raw_connect(addr: SocketAddr, auth: Option<Value>) -> (TcpStream, Value) {
     let mut stream = connect_raw(addr);
-    let mut bytes = frame(&Packet::hello(json!({})));
-    bytes.extend(frame(&Packet::Connect {
-        ns: "/".into(),
-        data: auth,
-    }));
-    stream.write_all(&bytes).expect("HELLO and CONNECT sent");
+    stream
+        .write_all(&packet::greeting(auth))
+        .expect("HELLO and CONNECT sent");
     loop {
         match read_packet(&mut stream).expect("the server answers") {
             Some(Packet::Connect { data: Some(d), .. }) => return (stream, d),

@@ -901,10 +901,7 @@ pub fn run(opts: &Options) -> Res<Results> {
     std::fs::create_dir_all(&logs)?;
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     let placement = Placement::detect(cpus);
-    let hz = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
-        .ok()
-        .flatten()
-        .unwrap_or(100) as u64;
+    let hz = super::clock_ticks_per_second();
     let run = Run {
         opts,
         placement,

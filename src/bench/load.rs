@@ -346,15 +346,7 @@ struct Crowd {
 
 impl Crowd {
     fn new() -> Crowd {
-        let mut greeting = Vec::new();
-        packet::encode(&Packet::hello(json!({})), &mut greeting);
-        packet::encode(
-            &Packet::Connect {
-                ns: packet::DEFAULT_NAMESPACE.into(),
-                data: None,
-            },
-            &mut greeting,
-        );
+        let greeting = packet::greeting(None);
         Crowd {
             members: HashMap::new(),
             joined: Vec::new(),

@@ -155,7 +155,8 @@ pub struct ClientIo {
     connect_error: Option<String>,
     attempts: u32,
     ping_gen: u64,
-    rng: u64,
+    /// For the jitter of reconnection delays.
+    rng: super::IdGen,
     out: Vec<Out>,
     arena: Vec<u8>,
     tap: Option<super::Tap>,
@@ -368,12 +369,9 @@ impl ClientIo {
         }
     }
 
+    /// A number in [0, 1).
     fn random(&mut self) -> f64 {
-        // xorshift64: enough to spread reconnection delays.
-        self.rng ^= self.rng << 13;
-        self.rng ^= self.rng >> 7;
-        self.rng ^= self.rng << 17;
-        (self.rng >> 11) as f64 / (1u64 << 53) as f64
+        (self.rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64
     }
 
     /// Ends for good: fails what waits for an ack, fires `disconnect` if connected.
@@ -784,11 +782,6 @@ impl Client {
     pub fn connect(opts: ClientOptions) -> io::Result<Client> {
         let loop_config = opts.loop_config.clone();
         let (addr, timeout) = (opts.addr, opts.connect_timeout);
-        let seed = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos() as u64)
-            .unwrap_or(0x5eed)
-            | 1;
         let io = ClientIo {
             opts,
             state: ClientState::Connecting,
@@ -800,7 +793,7 @@ impl Client {
             unacked: BTreeMap::new(),
             attempts: 0,
             ping_gen: 0,
-            rng: seed,
+            rng: super::IdGen::new(),
             server_info: Value::Null,
             listeners: Listeners::default(),
             acks: HashMap::new(),

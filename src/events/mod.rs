@@ -186,8 +186,8 @@ fn check_attachments(n: usize, limits: &crate::wire::packet::Limits) -> Result<(
     Ok(())
 }
 
-/// Socket ids: 20 characters from a URL-safe alphabet, from a SplitMix64 generator seeded
-/// from the kernel's random pool. Unique and unguessable enough for a teaching server; a
+/// Socket ids (and the client's jitter): 20 characters from a URL-safe alphabet, from a
+/// SplitMix64 generator seeded from the kernel's random pool. Unique and unguessable enough for a teaching server; a
 /// real one would use a vetted random number generator.
 struct IdGen {
     state: u64,

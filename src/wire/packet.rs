@@ -395,6 +395,20 @@ pub fn encode_to_vec(packet: &Packet) -> Vec<u8> {
     out
 }
 
+/// What a client sends first, in one buffer: its HELLO (no settings) and a CONNECT to the
+/// default namespace carrying `data` (the auth payload, or `pid` and `offset` to resume).
+pub fn greeting(data: Option<serde_json::Value>) -> Vec<u8> {
+    let mut out = encode_to_vec(&Packet::hello(serde_json::json!({})));
+    encode(
+        &Packet::Connect {
+            ns: DEFAULT_NAMESPACE.into(),
+            data,
+        },
+        &mut out,
+    );
+    out
+}
+
 // ---- decoding -------------------------------------------------------------------------
 
 /// A cursor over a payload: every read checks what is left first.

@@ -11,7 +11,6 @@ use std::sync::mpsc::{self, Receiver};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use serde_json::json;
 use socklab::events::{Io, ServerHandle};
 use socklab::wire::frame::HEADER_LEN;
 use socklab::wire::packet::{self, Limits, Packet};
@@ -30,12 +29,7 @@ pub fn frame(p: &Packet) -> Vec<u8> {
 }
 
 pub fn hello_and_connect() -> Vec<u8> {
-    let mut bytes = frame(&Packet::hello(json!({})));
-    bytes.extend(frame(&Packet::Connect {
-        ns: "/".into(),
-        data: None,
-    }));
-    bytes
+    packet::greeting(None)
 }
 
 /// Reads one packet; `Ok(None)` is end of file before a frame began.

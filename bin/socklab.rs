@@ -17,8 +17,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use socklab::apps::{chat, scores};
-use socklab::bench::compare::FANOUT_LIMIT;
-use socklab::bench::{self, compare, load};
+use socklab::bench::{self, compare, small};
 use socklab::events::{Server, ServerConfig};
 use socklab::lesson;
 use socklab::strace::{self, Normalizer};
@@ -236,7 +235,9 @@ fn main() -> ExitCode {
             round_trips,
             messages,
             reps,
-        } => bench_events(&receivers, round_trips, messages, reps),
+        } => std::env::current_exe()
+            .map_err(Into::into)
+            .and_then(|me| small::bench_events(&me, &receivers, round_trips, messages, reps)),
         Cmd::BenchServer { addr } => {
             return lesson::run(lesson::Trace { trace: false }, || {
                 let config = ServerConfig {
@@ -303,7 +304,9 @@ fn main() -> ExitCode {
             conns,
             seconds,
             reps,
-        } => bench_loop(&conns, seconds, reps),
+        } => lesson_binary("11").and_then(|evented| {
+            small::bench_loop(&evented, &lesson_binary("04")?, &conns, seconds, reps)
+        }),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -323,230 +326,6 @@ fn parse_pair(s: &str) -> Result<(usize, usize), String> {
         a.parse().map_err(|e| format!("{a:?}: {e}"))?,
         b.parse().map_err(|e| format!("{b:?}: {e}"))?,
     ))
-}
-
-/// A server binary of ours, started for a benchmark, pinned to `cpu`, stopped on drop.
-struct BenchServer {
-    child: std::process::Child,
-    addr: std::net::SocketAddr,
-}
-
-impl BenchServer {
-    fn start(lesson: &str, cpu: usize) -> Result<BenchServer, Box<dyn Error>> {
-        BenchServer::spawn(&lesson_binary(lesson)?, &["serve"], cpu)
-    }
-
-    fn spawn(bin: &Path, args: &[&str], cpu: usize) -> Result<BenchServer, Box<dyn Error>> {
-        use std::io::BufRead;
-        let mut child = Command::new(bin)
-            .args(args)
-            .args(["--addr", "127.0.0.1:0"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()?;
-        let pinned = bench::pin(child.id() as i32, cpu);
-        let stdout = child.stdout.take().ok_or("no stdout")?;
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut line = String::new();
-            let _ = std::io::BufReader::new(stdout).read_line(&mut line);
-            let _ = tx.send(line);
-        });
-        let line = rx.recv_timeout(std::time::Duration::from_secs(10))?;
-        let addr = line
-            .trim()
-            .strip_prefix("listening on ")
-            .ok_or_else(|| format!("{} printed {line:?}", bin.display()))?
-            .parse()?;
-        if !pinned {
-            eprintln!("note: could not pin the server to CPU {cpu}");
-        }
-        Ok(BenchServer { child, addr })
-    }
-}
-
-impl Drop for BenchServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn bench_events(
-    receivers: &[usize],
-    round_trips: usize,
-    messages: usize,
-    reps: usize,
-) -> Result<(), Box<dyn Error>> {
-    use std::fmt::Write as _;
-    let limit = bench::raise_fd_limit();
-    let pinned = bench::pin(0, 1);
-    let me = std::env::current_exe()?;
-    let (mut acks, mut p50, mut p99) = (Vec::new(), Vec::new(), Vec::new());
-    let mut fan: Vec<(Vec<f64>, Vec<f64>)> = vec![(Vec::new(), Vec::new()); receivers.len()];
-    let mut notes = Vec::new();
-    for rep in 0..reps.max(1) {
-        eprintln!("repetition {} of {reps}", rep + 1);
-        let server = BenchServer::spawn(&me, &["bench-server"], 0)?;
-        let pid = server.child.id();
-        let rt = load::acks(server.addr, 1000, round_trips)?;
-        acks.push(rt.per_second());
-        p50.push(rt.quantile_us(0.5));
-        p99.push(rt.quantile_us(0.99));
-        for (i, &n) in receivers.iter().enumerate() {
-            // This process holds the n client sockets; the server, in its own, the other n.
-            if n as u64 + 64 > limit {
-                notes.push(format!(
-                    "{n} receivers need about {} descriptors; the limit here is {limit}",
-                    n + 64
-                ));
-                continue;
-            }
-            let f = load::fanout(
-                server.addr,
-                n,
-                messages,
-                100,
-                Some(pid),
-                || {},
-                FANOUT_LIMIT,
-            )?;
-            if !f.complete {
-                notes.push(format!(
-                    "{n} receivers: {} of {} deliveries in {:.1} s",
-                    f.deliveries,
-                    n * messages,
-                    f.seconds
-                ));
-                continue;
-            }
-            fan[i].0.push(f.per_second());
-            fan[i].1.extend(f.cpu_ns_per_delivery());
-        }
-    }
-    let mut t = String::new();
-    writeln!(t, "Event layer (median of {reps}, min-max in brackets). Server on CPU 0, clients on CPU 1{}; {round_trips} round trips after 1,000, bursts of {messages} messages.\n", if pinned { "" } else { " (pinning failed)" })?;
-    let (m, lo, hi) = bench::median_range(&acks);
-    let (a50, _, _) = bench::median_range(&p50);
-    let (a99, _, _) = bench::median_range(&p99);
-    writeln!(t, "| figure | value |")?;
-    writeln!(t, "|---|---:|")?;
-    writeln!(
-        t,
-        "| ack round trips per second, 1 client | {m:.0} [{lo:.0}-{hi:.0}] |"
-    )?;
-    writeln!(
-        t,
-        "| ack round trip p50 / p99 | {a50:.0} us / {a99:.0} us |"
-    )?;
-    for (i, &n) in receivers.iter().enumerate() {
-        if fan[i].0.is_empty() {
-            writeln!(
-                t,
-                "| broadcast deliveries per second, {n} clients | not reached |"
-            )?;
-            continue;
-        }
-        let (m, lo, hi) = bench::median_range(&fan[i].0);
-        writeln!(
-            t,
-            "| broadcast deliveries per second, {n} clients | {m:.0} [{lo:.0}-{hi:.0}] |"
-        )?;
-        if !fan[i].1.is_empty() {
-            let (c, _, _) = bench::median_range(&fan[i].1);
-            writeln!(t, "| server CPU per delivery, {n} clients | {c:.0} ns |")?;
-        }
-    }
-    write_bench_md(t, notes, "events.md")
-}
-
-/// Prints a benchmark's table with its notes (sorted, once each) and writes it to
-/// `target/bench/NAME`.
-fn write_bench_md(mut t: String, mut notes: Vec<String>, name: &str) -> Result<(), Box<dyn Error>> {
-    use std::fmt::Write as _;
-    notes.sort();
-    notes.dedup();
-    for n in notes {
-        writeln!(t, "\nnote: {n}")?;
-    }
-    print!("{t}");
-    std::fs::create_dir_all("target/bench")?;
-    std::fs::write(format!("target/bench/{name}"), &t)?;
-    eprintln!("wrote target/bench/{name}");
-    Ok(())
-}
-
-fn bench_loop(conns: &[usize], seconds: f64, reps: usize) -> Result<(), Box<dyn Error>> {
-    use std::fmt::Write as _;
-    use std::time::Duration;
-    let limit = bench::raise_fd_limit();
-    let pinned = bench::pin(0, 1);
-    let warmup = Duration::from_millis(500);
-    let measure = Duration::from_secs_f64(seconds);
-    let mut loop_rates: Vec<Vec<f64>> = vec![Vec::new(); conns.len()];
-    let mut blocking_rates = Vec::new();
-    let mut notes = Vec::new();
-    // A B A B: the two servers alternate, so drift in machine speed hits both.
-    for rep in 0..reps.max(1) {
-        eprintln!("repetition {} of {reps}", rep + 1);
-        {
-            let server = BenchServer::start("11", 0)?;
-            for (i, &n) in conns.iter().enumerate() {
-                if n as u64 * 2 + 64 > limit {
-                    notes.push(format!(
-                        "{n} connections need about {} descriptors; the limit here is {limit}",
-                        n * 2 + 64
-                    ));
-                    continue;
-                }
-                let r = bench::ping_pong(server.addr, n, 64, warmup, measure)?;
-                if r.failed > 0 {
-                    notes.push(format!("{n} connections: {} failed", r.failed));
-                }
-                loop_rates[i].push(r.per_second());
-            }
-        }
-        {
-            let server = BenchServer::start("04", 0)?;
-            let r = bench::ping_pong(server.addr, 1, 64, warmup, measure)?;
-            blocking_rates.push(r.per_second());
-        }
-    }
-    let (base, base_lo, base_hi) = bench::median_range(&blocking_rates);
-    let mut table = String::new();
-    writeln!(table, "Echo round trips per second (64-byte messages, one in flight per connection; median of {reps}, min-max in brackets).")?;
-    writeln!(
-        table,
-        "Server on CPU 0, load generator on CPU 1{}; {} s measured after 0.5 s of warm-up.\n",
-        if pinned {
-            ""
-        } else {
-            " (pinning failed: unpinned)"
-        },
-        seconds
-    )?;
-    writeln!(
-        table,
-        "| connections | event loop (lesson 11) | blocking, 1 connection (lesson 04) | ratio |"
-    )?;
-    writeln!(table, "|---:|---:|---:|---:|")?;
-    for (i, &n) in conns.iter().enumerate() {
-        if loop_rates[i].is_empty() {
-            writeln!(
-                table,
-                "| {n} | not reached (descriptor limit {limit}) | | |"
-            )?;
-            continue;
-        }
-        let (m, lo, hi) = bench::median_range(&loop_rates[i]);
-        writeln!(
-            table,
-            "| {n} | {m:.0} [{lo:.0}-{hi:.0}] | {base:.0} [{base_lo:.0}-{base_hi:.0}] | {:.2}x |",
-            m / base.max(1.0)
-        )?;
-    }
-    write_bench_md(table, notes, "loop.md")
 }
 
 /// The lesson binary built next to this one whose name starts with `NN_`.

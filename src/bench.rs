@@ -19,6 +19,7 @@
 pub mod compare;
 pub mod load;
 mod report;
+pub mod small;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;

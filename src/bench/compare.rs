@@ -43,7 +43,7 @@ pub const SERVER_CPU: usize = 0;
 /// Where the load generators and clients run (this process included).
 pub const LOAD_CPU: usize = 1;
 
-type Res<T> = Result<T, Box<dyn Error>>;
+pub(crate) type Res<T> = Result<T, Box<dyn Error>>;
 
 /// What to measure, and how much.
 #[derive(Debug, Clone)]
@@ -244,7 +244,7 @@ impl Results {
 
 /// How child processes get their CPU.
 #[derive(Debug, Clone, Copy)]
-struct Placement {
+pub(crate) struct Placement {
     /// `taskset` is installed (otherwise: `sched_setaffinity` on this thread before the
     /// spawn, which the child inherits).
     taskset: bool,
@@ -253,7 +253,7 @@ struct Placement {
 }
 
 impl Placement {
-    fn detect(cpus: usize) -> Placement {
+    pub(crate) fn detect(cpus: usize) -> Placement {
         let pinned = cpus >= 2 && super::pin(0, LOAD_CPU);
         let taskset = Command::new("taskset")
             .arg("--version")
@@ -264,7 +264,7 @@ impl Placement {
         Placement { taskset, pinned }
     }
 
-    fn describe(&self, cpus: usize) -> String {
+    pub(crate) fn describe(&self, cpus: usize) -> String {
         if !self.pinned {
             return format!(
                 "not pinned ({cpus} CPU{} usable here): servers and load share the CPUs, so \
@@ -318,7 +318,7 @@ impl Placement {
 
 /// A child process of the benchmark: its stdout as lines, stdin to talk to it, stderr in a
 /// log file. Killed (by its pid) when dropped.
-struct Proc {
+pub(crate) struct Proc {
     name: String,
     child: Child,
     lines: Receiver<String>,
@@ -334,8 +334,21 @@ impl Proc {
         args: &[String],
         dir: &Path,
     ) -> Res<Proc> {
-        let log = run.logs.join(format!("{name}.log"));
-        let mut child = run.placement.spawn(cpu, program, args, dir, &log)?;
+        Proc::spawn(&run.placement, &run.logs, name, cpu, program, args, dir)
+    }
+
+    /// Starts `program args` in `dir` on `cpu`, its stderr into `logs/NAME.log`.
+    pub(crate) fn spawn(
+        placement: &Placement,
+        logs: &Path,
+        name: &str,
+        cpu: usize,
+        program: &Path,
+        args: &[String],
+        dir: &Path,
+    ) -> Res<Proc> {
+        let log = logs.join(format!("{name}.log"));
+        let mut child = placement.spawn(cpu, program, args, dir, &log)?;
         let stdout = child.stdout.take().ok_or("no stdout")?;
         let (tx, lines) = mpsc::channel();
         // Ends at EOF, when the child exits or is killed.
@@ -355,7 +368,7 @@ impl Proc {
         })
     }
 
-    fn pid(&self) -> u32 {
+    pub(crate) fn pid(&self) -> u32 {
         self.child.id()
     }
 
@@ -392,7 +405,7 @@ impl Proc {
     }
 
     /// A server's first line: `listening on ADDR`.
-    fn listening(&mut self) -> Res<SocketAddr> {
+    pub(crate) fn listening(&mut self) -> Res<SocketAddr> {
         let line = self.line(Duration::from_secs(20))?;
         Ok(line
             .trim()

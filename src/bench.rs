@@ -15,6 +15,7 @@
 //! | `bench/load.rs` | socklab's load generators for it, and the raw-socket limit |
 //! | `bench/compare.rs` | the run: processes on fixed CPUs, repetitions in turn, the Node scripts of `benches/socketio/` |
 //! | `bench/report.rs` | the markdown table with its ratios and targets, and the SVG latency chart |
+//! | `bench/small.rs` | `make bench-loop` and `make bench-events`: the loop and the event layer alone, on the same processes and placement |
 
 pub mod compare;
 pub mod load;

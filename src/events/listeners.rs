@@ -110,12 +110,22 @@ impl<C> Listeners<C> {
         ran
     }
 
-    fn ids(&self, name: Option<&str>) -> Vec<u64> {
+    /// Takes out the closure of the first listener for `name` registered after listener
+    /// `after` and no later than `last` (ids grow in the order of registration), with its id
+    /// and whether it is a `once`. `None` when there is no such listener.
+    fn take_next(
+        &mut self,
+        name: Option<&str>,
+        after: u64,
+        last: u64,
+    ) -> Option<(u64, Listener<C>, bool)> {
         let list = match name {
-            Some(n) => self.by_name.get(n).map(Vec::as_slice).unwrap_or(&[]),
-            None => &self.any,
+            Some(n) => self.by_name.get_mut(n)?,
+            None => &mut self.any,
         };
-        list.iter().map(|e| e.id).collect()
+        list.iter_mut()
+            .filter(|e| e.id > after && e.id <= last)
+            .find_map(|e| e.f.take().map(|f| (e.id, f, e.once)))
     }
 
     fn slot(&mut self, name: Option<&str>, id: u64) -> Option<&mut Entry<C>> {
@@ -152,17 +162,14 @@ pub fn dispatch<C>(
         if name.is_none() && reserved {
             break;
         }
-        let ids = match table(c) {
-            Some(t) => t.ids(name),
-            None => return ran,
+        // The listeners registered when the event arrived run; those added meanwhile wait
+        // for the next event. Walking by id allocates nothing per event.
+        let Some(last) = table(c).map(|t| t.next_id) else {
+            return ran;
         };
-        for id in ids {
-            let Some((mut f, once)) = table(c)
-                .and_then(|t| t.slot(name, id))
-                .and_then(|e| e.f.take().map(|f| (f, e.once)))
-            else {
-                continue;
-            };
+        let mut after = 0;
+        while let Some((id, mut f, once)) = table(c).and_then(|t| t.take_next(name, after, last)) {
+            after = id;
             f(c, event);
             ran += 1;
             if let Some(t) = table(c) {

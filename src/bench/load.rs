@@ -32,7 +32,7 @@ use crate::blocking::{self, ListenOptions};
 use crate::event_loop::{Config, ConnId, Ctx, EventLoop, Handler};
 use crate::events::{Client, ClientOptions};
 use crate::sys::{self, IntOpt};
-use crate::wire::frame::HEADER_LEN;
+use crate::wire::frame;
 use crate::wire::packet::{self, Kind, Packet};
 
 /// Bytes in every message of the benchmark: the ping of the limit, the string of an ack
@@ -395,20 +395,12 @@ impl Handler for Crowd {
             return bytes.len();
         };
         let mut used = 0;
-        // Whole frames only; an incomplete one stays for the next read.
-        while let Some(header) = bytes.get(used..used + HEADER_LEN) {
-            let len = u32::from_be_bytes([header[0], header[1], header[2], header[3]]) as usize;
-            let end = used + HEADER_LEN + len;
-            if bytes.len() < end {
-                break;
-            }
+        // Whole frames only; an incomplete one stays for the next read. The server's limit
+        // is its own business: any length a u32 can declare is taken.
+        while let Ok(Some((payload, n))) = frame::split(&bytes[used..], u32::MAX as usize) {
+            used += n;
             // The first payload byte is the packet type (an empty payload has none).
-            let kind = if len > 0 {
-                bytes[used + HEADER_LEN]
-            } else {
-                u8::MAX
-            };
-            used = end;
+            let kind = payload.first().copied().unwrap_or(u8::MAX);
             if kind == Kind::Event as u8 {
                 member.events += 1;
                 self.deliveries += 1;

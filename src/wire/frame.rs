@@ -77,6 +77,26 @@ impl Default for Decoder {
     }
 }
 
+/// The first frame at the start of `input`: its payload and how many bytes it takes with its
+/// header; `Ok(None)` while it is not all there, an error as soon as the header declares
+/// more than `limit` bytes (before anything is allocated for it). No copy: the payload is a
+/// slice of `input`.
+pub fn split(input: &[u8], limit: usize) -> Result<Option<(&[u8], usize)>, FrameError> {
+    let Some(header) = input.get(..HEADER_LEN) else {
+        return Ok(None);
+    };
+    let declared = u32::from_be_bytes([header[0], header[1], header[2], header[3]]);
+    if u64::from(declared) > limit as u64 {
+        return Err(FrameError::TooLarge {
+            declared: u64::from(declared),
+            limit,
+        });
+    }
+    // `declared <= limit`, a usize, so this cannot truncate.
+    let end = HEADER_LEN + declared as usize;
+    Ok(input.get(HEADER_LEN..end).map(|payload| (payload, end)))
+}
+
 impl Decoder {
     /// A decoder that refuses payloads over `limit` bytes.
     pub fn new(limit: usize) -> Decoder {
@@ -108,33 +128,15 @@ impl Decoder {
     }
 
     /// The length the next frame declares, once its header has arrived.
-    fn declared(&self) -> Option<u64> {
-        let rest = &self.buf[self.start..];
-        let header: [u8; HEADER_LEN] = rest.get(..HEADER_LEN)?.try_into().ok()?;
-        Some(u64::from(u32::from_be_bytes(header)))
-    }
-
     /// The next complete frame's payload, `Ok(None)` if more bytes are needed, or an error if
     /// the header declares too much. Check first, then take: the buffer only moves past a
     /// frame once all of it is here.
     pub fn next_frame(&mut self) -> Result<Option<&[u8]>, FrameError> {
-        let Some(declared) = self.declared() else {
+        let Some((payload, used)) = split(&self.buf[self.start..], self.limit)? else {
             return Ok(None);
         };
-        if declared > self.limit as u64 {
-            return Err(FrameError::TooLarge {
-                declared,
-                limit: self.limit,
-            });
-        }
-        // `declared <= limit`, a usize, so this cannot truncate.
-        let len = declared as usize;
-        if self.buffered() < HEADER_LEN + len {
-            return Ok(None);
-        }
-        let begin = self.start + HEADER_LEN;
-        self.start = begin + len;
-        Ok(Some(&self.buf[begin..begin + len]))
+        self.start += used;
+        Ok(Some(payload))
     }
 
     /// Call at end of file: an error if a frame was cut off.

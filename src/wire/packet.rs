@@ -655,24 +655,18 @@ pub fn decode_stream(
 ) -> usize {
     let mut used = 0;
     loop {
-        let rest = &input[used..];
-        let Some(header) = rest.get(..frame::HEADER_LEN) else {
-            return used;
-        };
-        let declared = u32::from_be_bytes([header[0], header[1], header[2], header[3]]) as usize;
-        if declared > limits.max_frame {
-            each(Err(PacketError::FrameTooLarge {
-                declared: declared as u64,
-                limit: limits.max_frame,
-            }));
-            return used;
-        }
-        let Some(payload) = rest.get(frame::HEADER_LEN..frame::HEADER_LEN + declared) else {
-            return used;
-        };
-        used += frame::HEADER_LEN + declared;
-        if !each(decode(payload, limits)) {
-            return used;
+        match frame::split(&input[used..], limits.max_frame) {
+            Ok(None) => return used,
+            Err(e) => {
+                each(Err(e.into()));
+                return used;
+            }
+            Ok(Some((payload, n))) => {
+                used += n;
+                if !each(decode(payload, limits)) {
+                    return used;
+                }
+            }
         }
     }
 }

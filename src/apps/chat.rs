@@ -27,9 +27,22 @@ pub const NAMESPACE: &str = "/chat";
 pub const DEFAULT_ROOM: &str = "lobby";
 const MAX_NAME: usize = 32;
 
+/// What the name of every personal room starts with.
+const PERSONAL: &str = "user:";
+
 /// The personal room of user `name`: notifications go there.
 pub fn personal_room(name: &str) -> String {
-    format!("user:{name}")
+    format!("{PERSONAL}{name}")
+}
+
+/// The arguments of a `system` event: a line about `room` that the server says.
+fn system(room: &str, text: String) -> Vec<Value> {
+    vec![json!({"room": room, "text": text})]
+}
+
+/// The name socket `sid` connected with.
+fn name_of(names: &Names, sid: &str) -> String {
+    names.borrow().get(sid).cloned().unwrap_or_default()
 }
 
 /// Checks a user name: 1 to 32 characters, letters, digits, `-` and `_`.
@@ -64,7 +77,7 @@ pub fn mentions(text: &str) -> Vec<String> {
 
 /// A room a person may name: 1 to 64 bytes, and not someone's personal room.
 fn valid_room(room: &str) -> bool {
-    !room.is_empty() && room.len() <= 64 && !room.starts_with("user:")
+    !room.is_empty() && room.len() <= 64 && !room.starts_with(PERSONAL)
 }
 
 fn room_arg(ev: &Event) -> Option<String> {
@@ -111,10 +124,10 @@ pub fn install(io: &mut Io) {
         names.borrow_mut().insert(sid.to_string(), name.clone());
         io.join(sid, &personal_room(&name));
         io.join(sid, &room);
-        let _ = io.broadcast(NAMESPACE).to(&room).emit(
-            "system",
-            vec![json!({"room": room, "text": format!("{name} joined {room}")})],
-        );
+        let _ = io
+            .broadcast(NAMESPACE)
+            .to(&room)
+            .emit("system", system(&room, format!("{name} joined {room}")));
 
         let who_names = names.clone();
         let msg_names = names.clone();
@@ -124,11 +137,7 @@ pub fn install(io: &mut Io) {
             else {
                 return;
             };
-            let from = msg_names
-                .borrow()
-                .get(&ev.socket)
-                .cloned()
-                .unwrap_or_default();
+            let from = name_of(&msg_names, &ev.socket);
             if !io.in_room(&ev.socket, &room) {
                 return; // only members speak in a room
             }
@@ -154,15 +163,11 @@ pub fn install(io: &mut Io) {
         io.on(sid, "join", move |io, ev| {
             if let Some(room) = room_arg(ev) {
                 io.join(&ev.socket, &room);
-                let name = join_names
-                    .borrow()
-                    .get(&ev.socket)
-                    .cloned()
-                    .unwrap_or_default();
-                let _ = io.broadcast(NAMESPACE).to(&room).emit(
-                    "system",
-                    vec![json!({"room": room, "text": format!("{name} joined {room}")})],
-                );
+                let name = name_of(&join_names, &ev.socket);
+                let _ = io
+                    .broadcast(NAMESPACE)
+                    .to(&room)
+                    .emit("system", system(&room, format!("{name} joined {room}")));
             }
             let rooms = public_rooms(io, &ev.socket);
             io.ack(ev, vec![json!(rooms)]);
@@ -171,16 +176,12 @@ pub fn install(io: &mut Io) {
         let leave_names = names.clone();
         io.on(sid, "leave", move |io, ev| {
             if let Some(room) = room_arg(ev) {
-                let name = leave_names
-                    .borrow()
-                    .get(&ev.socket)
-                    .cloned()
-                    .unwrap_or_default();
+                let name = name_of(&leave_names, &ev.socket);
                 io.leave(&ev.socket, &room);
-                let _ = io.broadcast(NAMESPACE).to(&room).emit(
-                    "system",
-                    vec![json!({"room": room, "text": format!("{name} left {room}")})],
-                );
+                let _ = io
+                    .broadcast(NAMESPACE)
+                    .to(&room)
+                    .emit("system", system(&room, format!("{name} left {room}")));
             }
             let rooms = public_rooms(io, &ev.socket);
             io.ack(ev, vec![json!(rooms)]);
@@ -210,10 +211,7 @@ pub fn install(io: &mut Io) {
                     .broadcast(NAMESPACE)
                     .to(&room)
                     .except_socket(&ev.socket)
-                    .emit(
-                        "system",
-                        vec![json!({"room": room, "text": format!("{name} left {room}")})],
-                    );
+                    .emit("system", system(&room, format!("{name} left {room}")));
             }
         });
     });
@@ -223,7 +221,7 @@ pub fn install(io: &mut Io) {
 fn public_rooms(io: &Io, sid: &str) -> Vec<String> {
     io.rooms_of(sid)
         .into_iter()
-        .filter(|r| r != sid && !r.starts_with("user:"))
+        .filter(|r| r != sid && !r.starts_with(PERSONAL))
         .collect()
 }
 

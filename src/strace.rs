@@ -92,11 +92,7 @@ impl Call {
 
     /// Whether the call is on a socket, or a network call (which always is).
     pub fn on_socket(&self) -> bool {
-        let is_socket = |arg: &str| {
-            ["<TCP", "<UDP", "<UNIX", "<socket:", "<NETLINK"]
-                .iter()
-                .any(|tag| arg.contains(tag))
-        };
+        let is_socket = |arg: &str| SOCKET_TAGS.iter().any(|tag| arg.contains(tag));
         NETWORK_CALLS.contains(&self.name.as_str())
             || is_socket(&self.first_arg)
             || self.epoll_target().is_some_and(is_socket)
@@ -195,12 +191,13 @@ fn first_argument(args: &str) -> &str {
     args
 }
 
+/// How `-yy` starts the decoration of a socket descriptor.
+const SOCKET_TAGS: [&str; 5] = ["<TCP", "<UDP", "<UNIX", "<socket:", "<NETLINK"];
+
 /// The length of a `-yy` decoration at the start of `rest` (which starts with `<`): a socket's
 /// ends with `]>` (its text may hold `->`), a file's with `>`.
 fn decoration_len(rest: &str) -> Option<usize> {
-    let socket = ["<TCP", "<UDP", "<UNIX", "<socket:", "<NETLINK"]
-        .iter()
-        .any(|tag| rest.starts_with(tag));
+    let socket = SOCKET_TAGS.iter().any(|tag| rest.starts_with(tag));
     if socket {
         rest.find("]>").map(|e| e + 2)
     } else {

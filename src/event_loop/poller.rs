@@ -44,12 +44,7 @@ fn ctl_line(
         return;
     }
     let ev = match event {
-        Some((token, interest)) => format!(
-            "{{events={}, data={{u32={}, u64={}}}}}",
-            trace::epoll_names(epoll_bits(interest)),
-            token.0 as u32,
-            token.0
-        ),
+        Some((token, interest)) => epoll_event(epoll_bits(interest), token),
         None => "NULL".into(),
     };
     trace::line(
@@ -111,14 +106,7 @@ pub(crate) fn wait(
         };
         let shown: Vec<String> = events
             .iter()
-            .map(|e| {
-                format!(
-                    "{{events={}, data={{u32={}, u64={}}}}}",
-                    trace::epoll_names(trace::epoll_bits(e)),
-                    e.token().0 as u32,
-                    e.token().0
-                )
-            })
+            .map(|e| epoll_event(trace::epoll_bits(e), e.token()))
             .collect();
         let call = match &res {
             Ok(()) => format!(
@@ -140,4 +128,15 @@ pub(crate) fn wait(
         trace::line(&call, &result);
     }
     res
+}
+
+/// A `struct epoll_event` as strace prints it: the event bits, then the token in `data`
+/// (once as its `u32` member, once as its `u64`).
+fn epoll_event(bits: u32, token: Token) -> String {
+    format!(
+        "{{events={}, data={{u32={}, u64={}}}}}",
+        trace::epoll_names(bits),
+        token.0 as u32,
+        token.0
+    )
 }

@@ -1419,17 +1419,25 @@ struct Recovery {
 
 impl Recovery {
     fn start(config: ServerConfig, room: &str) -> Recovery {
+        let mut r = Recovery::connect(config, |_| {});
+        let rooms = r.client.round_trip("join", vec![json!(room)]);
+        let mut want = vec![room.to_string(), r.sid.clone()];
+        want.sort();
+        assert_eq!(rooms, vec![json!(want)]);
+        r
+    }
+
+    /// The server, the proxy and the client, in no room yet; `before` runs with the server
+    /// before the client connects.
+    fn connect(config: ServerConfig, before: impl FnOnce(&RunningServer)) -> Recovery {
         let (tx, rx) = mpsc::channel();
         let cutter = Cutter::default();
         let server = start_server(&config, any_port(), &tx, Some(cutter.clone()));
+        before(&server);
         let proxy = Proxy::start(&cutter, server.addr);
         let mut client = Watched::connect(client_options(proxy.addr));
         assert!(!client.io().recovered(), "a first connect recovers nothing");
         let sid = client.sid();
-        let rooms = client.round_trip("join", vec![json!(room)]);
-        let mut want = vec![room.to_string(), sid.clone()];
-        want.sort();
-        assert_eq!(rooms, vec![json!(want)]);
         Recovery {
             server,
             reports: Reports::new(rx),
@@ -1697,24 +1705,13 @@ fn a_session_past_max_disconnection_duration_is_not_recovered() {
 /// connected.
 #[test]
 fn recovery_without_an_earlier_broadcast_replays_only_what_was_missed() {
-    let (tx, rx) = mpsc::channel();
-    let cutter = Cutter::default();
-    let server = start_server(&server_config(), any_port(), &tx, Some(cutter.clone()));
-    // Before the client exists.
-    server
-        .handle
-        .broadcast("/", None, "news", vec![json!("before-you-came")])
-        .expect("the server is running");
-    let proxy = Proxy::start(&cutter, server.addr);
-    let mut client = Watched::connect(client_options(proxy.addr));
-    let sid = client.sid();
-    let mut r = Recovery {
-        server,
-        reports: Reports::new(rx),
-        proxy,
-        client,
-        sid,
-    };
+    let mut r = Recovery::connect(server_config(), |server| {
+        // Before the client exists.
+        server
+            .handle
+            .broadcast("/", None, "news", vec![json!("before-you-came")])
+            .expect("the server is running");
+    });
     assert!(r.take_inbox().is_empty());
     r.cut_and_wait_for_server();
     r.broadcast(None, "news", json!("missed"));
@@ -1736,36 +1733,13 @@ fn recovery_without_an_earlier_broadcast_replays_only_what_was_missed() {
 /// must not be replayed to it as "missed" when it comes back.
 #[test]
 fn recovery_does_not_replay_a_room_broadcast_from_before_the_join() {
-    let (tx, rx) = mpsc::channel();
-    let cutter = Cutter::default();
-    let server = start_server(&server_config(), any_port(), &tx, Some(cutter.clone()));
-    let proxy = Proxy::start(&cutter, server.addr);
-    let mut client = Watched::connect(client_options(proxy.addr));
-    let sid = client.sid();
+    let mut r = Recovery::connect(server_config(), |_| {});
     // The client has an offset: it received this one.
-    server
-        .handle
-        .broadcast("/", None, "news", vec![json!("to-everyone")])
-        .expect("the server is running");
-    client.run_until_got("news", json!("to-everyone"));
+    r.broadcast(None, "news", json!("to-everyone"));
+    r.client.run_until_got("news", json!("to-everyone"));
     // Sent to room-a while the client is not in it.
-    server
-        .handle
-        .broadcast(
-            "/",
-            Some("room-a"),
-            "news",
-            vec![json!("room-a-before-join")],
-        )
-        .expect("the server is running");
-    client.round_trip("join", vec![json!("room-a")]);
-    let mut r = Recovery {
-        server,
-        reports: Reports::new(rx),
-        proxy,
-        client,
-        sid,
-    };
+    r.broadcast(Some("room-a"), "news", json!("room-a-before-join"));
+    r.client.round_trip("join", vec![json!("room-a")]);
     r.take_inbox();
     r.cut_and_wait_for_server();
     r.broadcast(Some("room-a"), "news", json!("missed"));

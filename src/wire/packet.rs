@@ -488,7 +488,11 @@ impl<'a> Cursor<'a> {
         })
     }
 
-    fn attachments(&mut self, limits: &Limits) -> Result<Vec<Vec<u8>>, PacketError> {
+    /// The attachments, if `flags` says there are any (none otherwise).
+    fn attachments(&mut self, flags: u8, limits: &Limits) -> Result<Vec<Vec<u8>>, PacketError> {
+        if flags & FLAG_ATTACHMENTS == 0 {
+            return Ok(Vec::new());
+        }
         let count = self.u8("attachment count")? as usize;
         if count > limits.max_attachments {
             return Err(PacketError::TooManyAttachments {
@@ -562,11 +566,7 @@ pub fn decode(payload: &[u8], limits: &Limits) -> Result<Packet, PacketError> {
             }
             let name = c.str_with(name_len, "event name")?;
             let args = c.args()?;
-            let attachments = if flags & FLAG_ATTACHMENTS != 0 {
-                c.attachments(limits)?
-            } else {
-                Vec::new()
-            };
+            let attachments = c.attachments(flags, limits)?;
             Packet::Event {
                 ns,
                 name,
@@ -583,11 +583,7 @@ pub fn decode(payload: &[u8], limits: &Limits) -> Result<Packet, PacketError> {
             let ns = c.namespace()?;
             let id = c.u32("ack id")?;
             let args = c.args()?;
-            let attachments = if flags & FLAG_ATTACHMENTS != 0 {
-                c.attachments(limits)?
-            } else {
-                Vec::new()
-            };
+            let attachments = c.attachments(flags, limits)?;
             Packet::Ack {
                 ns,
                 id,

@@ -34,8 +34,8 @@
 
 mod common;
 use common::{
-    any_port, ask, connect_raw, frame, hello_and_connect, lines_of, read_packet, spawn_listening,
-    wait_exit, Reaper, WAIT,
+    any_port, ask, connect_raw, frame, hello_and_connect, lines_of, raw_connect, read_packet,
+    spawn_listening, wait_exit, Reaper, WAIT,
 };
 
 use std::cell::RefCell;
@@ -1884,22 +1884,6 @@ fn recovery_replays_broadcasts_to_the_sockets_own_room() {
     r.server.stop().expect("the server stops cleanly");
 }
 
-/// Sends HELLO and CONNECT (with `auth` as its data) on a new raw connection and returns it
-/// with the CONNECT reply's data: `sid`, `pid`, `recovered`, `offset`.
-fn raw_connect(addr: SocketAddr, auth: Option<Value>) -> (TcpStream, Value) {
-    let mut stream = connect_raw(addr);
-    stream
-        .write_all(&packet::greeting(auth))
-        .expect("HELLO and CONNECT sent");
-    loop {
-        match read_packet(&mut stream).expect("the server answers") {
-            Some(Packet::Connect { data: Some(d), .. }) => return (stream, d),
-            Some(_) => continue, // the server's HELLO
-            None => panic!("the server closed before its CONNECT reply"),
-        }
-    }
-}
-
 /// `max_parked_sessions` bounds the sessions kept for clients that are away: with room for
 /// two, the third one parked pushes out the first (the oldest), and the other two come back
 /// with their ids.
@@ -1942,8 +1926,10 @@ fn past_max_parked_sessions_the_oldest_session_is_dropped() {
 }
 
 /// A client may come back before the server noticed that its old connection died (a NAT box
-/// dropped it silently, say). The CONNECT with the session's private id ends the old socket
-/// (`transport close`, closing its connection) and restores the session on the new one.
+/// dropped it silently, say). The CONNECT with the session's private id (a secret only that
+/// client holds) moves the session to the new connection: the old socket is told why with a
+/// DISCONNECT `session replaced`, its connection is closed, and the session is restored on
+/// the new one.
 #[test]
 fn a_client_back_before_its_old_connection_is_noticed_gets_its_session() {
     let (tx, rx) = mpsc::channel();
@@ -1960,15 +1946,22 @@ fn a_client_back_before_its_old_connection_is_noticed_gets_its_session() {
         "the same socket id"
     );
     let seen = reports.wait("the old socket's end", disconnected_of(&sid));
-    assert_eq!(reason_of(&seen), reasons::TRANSPORT_CLOSE);
-    // The old connection is closed by the server: end of file after what was queued.
+    assert_eq!(reason_of(&seen), reasons::SESSION_REPLACED);
+    // The old connection hears why, then end of file after what was queued.
     let deadline = Instant::now() + WAIT;
-    while read_packet(&mut old)
-        .expect("the old connection closes cleanly")
-        .is_some()
-    {
+    let mut last = None;
+    while let Some(p) = read_packet(&mut old).expect("the old connection closes cleanly") {
+        last = Some(p);
         assert!(Instant::now() < deadline, "the old connection stays open");
     }
+    assert_eq!(
+        last,
+        Some(Packet::Disconnect {
+            ns: "/".into(),
+            reason: Some(reasons::SESSION_REPLACED.into())
+        }),
+        "the replaced connection's last packet says why"
+    );
     drop(new);
     server.stop().expect("the server stops cleanly");
 }
@@ -2011,6 +2004,98 @@ fn a_recovery_that_cannot_replay_everything_missed_is_not_claimed() {
     }
     drop(r.client);
     r.server.stop().expect("the server stops cleanly");
+}
+
+/// A quiet client: the only broadcast it ever received is the one to its room, long ago;
+/// other rooms were busy meanwhile, and everything older than `max_disconnection_duration`
+/// has left the log. Nothing addressed to it is gone, so a short loss is recovered: same id,
+/// same room, and the next broadcast to the room arrives once. (Before, the log's age bound
+/// refused this session: the offset the client held had been dropped.)
+#[test]
+fn a_quiet_client_is_recovered_after_its_last_broadcast_aged_out_of_the_log() {
+    let config = ServerConfig {
+        max_disconnection_duration: Duration::from_millis(600),
+        ..server_config()
+    };
+    let mut r = Recovery::start(config, "quiet");
+    r.broadcast(Some("quiet"), "news", json!("only"));
+    r.client.run_until_got("news", json!("only"));
+    r.broadcast(Some("busy"), "noise", json!(1));
+    // Past the log's age bound (the client keeps answering PINGs meanwhile)...
+    r.client.run_for(Duration::from_millis(900));
+    // ...so this broadcast drops both earlier ones from the log.
+    r.broadcast(Some("busy"), "noise", json!(2));
+    ask(&r.handle(), |_| ());
+    r.cut_and_wait_for_server();
+    r.client.run_until_fired("reconnect", 1);
+    assert!(
+        r.client.io().recovered(),
+        "nothing it would have received is gone"
+    );
+    assert_eq!(r.client.io().id(), Some(r.sid.as_str()));
+    r.broadcast(Some("quiet"), "news", json!("after"));
+    r.client.run_until_got("news", json!("after"));
+    assert_eq!(r.take_inbox(), ["news [\"only\"]", "news [\"after\"]"]);
+    drop(r.client);
+    r.server.stop().expect("the server stops cleanly");
+}
+
+/// The same with the count bound: more broadcasts to other rooms than the log holds, while
+/// the client is connected and receives none of them. Its session is restored.
+#[test]
+fn a_client_is_recovered_after_the_log_overflowed_with_broadcasts_to_other_rooms() {
+    let config = ServerConfig {
+        replay_limit: 20,
+        ..server_config()
+    };
+    let mut r = Recovery::start(config, "quiet");
+    r.broadcast(Some("quiet"), "news", json!("only"));
+    r.client.run_until_got("news", json!("only"));
+    for n in 0..50 {
+        r.broadcast(Some("busy"), "noise", json!(n));
+    }
+    let dropped = ask(&r.handle(), |io| io.stats().replay_dropped);
+    assert!(dropped >= 30, "the log dropped {dropped} of 51");
+    r.cut_and_wait_for_server();
+    r.client.run_until_fired("reconnect", 1);
+    assert!(
+        r.client.io().recovered(),
+        "nothing it would have received is gone"
+    );
+    assert_eq!(r.client.io().id(), Some(r.sid.as_str()));
+    r.broadcast(Some("quiet"), "news", json!("after"));
+    r.client.run_until_got("news", json!("after"));
+    assert_eq!(r.take_inbox(), ["news [\"only\"]", "news [\"after\"]"]);
+    drop(r.client);
+    r.server.stop().expect("the server stops cleanly");
+}
+
+/// The replay log is bounded in bytes as well as in count: large broadcasts to an empty room
+/// keep at most `replay_max_bytes` of frames, and what was dropped is counted.
+#[test]
+fn the_replay_log_is_bounded_in_bytes_and_counts_what_it_drops() {
+    let config = ServerConfig {
+        replay_max_bytes: 1 << 20,
+        ..server_config()
+    };
+    let (tx, _rx) = mpsc::channel();
+    let server = start_server(&config, any_port(), &tx, None);
+    let big = "x".repeat(200_000);
+    for _ in 0..20 {
+        server
+            .handle
+            .broadcast("/", Some("nobody"), "big", vec![json!(big)])
+            .expect("the server is running");
+    }
+    let stats = ask(&server.handle, |io| io.stats().clone());
+    assert_eq!(stats.broadcasts, 20);
+    assert!(
+        stats.replay_bytes <= 1 << 20 && stats.replay_bytes >= 800_000,
+        "the log holds {} bytes",
+        stats.replay_bytes
+    );
+    assert_eq!(stats.replay_dropped, 15, "5 frames of ~200 kB fit in 1 MiB");
+    server.stop().expect("the server stops cleanly");
 }
 
 // =============================================================================================

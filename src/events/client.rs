@@ -155,8 +155,6 @@ pub struct ClientIo {
     connect_error: Option<String>,
     attempts: u32,
     ping_gen: u64,
-    /// For the jitter of reconnection delays.
-    rng: super::IdGen,
     out: Vec<Out>,
     arena: Vec<u8>,
     tap: Option<super::Tap>,
@@ -369,11 +367,6 @@ impl ClientIo {
         }
     }
 
-    /// A number in [0, 1).
-    fn random(&mut self) -> f64 {
-        (self.rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64
-    }
-
     /// Ends for good: fails what waits for an ack, fires `disconnect` if connected.
     fn finish(&mut self, reason: &str) {
         if self.state == ClientState::Disconnected {
@@ -434,7 +427,7 @@ impl ClientIo {
             self.finish(&reason);
             return;
         }
-        let r = self.random();
+        let r = super::ids::unit_random();
         let delay = backoff(&self.opts, self.attempts, r);
         self.out.push(Out::Timer(delay, ClientTimer::Reconnect));
     }
@@ -793,7 +786,6 @@ impl Client {
             unacked: BTreeMap::new(),
             attempts: 0,
             ping_gen: 0,
-            rng: super::IdGen::new(),
             server_info: Value::Null,
             listeners: Listeners::default(),
             acks: HashMap::new(),

@@ -11,6 +11,8 @@
 //! | `server.rs` | [`Io`] (the server's state, handed to every handler), [`Emit`], [`Broadcast`] |
 //! | `client.rs` | [`Client`] and [`ClientIo`] |
 //! | `listeners.rs` | `on`/`once`/`off`/`on_any` tables shared by both sides |
+//! | `replay.rs` | the replay log for connection state recovery, bounded by age, count and bytes |
+//! | `ids.rs` | socket ids and session secrets from the OS random generator (seeded for demos) |
 //!
 //! The API does not know the wire format: packets ([`crate::wire::packet`]) are built and
 //! read in one place per side, so another transport can sit behind the same handlers.
@@ -20,7 +22,9 @@
 //! only through a [`ServerHandle`], which queues a closure and wakes the loop.
 
 mod client;
+mod ids;
 mod listeners;
+mod replay;
 mod server;
 
 use std::fmt;
@@ -67,6 +71,10 @@ pub mod reasons {
     pub const IO_SERVER_DISCONNECT: &str = "io server disconnect";
     /// Client side: this client called `disconnect`.
     pub const IO_CLIENT_DISCONNECT: &str = "io client disconnect";
+    /// A CONNECT with this socket's private session id came on another connection: the
+    /// session moved there (its client came back before this side noticed the old
+    /// connection was dead).
+    pub const SESSION_REPLACED: &str = "session replaced";
 
     /// Whether the connection ended by accident, not by anyone's choice: the server keeps
     /// the session for the client's return, and the client comes back.
@@ -184,58 +192,6 @@ fn check_attachments(n: usize, limits: &crate::wire::packet::Limits) -> Result<(
         return Err(EmitError::TooManyAttachments { count: n, limit });
     }
     Ok(())
-}
-
-/// Socket ids (and the client's jitter): 20 characters from a URL-safe alphabet, from a
-/// SplitMix64 generator seeded from the kernel's random pool. Unique and unguessable enough for a teaching server; a
-/// real one would use a vetted random number generator.
-struct IdGen {
-    state: u64,
-}
-
-impl IdGen {
-    fn new() -> IdGen {
-        let mut seed = [0u8; 8];
-        if let Ok(mut f) = std::fs::File::open("/dev/urandom") {
-            use std::io::Read;
-            let _ = f.read_exact(&mut seed);
-        }
-        let time = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos() as u64)
-            .unwrap_or(0);
-        IdGen {
-            state: u64::from_le_bytes(seed) ^ time ^ u64::from(std::process::id()),
-        }
-    }
-
-    fn seeded(seed: u64) -> IdGen {
-        IdGen { state: seed }
-    }
-
-    fn next_u64(&mut self) -> u64 {
-        self.state = self.state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn next_id(&mut self) -> String {
-        const ALPHABET: &[u8; 64] =
-            b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-        let (a, b) = (self.next_u64(), self.next_u64());
-        (0..20)
-            .map(|i| {
-                let bits = if i < 10 {
-                    a >> (i * 6)
-                } else {
-                    b >> ((i - 10) * 6)
-                };
-                ALPHABET[(bits & 63) as usize] as char
-            })
-            .collect()
-    }
 }
 
 /// An event server on its own event loop.

@@ -13,8 +13,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
+use super::ids::Ids;
 use super::listeners::{self, Event, Listeners};
-use super::{reasons, AckError, AckReply, EmitError, IdGen};
+use super::replay::{self, ReplayLog};
+use super::{reasons, AckError, AckReply, EmitError};
 use crate::event_loop::{self, CloseReason, ConnId, Ctx, SendError};
 use crate::wire::packet::{self, Limits, Packet, RESERVED_EVENTS};
 
@@ -32,12 +34,18 @@ pub struct ServerConfig {
     /// How long a dropped session (id, rooms, missed broadcasts) is kept for its client to
     /// come back (connection state recovery; default 2 minutes).
     pub max_disconnection_duration: Duration,
-    /// Most broadcasts kept for replay.
+    /// Most broadcasts kept for replay...
     pub replay_limit: usize,
+    /// ...and most bytes of them (default 16 MiB; frames may be up to `max_frame` each).
+    /// What either bound drops is counted (`EventStats::replay_dropped`); a session that
+    /// would have received a dropped broadcast is not restored.
+    pub replay_max_bytes: usize,
     /// Most dropped sessions kept at once (the oldest goes first).
     pub max_parked_sessions: usize,
-    /// Seed for socket ids: `None` draws one from the kernel; a fixed seed gives the same
-    /// ids every run (for demos whose output is recorded).
+    /// `None` (the default): socket ids and session secrets come from the operating
+    /// system's random generator. A seed gives the same ids every run, for demos whose output
+    /// is recorded; such ids are predictable, so anyone could take a session: never use
+    /// one in a server that others can reach.
     pub id_seed: Option<u64>,
 }
 
@@ -51,6 +59,7 @@ impl Default for ServerConfig {
             loop_config: event_loop::Config::default(),
             max_disconnection_duration: Duration::from_secs(120),
             replay_limit: 10_000,
+            replay_max_bytes: 16 << 20,
             max_parked_sessions: 10_000,
             id_seed: None,
         }
@@ -107,33 +116,11 @@ struct Parked {
     namespace: String,
     session: Session,
     expires: Instant,
-}
-
-/// A broadcast, kept for a while to replay it to sessions that come back.
-struct Logged {
-    offset: u64,
-    namespace: String,
-    to: Vec<String>,
-    except_rooms: Vec<String>,
-    except_sockets: Vec<String>,
-    frame: Vec<u8>,
-    at: Instant,
-}
-
-impl Logged {
-    /// Whether this broadcast was for socket `sid`, given the rooms it was in and since when
-    /// (its own room, `sid`, for as long as the session has existed).
-    fn reaches(&self, ns: &str, sid: &str, joined: &HashMap<String, u64>) -> bool {
-        let member =
-            |r: &String| r == sid || joined.get(r).is_some_and(|&since| self.offset > since);
-        self.namespace == ns
-            && (self.to.is_empty() || self.to.iter().any(member))
-            && !self
-                .except_rooms
-                .iter()
-                .any(|r| r == sid || joined.contains_key(r))
-            && !self.except_sockets.iter().any(|s| s == sid)
-    }
+    /// The offset of the last broadcast queued to the socket before it left: the client
+    /// may have missed the ones after its own offset up to this.
+    last_sent: u64,
+    /// The last offset taken when it left: what came after was sent while it was away.
+    left_at: u64,
 }
 
 struct ConnState {
@@ -234,6 +221,14 @@ pub struct EventStats {
     /// Sessions restored on reconnect, and the broadcasts replayed to them.
     pub sessions_recovered: u64,
     pub broadcasts_replayed: u64,
+    /// Sessions taken over by a CONNECT with their `pid` while their old connection still
+    /// looked alive (the old socket is told `session replaced`).
+    pub sessions_replaced: u64,
+    /// Broadcasts the replay log dropped by its count or byte bound before their age was
+    /// up, or never kept because one frame was over the byte bound.
+    pub replay_dropped: u64,
+    /// Bytes of frames the replay log holds now.
+    pub replay_bytes: u64,
 }
 
 /// One emit, with everything optional spelled out: `Emit::new("name").arg(..).ack(..)`.
@@ -311,7 +306,7 @@ pub struct Io {
     out: Vec<Out>,
     /// Encoded bytes the outbox entries point into; emptied after every flush.
     arena: Vec<u8>,
-    ids: IdGen,
+    ids: Ids,
     stats: EventStats,
     /// Whatever the application keeps beside the server, one value per type.
     data: HashMap<std::any::TypeId, Box<dyn std::any::Any>>,
@@ -324,12 +319,11 @@ pub struct Io {
     /// evicting take from the front instead of searching the table. An id whose session was
     /// restored, or parked again since, stays here until it reaches the front and is skipped.
     parked_order: VecDeque<(Instant, String)>,
-    /// Recent broadcasts, oldest first, for replay.
-    log: VecDeque<Logged>,
-    next_offset: u64,
-    /// The highest offset dropped from the log: a session that saw less cannot be restored
-    /// completely.
-    trimmed: u64,
+    /// Recent broadcasts, for replay, and the offsets they take.
+    replay: ReplayLog,
+    /// By connection slot: the offset of the last broadcast queued to it (an array write
+    /// per recipient, where a table would cost a lookup per delivery).
+    last_sent: Vec<u64>,
     /// The recipients of the last broadcast to a whole namespace, kept for the next one.
     /// Emptied whenever a socket comes or goes (`sockets.insert`, `sockets.remove`).
     everyone: Option<Everyone>,
@@ -353,18 +347,14 @@ impl Io {
             rooms: HashMap::new(),
             out: Vec::new(),
             arena: Vec::new(),
-            ids: match config.id_seed {
-                Some(seed) => IdGen::seeded(seed),
-                None => IdGen::new(),
-            },
+            ids: Ids::new(config.id_seed),
             stats: EventStats::default(),
             data: HashMap::new(),
             tap: None,
             parked: HashMap::new(),
             parked_order: VecDeque::new(),
-            log: VecDeque::new(),
-            next_offset: 0,
-            trimmed: 0,
+            replay: ReplayLog::default(),
+            last_sent: Vec::new(),
             everyone: None,
             config,
         }
@@ -505,6 +495,13 @@ impl Io {
             end: range.1,
             volatile,
         });
+    }
+
+    /// Remembers that broadcast `offset` was queued to `conn` (see `Parked::last_sent`).
+    fn note_sent(&mut self, conn: ConnId, offset: u64) {
+        if let Some(last) = self.last_sent.get_mut(conn.slot()) {
+            *last = (*last).max(offset);
+        }
     }
 
     /// Encodes `p` and queues it for `conn`; returns where its bytes are (`None` if it was
@@ -649,7 +646,7 @@ impl Io {
         s.session
             .joined
             .entry(room.to_string())
-            .or_insert(self.next_offset);
+            .or_insert(self.replay.last_offset());
         self.rooms
             .entry(s.namespace.clone())
             .or_default()
@@ -824,13 +821,18 @@ impl Io {
         for room in s.session.joined.keys() {
             self.drop_member(&s.namespace, room, sid);
         }
-        let comes_back = reasons::unexpected(reason);
+        // Kept for the client's return, unless someone ended the socket on purpose. A
+        // socket replaced by its own client on a new connection is kept too: it is restored
+        // at once.
+        let comes_back = reasons::unexpected(reason) || reason == reasons::SESSION_REPLACED;
         if comes_back && !s.session.pid.is_empty() {
             let parked = Parked {
                 sid: sid.to_string(),
                 namespace: s.namespace.clone(),
                 session: std::mem::take(&mut s.session),
                 expires: Instant::now() + self.config.max_disconnection_duration,
+                last_sent: self.last_sent.get(s.conn.slot()).copied().unwrap_or(0),
+                left_at: self.replay.last_offset(),
             };
             // Bounded by count as well as by time: the oldest goes first.
             while self.parked.len() >= self.config.max_parked_sessions.max(1) {
@@ -890,6 +892,12 @@ impl Io {
     // ---- the protocol, from the loop's side ----------------------------------------
 
     fn accepted(&mut self, conn: ConnId, peer: SocketAddr) {
+        // Slots are reused: a new connection has been sent nothing yet.
+        let slot = conn.slot();
+        if self.last_sent.len() <= slot {
+            self.last_sent.resize(slot + 1, 0);
+        }
+        self.last_sent[slot] = 0;
         self.conns.insert(
             conn,
             ConnState {
@@ -1063,8 +1071,12 @@ impl Io {
         }
         let now = Instant::now();
         while self.unpark_oldest(Some(now)).is_some() {}
-        // A client may come back before this side noticed its old connection died: the old
-        // socket with the same session is ended first (and so kept for restoring).
+        // ANCHOR: replaced
+        // The `pid` is a secret that only the client it was given to holds (120 random
+        // bits), so a CONNECT naming the session of a socket that still looks alive is that
+        // client on a new connection, back before this side noticed that the old one died (a
+        // half-open connection). The new connection takes the session over: the old socket
+        // is told why (if it can still hear it) and is parked, to be restored just below.
         let live = pid.as_ref().and_then(|p| {
             let conn = *self.live_pids.get(p)?;
             let sid = self.conns.get(&conn)?.sockets.get(&ns)?;
@@ -1072,11 +1084,11 @@ impl Io {
             (&s.session.pid == p).then(|| (sid.clone(), conn))
         });
         if let Some((old_sid, old_conn)) = live {
-            self.remove_socket(&old_sid, reasons::TRANSPORT_CLOSE);
-            self.close_if_unused(old_conn, false);
+            self.stats.sessions_replaced += 1;
+            self.say_goodbye(&old_sid, reasons::SESSION_REPLACED);
+            self.close_if_unused(old_conn, true);
         }
-        // The session can be restored only if every broadcast it missed is still logged.
-        let complete = self.trimmed <= offset;
+        // ANCHOR_END: replaced
         let restored = pid
             .filter(|p| {
                 self.parked
@@ -1084,16 +1096,25 @@ impl Io {
                     .is_some_and(|k| k.namespace == ns && !self.sockets.contains_key(&k.sid))
             })
             .and_then(|p| self.parked.remove(&p))
-            .filter(|_| complete);
+            .filter(|p| self.replay.complete(offset, p.last_sent, p.left_at));
         let recovered = restored.is_some();
+        let last_sent = restored.as_ref().map_or(0, |p| p.last_sent);
         let (sid, session) = match restored {
             Some(p) => (p.sid, p.session),
             None => {
+                let ids = self.ids.next_id().zip(self.ids.next_id());
+                let Some((pid, sid)) = ids else {
+                    // No id without the operating system's generator: refuse rather than
+                    // hand out a guessable one.
+                    self.namespaces.insert(ns.clone(), namespace);
+                    self.refuse(conn, &ns, "server error");
+                    return;
+                };
                 let session = Session {
-                    pid: self.ids.next_id(),
+                    pid,
                     ..Session::default()
                 };
-                (self.ids.next_id(), session)
+                (sid, session)
             }
         };
         // A restored session is back in its rooms, with the offsets it joined them at.
@@ -1126,26 +1147,23 @@ impl Io {
                 "sid": sid,
                 "pid": pid,
                 "recovered": recovered,
-                "offset": self.next_offset,
+                "offset": self.replay.last_offset(),
             })),
         };
         self.queue_packet(conn, &reply);
         if recovered {
             // The broadcasts this socket missed while away, in order, after its offset.
             self.stats.sessions_recovered += 1;
-            let joined = self
-                .sockets
-                .get(&sid)
-                .map(|s| s.session.joined.clone())
-                .unwrap_or_default();
-            let missed = self
-                .log
-                .iter()
-                .filter(|l| l.offset > offset && l.reaches(&ns, &sid, &joined));
-            for l in missed {
-                self.stats.broadcasts_replayed += 1;
-                push_frame(&mut self.arena, &mut self.out, conn, &l.frame);
+            // What it was sent before is owed again until its client says it saw it.
+            let mut last = last_sent;
+            if let Some(s) = self.sockets.get(&sid) {
+                for (o, frame) in self.replay.missed(&ns, &sid, &s.session.joined, offset) {
+                    self.stats.broadcasts_replayed += 1;
+                    push_frame(&mut self.arena, &mut self.out, conn, frame);
+                    last = last.max(o);
+                }
             }
+            self.note_sent(conn, last);
         }
         // Run the connection handlers; handlers added meanwhile are kept.
         let mut handlers = std::mem::take(&mut namespace.on_connection);
@@ -1422,7 +1440,7 @@ impl Broadcast<'_> {
         // off, so that a client coming back can say what it saw last.
         // Volatile broadcasts are never replayed, so they take no offset.
         let mut args = args;
-        let offset = io.next_offset + 1;
+        let offset = io.replay.last_offset() + 1;
         if !self.volatile {
             args.push(json!({ super::client::OFFSET_KEY: offset }));
         }
@@ -1434,31 +1452,29 @@ impl Broadcast<'_> {
             id: None,
         };
         let range = io.encode(&p)?;
-        if !self.volatile {
-            io.next_offset = offset; // taken only once the broadcast is sure to go out
-        }
         io.stats.broadcasts += 1;
-        // Kept for sessions that may come back (bounded by age and count).
-        let now = Instant::now();
-        let max_age = io.config.max_disconnection_duration;
-        while io.log.front().is_some_and(|l| {
-            now.duration_since(l.at) > max_age || io.log.len() >= io.config.replay_limit
-        }) {
-            if let Some(gone) = io.log.pop_front() {
-                io.trimmed = io.trimmed.max(gone.offset);
+        if !self.volatile {
+            // Taken only once the broadcast is sure to go out, and kept for sessions that
+            // may come back (bounded by age, count and bytes).
+            let offset = io.replay.next_offset();
+            let entry = replay::Entry {
+                namespace: &self.ns,
+                to: &self.to,
+                except_rooms: &self.except_rooms,
+                except_sockets: &self.except_sockets,
+                frame: &io.arena[range.0..range.1],
+            };
+            let bounds = replay::Bounds {
+                max_age: io.config.max_disconnection_duration,
+                max_entries: io.config.replay_limit,
+                max_bytes: io.config.replay_max_bytes,
+            };
+            io.replay.push(offset, entry, bounds, Instant::now());
+            io.stats.replay_dropped = io.replay.dropped_early();
+            io.stats.replay_bytes = io.replay.bytes() as u64;
+            for &conn in &recipients {
+                io.note_sent(conn, offset);
             }
-        }
-        // Volatile broadcasts are never replayed.
-        if io.config.replay_limit > 0 && !self.volatile {
-            io.log.push_back(Logged {
-                offset,
-                namespace: self.ns,
-                to: self.to,
-                except_rooms: self.except_rooms,
-                except_sockets: self.except_sockets,
-                frame: io.arena[range.0..range.1].to_vec(),
-                at: now,
-            });
         }
         for &conn in &recipients {
             io.stats.events_out += 1;

@@ -64,6 +64,26 @@ pub fn connect_raw(addr: SocketAddr) -> TcpStream {
     stream
 }
 
+/// Connects with a raw socket, sends HELLO and CONNECT to `/` with `auth`, and returns the
+/// stream and the data of the server's CONNECT reply (`sid`, `pid`, `recovered`, `offset`).
+pub fn raw_connect(
+    addr: SocketAddr,
+    auth: Option<serde_json::Value>,
+) -> (TcpStream, serde_json::Value) {
+    use std::io::Write;
+    let mut stream = connect_raw(addr);
+    stream
+        .write_all(&packet::greeting(auth))
+        .expect("HELLO and CONNECT sent");
+    loop {
+        match read_packet(&mut stream).expect("the server answers") {
+            Some(Packet::Connect { data: Some(d), .. }) => return (stream, d),
+            Some(_) => continue, // the server's HELLO
+            None => panic!("the server closed before its CONNECT reply"),
+        }
+    }
+}
+
 /// Owns a child process and kills it when dropped, so a failing assertion (which unwinds
 /// through here) never leaves one running. Only this child is touched, by its handle.
 pub struct Reaper(pub Child);

@@ -8,7 +8,7 @@
 //! |---|---|---|
 //! | `random_bytes_*` | bytes from a seeded generator, from the first byte or as frames after the handshake | closed (as soon as the bytes cannot be a packet; at its FIN if they could still be the start of one) |
 //! | `a_declared_length_over_the_limit_*` | a frame header over `max_frame`, no payload | closed with `parse error` at the header |
-//! | `a_truncated_frame_*` | half a frame, then FIN | closed, the half frame dropped |
+//! | `a_truncated_frame_*` | half a frame, then FIN | closed with `parse error`, the half frame dropped |
 //! | `invalid_utf8_*`, `arguments_that_are_not_a_json_array_*` | malformed EVENTs | closed with `parse error` |
 //! | `an_ack_for_an_id_never_sent_*` | an ACK nobody asked for | ignored; still connected |
 //! | `slowloris_*` | one byte per 100 ms; and no handshake at all | both closed by `handshake_timeout` |
@@ -392,9 +392,11 @@ fn a_declared_length_over_the_limit_is_refused_at_the_header() {
     lab.finish(0);
 }
 
-/// Half a frame, then FIN: the connection closes (the half frame is dropped, never handled).
+/// Half a frame, then FIN (`shutdown(SHUT_WR)`): end of file in the middle of a frame is an
+/// error (docs/protocol.md, section 2), so the socket goes with `parse error`, not `transport
+/// close`. The half frame is dropped, never handled.
 #[test]
-fn a_truncated_frame_then_eof_closes_the_connection() {
+fn a_truncated_frame_then_eof_is_a_parse_error() {
     let mut lab = Lab::start();
     let (mut stream, sid) = raw_peer(lab.addr());
     let whole = frame(&Packet::Event {
@@ -410,13 +412,50 @@ fn a_truncated_frame_then_eof_closes_the_connection() {
     stream.shutdown(Shutdown::Write).expect("FIN");
     let after = wait_closed(&mut stream, "a truncated frame");
     assert!(after.is_empty(), "no answer to half an event: {after:?}");
-    let reason = lab.reason(&sid);
-    assert!(
-        reason == reasons::TRANSPORT_CLOSE || reason == reasons::PARSE_ERROR,
-        "{reason}"
-    );
+    assert_eq!(lab.reason(&sid), reasons::PARSE_ERROR);
+    let stats = lab.stats();
+    assert_eq!(stats.parse_errors, 1, "{stats:?}");
     lab.good.echo("after the truncated frame");
     lab.finish(0);
+}
+
+/// The same on the client's side: a server that sends its HELLO and half a frame, then FIN.
+/// The client records `parse error`, not `transport close` (reconnection is off, so the
+/// reason stays).
+#[test]
+fn a_server_that_ends_in_the_middle_of_a_frame_is_a_parse_error_for_the_client() {
+    let listener = std::net::TcpListener::bind(any_port()).expect("bind");
+    let addr = listener.local_addr().expect("getsockname");
+    let server = thread::spawn(move || {
+        let (mut stream, _) = listener.accept().expect("accept");
+        let mut bytes = frame(&Packet::hello(json!({})));
+        let event = frame(&Packet::Event {
+            ns: "/".into(),
+            name: "news".into(),
+            args: vec![json!("x".repeat(100))],
+            attachments: vec![],
+            id: None,
+        });
+        bytes.extend_from_slice(&event[..event.len() / 2]);
+        stream.write_all(&bytes).expect("HELLO and half a frame");
+        stream.shutdown(Shutdown::Write).expect("FIN");
+        // Keep the socket until the client has closed its side.
+        let _ = stream.read_to_end(&mut Vec::new());
+    });
+    let mut opts = ClientOptions::new(addr);
+    opts.reconnection = false;
+    let mut client = Client::connect(opts).expect("connect");
+    let ended = client
+        .run_until(WAIT, |io| io.state() == ClientState::Disconnected)
+        .expect("client turn");
+    assert!(ended, "the client did not end within {WAIT:?}");
+    assert_eq!(
+        client.io().disconnect_reason(),
+        Some(reasons::PARSE_ERROR),
+        "end of file inside a frame"
+    );
+    drop(client);
+    server.join().expect("the raw server thread");
 }
 
 /// An event name that is not UTF-8 is a `parse error`.

@@ -118,6 +118,12 @@ impl Default for Config {
 pub enum CloseReason {
     /// The peer closed its side (read returned 0); anything queued was flushed first.
     PeerClosed,
+    /// The peer closed its side while `unconsumed` bytes it had sent were still waiting for
+    /// the handler, which had returned less than everything from [`Handler::data`]: for a
+    /// handler that consumes whole messages, the stream ended in the middle of one (an
+    /// error, where [`PeerClosed`](CloseReason::PeerClosed) is a clean end). Anything
+    /// queued was flushed first, as for `PeerClosed`; the unconsumed bytes are dropped.
+    Truncated { unconsumed: usize },
     /// A read or write failed (ECONNRESET, EPIPE, ...).
     Error(sys::Error),
     /// [`Ctx::close`] or [`Ctx::abort`] asked for it.
@@ -132,6 +138,11 @@ impl fmt::Display for CloseReason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             CloseReason::PeerClosed => f.write_str("the peer closed the connection"),
+            CloseReason::Truncated { unconsumed } => write!(
+                f,
+                "the peer closed the connection in the middle of a message \
+                 ({unconsumed} bytes unconsumed)"
+            ),
             CloseReason::Error(e) => write!(f, "{e}"),
             CloseReason::Local => f.write_str("closed by this side"),
             CloseReason::InputOverflow => f.write_str("the peer sent too much unconsumed input"),
@@ -1055,7 +1066,13 @@ fn read_ready<H: Handler>(ctx: &mut Ctx<H::Timer>, h: &mut H, id: ConnId) {
         match sys::read(&conn.fd, &mut scratch) {
             Ok(0) => {
                 conn.read_closed = true;
-                ctx.mark_closing(id, CloseReason::PeerClosed, true);
+                // Bytes the handler left unconsumed are the start of a message that will
+                // never be finished: end of file there is an error, not a clean close.
+                let reason = match conn.input.len() {
+                    0 => CloseReason::PeerClosed,
+                    unconsumed => CloseReason::Truncated { unconsumed },
+                };
+                ctx.mark_closing(id, reason, true);
                 drained = true;
                 break;
             }

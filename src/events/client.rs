@@ -723,6 +723,7 @@ impl event_loop::Handler for ClientCore {
         if self.io.conn == Some(conn) {
             let why = match reason {
                 CloseReason::Error(_) => reasons::TRANSPORT_ERROR,
+                CloseReason::Truncated { .. } => reasons::PARSE_ERROR,
                 _ => reasons::TRANSPORT_CLOSE,
             };
             self.io.lost(why);

@@ -1186,6 +1186,10 @@ impl Io {
             CloseReason::PeerClosed => reasons::TRANSPORT_CLOSE,
             CloseReason::Error(_) => reasons::TRANSPORT_ERROR,
             CloseReason::InputOverflow => reasons::PARSE_ERROR,
+            CloseReason::Truncated { .. } => {
+                self.stats.parse_errors += 1; // end of file inside a frame (section 2)
+                reasons::PARSE_ERROR
+            }
             CloseReason::Stopped => reasons::SERVER_SHUTTING_DOWN,
             CloseReason::Local => reasons::FORCED_CLOSE,
         };

@@ -106,8 +106,9 @@ pub enum ClientTimer {
 
 /// The bounds the client puts on the server's `pingInterval` and `pingTimeout`, in
 /// milliseconds: 1 ms to 1 hour each. A number outside is taken as the nearest bound, so
-/// that no HELLO can make the deadline overflow (`u64::MAX`, a panic in a debug build and
-/// a deadline of 0 in a release one) or put it out of reach.
+/// that no HELLO can make their sum overflow (`u64::MAX` and 1: a panic in a debug build, a
+/// deadline of 0 and a reconnection after every HELLO in a release one) or put the deadline
+/// out of reach.
 const PING_MS_BOUNDS: std::ops::RangeInclusive<u64> = 1..=3_600_000;
 
 enum Out {

@@ -31,7 +31,9 @@ pub struct ClientOptions {
     /// connection state recovery.
     pub auth: Option<Value>,
     pub limits: Limits,
-    /// How long one TCP connect may take.
+    /// How long one TCP connect may take; then, once it is up, how long the server may
+    /// take to accept the namespace (its CONNECT reply). Past either, the attempt fails
+    /// with `connect_error` and the client tries again with backoff.
     pub connect_timeout: Duration,
     /// Emits kept while not connected; past this, `emit` returns `EmitError::BufferFull`.
     pub offline_buffer: usize,
@@ -98,7 +100,16 @@ pub enum ClientTimer {
     Reconnect,
     /// The server's next PING is due by now (heartbeat generation).
     PingDue(u64),
+    /// The CONNECT reply of this attempt is due by now (attempt generation).
+    ConnectReplyDue(u64),
 }
+
+/// The bounds the client puts on the server's `pingInterval` and `pingTimeout`, in
+/// milliseconds: 1 ms to 1 hour each. A number outside is taken as the nearest bound, so
+/// that no HELLO can make their sum overflow (`u64::MAX` and 1: a panic in a debug build, a
+/// deadline of 0 and a reconnection after every HELLO in a release one) or put the deadline
+/// out of reach.
+const PING_MS_BOUNDS: std::ops::RangeInclusive<u64> = 1..=3_600_000;
 
 enum Out {
     Send(usize, usize),
@@ -155,6 +166,8 @@ pub struct ClientIo {
     connect_error: Option<String>,
     attempts: u32,
     ping_gen: u64,
+    /// Counts TCP connections made: a CONNECT reply deadline is for one attempt only.
+    attempt_gen: u64,
     out: Vec<Out>,
     arena: Vec<u8>,
     tap: Option<super::Tap>,
@@ -394,8 +407,11 @@ impl ClientIo {
         }
         self.conn = None;
         self.ping_gen += 1;
-        // A stopping server is not sending this client away for good either.
-        let comes_back = reasons::unexpected(reason) || reason == reasons::SERVER_SHUTTING_DOWN;
+        // A stopping server is not sending this client away for good either, nor is one
+        // that stopped reading for a while.
+        let comes_back = reasons::unexpected(reason)
+            || reason == reasons::SERVER_SHUTTING_DOWN
+            || reason == reasons::OUTBOUND_FULL;
         if !(self.opts.reconnection && comes_back) {
             self.finish(reason);
             return;
@@ -434,11 +450,16 @@ impl ClientIo {
 
     // ANCHOR: expect_ping
     /// The server's HELLO says how often it pings: expect one within interval + timeout.
+    /// Both numbers come from the peer, so each is clamped to [`PING_MS_BOUNDS`] first.
     fn expect_ping(&mut self) {
-        let ms = |k: &str| self.server_info.get(k).and_then(Value::as_u64);
+        let ms = |k: &str| {
+            let v = self.server_info.get(k).and_then(Value::as_u64)?;
+            Some(v.clamp(*PING_MS_BOUNDS.start(), *PING_MS_BOUNDS.end()))
+        };
         if let (Some(interval), Some(timeout)) = (ms("pingInterval"), ms("pingTimeout")) {
             self.ping_gen += 1;
-            let due = Duration::from_millis(interval + timeout);
+            // At most 2 hours after the clamps: no overflow here, nor in `Instant + due`.
+            let due = Duration::from_millis(interval.saturating_add(timeout));
             self.out
                 .push(Out::Timer(due, ClientTimer::PingDue(self.ping_gen)));
         }
@@ -595,9 +616,14 @@ impl ClientIo {
                                 tap(&self.arena[start..end]);
                             }
                             // A full buffer means the server does not read; the cap bounds
-                            // memory.
-                            if ctx.send(conn, &self.arena[start..end]).is_err() {
-                                ctx.abort(conn);
+                            // memory. Give up on this connection and come back later.
+                            match ctx.send(conn, &self.arena[start..end]) {
+                                Ok(()) => {}
+                                Err(event_loop::SendError::Full { .. }) => {
+                                    ctx.abort(conn);
+                                    self.lost(reasons::OUTBOUND_FULL);
+                                }
+                                Err(_) => ctx.abort(conn),
                             }
                         }
                     }
@@ -679,11 +705,15 @@ impl event_loop::Handler for ClientCore {
                     }
                 }
                 let _ = ctx.send(id, &first);
-                // The server's HELLO is due soon; no HELLO counts as no heartbeat.
-                io.ping_gen += 1;
+                // The server's HELLO and CONNECT reply are due within `connect_timeout`: a
+                // server that accepts and then says nothing (or never answers the CONNECT)
+                // fails the attempt instead of keeping the client waiting for ever.
+                io.attempt_gen += 1;
                 let due = io.opts.connect_timeout;
-                io.out
-                    .push(Out::Timer(due, ClientTimer::PingDue(io.ping_gen)));
+                io.out.push(Out::Timer(
+                    due,
+                    ClientTimer::ConnectReplyDue(io.attempt_gen),
+                ));
             }
             Ok(()) => ctx.abort(id), // disconnected meanwhile
             Err(e) => io.connect_failed(&e.to_string()),
@@ -755,6 +785,18 @@ impl event_loop::Handler for ClientCore {
                     io.lost(reasons::PING_TIMEOUT);
                 }
             }
+            ClientTimer::ConnectReplyDue(gen) => {
+                let waiting = matches!(
+                    io.state,
+                    ClientState::Connecting | ClientState::Reconnecting
+                );
+                if gen == io.attempt_gen && io.conn.is_some() && waiting {
+                    io.out.push(Out::Abort(io.conn.take()));
+                    io.ping_gen += 1; // this connection's PING deadline goes with it
+                    let ms = io.opts.connect_timeout.as_millis();
+                    io.connect_failed(&format!("timeout: no CONNECT reply within {ms} ms"));
+                }
+            }
         }
         io.flush(ctx);
     }
@@ -787,6 +829,7 @@ impl Client {
             unacked: BTreeMap::new(),
             attempts: 0,
             ping_gen: 0,
+            attempt_gen: 0,
             server_info: Value::Null,
             listeners: Listeners::default(),
             acks: HashMap::new(),

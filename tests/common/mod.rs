@@ -1,6 +1,6 @@
 //! Helpers shared by the integration tests: a raw peer's frames, its handshake and reading
 //! packets back; child processes and their output; running code on a server's thread;
-//! reproducible bytes.
+//! reproducible bytes; CPU time and resident memory from /proc.
 
 #![allow(dead_code)] // each test file uses its own subset
 
@@ -193,4 +193,40 @@ pub fn wait_exit(child: &mut Child, what: &str, limit: Duration) -> ExitStatus {
         );
         thread::sleep(Duration::from_millis(10));
     }
+}
+
+/// Linux reports the times in /proc in USER_HZ, 100 ticks per second on every architecture.
+pub const TICKS_PER_SECOND: u64 = 100;
+
+/// User + system CPU time, in clock ticks, from a `/proc/.../stat` file (0 if unreadable).
+/// The command name in field 2 may hold spaces and parentheses, so fields are counted after
+/// its last `) `.
+fn stat_ticks(path: &str) -> u64 {
+    let stat = std::fs::read_to_string(path).unwrap_or_default();
+    let rest = stat.rsplit_once(") ").map(|(_, r)| r).unwrap_or("");
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let n = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+    n(11) + n(12) // utime and stime, fields 14 and 15 of stat(5)
+}
+
+/// CPU time process `pid` has used, in ticks.
+pub fn cpu_ticks(pid: u32) -> u64 {
+    stat_ticks(&format!("/proc/{pid}/stat"))
+}
+
+/// CPU time the calling thread has used, in ticks: unlike the process's, it does not count
+/// the other tests running on other threads of the same test binary.
+pub fn thread_cpu_ticks() -> u64 {
+    stat_ticks("/proc/thread-self/stat")
+}
+
+/// VmRSS of process `pid`, in KiB.
+pub fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .expect("a VmRSS line")
 }

@@ -9,11 +9,11 @@
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::io;
 use std::net::SocketAddr;
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::Duration;
 
 use serde_json::{json, Value};
 
+use super::guard::{self, Panicked, Panics};
 use super::listeners::{self, Event, Listeners};
 use super::{reasons, AckError, AckReply, EmitError};
 use crate::event_loop::{self, CloseReason, ConnId, Ctx, EventLoop, LoopHandle};
@@ -171,6 +171,8 @@ pub struct ClientIo {
     out: Vec<Out>,
     arena: Vec<u8>,
     tap: Option<super::Tap>,
+    /// User callbacks that panicked (see `guard.rs`).
+    panics: Panics,
     /// Events received, for counters in demos and benchmarks.
     pub events_in: u64,
 }
@@ -372,13 +374,32 @@ impl ClientIo {
     }
 
     fn dispatch(&mut self, event: &Event) {
-        let result = catch_unwind(AssertUnwindSafe(|| {
-            listeners::dispatch(self, event, |c| Some(&mut c.listeners))
-        }));
-        if result.is_err() {
-            eprintln!("socklab client: a listener for \"{}\" panicked", event.name);
+        if let Err(p) = listeners::dispatch(self, event, |c| Some(&mut c.listeners)) {
+            self.callback_panicked(&format!("\"{}\" listener", event.name), &p);
         }
     }
+
+    /// How many of this client's listeners and callbacks panicked.
+    pub fn callback_panics(&self) -> u64 {
+        self.panics.count()
+    }
+
+    // ANCHOR: callback_panicked
+    /// The one policy for a user callback that panicked (see `guard.rs`): counted, printed
+    /// once per callback name, and the client's connection, if it has one, closed with
+    /// reason `client error`: it comes back as after any lost connection.
+    fn callback_panicked(&mut self, what: &str, p: &Panicked) {
+        let action = match self.conn {
+            Some(_) => "closing the connection (the client reconnects)",
+            None => "the client goes on",
+        };
+        self.panics.record("client", what, p, action);
+        if self.conn.is_some() {
+            self.out.push(Out::Abort(self.conn));
+            self.lost(reasons::CLIENT_ERROR);
+        }
+    }
+    // ANCHOR_END: callback_panicked
 
     /// Ends for good: fails what waits for an ack, fires `disconnect` if connected.
     fn finish(&mut self, reason: &str) {
@@ -391,7 +412,9 @@ impl ClientIo {
         self.unacked.clear();
         let acks: Vec<AckCallback> = self.acks.drain().map(|(_, cb)| cb).collect();
         for cb in acks {
-            cb(self, Err(AckError::Disconnected));
+            if let Err(p) = guard::call(|| cb(self, Err(AckError::Disconnected))) {
+                self.callback_panicked("ack (disconnected)", &p);
+            }
         }
         if was_connected {
             self.fire("disconnect", vec![json!(reason)]);
@@ -411,7 +434,8 @@ impl ClientIo {
         // that stopped reading for a while.
         let comes_back = reasons::unexpected(reason)
             || reason == reasons::SERVER_SHUTTING_DOWN
-            || reason == reasons::OUTBOUND_FULL;
+            || reason == reasons::OUTBOUND_FULL
+            || reason == reasons::CLIENT_ERROR;
         if !(self.opts.reconnection && comes_back) {
             self.finish(reason);
             return;
@@ -561,7 +585,9 @@ impl ClientIo {
             } => {
                 self.unacked.remove(&id);
                 if let Some(cb) = self.acks.remove(&id) {
-                    cb(self, Ok(AckReply { args, attachments }));
+                    if let Err(p) = guard::call(|| cb(self, Ok(AckReply { args, attachments }))) {
+                        self.callback_panicked("ack", &p);
+                    }
                 }
             }
             Packet::Disconnect { reason, .. } => {
@@ -612,8 +638,8 @@ impl ClientIo {
                 match o {
                     Out::Send(start, end) => {
                         if let Some(conn) = self.conn {
-                            if let Some(tap) = self.tap.as_mut() {
-                                tap(&self.arena[start..end]);
+                            if let Err(p) = guard::tap(&mut self.tap, &self.arena[start..end]) {
+                                self.callback_panicked("tap", &p);
                             }
                             // A full buffer means the server does not read; the cap bounds
                             // memory. Give up on this connection and come back later.
@@ -700,8 +726,8 @@ impl event_loop::Handler for ClientCore {
                 for p in [Packet::hello(json!({})), io.connect_packet()] {
                     let start = first.len();
                     packet::encode(&p, &mut first);
-                    if let Some(tap) = io.tap.as_mut() {
-                        tap(&first[start..]);
+                    if let Err(p) = guard::tap(&mut io.tap, &first[start..]) {
+                        io.panics.record("client", "tap", &p, "the tap is removed");
                     }
                 }
                 let _ = ctx.send(id, &first);
@@ -768,7 +794,9 @@ impl event_loop::Handler for ClientCore {
                 io.unacked.remove(&id);
                 io.offline.retain(|(ack, _)| *ack != Some(id));
                 if let Some(cb) = io.acks.remove(&id) {
-                    cb(io, Err(AckError::Timeout));
+                    if let Err(p) = guard::call(|| cb(io, Err(AckError::Timeout))) {
+                        io.callback_panicked("ack (timeout)", &p);
+                    }
                 }
             }
             ClientTimer::Reconnect => {
@@ -802,7 +830,10 @@ impl event_loop::Handler for ClientCore {
     }
 
     fn message(&mut self, ctx: &mut Ctx<ClientTimer>, msg: ClientMsg) {
-        msg(&mut self.io);
+        let io = &mut self.io;
+        if let Err(p) = guard::call(|| msg(io)) {
+            self.io.callback_panicked("ClientHandle::run closure", &p);
+        }
         self.io.flush(ctx);
     }
 }
@@ -840,6 +871,7 @@ impl Client {
             out: Vec::new(),
             arena: Vec::new(),
             tap: None,
+            panics: Panics::default(),
             events_in: 0,
         };
         let mut ev = EventLoop::new(ClientCore { io }, loop_config)?;

@@ -11,6 +11,8 @@ use std::collections::HashMap;
 
 use serde_json::Value;
 
+use super::guard::{self, Panicked};
+
 /// An event as a listener sees it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Event {
@@ -93,21 +95,23 @@ impl<C> Listeners<C> {
     }
 
     /// Calls the listeners for `event` from a table that is not inside `c` (a socket that
-    /// was just removed, say). Returns how many ran.
-    pub fn call_detached(&mut self, c: &mut C, event: &Event) -> usize {
-        let mut ran = 0;
+    /// was just removed, say), each guarded: a panicking one does not stop the others.
+    /// Returns the panics, if any.
+    pub fn call_detached(&mut self, c: &mut C, event: &Event) -> Vec<Panicked> {
+        let mut panics = Vec::new();
         let reserved = crate::wire::packet::RESERVED_EVENTS.contains(&event.name.as_str());
         let any = (!reserved).then_some(&mut self.any);
         for list in [self.by_name.get_mut(&event.name), any] {
             let Some(list) = list else { continue };
             for e in list.iter_mut() {
                 if let Some(f) = e.f.as_mut() {
-                    f(c, event);
-                    ran += 1;
+                    if let Err(p) = guard::call(|| f(c, event)) {
+                        panics.push(p);
+                    }
                 }
             }
         }
-        ran
+        panics
     }
 
     /// Takes out the closure of the first listener for `name` registered after listener
@@ -149,12 +153,13 @@ impl<C> Listeners<C> {
 
 /// Calls the listeners for `event` (the named ones, then the catch-all ones). `table` finds
 /// the listener table inside `c` each time, since a listener may have removed its socket.
-/// Returns how many listeners ran.
+/// Returns how many listeners ran; a listener that panics stops the dispatch (its socket is
+/// about to be closed) and stays registered, like one that returned.
 pub fn dispatch<C>(
     c: &mut C,
     event: &Event,
     table: impl Fn(&mut C) -> Option<&mut Listeners<C>>,
-) -> usize {
+) -> Result<usize, Panicked> {
     let mut ran = 0;
     // Catch-all listeners see the peer's events, not the library's own (`connect`, ...).
     let reserved = crate::wire::packet::RESERVED_EVENTS.contains(&event.name.as_str());
@@ -165,12 +170,12 @@ pub fn dispatch<C>(
         // The listeners registered when the event arrived run; those added meanwhile wait
         // for the next event. Walking by id allocates nothing per event.
         let Some(last) = table(c).map(|t| t.next_id) else {
-            return ran;
+            return Ok(ran);
         };
         let mut after = 0;
         while let Some((id, mut f, once)) = table(c).and_then(|t| t.take_next(name, after, last)) {
             after = id;
-            f(c, event);
+            let result = guard::call(|| f(c, event));
             ran += 1;
             if let Some(t) = table(c) {
                 if once {
@@ -179,9 +184,10 @@ pub fn dispatch<C>(
                     e.f = Some(f);
                 }
             }
+            result?;
         }
     }
-    ran
+    Ok(ran)
 }
 
 #[cfg(test)]
@@ -218,10 +224,10 @@ mod tests {
         s.table.on_any(Box::new(|s: &mut Side, e| {
             s.log.push(format!("any {}", e.name))
         }));
-        dispatch(&mut s, &ev("a"), |s| Some(&mut s.table));
-        dispatch(&mut s, &ev("a"), |s| Some(&mut s.table));
+        dispatch(&mut s, &ev("a"), |s| Some(&mut s.table)).unwrap();
+        dispatch(&mut s, &ev("a"), |s| Some(&mut s.table)).unwrap();
         s.table.off("a");
-        dispatch(&mut s, &ev("a"), |s| Some(&mut s.table));
+        dispatch(&mut s, &ev("a"), |s| Some(&mut s.table)).unwrap();
         assert_eq!(s.log, ["on a", "once", "any a", "on a", "any a", "any a"]);
     }
 
@@ -240,8 +246,30 @@ mod tests {
                     .on("a", Box::new(|s: &mut Side, _| s.log.push("second".into())));
             }),
         );
-        dispatch(&mut s, &ev("a"), |s| Some(&mut s.table));
-        dispatch(&mut s, &ev("a"), |s| Some(&mut s.table));
+        dispatch(&mut s, &ev("a"), |s| Some(&mut s.table)).unwrap();
+        dispatch(&mut s, &ev("a"), |s| Some(&mut s.table)).unwrap();
         assert_eq!(s.log, ["first", "second"]);
+    }
+
+    #[test]
+    fn a_panicking_listener_stops_the_dispatch_and_stays_registered() {
+        let mut s = Side {
+            table: Listeners::default(),
+            log: vec![],
+        };
+        s.table.on(
+            "a",
+            Box::new(|s: &mut Side, _| {
+                s.log.push("boom".into());
+                panic!("boom");
+            }),
+        );
+        s.table
+            .on_any(Box::new(|s: &mut Side, _| s.log.push("any".into())));
+        for _ in 0..2 {
+            let err = dispatch(&mut s, &ev("a"), |s| Some(&mut s.table)).unwrap_err();
+            assert!(err.message.starts_with("boom"), "{}", err.message);
+        }
+        assert_eq!(s.log, ["boom", "boom"], "the catch-all ones did not run");
     }
 }

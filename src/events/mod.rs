@@ -12,6 +12,7 @@
 //! | `client.rs` | [`Client`] and [`ClientIo`] |
 //! | `listeners.rs` | `on`/`once`/`off`/`on_any` tables shared by both sides |
 //! | `replay.rs` | the replay log for connection state recovery, bounded by age, count and bytes |
+//! | `guard.rs` | one policy for user callbacks that panic: caught, counted, printed once, only their socket closed |
 //! | `ids.rs` | socket ids and session secrets from the OS random generator (seeded for demos) |
 //!
 //! The API does not know the wire format: packets ([`crate::wire::packet`]) are built and
@@ -22,6 +23,7 @@
 //! only through a [`ServerHandle`], which queues a closure and wakes the loop.
 
 mod client;
+mod guard;
 mod ids;
 mod listeners;
 mod replay;
@@ -69,6 +71,9 @@ pub mod reasons {
     pub const OUTBOUND_FULL: &str = "outbound buffer full";
     /// Client side: the server disconnected this socket.
     pub const IO_SERVER_DISCONNECT: &str = "io server disconnect";
+    /// Client side: one of this client's listeners or callbacks panicked; the client closed
+    /// its connection and comes back as after any lost connection.
+    pub const CLIENT_ERROR: &str = "client error";
     /// Client side: this client called `disconnect`.
     pub const IO_CLIENT_DISCONNECT: &str = "io client disconnect";
     /// A CONNECT with this socket's private session id came on another connection: the

@@ -8,11 +8,11 @@
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
+use super::guard::{self, Panicked, Panics};
 use super::ids::Ids;
 use super::listeners::{self, Event, Listeners};
 use super::replay::{self, ReplayLog};
@@ -312,6 +312,8 @@ pub struct Io {
     data: HashMap<std::any::TypeId, Box<dyn std::any::Any>>,
     /// Sees every frame handed to the loop (lesson 14 prints them).
     tap: Option<super::Tap>,
+    /// User callbacks that panicked (see `guard.rs`).
+    panics: Panics,
     /// Sessions whose connection dropped, by private id, waiting for their client.
     parked: HashMap<String, Parked>,
     /// The parked sessions' private ids in the order they were parked, which is also the
@@ -351,6 +353,7 @@ impl Io {
             stats: EventStats::default(),
             data: HashMap::new(),
             tap: None,
+            panics: Panics::default(),
             parked: HashMap::new(),
             parked_order: VecDeque::new(),
             replay: ReplayLog::default(),
@@ -808,10 +811,10 @@ impl Io {
             attachments: Vec::new(),
             ack: None,
         };
-        // A panic in a `disconnecting` listener is counted; the socket is going anyway.
+        // A panic in a `disconnecting` listener is recorded; the socket is going anyway.
         let event = ev("disconnecting");
-        if catch_unwind(AssertUnwindSafe(|| self.dispatch(&event))).is_err() {
-            self.stats.handler_panics += 1;
+        if let Err(p) = self.dispatch(&event) {
+            self.callback_panicked("\"disconnecting\" listener", None, &p);
         }
         self.everyone = None;
         let Some(mut s) = self.sockets.remove(sid) else {
@@ -847,37 +850,51 @@ impl Io {
         if let Some(c) = self.conns.get_mut(&s.conn) {
             c.sockets.remove(&s.namespace);
         }
+        // Every pending ack fails; each callback runs, whatever the one before it did.
         for (_, cb) in s.acks.drain() {
-            cb(self, Err(AckError::Disconnected));
+            if let Err(p) = guard::call(|| cb(self, Err(AckError::Disconnected))) {
+                self.callback_panicked("ack (disconnected)", None, &p);
+            }
         }
         // The socket is gone from the table; its `disconnect` listeners run from here.
         let event = ev("disconnect");
-        if catch_unwind(AssertUnwindSafe(|| s.listeners.call_detached(self, &event))).is_err() {
-            self.stats.handler_panics += 1;
+        for p in s.listeners.call_detached(self, &event) {
+            self.callback_panicked("\"disconnect\" listener", None, &p);
         }
     }
+
+    // ANCHOR: callback_panicked
+    /// The one policy for a user callback that panicked (see `guard.rs`): counted, printed
+    /// once per callback name, and the connection of the socket it concerns (if any, and
+    /// still there) closed with reason `server error`. Everyone else goes on.
+    fn callback_panicked(&mut self, what: &str, sid: Option<&str>, p: &Panicked) {
+        self.stats.handler_panics += 1;
+        let conn = sid.and_then(|sid| Some((sid, self.sockets.get(sid)?.conn)));
+        let action = match conn {
+            Some((sid, _)) => format!("closing the connection of socket {sid}"),
+            None => "the server goes on".to_string(),
+        };
+        self.panics.record("server", what, p, &action);
+        if let Some((_, conn)) = conn {
+            self.close_conn(conn, reasons::SERVER_ERROR, false);
+        }
+    }
+    // ANCHOR_END: callback_panicked
 
     /// Dispatches `event` to its socket's listeners; a panicking listener disconnects that
     /// socket (reason `server error`) and the server goes on.
     fn dispatch_guarded(&mut self, event: &Event) {
-        if catch_unwind(AssertUnwindSafe(|| self.dispatch(event))).is_err() {
-            self.stats.handler_panics += 1;
-            self.close_socket_conn(&event.socket, reasons::SERVER_ERROR);
+        if let Err(p) = self.dispatch(event) {
+            let what = format!("\"{}\" listener", event.name);
+            self.callback_panicked(&what, Some(&event.socket), &p);
         }
     }
 
     /// Calls the listeners of `event`'s socket for it.
-    fn dispatch(&mut self, event: &Event) {
+    fn dispatch(&mut self, event: &Event) -> Result<usize, Panicked> {
         listeners::dispatch(self, event, |io| {
             io.sockets.get_mut(&event.socket).map(|s| &mut s.listeners)
-        });
-    }
-
-    /// Closes the connection of socket `sid`, with `reason` for every socket on it.
-    fn close_socket_conn(&mut self, sid: &str, reason: &str) {
-        if let Some(conn) = self.sockets.get(sid).map(|s| s.conn) {
-            self.close_conn(conn, reason, false);
-        }
+        })
     }
 
     /// Ends connection `conn`: every socket on it is removed with `reason`, then the loop
@@ -1011,9 +1028,8 @@ impl Io {
                 let cb = self.sockets.get_mut(&sid).and_then(|s| s.acks.remove(&id));
                 if let Some(cb) = cb {
                     let reply = AckReply { args, attachments };
-                    if catch_unwind(AssertUnwindSafe(|| cb(self, Ok(reply)))).is_err() {
-                        self.stats.handler_panics += 1;
-                        self.close_socket_conn(&sid, reasons::SERVER_ERROR);
+                    if let Err(p) = guard::call(|| cb(self, Ok(reply))) {
+                        self.callback_panicked("ack", Some(&sid), &p);
                     }
                 }
             }
@@ -1057,13 +1073,17 @@ impl Io {
             peer,
             namespace: ns.clone(),
         };
-        let verdict = catch_unwind(AssertUnwindSafe(|| {
+        let verdict = guard::call(|| {
             namespace
                 .middleware
                 .iter_mut()
                 .try_for_each(|mw| mw(&handshake))
-        }))
-        .unwrap_or_else(|_| Err("server error".to_string()));
+        })
+        .unwrap_or_else(|p| {
+            // The client is refused with `server error`; no socket exists yet.
+            self.callback_panicked("middleware", None, &p);
+            Err("server error".to_string())
+        });
         if let Err(message) = verdict {
             self.namespaces.insert(ns.clone(), namespace);
             self.refuse(conn, &ns, &message);
@@ -1169,9 +1189,8 @@ impl Io {
         let mut handlers = std::mem::take(&mut namespace.on_connection);
         self.namespaces.insert(ns.clone(), namespace);
         for h in handlers.iter_mut() {
-            if catch_unwind(AssertUnwindSafe(|| h(self, &sid))).is_err() {
-                self.stats.handler_panics += 1;
-                self.close_socket_conn(&sid, reasons::SERVER_ERROR);
+            if let Err(p) = guard::call(|| h(self, &sid)) {
+                self.callback_panicked("connection handler", Some(&sid), &p);
                 break;
             }
         }
@@ -1239,7 +1258,9 @@ impl Io {
             ServerTimer::AckTimeout { sid, id } => {
                 let cb = self.sockets.get_mut(&sid).and_then(|s| s.acks.remove(&id));
                 if let Some(cb) = cb {
-                    let _ = catch_unwind(AssertUnwindSafe(|| cb(self, Err(AckError::Timeout))));
+                    if let Err(p) = guard::call(|| cb(self, Err(AckError::Timeout))) {
+                        self.callback_panicked("ack (timeout)", Some(&sid), &p);
+                    }
                 }
             }
         }
@@ -1276,8 +1297,8 @@ impl Io {
                             self.stats.volatile_dropped += 1;
                             continue;
                         }
-                        if let Some(tap) = self.tap.as_mut() {
-                            tap(&self.arena[start..end]);
+                        if let Err(p) = guard::tap(&mut self.tap, &self.arena[start..end]) {
+                            self.callback_panicked("tap", None, &p);
                         }
                         if let Err(SendError::Full { .. }) = ctx.send(conn, &self.arena[start..end])
                         {
@@ -1547,8 +1568,10 @@ impl event_loop::Handler for ServerCore {
     }
 
     fn message(&mut self, ctx: &mut Ctx<ServerTimer>, msg: ServerMsg) {
-        if catch_unwind(AssertUnwindSafe(|| msg(&mut self.io))).is_err() {
-            self.io.stats.handler_panics += 1;
+        let io = &mut self.io;
+        if let Err(p) = guard::call(|| msg(io)) {
+            self.io
+                .callback_panicked("ServerHandle::run closure", None, &p);
         }
         self.io.flush(ctx);
     }

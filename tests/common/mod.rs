@@ -1,10 +1,10 @@
 //! Helpers shared by the integration tests: a raw peer's frames, its handshake and reading
-//! packets back; child processes and their output; running code on a server's thread;
-//! reproducible bytes.
+//! packets back; child processes, their output, their signals and their CPU time; running
+//! code on a server's thread; reproducible bytes.
 
 #![allow(dead_code)] // each test file uses its own subset
 
-use std::io::{BufRead, BufReader, ErrorKind, Read};
+use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc::{self, Receiver};
@@ -62,6 +62,37 @@ pub fn connect_raw(addr: SocketAddr) -> TcpStream {
     stream.set_read_timeout(Some(WAIT)).expect("SO_RCVTIMEO");
     stream.set_write_timeout(Some(WAIT)).expect("SO_SNDTIMEO");
     stream
+}
+
+/// Sends HELLO and CONNECT (the default namespace) and reads the server's HELLO and CONNECT;
+/// returns the socket id the server gave. Panics on anything else: the handshake is what the
+/// calling test relies on, not what it tests.
+pub fn handshake(stream: &mut TcpStream) -> String {
+    stream
+        .write_all(&hello_and_connect())
+        .expect("HELLO and CONNECT");
+    // The server's HELLO comes first, then its CONNECT with our id.
+    for _ in 0..2 {
+        match read_packet(stream) {
+            Ok(Some(Packet::Connect { data, .. })) => {
+                let sid = data.as_ref().and_then(|d| d.get("sid"));
+                let sid = sid
+                    .and_then(serde_json::Value::as_str)
+                    .expect("CONNECT carries the sid");
+                return sid.to_string();
+            }
+            Ok(Some(Packet::Hello { .. })) => continue,
+            other => panic!("expected HELLO, then CONNECT; got {other:?}"),
+        }
+    }
+    panic!("no CONNECT reply from the server")
+}
+
+/// A raw peer that has completed HELLO and CONNECT: the stream and its socket id.
+pub fn raw_peer(addr: SocketAddr) -> (TcpStream, String) {
+    let mut stream = connect_raw(addr);
+    let sid = handshake(&mut stream);
+    (stream, sid)
 }
 
 /// Owns a child process and kills it when dropped, so a failing assertion (which unwinds
@@ -158,6 +189,31 @@ pub fn spawn_listening(cmd: &mut Command, what: &str) -> (Reaper, SocketAddr, Re
         .unwrap_or_else(|| panic!("{what}: first line {first:?} is not `listening on ADDR`"));
     assert_eq!(addr.ip().to_string(), "127.0.0.1", "{what}: {first}");
     (child, addr, lines)
+}
+
+/// Sends SIGTERM to our own child, by its pid.
+pub fn sigterm(child: &Child) {
+    let pid = i32::try_from(child.id()).expect("a pid fits in an i32");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .expect("kill -TERM our own child");
+}
+
+/// Clock ticks per second in /proc's CPU times (`USER_HZ`, 100 on Linux whatever the
+/// kernel's own tick rate).
+pub const USER_HZ: u64 = 100;
+
+/// CPU time (user + system, in [`USER_HZ`] ticks) process `pid` has used, from
+/// `/proc/PID/stat`; 0 once it is gone.
+pub fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // The command name, in parentheses, may hold spaces: the fields are counted after it.
+    let rest = stat.rsplit_once(") ").map(|(_, r)| r).unwrap_or("");
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let n = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+    n(11) + n(12) // utime and stime, fields 14 and 15 of stat(5)
 }
 
 /// Waits (at most `limit`, polling) for the child to exit.

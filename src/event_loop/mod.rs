@@ -207,7 +207,7 @@ pub struct AcceptErrors {
     pub emfile: u64,
     /// The whole system is out of descriptors (pause).
     pub enfile: u64,
-    /// The kernel is out of memory for a new socket (pause).
+    /// The kernel is out of memory for a new socket (pause), as ENOBUFS or as ENOMEM.
     pub enobufs: u64,
     pub enomem: u64,
     /// Any errno not named here (pause: the loop does not know what would help).
@@ -1330,3 +1330,52 @@ fn close_marked<H: Handler>(ctx: &mut Ctx<H::Timer>, h: &mut H) {
     }
 }
 // ANCHOR_END: close_marked
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each errno lands in its own counter, and whether it is skipped or paused on matches
+    /// what the counters' docs say.
+    #[test]
+    fn accept_errors_are_counted_by_kind() {
+        let mut errors = AcceptErrors::default();
+        for errno in [Errno::EMFILE, Errno::EMFILE, Errno::EMFILE] {
+            errors.count(errno);
+        }
+        assert_eq!(errors.count(Errno::EMFILE), 4, "the 4th EMFILE");
+        assert_eq!(errors.count(Errno::EPERM), 1);
+        assert_eq!(errors.count(Errno::EHOSTUNREACH), 1, "counted as network");
+        assert_eq!(errors.count(Errno::EBADF), 1, "counted as other");
+        assert_eq!(
+            (errors.emfile, errors.eperm, errors.network, errors.other),
+            (4, 1, 1, 1)
+        );
+        assert_eq!(errors.total(), 7);
+
+        for skipped in [
+            Errno::ECONNABORTED,
+            Errno::EPROTO,
+            Errno::EPERM,
+            Errno::ENETDOWN,
+        ] {
+            assert!(
+                one_connection_lost(skipped),
+                "{skipped:?} skips one connection"
+            );
+        }
+        for paused in [
+            Errno::EMFILE,
+            Errno::ENFILE,
+            Errno::ENOBUFS,
+            Errno::ENOMEM,
+            Errno::EBADF,
+            Errno::EINVAL,
+        ] {
+            assert!(
+                !one_connection_lost(paused),
+                "{paused:?} pauses the listener"
+            );
+        }
+    }
+}

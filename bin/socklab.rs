@@ -11,8 +11,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
@@ -193,12 +191,12 @@ fn serve(
         chat::install(server.io());
     }
     scores::install(server.io(), matches);
-    let stop = Arc::new(AtomicBool::new(false));
-    let feed = scores::start_feed(server.handle(), matches, interval, 0x5eed, stop.clone());
+    let feed = scores::start_feed(server.handle(), matches, interval, 0x5eed);
     lesson::listening(local);
     server.run()?;
-    stop.store(true, Ordering::Relaxed);
-    let _ = feed.join();
+    // The loop has stopped (within `stop_grace`); the feed wakes from its wait and ends now,
+    // whatever its interval.
+    feed.stop();
     println!("stopped");
     Ok(())
 }

@@ -23,8 +23,8 @@
 
 mod common;
 use common::{
-    any_port, connect_raw, frame, hello_and_connect, pseudo_random, read_packet, spawn_listening,
-    wait_exit, WAIT,
+    any_port, connect_raw, frame, handshake, hello_and_connect, pseudo_random, raw_peer,
+    read_packet, sigterm, spawn_listening, wait_exit, WAIT,
 };
 
 use std::cell::RefCell;
@@ -252,33 +252,6 @@ fn raw_frame(payload: &[u8]) -> Vec<u8> {
     let mut bytes = (payload.len() as u32).to_be_bytes().to_vec();
     bytes.extend_from_slice(payload);
     bytes
-}
-
-/// A raw peer that completes HELLO and CONNECT; returns the stream and its socket id.
-fn handshake(stream: &mut TcpStream) -> String {
-    stream
-        .write_all(&hello_and_connect())
-        .expect("HELLO and CONNECT");
-    for _ in 0..2 {
-        match read_packet(stream) {
-            Ok(Some(Packet::Connect { data, .. })) => {
-                let sid = data.as_ref().and_then(|d| d.get("sid"));
-                let sid = sid
-                    .and_then(Value::as_str)
-                    .expect("CONNECT carries the sid");
-                return sid.to_string();
-            }
-            Ok(Some(Packet::Hello { .. })) => continue,
-            other => panic!("expected HELLO, then CONNECT; got {other:?}"),
-        }
-    }
-    panic!("no CONNECT reply from the server")
-}
-
-fn raw_peer(addr: SocketAddr) -> (TcpStream, String) {
-    let mut stream = connect_raw(addr);
-    let sid = handshake(&mut stream);
-    (stream, sid)
 }
 
 /// Reads (and drops) bytes until the server closes the connection: end of file, or a reset
@@ -847,11 +820,7 @@ fn ten_thousand_connect_disconnect_cycles_leak_no_descriptor_and_little_memory()
         Ok(Some(Packet::Ack { id: 7, .. }))
     ));
     drop(stream);
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(pid as i32),
-        nix::sys::signal::Signal::SIGTERM,
-    )
-    .expect("kill -TERM");
+    sigterm(&child.0);
     let status = wait_exit(&mut child.0, "bench-server after SIGTERM", WAIT);
     assert!(status.success(), "bench-server exit status {status}");
 }

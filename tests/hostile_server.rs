@@ -25,7 +25,7 @@
 //! Every loop is bounded in count and time; no assertion is about speed.
 
 mod common;
-use common::{any_port, frame, pseudo_random, rss_kib, thread_cpu_ticks, TICKS_PER_SECOND, WAIT};
+use common::{any_port, frame, pseudo_random, rss_kib, thread_cpu_ticks, USER_HZ, WAIT};
 
 use std::cell::RefCell;
 use std::io::{ErrorKind, Write};
@@ -284,7 +284,7 @@ fn max_connects(window: Duration) -> usize {
 /// No spinning: the client's thread used less than a third of the window's CPU time. A
 /// client that waits on epoll between its timers uses almost none; a tight loop uses all.
 fn assert_no_spin(what: &str, report: &Report, window: Duration) {
-    let budget = TICKS_PER_SECOND * window.as_millis() as u64 / 1000 / 3;
+    let budget = USER_HZ * window.as_millis() as u64 / 1000 / 3;
     assert!(
         report.cpu_ticks < budget,
         "{what}: the client used {} CPU ticks in {window:?} (budget {budget}): spinning? {report:?}",

@@ -34,8 +34,8 @@
 
 mod common;
 use common::{
-    any_port, ask, connect_raw, frame, hello_and_connect, lines_of, raw_connect, read_packet,
-    spawn_listening, wait_exit, Reaper, WAIT,
+    any_port, ask, frame, lines_of, raw_connect, raw_peer, read_packet, spawn_listening, wait_exit,
+    Reaper, WAIT,
 };
 
 use std::cell::RefCell;
@@ -478,29 +478,6 @@ impl Watched {
 // Raw peers: the protocol by hand over std sockets
 // ---------------------------------------------------------------------------------------------
 
-/// A raw peer that completes HELLO and CONNECT; returns the stream and its socket id.
-fn raw_handshake(addr: SocketAddr) -> (TcpStream, String) {
-    let mut stream = connect_raw(addr);
-    stream
-        .write_all(&hello_and_connect())
-        .expect("HELLO and CONNECT");
-    // The server's HELLO comes first, then its CONNECT with our id.
-    for _ in 0..2 {
-        match read_packet(&mut stream) {
-            Ok(Some(Packet::Connect { data, .. })) => {
-                let sid = data.as_ref().and_then(|d| d.get("sid"));
-                let sid = sid
-                    .and_then(Value::as_str)
-                    .expect("CONNECT carries the sid");
-                return (stream, sid.to_string());
-            }
-            Ok(Some(Packet::Hello { .. })) => continue,
-            other => panic!("expected HELLO, then CONNECT; got {other:?}"),
-        }
-    }
-    panic!("no CONNECT reply from the server")
-}
-
 /// How a connection ended, as its reader saw it.
 #[derive(Debug, PartialEq, Eq)]
 enum End {
@@ -706,7 +683,7 @@ fn server_drops_a_peer_that_never_pongs_and_keeps_a_live_client() {
     };
     let server = start_server(&config, any_port(), &tx, None);
 
-    let (mut silent, silent_sid) = raw_handshake(server.addr);
+    let (mut silent, silent_sid) = raw_peer(server.addr);
     // The silent peer reads on a thread of its own while the test thread steps the client.
     let reader = thread::spawn(move || read_to_end(&mut silent));
 
@@ -2173,7 +2150,7 @@ fn a_killed_server_process_loses_no_acked_emit() {
 #[test]
 fn sigterm_says_goodbye_closes_with_fin_and_exits_0() {
     let (mut child, addr, out, err) = serve_lesson_17(any_port());
-    let (mut raw, _sid) = raw_handshake(addr);
+    let (mut raw, _sid) = raw_peer(addr);
     kill(Pid::from_raw(child.0.id() as i32), Signal::SIGTERM).expect("kill -TERM");
     let (packets, end) = read_to_end(&mut raw);
     assert_eq!(

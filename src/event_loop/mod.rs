@@ -30,9 +30,13 @@
 //!   the policy (drop the message, or disconnect the slow peer).
 //! - Buffers are reused: reading goes through one scratch buffer for the whole loop, and a
 //!   connection's buffers keep their capacity (up to 64 KiB) between uses.
-//! - `accept4` failing with EMFILE/ENFILE pauses the listener for
-//!   [`Config::accept_backoff`] instead of spinning; past [`Config::max_connections`] new
-//!   connections are accepted and closed at once.
+//! - `accept4` failing with EMFILE/ENFILE/ENOBUFS/ENOMEM, or with an error the loop does not
+//!   know, pauses the listener for [`Config::accept_backoff`] and then drains the queue
+//!   again: no spinning, and no queue left waiting for an edge that will not come. A failure
+//!   that cost only one queued connection (ECONNABORTED, EPROTO, EPERM, ...) is skipped.
+//!   Each kind is counted in [`Stats::accept_errors`] and reported on stderr the 1st, 2nd,
+//!   4th, 8th, ... time. Past [`Config::max_connections`] new connections are accepted and
+//!   closed at once.
 
 pub mod echo;
 mod poller;
@@ -85,7 +89,8 @@ pub struct Config {
     /// burst could queue more than `max_outbound` for every recipient in one turn and cut off
     /// even those that read as fast as they can.
     pub reads_per_event: usize,
-    /// How long a listener rests after EMFILE/ENFILE.
+    /// How long a listener rests after `accept4` failed with EMFILE, ENFILE, ENOBUFS, ENOMEM
+    /// or an error the loop does not know.
     pub accept_backoff: Duration,
     /// How long a graceful stop (or a close that waits for a flush) may take.
     pub stop_grace: Duration,
@@ -180,8 +185,11 @@ pub struct Stats {
     pub accepted: u64,
     /// Connections closed at once because [`Config::max_connections`] was reached.
     pub refused: u64,
-    /// Times a listener paused after EMFILE/ENFILE.
+    /// Times a listener paused for [`Config::accept_backoff`] after `accept4` failed (out of
+    /// descriptors or memory, or an error the loop does not know).
     pub accept_backoffs: u64,
+    /// `accept4` failures, by errno.
+    pub accept_errors: AcceptErrors,
     pub closed: u64,
     pub reads: u64,
     pub bytes_in: u64,
@@ -199,6 +207,63 @@ pub struct Stats {
     pub sends_refused: u64,
     pub events: u64,
     pub turns: u64,
+}
+
+/// How often `accept4` failed, one counter per errno. The loop pauses the listener for the
+/// kinds in the first group and skips the lost connection for those in the second; either
+/// way it reports on stderr the 1st, 2nd, 4th, ... failure of each kind.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AcceptErrors {
+    /// This process is out of descriptors (pause).
+    pub emfile: u64,
+    /// The whole system is out of descriptors (pause).
+    pub enfile: u64,
+    /// The kernel is out of memory for a new socket (pause), as ENOBUFS or as ENOMEM.
+    pub enobufs: u64,
+    pub enomem: u64,
+    /// Any errno not named here (pause: the loop does not know what would help).
+    pub other: u64,
+    /// The peer reset the connection while it waited in the queue (skip).
+    pub econnaborted: u64,
+    /// A protocol error on the new connection (skip).
+    pub eproto: u64,
+    /// A firewall rule refused the connection (skip).
+    pub eperm: u64,
+    /// Another network error pending on the new connection: ENETDOWN, EHOSTUNREACH, ... (skip).
+    pub network: u64,
+}
+
+impl AcceptErrors {
+    /// Counts one failure; returns how many of its kind there have been.
+    fn count(&mut self, errno: Errno) -> u64 {
+        use Errno::*;
+        let n = match errno {
+            EMFILE => &mut self.emfile,
+            ENFILE => &mut self.enfile,
+            ENOBUFS => &mut self.enobufs,
+            ENOMEM => &mut self.enomem,
+            ECONNABORTED => &mut self.econnaborted,
+            EPROTO => &mut self.eproto,
+            EPERM => &mut self.eperm,
+            e if one_connection_lost(e) => &mut self.network,
+            _ => &mut self.other,
+        };
+        *n += 1;
+        *n
+    }
+
+    /// All failures, of every kind.
+    pub fn total(&self) -> u64 {
+        self.emfile
+            + self.enfile
+            + self.enobufs
+            + self.enomem
+            + self.other
+            + self.econnaborted
+            + self.eproto
+            + self.eperm
+            + self.network
+    }
 }
 
 // ANCHOR: handler
@@ -903,6 +968,9 @@ fn begin_stop<H: Handler>(ctx: &mut Ctx<H::Timer>, h: &mut H) {
 
 // ANCHOR: accept_all
 fn accept_all<H: Handler>(ctx: &mut Ctx<H::Timer>, h: &mut H, index: usize) {
+    // Failures in a row that each should have cost one queued connection: past a few, the
+    // error is not what it seems (nothing leaves the queue) and retrying at once would spin.
+    let mut skipped = 0;
     loop {
         let Some(Some(listener)) = ctx.listeners.get(index) else {
             return;
@@ -912,6 +980,7 @@ fn accept_all<H: Handler>(ctx: &mut Ctx<H::Timer>, h: &mut H, index: usize) {
         }
         match sys::accept(&listener.fd, true) {
             Ok((fd, peer)) => {
+                skipped = 0;
                 ctx.stats.accepted += 1;
                 if ctx.conns.len() >= ctx.config.max_connections {
                     ctx.stats.refused += 1;
@@ -927,36 +996,72 @@ fn accept_all<H: Handler>(ctx: &mut Ctx<H::Timer>, h: &mut H, index: usize) {
                 };
                 h.accepted(ctx, id, peer);
             }
-            Err(e) if e.errno() == Errno::EAGAIN => return,
-            Err(e)
-                if matches!(
-                    e.errno(),
-                    Errno::EINTR | Errno::ECONNABORTED | Errno::EPROTO
-                ) =>
-            {
-                continue
-            }
-            Err(e)
-                if matches!(
-                    e.errno(),
-                    Errno::EMFILE | Errno::ENFILE | Errno::ENOBUFS | Errno::ENOMEM
-                ) =>
-            {
-                // Out of descriptors: spinning would not help. Rest, then drain again
-                // (edge-triggered: the kernel will not repeat the event).
+            Err(e) if e.errno() == Errno::EAGAIN => return, // drained
+            Err(e) if e.errno() == Errno::EINTR => continue,
+            Err(e) => {
+                let seen = ctx.stats.accept_errors.count(e.errno());
+                let skip = one_connection_lost(e.errno()) && skipped < MAX_SKIPPED;
+                if skip {
+                    // That connection is gone; the next one in the queue may be fine.
+                    skipped += 1;
+                    report_accept_error(&e, seen, "skipped that connection");
+                    continue;
+                }
+                // Out of descriptors or memory, or an error the loop does not know: trying
+                // again at once would fail again (a spin), and returning without a timer
+                // would strand the queue (edge-triggered: no new event until the next
+                // client). Rest, then drain again.
+                let backoff = ctx.config.accept_backoff;
+                report_accept_error(
+                    &e,
+                    seen,
+                    &format!("accepting paused for {} ms", backoff.as_millis()),
+                );
                 ctx.stats.accept_backoffs += 1;
                 if let Some(Some(l)) = ctx.listeners.get_mut(index) {
                     l.paused = true;
                 }
-                let at = Instant::now() + ctx.config.accept_backoff;
+                let at = Instant::now() + backoff;
                 ctx.timers.insert(at, TimerKind::AcceptResume(index));
                 return;
             }
-            Err(_) => return,
         }
     }
 }
 // ANCHOR_END: accept_all
+
+/// Failures in a row that [`one_connection_lost`] lets `accept_all` skip before it pauses.
+const MAX_SKIPPED: u32 = 16;
+
+/// Whether `accept4` failing with `errno` cost one queued connection and nothing else: the
+/// peer reset it while it waited (ECONNABORTED), a firewall rule refused it (EPERM), or a
+/// network error was already pending on it (EPROTO and the others `accept(2)` lists for
+/// Linux). The listener is fine and the next connection may be too.
+fn one_connection_lost(errno: Errno) -> bool {
+    use Errno::*;
+    matches!(
+        errno,
+        ECONNABORTED
+            | EPROTO
+            | EPERM
+            | ENETDOWN
+            | ENOPROTOOPT
+            | EHOSTDOWN
+            | ENONET
+            | EHOSTUNREACH
+            | EOPNOTSUPP
+            | ENETUNREACH
+    )
+}
+
+/// Says on stderr that `accept4` failed, the 1st, 2nd, 4th, 8th, ... time for each kind of
+/// failure: enough for a person to notice and to see it go on, without a line per failure
+/// (a server out of descriptors fails ten times a second).
+fn report_accept_error(e: &sys::Error, seen: u64, action: &str) {
+    if seen.is_power_of_two() {
+        eprintln!("event loop: {e} ({seen} so far; {action})");
+    }
+}
 
 fn finish_connect<H: Handler>(ctx: &mut Ctx<H::Timer>, h: &mut H, id: ConnId) {
     let Some(conn) = ctx.conns.get_mut(id) else {
@@ -1242,3 +1347,52 @@ fn close_marked<H: Handler>(ctx: &mut Ctx<H::Timer>, h: &mut H) {
     }
 }
 // ANCHOR_END: close_marked
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each errno lands in its own counter, and whether it is skipped or paused on matches
+    /// what the counters' docs say.
+    #[test]
+    fn accept_errors_are_counted_by_kind() {
+        let mut errors = AcceptErrors::default();
+        for errno in [Errno::EMFILE, Errno::EMFILE, Errno::EMFILE] {
+            errors.count(errno);
+        }
+        assert_eq!(errors.count(Errno::EMFILE), 4, "the 4th EMFILE");
+        assert_eq!(errors.count(Errno::EPERM), 1);
+        assert_eq!(errors.count(Errno::EHOSTUNREACH), 1, "counted as network");
+        assert_eq!(errors.count(Errno::EBADF), 1, "counted as other");
+        assert_eq!(
+            (errors.emfile, errors.eperm, errors.network, errors.other),
+            (4, 1, 1, 1)
+        );
+        assert_eq!(errors.total(), 7);
+
+        for skipped in [
+            Errno::ECONNABORTED,
+            Errno::EPROTO,
+            Errno::EPERM,
+            Errno::ENETDOWN,
+        ] {
+            assert!(
+                one_connection_lost(skipped),
+                "{skipped:?} skips one connection"
+            );
+        }
+        for paused in [
+            Errno::EMFILE,
+            Errno::ENFILE,
+            Errno::ENOBUFS,
+            Errno::ENOMEM,
+            Errno::EBADF,
+            Errno::EINVAL,
+        ] {
+            assert!(
+                !one_connection_lost(paused),
+                "{paused:?} pauses the listener"
+            );
+        }
+    }
+}

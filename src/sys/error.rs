@@ -114,6 +114,9 @@ fn hint(syscall: &str, errno: Errno) -> &'static str {
         (EHOSTUNREACH, _) => "no route to that host",
         (EAFNOSUPPORT, _) => "this address family is not supported here (is IPv6 disabled?)",
         (ENOBUFS, _) | (ENOMEM, _) => "the kernel is out of memory for socket buffers",
+        (ECONNABORTED, _) => "the peer reset the connection while it waited to be accepted",
+        (EPROTO, "accept4") => "a protocol error on the new connection; it is lost, the next may be fine",
+        (EPERM, "accept4") => "a firewall rule or security module refused the connection",
         _ => "see the man page of this syscall, section ERRORS",
     }
 }

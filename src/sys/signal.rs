@@ -43,10 +43,38 @@ pub fn sigpipe_disposition() -> Disposition {
     }
 }
 
+/// What a signal handler must do first and last: save `errno`, and put it back.
+///
+/// A handler runs between any two instructions of the thread it interrupts, maybe between
+/// a failed `read` and the code that looks at its `errno`. A handler that calls anything
+/// that can fail (the `write` of the self-pipe, below) would overwrite that `errno`, and the
+/// interrupted code would see the handler's error instead of its own: an EAGAIN turned into
+/// EBADF, say. So every handler here runs inside this guard (`signal-safety(7)` asks for
+/// the same).
+struct SavedErrno(libc::c_int);
+
+impl SavedErrno {
+    fn save() -> SavedErrno {
+        // SAFETY: `__errno_location` returns a valid pointer to this thread's errno for the
+        // life of the thread; reading it is async-signal-safe (a plain load).
+        SavedErrno(unsafe { *libc::__errno_location() })
+    }
+}
+
+impl Drop for SavedErrno {
+    fn drop(&mut self) {
+        // SAFETY: as in `save`: the pointer is this thread's errno, and the handler runs on
+        // the thread it interrupted, so this restores exactly what that code had.
+        unsafe { *libc::__errno_location() = self.0 }
+    }
+}
+
 static SIGPIPES: AtomicUsize = AtomicUsize::new(0);
 
 extern "C" fn count_sigpipe(_: libc::c_int) {
-    // Only an atomic add: async-signal-safe.
+    let _errno = SavedErrno::save();
+    // Only an atomic add: async-signal-safe, and it cannot set errno; the guard keeps this
+    // handler right if it ever does more.
     SIGPIPES.fetch_add(1, Ordering::Relaxed);
 }
 
@@ -88,6 +116,9 @@ pub fn ignore_sigpipe() {
 static STOP_PIPE_WRITE: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(-1);
 
 extern "C" fn on_stop_signal(sig: libc::c_int) {
+    // The write below sets errno when it fails (EAGAIN on a full pipe); the code this signal
+    // interrupted must not see that.
+    let _errno = SavedErrno::save();
     let fd = STOP_PIPE_WRITE.load(Ordering::Relaxed);
     if fd >= 0 {
         let byte = sig as u8;
@@ -137,5 +168,77 @@ pub fn drain_stop_pipe(fd: &impl std::os::fd::AsRawFd) -> Option<i32> {
             return last;
         }
         last = Some(i32::from(buf[n as usize - 1]));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn errno() -> libc::c_int {
+        // SAFETY: this thread's errno, read on this thread.
+        unsafe { *libc::__errno_location() }
+    }
+
+    fn set_errno(value: libc::c_int) {
+        // SAFETY: this thread's errno, written on this thread.
+        unsafe { *libc::__errno_location() = value }
+    }
+
+    /// The handlers are called directly, as the kernel would call them, between a failed call
+    /// and the code that reads its errno. The stop handler's own write fails on purpose (a
+    /// full pipe: EAGAIN; a descriptor that cannot exist: EBADF), and errno must come out as
+    /// it went in. No lib test installs the stop pipe, so borrowing `STOP_PIPE_WRITE` here
+    /// disturbs nothing; it is put back at the end.
+    #[test]
+    fn the_handlers_leave_errno_as_they_found_it() {
+        let mut fds = [0 as libc::c_int; 2];
+        // SAFETY: `fds` has room for the two descriptors pipe2 writes.
+        let rc = unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_NONBLOCK | libc::O_CLOEXEC) };
+        assert_eq!(rc, 0, "pipe2");
+        let [read_end, write_end] = fds;
+        let old = STOP_PIPE_WRITE.swap(write_end, Ordering::Relaxed);
+        let sentinel = libc::EINTR; // what an interrupted call might have left
+
+        // A pipe with room: the handler writes its byte, errno untouched.
+        set_errno(sentinel);
+        on_stop_signal(libc::SIGTERM);
+        assert_eq!(errno(), sentinel, "after a successful write");
+        let mut byte = 0u8;
+        // SAFETY: `byte` is a live local of the length given.
+        let n = unsafe { libc::read(read_end, (&mut byte as *mut u8).cast(), 1) };
+        assert_eq!(
+            (n, i32::from(byte)),
+            (1, libc::SIGTERM),
+            "the handler wrote"
+        );
+
+        // A full pipe: the handler's write fails with EAGAIN.
+        // SAFETY: the buffer is a live local of the length given; the pipe is non-blocking.
+        while unsafe { libc::write(write_end, [0u8; 512].as_ptr().cast(), 512) } > 0 {}
+        set_errno(sentinel);
+        on_stop_signal(libc::SIGTERM);
+        assert_eq!(errno(), sentinel, "after a write that failed with EAGAIN");
+        // The same write, outside the handler, does set errno: the check above means something.
+        // SAFETY: as above.
+        unsafe { libc::write(write_end, (&byte as *const u8).cast(), 1) };
+        assert_eq!(errno(), libc::EAGAIN);
+
+        // A descriptor past any limit: EBADF, and never someone else's open file.
+        STOP_PIPE_WRITE.store(libc::c_int::MAX, Ordering::Relaxed);
+        set_errno(sentinel);
+        on_stop_signal(libc::SIGINT);
+        assert_eq!(errno(), sentinel, "after a write that failed with EBADF");
+
+        STOP_PIPE_WRITE.store(old, Ordering::Relaxed);
+        // SAFETY: both ends were created above and are closed once.
+        unsafe {
+            libc::close(read_end);
+            libc::close(write_end);
+        }
+
+        set_errno(sentinel);
+        count_sigpipe(libc::SIGPIPE);
+        assert_eq!(errno(), sentinel, "the SIGPIPE counter");
     }
 }

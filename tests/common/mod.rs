@@ -1,10 +1,10 @@
 //! Helpers shared by the integration tests: a raw peer's frames, its handshake and reading
-//! packets back; child processes and their output; running code on a server's thread;
-//! reproducible bytes; CPU time and resident memory from /proc.
+//! packets back; child processes, their output and their signals; running code on a
+//! server's thread; reproducible bytes; CPU time and resident memory from /proc.
 
 #![allow(dead_code)] // each test file uses its own subset
 
-use std::io::{BufRead, BufReader, ErrorKind, Read};
+use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc::{self, Receiver};
@@ -64,24 +64,51 @@ pub fn connect_raw(addr: SocketAddr) -> TcpStream {
     stream
 }
 
-/// Connects with a raw socket, sends HELLO and CONNECT to `/` with `auth`, and returns the
-/// stream and the data of the server's CONNECT reply (`sid`, `pid`, `recovered`, `offset`).
+/// Sends HELLO and CONNECT to `/` (with `auth` as the CONNECT's data) on `stream`, reads
+/// the server's HELLO and CONNECT reply, and returns the reply's data (`sid`, `pid`,
+/// `recovered`, `offset`). Panics on anything else: the handshake is what the calling test
+/// relies on, not what it tests.
+pub fn handshake_with(
+    stream: &mut TcpStream,
+    auth: Option<serde_json::Value>,
+) -> serde_json::Value {
+    stream
+        .write_all(&packet::greeting(auth))
+        .expect("HELLO and CONNECT sent");
+    // The server's HELLO comes first, then its CONNECT reply.
+    for _ in 0..2 {
+        match read_packet(stream) {
+            Ok(Some(Packet::Connect { data: Some(d), .. })) => return d,
+            Ok(Some(Packet::Hello { .. })) => continue,
+            other => panic!("expected HELLO, then CONNECT; got {other:?}"),
+        }
+    }
+    panic!("no CONNECT reply from the server")
+}
+
+/// [`handshake_with`] without auth; returns the socket id the server gave.
+pub fn handshake(stream: &mut TcpStream) -> String {
+    let reply = handshake_with(stream, None);
+    let sid = reply.get("sid").and_then(serde_json::Value::as_str);
+    sid.expect("CONNECT carries the sid").to_string()
+}
+
+/// A new raw connection that has completed HELLO and CONNECT with `auth`: the stream and the
+/// CONNECT reply's data.
 pub fn raw_connect(
     addr: SocketAddr,
     auth: Option<serde_json::Value>,
 ) -> (TcpStream, serde_json::Value) {
-    use std::io::Write;
     let mut stream = connect_raw(addr);
-    stream
-        .write_all(&packet::greeting(auth))
-        .expect("HELLO and CONNECT sent");
-    loop {
-        match read_packet(&mut stream).expect("the server answers") {
-            Some(Packet::Connect { data: Some(d), .. }) => return (stream, d),
-            Some(_) => continue, // the server's HELLO
-            None => panic!("the server closed before its CONNECT reply"),
-        }
-    }
+    let reply = handshake_with(&mut stream, auth);
+    (stream, reply)
+}
+
+/// A raw peer that has completed HELLO and CONNECT: the stream and its socket id.
+pub fn raw_peer(addr: SocketAddr) -> (TcpStream, String) {
+    let mut stream = connect_raw(addr);
+    let sid = handshake(&mut stream);
+    (stream, sid)
 }
 
 /// Owns a child process and kills it when dropped, so a failing assertion (which unwinds
@@ -180,6 +207,16 @@ pub fn spawn_listening(cmd: &mut Command, what: &str) -> (Reaper, SocketAddr, Re
     (child, addr, lines)
 }
 
+/// Sends SIGTERM to our own child, by its pid.
+pub fn sigterm(child: &Child) {
+    let pid = i32::try_from(child.id()).expect("a pid fits in an i32");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .expect("kill -TERM our own child");
+}
+
 /// Waits (at most `limit`, polling) for the child to exit.
 pub fn wait_exit(child: &mut Child, what: &str, limit: Duration) -> ExitStatus {
     let deadline = Instant::now() + limit;
@@ -195,8 +232,9 @@ pub fn wait_exit(child: &mut Child, what: &str, limit: Duration) -> ExitStatus {
     }
 }
 
-/// Linux reports the times in /proc in USER_HZ, 100 ticks per second on every architecture.
-pub const TICKS_PER_SECOND: u64 = 100;
+/// Clock ticks per second in /proc's CPU times (`USER_HZ`, 100 on Linux whatever the
+/// kernel's own tick rate).
+pub const USER_HZ: u64 = 100;
 
 /// User + system CPU time, in clock ticks, from a `/proc/.../stat` file (0 if unreadable).
 /// The command name in field 2 may hold spaces and parentheses, so fields are counted after

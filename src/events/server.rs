@@ -103,13 +103,58 @@ struct Session {
     /// Ack ids of the client's events already handled, with the ACK frame once answered.
     handled: HashMap<u32, Option<Vec<u8>>>,
     handled_order: VecDeque<u32>,
+    /// Bytes of the ACK frames in `handled`.
+    answer_bytes: usize,
     /// The rooms the socket joined (its own room aside), each with the broadcast offset when
     /// it joined: a replay skips what was sent to a room before the socket was in it.
     joined: HashMap<String, u64>,
 }
 
-/// Retries remembered per session.
+/// Retries remembered per session...
 const HANDLED_MEMORY: usize = 1024;
+/// ...and bytes of stored answers per session: with frames of up to a megabyte, the count
+/// alone would let one client make the server keep a gigabyte per session.
+const HANDLED_BYTES: usize = 64 << 10;
+
+impl Session {
+    /// Remembers that the client's acked event `id` is being handled (not answered yet).
+    /// Past [`HANDLED_MEMORY`] the oldest is forgotten: a retry of it would run again.
+    fn note_handled(&mut self, id: u32) {
+        self.handled.insert(id, None);
+        self.handled_order.push_back(id);
+        if self.handled_order.len() > HANDLED_MEMORY {
+            self.forget_oldest();
+        }
+    }
+
+    /// Keeps the ACK `frame` sent for event `id`, for its retries. Past [`HANDLED_BYTES`] of
+    /// answers the oldest are forgotten, ids and all; an answer larger than that on its own
+    /// is not kept, and its id is forgotten (a retry runs the event again rather than wait
+    /// for an answer that will never come).
+    fn keep_answer(&mut self, id: u32, frame: Vec<u8>) {
+        if !self.handled.contains_key(&id) {
+            return;
+        }
+        if frame.len() > HANDLED_BYTES {
+            self.handled.remove(&id);
+            self.handled_order.retain(|&x| x != id);
+            return;
+        }
+        self.answer_bytes += frame.len();
+        self.handled.insert(id, Some(frame));
+        while self.answer_bytes > HANDLED_BYTES && self.handled_order.front() != Some(&id) {
+            self.forget_oldest();
+        }
+    }
+
+    fn forget_oldest(&mut self) {
+        if let Some(old) = self.handled_order.pop_front() {
+            if let Some(Some(frame)) = self.handled.remove(&old) {
+                self.answer_bytes -= frame.len();
+            }
+        }
+    }
+}
 
 struct Parked {
     sid: String,
@@ -582,12 +627,8 @@ impl Io {
         if let Some(range) = self.queue_packet(conn, &p) {
             // Remember the answer: a retry of this event gets it again, not a second run.
             let frame = self.arena[range.0..range.1].to_vec();
-            if let Some(slot) = self
-                .sockets
-                .get_mut(&event.socket)
-                .and_then(|s| s.session.handled.get_mut(&id))
-            {
-                *slot = Some(frame);
+            if let Some(s) = self.sockets.get_mut(&event.socket) {
+                s.session.keep_answer(id, frame);
             }
         }
     }
@@ -604,10 +645,7 @@ impl Io {
             args,
             attachments,
         };
-        let frame = packet::encode_to_vec(&p);
-        if let Some(slot) = parked.session.handled.get_mut(&id) {
-            *slot = Some(frame);
-        }
+        parked.session.keep_answer(id, packet::encode_to_vec(&p));
     }
 
     /// A broadcast to namespace `ns`: choose recipients with `to`/`except`, then `emit`.
@@ -997,13 +1035,7 @@ impl Io {
                         self.stats.duplicates_dropped += 1;
                         return;
                     }
-                    s.session.handled.insert(ack, None);
-                    s.session.handled_order.push_back(ack);
-                    if s.session.handled_order.len() > HANDLED_MEMORY {
-                        if let Some(old) = s.session.handled_order.pop_front() {
-                            s.session.handled.remove(&old);
-                        }
-                    }
+                    s.session.note_handled(ack);
                 }
                 self.stats.events_in += 1;
                 let event = Event {
@@ -1579,5 +1611,33 @@ impl event_loop::Handler for ServerCore {
     fn stopping(&mut self, ctx: &mut Ctx<ServerTimer>) {
         self.io.shutting_down();
         self.io.flush(ctx);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stored_answers_are_bounded_in_bytes_oldest_forgotten_first() {
+        let mut s = Session::default();
+        for id in 1..=10 {
+            s.note_handled(id);
+            s.keep_answer(id, vec![0u8; 20 << 10]);
+        }
+        assert!(s.answer_bytes <= HANDLED_BYTES, "{}", s.answer_bytes);
+        assert_eq!(
+            s.handled_order,
+            [8, 9, 10],
+            "the newest three fit in 64 KiB"
+        );
+        // An answer over the bound on its own is not kept, and its id is forgotten.
+        s.note_handled(11);
+        s.keep_answer(11, vec![0u8; HANDLED_BYTES + 1]);
+        assert!(!s.handled.contains_key(&11));
+        assert_eq!(s.handled_order, [8, 9, 10]);
+        // An answer for an id never noted (or forgotten) is not kept.
+        s.keep_answer(99, vec![1]);
+        assert!(!s.handled.contains_key(&99));
     }
 }

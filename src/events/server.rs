@@ -1357,8 +1357,20 @@ impl Io {
                 self.close_conn(conn, reasons::OUTBOUND_FULL, false);
             }
         }
+        // Once nothing waits, every byte encoded has been handed over. The arena is emptied
+        // here too, not only after a round that sent something: a broadcast to an empty
+        // room queues nothing, and its frame stayed, so a server broadcasting to nobody
+        // grew without end (90 MB after 100 broadcasts of 900 kB). A frame of a megabyte
+        // also leaves the arena that large: what is over the usual size is given back.
+        if self.out.is_empty() {
+            self.arena.clear();
+            self.arena.shrink_to(ARENA_KEEP);
+        }
     }
 }
+
+/// The arena's capacity kept between flushes: room for a burst of ordinary frames.
+const ARENA_KEEP: usize = 256 << 10;
 
 /// Queues a copy of an already encoded `frame` for `conn` (a replay, a repeated answer).
 /// A free function so that callers can borrow the frame from elsewhere in `Io`.
@@ -1639,5 +1651,22 @@ mod tests {
         // An answer for an id never noted (or forgotten) is not kept.
         s.keep_answer(99, vec![1]);
         assert!(!s.handled.contains_key(&99));
+    }
+
+    /// Broadcasts to a room nobody is in queue nothing; their frames must not stay in the
+    /// arena (they did, and 100 of 900 kB kept 90 MB until something else was sent).
+    #[test]
+    fn broadcasts_to_nobody_leave_nothing_in_the_arena() {
+        let mut server = super::super::Server::new(ServerConfig::default()).expect("a server");
+        let big = "x".repeat(900_000);
+        for _ in 0..10 {
+            let b = server.io().broadcast("/").to("nobody");
+            assert_eq!(b.emit("big", vec![json!(big)]), Ok(0));
+            server.turn(Some(Duration::ZERO)).expect("a turn");
+        }
+        let io = server.io();
+        assert_eq!(io.arena.len(), 0);
+        assert!(io.arena.capacity() <= ARENA_KEEP, "{}", io.arena.capacity());
+        assert!(io.stats().replay_bytes >= 9_000_000, "all ten are logged");
     }
 }

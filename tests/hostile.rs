@@ -24,7 +24,7 @@
 mod common;
 use common::{
     any_port, connect_raw, frame, handshake, hello_and_connect, pseudo_random, raw_peer,
-    read_packet, sigterm, spawn_listening, wait_exit, WAIT,
+    read_packet, rss_kib, sigterm, spawn_listening, wait_exit, WAIT,
 };
 
 use std::cell::RefCell;
@@ -719,17 +719,6 @@ fn open_fds(pid: u32) -> usize {
     std::fs::read_dir(format!("/proc/{pid}/fd"))
         .expect("/proc/PID/fd")
         .count()
-}
-
-/// VmRSS from /proc/PID/status, in KiB.
-fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|n| n.parse().ok())
-        .expect("a VmRSS line")
 }
 
 /// One cycle: connect, HELLO and CONNECT, wait for the server's CONNECT (so the server has

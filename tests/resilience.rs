@@ -1428,6 +1428,31 @@ impl Recovery {
         self.server.handle.clone()
     }
 
+    /// A client in room `quiet`, which gets one broadcast ("only") and then nothing.
+    fn start_quiet(config: ServerConfig) -> Recovery {
+        let mut r = Recovery::start(config, "quiet");
+        r.broadcast(Some("quiet"), "news", json!("only"));
+        r.client.run_until_got("news", json!("only"));
+        r
+    }
+
+    /// Cuts the quiet client's connection; it must come back recovered (nothing it would
+    /// have received is gone), with its id and its room, and get the next broadcast once.
+    fn cut_quiet_client_and_expect_recovery(mut self) {
+        self.cut_and_wait_for_server();
+        self.client.run_until_fired("reconnect", 1);
+        assert!(
+            self.client.io().recovered(),
+            "nothing it would have received is gone"
+        );
+        assert_eq!(self.client.io().id(), Some(self.sid.as_str()));
+        self.broadcast(Some("quiet"), "news", json!("after"));
+        self.client.run_until_got("news", json!("after"));
+        assert_eq!(self.take_inbox(), ["news [\"only\"]", "news [\"after\"]"]);
+        drop(self.client);
+        self.server.stop().expect("the server stops cleanly");
+    }
+
     /// Cuts the connection and waits until the server has noticed (and parked the session).
     /// The client is not stepped meanwhile: it is "away" until the next step.
     fn cut_and_wait_for_server(&mut self) -> String {
@@ -1994,27 +2019,14 @@ fn a_quiet_client_is_recovered_after_its_last_broadcast_aged_out_of_the_log() {
         max_disconnection_duration: Duration::from_millis(600),
         ..server_config()
     };
-    let mut r = Recovery::start(config, "quiet");
-    r.broadcast(Some("quiet"), "news", json!("only"));
-    r.client.run_until_got("news", json!("only"));
+    let mut r = Recovery::start_quiet(config);
     r.broadcast(Some("busy"), "noise", json!(1));
     // Past the log's age bound (the client keeps answering PINGs meanwhile)...
     r.client.run_for(Duration::from_millis(900));
     // ...so this broadcast drops both earlier ones from the log.
     r.broadcast(Some("busy"), "noise", json!(2));
     ask(&r.handle(), |_| ());
-    r.cut_and_wait_for_server();
-    r.client.run_until_fired("reconnect", 1);
-    assert!(
-        r.client.io().recovered(),
-        "nothing it would have received is gone"
-    );
-    assert_eq!(r.client.io().id(), Some(r.sid.as_str()));
-    r.broadcast(Some("quiet"), "news", json!("after"));
-    r.client.run_until_got("news", json!("after"));
-    assert_eq!(r.take_inbox(), ["news [\"only\"]", "news [\"after\"]"]);
-    drop(r.client);
-    r.server.stop().expect("the server stops cleanly");
+    r.cut_quiet_client_and_expect_recovery();
 }
 
 /// The same with the count bound: more broadcasts to other rooms than the log holds, while
@@ -2025,26 +2037,13 @@ fn a_client_is_recovered_after_the_log_overflowed_with_broadcasts_to_other_rooms
         replay_limit: 20,
         ..server_config()
     };
-    let mut r = Recovery::start(config, "quiet");
-    r.broadcast(Some("quiet"), "news", json!("only"));
-    r.client.run_until_got("news", json!("only"));
+    let mut r = Recovery::start_quiet(config);
     for n in 0..50 {
         r.broadcast(Some("busy"), "noise", json!(n));
     }
     let dropped = ask(&r.handle(), |io| io.stats().replay_dropped);
     assert!(dropped >= 30, "the log dropped {dropped} of 51");
-    r.cut_and_wait_for_server();
-    r.client.run_until_fired("reconnect", 1);
-    assert!(
-        r.client.io().recovered(),
-        "nothing it would have received is gone"
-    );
-    assert_eq!(r.client.io().id(), Some(r.sid.as_str()));
-    r.broadcast(Some("quiet"), "news", json!("after"));
-    r.client.run_until_got("news", json!("after"));
-    assert_eq!(r.take_inbox(), ["news [\"only\"]", "news [\"after\"]"]);
-    drop(r.client);
-    r.server.stop().expect("the server stops cleanly");
+    r.cut_quiet_client_and_expect_recovery();
 }
 
 /// The replay log is bounded in bytes as well as in count: large broadcasts to an empty room

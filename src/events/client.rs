@@ -389,12 +389,15 @@ impl ClientIo {
     /// once per callback name, and the client's connection, if it has one, closed with
     /// reason `client error`: it comes back as after any lost connection.
     fn callback_panicked(&mut self, what: &str, p: &Panicked) {
-        let action = match self.conn {
-            Some(_) => "closing the connection (the client reconnects)",
-            None => "the client goes on",
+        // A client that has just ended (a callback of `disconnect()` panicked) closes as it
+        // was closing: an abort would reset a connection whose DISCONNECT is still queued.
+        let live = self.conn.is_some() && self.state != ClientState::Disconnected;
+        let action = match live {
+            true => "closing the connection (the client reconnects)",
+            false => "the client goes on",
         };
         self.panics.record("client", what, p, action);
-        if self.conn.is_some() {
+        if live {
             self.out.push(Out::Abort(self.conn));
             self.lost(reasons::CLIENT_ERROR);
         }

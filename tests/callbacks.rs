@@ -140,9 +140,11 @@ impl Lab {
 
     /// Waits until socket `sid` has left; returns the reason.
     fn left(&mut self, sid: &str, peers: &mut [&mut Peer]) -> String {
-        let s = self.wait(&format!("socket {sid} leaves"), peers, |s| {
-            matches!(s, Seen::Left { sid: x, .. } if x == sid)
-        });
+        let s = self.wait(
+            &format!("socket {sid} leaves"),
+            peers,
+            |s| matches!(s, Seen::Left { sid: x, .. } if x == sid),
+        );
         match s {
             Seen::Left { reason, .. } => reason,
             _ => unreachable!("the predicate matched only Left"),
@@ -345,7 +347,9 @@ fn server_event_listener_panic_closes_only_that_socket() {
     let (mut lab, mut bystander, mut victim) = server_case(
         |io, _| {
             io.on_connection("/", |io, sid| {
-                io.on(sid, "boom", |_, _| panic!("the boom listener panics on purpose"));
+                io.on(sid, "boom", |_, _| {
+                    panic!("the boom listener panics on purpose")
+                });
             })
         },
         |_, victim| victim.io().emit("boom", vec![]).expect("emit boom"),
@@ -380,7 +384,9 @@ fn server_on_any_listener_panic_closes_only_that_socket() {
 fn panic_when_leaving(event: &'static str) -> impl FnOnce(&mut Io, &Sender<Seen>) + Send {
     move |io, _| {
         io.on_connection("/", move |io, sid| {
-            io.on(sid, event, |_, _| panic!("a leaving listener panics on purpose"));
+            io.on(sid, event, |_, _| {
+                panic!("a leaving listener panics on purpose")
+            });
         })
     }
 }
@@ -456,7 +462,11 @@ fn server_ack_callback_panic_on_timeout_closes_that_socket() {
         |lab, victim| emit_q_with_panicking_ack(lab, victim.sid(), SHORT),
         reasons::SERVER_ERROR,
     );
-    lab.wait("the ack callback timed out", &mut [], ran("ack Err(Timeout)"));
+    lab.wait(
+        "the ack callback timed out",
+        &mut [],
+        ran("ack Err(Timeout)"),
+    );
     assert_cut(&mut victim);
     lab.assert_serves(&mut bystander, 1);
 }
@@ -595,7 +605,11 @@ fn assert_came_back(lab: &mut Lab, peer: &mut Peer, panics: u64, connects: usize
     // The socket of the connection before this one (the same id if the session was
     // recovered: then its first leave is the one found).
     let joined = lab.joined();
-    assert_eq!(joined.len(), connects, "the server saw the client come back");
+    assert_eq!(
+        joined.len(),
+        connects,
+        "the server saw the client come back"
+    );
     let before = joined[connects - 2].clone();
     let reason = lab.left(&before, &mut [&mut *peer]);
     assert!(cut(&reason), "the server saw {before} leave: {reason:?}");
@@ -611,9 +625,8 @@ fn client_event_listener_panic_reconnects_and_the_listener_stays() {
     for round in 1..=2 {
         let sid = peer.sid();
         lab.ask(move |io| io.emit(&sid, "poke", vec![]).expect("emit poke"));
-        let c = peer.life.clone();
-        peer.run_until("the client closes and comes back", move |io| {
-            io.callback_panics() == round && c.borrow().len() >= 1 + 2 * round as usize
+        peer.run_until("the poke listener panicked", move |io| {
+            io.callback_panics() == round
         });
         // The second round shows the listener stayed registered across the panic.
         assert_came_back(&mut lab, &mut peer, round, 1 + round as usize);
@@ -641,7 +654,9 @@ fn client_disconnect_listener_panic_is_counted_and_it_still_reconnects() {
     // the client, to come back from).
     let mut lab = Lab::start(|io, _| {
         io.on_connection("/", |io, sid| {
-            io.on(sid, "drop-me", |_, _| panic!("the server cuts this connection"));
+            io.on(sid, "drop-me", |_, _| {
+                panic!("the server cuts this connection")
+            });
         })
     });
     let mut peer = Peer::connect(options(lab.addr()));
@@ -671,7 +686,9 @@ fn client_disconnect_listener_panic_is_counted_and_it_still_reconnects() {
 fn client_ack_callback_panic_on_the_reply_reconnects() {
     let mut lab = Lab::start(|_, _| {});
     let mut peer = Peer::connect(options(lab.addr()));
-    let slot = peer.emit_ack("echo", WAIT, |_| panic!("the ack callback panics on purpose"));
+    let slot = peer.emit_ack("echo", WAIT, |_| {
+        panic!("the ack callback panics on purpose")
+    });
     assert_came_back(&mut lab, &mut peer, 1, 2);
     assert!(matches!(*slot.borrow(), Some(Ok(_))), "{:?}", slot.borrow());
 }
@@ -680,7 +697,9 @@ fn client_ack_callback_panic_on_the_reply_reconnects() {
 fn client_ack_callback_panic_on_timeout_reconnects() {
     let mut lab = Lab::start(|_, _| {});
     let mut peer = Peer::connect(options(lab.addr()));
-    let slot = peer.emit_ack("silent", SHORT, |_| panic!("the ack callback panics on purpose"));
+    let slot = peer.emit_ack("silent", SHORT, |_| {
+        panic!("the ack callback panics on purpose")
+    });
     assert_came_back(&mut lab, &mut peer, 1, 2);
     assert_eq!(*slot.borrow(), Some(Err(AckError::Timeout)));
 }
@@ -690,7 +709,9 @@ fn client_ack_callback_panic_on_disconnected_ends_the_client_cleanly() {
     let mut lab = Lab::start(|_, _| {});
     let mut peer = Peer::connect(options(lab.addr()));
     let sid = peer.sid();
-    let slot = peer.emit_ack("silent", WAIT, |_| panic!("the ack callback panics on purpose"));
+    let slot = peer.emit_ack("silent", WAIT, |_| {
+        panic!("the ack callback panics on purpose")
+    });
     // The server has the emit (and will never answer it) before the client leaves.
     lab.wait("the server got the emit", &mut [&mut peer], ran("silent"));
     peer.io().disconnect();
@@ -699,10 +720,7 @@ fn client_ack_callback_panic_on_disconnected_ends_the_client_cleanly() {
     // A deliberate disconnect stays one: no reconnection, and the loop stops by itself
     // (`run_until` returns as soon as it has, long before its limit).
     let started = Instant::now();
-    let _ = peer
-        .client
-        .run_until(WAIT, |_| false)
-        .expect("client turn");
+    let _ = peer.client.run_until(WAIT, |_| false).expect("client turn");
     assert!(started.elapsed() < WAIT, "the client's loop stopped");
     let io = peer.io();
     assert_eq!(io.state(), ClientState::Disconnected);
@@ -744,4 +762,79 @@ fn client_tap_panic_removes_the_tap_and_counts_once() {
     }
     assert_eq!(peer.io().callback_panics(), 1);
     assert_eq!(calls.get(), 1, "the tap was removed after its panic");
+}
+
+// ---------------------------------------------------------------------------------------------
+// What a panic prints
+// ---------------------------------------------------------------------------------------------
+
+/// Set in the environment of the child run of [`stderr_child`].
+const STDERR_CHILD: &str = "SOCKLAB_CALLBACKS_STDERR_CHILD";
+
+/// Not a test of its own: the body that [`a_panic_is_printed_once_per_callback_name`] runs in
+/// a child process (this same test binary), whose stderr it reads. In a normal run it returns
+/// at once. Three sockets hit the same panicking listener, and the same kinds of closure
+/// panic three times on each side.
+#[test]
+fn stderr_child() {
+    if std::env::var_os(STDERR_CHILD).is_none() {
+        return;
+    }
+    let mut lab = Lab::start(|io, _| {
+        io.on_connection("/", |io, sid| {
+            io.on(sid, "boom", |_, _| panic!("boom, on purpose"));
+        })
+    });
+    for _ in 0..3 {
+        let mut victim = Peer::connect(victim_options(lab.addr(), None));
+        let sid = victim.sid();
+        victim.io().emit("boom", vec![]).expect("emit boom");
+        assert_eq!(lab.left(&sid, &mut [&mut victim]), reasons::SERVER_ERROR);
+    }
+    let mut peer = Peer::connect(options(lab.addr()));
+    for n in 1..=3 {
+        let handle = &lab.server.handle;
+        handle.run(|_| panic!("a server closure, on purpose")).ok();
+        assert!(peer
+            .client
+            .handle()
+            .run(|_| panic!("a client closure, on purpose")));
+        peer.run_until("the client closure ran", move |io| {
+            io.callback_panics() == n
+        });
+    }
+    assert_eq!(lab.panics(), 6);
+}
+
+#[test]
+fn a_panic_is_printed_once_per_callback_name() {
+    use std::process::{Command, Stdio};
+    let exe = std::env::current_exe().expect("the test binary's path");
+    let child = Command::new(exe)
+        .args(["--exact", "stderr_child", "--nocapture", "--test-threads=1"])
+        .env(STDERR_CHILD, "1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn the test binary");
+    let mut child = common::Reaper(child);
+    let out = common::collect(child.0.stdout.take().expect("stdout was piped"));
+    let err = common::collect(child.0.stderr.take().expect("stderr was piped"));
+    let status = common::wait_exit(&mut child.0, "the child run", WAIT * 3);
+    let out = String::from_utf8_lossy(&out.recv_timeout(WAIT).expect("stdout")).to_string();
+    let err = String::from_utf8_lossy(&err.recv_timeout(WAIT).expect("stderr")).to_string();
+    assert!(status.success(), "the child run failed:\n{out}\n{err}");
+    assert!(out.contains("1 passed"), "the child ran its test:\n{out}");
+    let lines = |needle: &str| err.lines().filter(|l| l.contains(needle)).count();
+    for needle in [
+        "socklab server: the \"boom\" listener callback panicked: boom, on purpose",
+        "socklab server: the ServerHandle::run closure callback panicked",
+        "socklab client: the ClientHandle::run closure callback panicked",
+    ] {
+        assert_eq!(lines(needle), 1, "{needle:?} once in:\n{err}");
+    }
+    // The default hook's "thread '...' panicked at" (and its backtrace note) stays quiet for
+    // guarded panics: the one line above is all.
+    assert_eq!(lines("panicked at"), 0, "{err}");
+    assert_eq!(lines("socklab "), 3, "{err}");
 }

@@ -13,7 +13,8 @@
 //! tests keep a bystander client connected through the panic and check afterwards that it is
 //! still connected, still gets answers and still gets broadcasts. The client tests check that
 //! the client closed its connection with `client error`, got `connect` again and can do a
-//! round trip, while the server saw it leave and join again.
+//! round trip, while the server saw it leave and join again. What a panic prints is read from
+//! a child run of this same binary (`a_panic_is_printed_once_per_callback_name`).
 //!
 //! Nothing waits without a bound: every wait is at most [`WAIT`], and the client is stepped
 //! with bounded `run_until`/`turn` calls on the test thread.

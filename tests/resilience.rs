@@ -2037,7 +2037,7 @@ fn a_client_is_recovered_after_the_log_overflowed_with_broadcasts_to_other_rooms
         replay_limit: 20,
         ..server_config()
     };
-    let mut r = Recovery::start_quiet(config);
+    let r = Recovery::start_quiet(config);
     for n in 0..50 {
         r.broadcast(Some("busy"), "noise", json!(n));
     }

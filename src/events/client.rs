@@ -392,9 +392,10 @@ impl ClientIo {
         // A client that has just ended (a callback of `disconnect()` panicked) closes as it
         // was closing: an abort would reset a connection whose DISCONNECT is still queued.
         let live = self.conn.is_some() && self.state != ClientState::Disconnected;
-        let action = match live {
-            true => "closing the connection (the client reconnects)",
-            false => "the client goes on",
+        let action = if live {
+            "closing the connection (the client reconnects)"
+        } else {
+            "the client goes on"
         };
         self.panics.record("client", what, p, action);
         if live {

@@ -38,6 +38,7 @@
 //!   4th, 8th, ... time. Past [`Config::max_connections`] new connections are accepted and
 //!   closed at once.
 
+mod accept_errors;
 pub mod echo;
 mod poller;
 mod slab;
@@ -58,6 +59,8 @@ use crate::sys::{self, Errno, Family, Fd, IntOpt, MsgFlags};
 pub use slab::ConnId;
 pub use timer::TimerId;
 
+pub use accept_errors::AcceptErrors;
+use accept_errors::{one_connection_lost, report_accept_error, MAX_SKIPPED};
 use slab::Slab;
 use timer::Timers;
 
@@ -207,63 +210,6 @@ pub struct Stats {
     pub sends_refused: u64,
     pub events: u64,
     pub turns: u64,
-}
-
-/// How often `accept4` failed, one counter per errno. The loop pauses the listener for the
-/// kinds in the first group and skips the lost connection for those in the second; either
-/// way it reports on stderr the 1st, 2nd, 4th, ... failure of each kind.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct AcceptErrors {
-    /// This process is out of descriptors (pause).
-    pub emfile: u64,
-    /// The whole system is out of descriptors (pause).
-    pub enfile: u64,
-    /// The kernel is out of memory for a new socket (pause), as ENOBUFS or as ENOMEM.
-    pub enobufs: u64,
-    pub enomem: u64,
-    /// Any errno not named here (pause: the loop does not know what would help).
-    pub other: u64,
-    /// The peer reset the connection while it waited in the queue (skip).
-    pub econnaborted: u64,
-    /// A protocol error on the new connection (skip).
-    pub eproto: u64,
-    /// A firewall rule refused the connection (skip).
-    pub eperm: u64,
-    /// Another network error pending on the new connection: ENETDOWN, EHOSTUNREACH, ... (skip).
-    pub network: u64,
-}
-
-impl AcceptErrors {
-    /// Counts one failure; returns how many of its kind there have been.
-    fn count(&mut self, errno: Errno) -> u64 {
-        use Errno::*;
-        let n = match errno {
-            EMFILE => &mut self.emfile,
-            ENFILE => &mut self.enfile,
-            ENOBUFS => &mut self.enobufs,
-            ENOMEM => &mut self.enomem,
-            ECONNABORTED => &mut self.econnaborted,
-            EPROTO => &mut self.eproto,
-            EPERM => &mut self.eperm,
-            e if one_connection_lost(e) => &mut self.network,
-            _ => &mut self.other,
-        };
-        *n += 1;
-        *n
-    }
-
-    /// All failures, of every kind.
-    pub fn total(&self) -> u64 {
-        self.emfile
-            + self.enfile
-            + self.enobufs
-            + self.enomem
-            + self.other
-            + self.econnaborted
-            + self.eproto
-            + self.eperm
-            + self.network
-    }
 }
 
 // ANCHOR: handler
@@ -1030,39 +976,6 @@ fn accept_all<H: Handler>(ctx: &mut Ctx<H::Timer>, h: &mut H, index: usize) {
 }
 // ANCHOR_END: accept_all
 
-/// Failures in a row that [`one_connection_lost`] lets `accept_all` skip before it pauses.
-const MAX_SKIPPED: u32 = 16;
-
-/// Whether `accept4` failing with `errno` cost one queued connection and nothing else: the
-/// peer reset it while it waited (ECONNABORTED), a firewall rule refused it (EPERM), or a
-/// network error was already pending on it (EPROTO and the others `accept(2)` lists for
-/// Linux). The listener is fine and the next connection may be too.
-fn one_connection_lost(errno: Errno) -> bool {
-    use Errno::*;
-    matches!(
-        errno,
-        ECONNABORTED
-            | EPROTO
-            | EPERM
-            | ENETDOWN
-            | ENOPROTOOPT
-            | EHOSTDOWN
-            | ENONET
-            | EHOSTUNREACH
-            | EOPNOTSUPP
-            | ENETUNREACH
-    )
-}
-
-/// Says on stderr that `accept4` failed, the 1st, 2nd, 4th, 8th, ... time for each kind of
-/// failure: enough for a person to notice and to see it go on, without a line per failure
-/// (a server out of descriptors fails ten times a second).
-fn report_accept_error(e: &sys::Error, seen: u64, action: &str) {
-    if seen.is_power_of_two() {
-        eprintln!("event loop: {e} ({seen} so far; {action})");
-    }
-}
-
 fn finish_connect<H: Handler>(ctx: &mut Ctx<H::Timer>, h: &mut H, id: ConnId) {
     let Some(conn) = ctx.conns.get_mut(id) else {
         return;
@@ -1347,52 +1260,3 @@ fn close_marked<H: Handler>(ctx: &mut Ctx<H::Timer>, h: &mut H) {
     }
 }
 // ANCHOR_END: close_marked
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Each errno lands in its own counter, and whether it is skipped or paused on matches
-    /// what the counters' docs say.
-    #[test]
-    fn accept_errors_are_counted_by_kind() {
-        let mut errors = AcceptErrors::default();
-        for errno in [Errno::EMFILE, Errno::EMFILE, Errno::EMFILE] {
-            errors.count(errno);
-        }
-        assert_eq!(errors.count(Errno::EMFILE), 4, "the 4th EMFILE");
-        assert_eq!(errors.count(Errno::EPERM), 1);
-        assert_eq!(errors.count(Errno::EHOSTUNREACH), 1, "counted as network");
-        assert_eq!(errors.count(Errno::EBADF), 1, "counted as other");
-        assert_eq!(
-            (errors.emfile, errors.eperm, errors.network, errors.other),
-            (4, 1, 1, 1)
-        );
-        assert_eq!(errors.total(), 7);
-
-        for skipped in [
-            Errno::ECONNABORTED,
-            Errno::EPROTO,
-            Errno::EPERM,
-            Errno::ENETDOWN,
-        ] {
-            assert!(
-                one_connection_lost(skipped),
-                "{skipped:?} skips one connection"
-            );
-        }
-        for paused in [
-            Errno::EMFILE,
-            Errno::ENFILE,
-            Errno::ENOBUFS,
-            Errno::ENOMEM,
-            Errno::EBADF,
-            Errno::EINVAL,
-        ] {
-            assert!(
-                !one_connection_lost(paused),
-                "{paused:?} pauses the listener"
-            );
-        }
-    }
-}

@@ -434,13 +434,7 @@ impl ClientIo {
         }
         self.conn = None;
         self.ping_gen += 1;
-        // A stopping server is not sending this client away for good either, nor is one
-        // that stopped reading for a while.
-        let comes_back = reasons::unexpected(reason)
-            || reason == reasons::SERVER_SHUTTING_DOWN
-            || reason == reasons::OUTBOUND_FULL
-            || reason == reasons::CLIENT_ERROR;
-        if !(self.opts.reconnection && comes_back) {
+        if !(self.opts.reconnection && reasons::client_reconnects(reason)) {
             self.finish(reason);
             return;
         }
@@ -731,19 +725,21 @@ impl event_loop::Handler for ClientCore {
                     let start = first.len();
                     packet::encode(&p, &mut first);
                     if let Err(p) = guard::tap(&mut io.tap, &first[start..]) {
-                        io.panics.record("client", "tap", &p, "the tap is removed");
+                        io.callback_panicked("tap", &p);
                     }
                 }
-                let _ = ctx.send(id, &first);
-                // The server's HELLO and CONNECT reply are due within `connect_timeout`: a
-                // server that accepts and then says nothing (or never answers the CONNECT)
-                // fails the attempt instead of keeping the client waiting for ever.
-                io.attempt_gen += 1;
-                let due = io.opts.connect_timeout;
-                io.out.push(Out::Timer(
-                    due,
-                    ClientTimer::ConnectReplyDue(io.attempt_gen),
-                ));
+                // (A tap that panicked has given this connection up already.)
+                if io.conn == Some(id) {
+                    let _ = ctx.send(id, &first);
+                    // The server's HELLO and CONNECT reply are due within `connect_timeout`:
+                    // a server that accepts and then says nothing (or never answers the
+                    // CONNECT) fails the attempt instead of keeping the client waiting.
+                    io.attempt_gen += 1;
+                    let due = io.opts.connect_timeout;
+                    let gen = io.attempt_gen;
+                    io.out
+                        .push(Out::Timer(due, ClientTimer::ConnectReplyDue(gen)));
+                }
             }
             Ok(()) => ctx.abort(id), // disconnected meanwhile
             Err(e) => io.connect_failed(&e.to_string()),

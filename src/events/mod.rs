@@ -11,6 +11,7 @@
 //! | `server.rs` | [`Io`] (the server's state, handed to every handler), [`Emit`], [`Broadcast`] |
 //! | `client.rs` | [`Client`] and [`ClientIo`] |
 //! | `listeners.rs` | `on`/`once`/`off`/`on_any` tables shared by both sides |
+//! | `session.rs` | a session kept beyond its connection: private id, rooms, handled acks with their answers (bounded) |
 //! | `replay.rs` | the replay log for connection state recovery, bounded by age, count and bytes |
 //! | `guard.rs` | one policy for user callbacks that panic: caught, counted, printed once, only their socket closed |
 //! | `ids.rs` | socket ids and session secrets from the OS random generator (seeded for demos) |
@@ -28,6 +29,7 @@ mod ids;
 mod listeners;
 mod replay;
 mod server;
+mod session;
 
 use std::fmt;
 use std::io;
@@ -88,6 +90,20 @@ pub mod reasons {
             reason,
             TRANSPORT_CLOSE | TRANSPORT_ERROR | PING_TIMEOUT | PARSE_ERROR
         )
+    }
+
+    /// Server side: whether a socket removed for `reason` leaves its session kept for its
+    /// client (docs/protocol.md 11.3): after an accident, and when the client itself took
+    /// the session to a new connection (it is restored at once).
+    pub fn session_kept(reason: &str) -> bool {
+        unexpected(reason) || reason == SESSION_REPLACED
+    }
+
+    /// Client side: whether a client that lost its connection for `reason` reconnects
+    /// (docs/protocol.md 11.2): after an accident, and also when the server is restarting,
+    /// stopped reading for a while, or one of the client's own callbacks panicked.
+    pub fn client_reconnects(reason: &str) -> bool {
+        unexpected(reason) || matches!(reason, SERVER_SHUTTING_DOWN | OUTBOUND_FULL | CLIENT_ERROR)
     }
 }
 

@@ -86,15 +86,11 @@ impl ReplayLog {
         self.dropped_early
     }
 
-    /// Takes the next offset for a broadcast about to go out.
-    pub(crate) fn next_offset(&mut self) -> u64 {
-        self.last += 1;
-        self.last
-    }
-
-    /// Keeps broadcast `offset` (just taken with [`next_offset`](ReplayLog::next_offset)),
-    /// after dropping what is past the bounds to make room for it.
+    /// Keeps broadcast `offset`, the one after [`last_offset`](ReplayLog::last_offset),
+    /// which it becomes, after dropping what is past the bounds to make room for it.
     pub(crate) fn push(&mut self, offset: u64, e: Entry<'_>, bounds: Bounds, now: Instant) {
+        debug_assert_eq!(offset, self.last + 1, "offsets are taken in order");
+        self.last = offset;
         let fits = bounds.max_entries > 0 && e.frame.len() <= bounds.max_bytes;
         while let Some(front) = self.entries.front() {
             let old = now.duration_since(front.at) > bounds.max_age;
@@ -199,13 +195,13 @@ mod tests {
         let mut log = ReplayLog::default();
         let now = Instant::now();
         for _ in 0..10 {
-            let o = log.next_offset();
+            let o = log.last_offset() + 1;
             log.push(o, entry(&[0u8; 100], &[]), bounds(1000, 350), now);
         }
         assert_eq!(log.bytes(), 300);
         assert_eq!(log.dropped_early(), 7);
         // A frame larger than the whole bound is not kept, and counted.
-        let o = log.next_offset();
+        let o = log.last_offset() + 1;
         log.push(o, entry(&[0u8; 400], &[]), bounds(1000, 350), now);
         assert_eq!(log.bytes(), 300);
         assert_eq!(log.dropped_early(), 8);
@@ -216,11 +212,11 @@ mod tests {
     fn a_quiet_session_is_complete_after_its_last_broadcast_aged_out() {
         let mut log = ReplayLog::default();
         let t0 = Instant::now();
-        let o = log.next_offset(); // its own join, which it received
+        let o = log.last_offset() + 1; // its own join, which it received
         log.push(o, entry(b"join", &[]), bounds(10, 1 << 20), t0);
         // 130 s later, another broadcast trims the first by age.
         let later = t0 + Duration::from_secs(130);
-        let o2 = log.next_offset();
+        let o2 = log.last_offset() + 1;
         log.push(
             o2,
             entry(b"x", &["other".to_string()]),

@@ -16,6 +16,7 @@ use super::guard::{self, Panicked, Panics};
 use super::ids::Ids;
 use super::listeners::{self, Event, Listeners};
 use super::replay::{self, ReplayLog};
+use super::session::{Parked, Session};
 use super::{reasons, AckError, AckReply, EmitError};
 use crate::event_loop::{self, CloseReason, ConnId, Ctx, SendError};
 use crate::wire::packet::{self, Limits, Packet, RESERVED_EVENTS};
@@ -93,79 +94,6 @@ struct SocketState {
     next_ack: u32,
     handshake: Handshake,
     session: Session,
-}
-
-/// What survives a dropped connection for `max_disconnection_duration`: the socket's rooms
-/// and the acked events it already handled (to drop a client's retries).
-#[derive(Default)]
-struct Session {
-    pid: String,
-    /// Ack ids of the client's events already handled, with the ACK frame once answered.
-    handled: HashMap<u32, Option<Vec<u8>>>,
-    handled_order: VecDeque<u32>,
-    /// Bytes of the ACK frames in `handled`.
-    answer_bytes: usize,
-    /// The rooms the socket joined (its own room aside), each with the broadcast offset when
-    /// it joined: a replay skips what was sent to a room before the socket was in it.
-    joined: HashMap<String, u64>,
-}
-
-/// Retries remembered per session...
-const HANDLED_MEMORY: usize = 1024;
-/// ...and bytes of stored answers per session: with frames of up to a megabyte, the count
-/// alone would let one client make the server keep a gigabyte per session.
-const HANDLED_BYTES: usize = 64 << 10;
-
-impl Session {
-    /// Remembers that the client's acked event `id` is being handled (not answered yet).
-    /// Past [`HANDLED_MEMORY`] the oldest is forgotten: a retry of it would run again.
-    fn note_handled(&mut self, id: u32) {
-        self.handled.insert(id, None);
-        self.handled_order.push_back(id);
-        if self.handled_order.len() > HANDLED_MEMORY {
-            self.forget_oldest();
-        }
-    }
-
-    /// Keeps the ACK `frame` sent for event `id`, for its retries. Past [`HANDLED_BYTES`] of
-    /// answers the oldest are forgotten, ids and all; an answer larger than that on its own
-    /// is not kept, and its id is forgotten (a retry runs the event again rather than wait
-    /// for an answer that will never come).
-    fn keep_answer(&mut self, id: u32, frame: Vec<u8>) {
-        if !self.handled.contains_key(&id) {
-            return;
-        }
-        if frame.len() > HANDLED_BYTES {
-            self.handled.remove(&id);
-            self.handled_order.retain(|&x| x != id);
-            return;
-        }
-        self.answer_bytes += frame.len();
-        self.handled.insert(id, Some(frame));
-        while self.answer_bytes > HANDLED_BYTES && self.handled_order.front() != Some(&id) {
-            self.forget_oldest();
-        }
-    }
-
-    fn forget_oldest(&mut self) {
-        if let Some(old) = self.handled_order.pop_front() {
-            if let Some(Some(frame)) = self.handled.remove(&old) {
-                self.answer_bytes -= frame.len();
-            }
-        }
-    }
-}
-
-struct Parked {
-    sid: String,
-    namespace: String,
-    session: Session,
-    expires: Instant,
-    /// The offset of the last broadcast queued to the socket before it left: the client
-    /// may have missed the ones after its own offset up to this.
-    last_sent: u64,
-    /// The last offset taken when it left: what came after was sent while it was away.
-    left_at: u64,
 }
 
 struct ConnState {
@@ -270,9 +198,9 @@ pub struct EventStats {
     /// looked alive (the old socket is told `session replaced`).
     pub sessions_replaced: u64,
     /// Broadcasts the replay log dropped by its count or byte bound before their age was
-    /// up, or never kept because one frame was over the byte bound.
+    /// up, or never kept because one frame was over the byte bound (from the log itself).
     pub replay_dropped: u64,
-    /// Bytes of frames the replay log holds now.
+    /// Bytes of frames the replay log holds now (from the log itself).
     pub replay_bytes: u64,
 }
 
@@ -412,8 +340,13 @@ impl Io {
         &self.config
     }
 
-    pub fn stats(&self) -> &EventStats {
-        &self.stats
+    /// The counters, with the replay log's own (what it holds and what it dropped).
+    pub fn stats(&self) -> EventStats {
+        EventStats {
+            replay_dropped: self.replay.dropped_early(),
+            replay_bytes: self.replay.bytes() as u64,
+            ..self.stats.clone()
+        }
     }
 
     /// Keeps `value` beside the server (one per type): state for closures that arrive
@@ -862,11 +795,8 @@ impl Io {
         for room in s.session.joined.keys() {
             self.drop_member(&s.namespace, room, sid);
         }
-        // Kept for the client's return, unless someone ended the socket on purpose. A
-        // socket replaced by its own client on a new connection is kept too: it is restored
-        // at once.
-        let comes_back = reasons::unexpected(reason) || reason == reasons::SESSION_REPLACED;
-        if comes_back && !s.session.pid.is_empty() {
+        // Kept for the client's return, unless someone ended the socket on purpose.
+        if reasons::session_kept(reason) && !s.session.pid.is_empty() {
             let parked = Parked {
                 sid: sid.to_string(),
                 namespace: s.namespace.clone(),
@@ -1028,7 +958,7 @@ impl Io {
                     let Some(s) = self.sockets.get_mut(&sid) else {
                         return;
                     };
-                    if let Some(done) = s.session.handled.get(&ack) {
+                    if let Some(done) = s.session.handled(ack) {
                         if let Some(frame) = done {
                             push_frame(&mut self.arena, &mut self.out, conn, frame);
                         }
@@ -1162,11 +1092,7 @@ impl Io {
                     self.refuse(conn, &ns, "server error");
                     return;
                 };
-                let session = Session {
-                    pid,
-                    ..Session::default()
-                };
-                (sid, session)
+                (sid, Session::new(pid))
             }
         };
         // A restored session is back in its rooms, with the offsets it joined them at.
@@ -1509,8 +1435,8 @@ impl Broadcast<'_> {
         // off, so that a client coming back can say what it saw last.
         // Volatile broadcasts are never replayed, so they take no offset.
         let mut args = args;
-        let offset = io.replay.last_offset() + 1;
-        if !self.volatile {
+        let offset = (!self.volatile).then(|| io.replay.last_offset() + 1);
+        if let Some(offset) = offset {
             args.push(json!({ super::client::OFFSET_KEY: offset }));
         }
         let p = Packet::Event {
@@ -1522,10 +1448,9 @@ impl Broadcast<'_> {
         };
         let range = io.encode(&p)?;
         io.stats.broadcasts += 1;
-        if !self.volatile {
-            // Taken only once the broadcast is sure to go out, and kept for sessions that
-            // may come back (bounded by age, count and bytes).
-            let offset = io.replay.next_offset();
+        if let Some(offset) = offset {
+            // Taken only now that the broadcast is sure to go out, and kept for sessions
+            // that may come back (bounded by age, count and bytes).
             let entry = replay::Entry {
                 namespace: &self.ns,
                 to: &self.to,
@@ -1539,14 +1464,12 @@ impl Broadcast<'_> {
                 max_bytes: io.config.replay_max_bytes,
             };
             io.replay.push(offset, entry, bounds, Instant::now());
-            io.stats.replay_dropped = io.replay.dropped_early();
-            io.stats.replay_bytes = io.replay.bytes() as u64;
-            for &conn in &recipients {
-                io.note_sent(conn, offset);
-            }
         }
         for &conn in &recipients {
             io.stats.events_out += 1;
+            if let Some(offset) = offset {
+                io.note_sent(conn, offset);
+            }
             io.queue(conn, range, self.volatile);
         }
         if let Some(ns) = keep {
@@ -1629,29 +1552,6 @@ impl event_loop::Handler for ServerCore {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn stored_answers_are_bounded_in_bytes_oldest_forgotten_first() {
-        let mut s = Session::default();
-        for id in 1..=10 {
-            s.note_handled(id);
-            s.keep_answer(id, vec![0u8; 20 << 10]);
-        }
-        assert!(s.answer_bytes <= HANDLED_BYTES, "{}", s.answer_bytes);
-        assert_eq!(
-            s.handled_order,
-            [8, 9, 10],
-            "the newest three fit in 64 KiB"
-        );
-        // An answer over the bound on its own is not kept, and its id is forgotten.
-        s.note_handled(11);
-        s.keep_answer(11, vec![0u8; HANDLED_BYTES + 1]);
-        assert!(!s.handled.contains_key(&11));
-        assert_eq!(s.handled_order, [8, 9, 10]);
-        // An answer for an id never noted (or forgotten) is not kept.
-        s.keep_answer(99, vec![1]);
-        assert!(!s.handled.contains_key(&99));
-    }
 
     /// Broadcasts to a room nobody is in queue nothing; their frames must not stay in the
     /// arena (they did, and 100 of 900 kB kept 90 MB until something else was sent).

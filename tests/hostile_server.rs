@@ -348,15 +348,20 @@ fn random_bytes_instead_of_a_hello_are_a_parse_error() {
         Some(stream)
     });
     let report = victim(options(server.addr), WINDOW, |_, _| {});
-    let what = "random bytes";
-    assert_no_spin(what, &report, WINDOW);
-    assert_backoff(what, &server, &report);
-    assert_attempts_after(what, &report, reasons::PARSE_ERROR);
-    assert_eq!(report.connects, 0, "{report:?}");
+    never_connected_parse_error("random bytes", &server, &report);
     assert_eq!(
         report.disconnect_reason.as_deref(),
         Some(reasons::PARSE_ERROR)
     );
+}
+
+/// What a server that speaks garbage from its first byte gets: no spinning, attempts
+/// spaced by the backoff, each one ended with `parse error`, and never a `connect`.
+fn never_connected_parse_error(what: &str, server: &FakeServer, report: &Report) {
+    assert_no_spin(what, report, WINDOW);
+    assert_backoff(what, server, report);
+    assert_attempts_after(what, report, reasons::PARSE_ERROR);
+    assert_eq!(report.connects, 0, "{report:?}");
 }
 
 /// A frame header that declares one byte over the limit, or 4 GiB, and no payload: refused
@@ -371,11 +376,7 @@ fn a_frame_header_over_the_limit_is_a_parse_error() {
         Some(stream)
     });
     let report = victim(options(server.addr), WINDOW, |_, _| {});
-    let what = "a header over the limit";
-    assert_no_spin(what, &report, WINDOW);
-    assert_backoff(what, &server, &report);
-    assert_attempts_after(what, &report, reasons::PARSE_ERROR);
-    assert_eq!(report.connects, 0, "{report:?}");
+    never_connected_parse_error("a header over the limit", &server, &report);
 }
 
 // =============================================================================================

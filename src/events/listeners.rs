@@ -194,6 +194,7 @@ pub fn dispatch<C>(
 mod tests {
     use super::*;
 
+    #[derive(Default)]
     struct Side {
         table: Listeners<Side>,
         log: Vec<String>,
@@ -211,10 +212,7 @@ mod tests {
 
     #[test]
     fn on_once_off_and_any() {
-        let mut s = Side {
-            table: Listeners::default(),
-            log: vec![],
-        };
+        let mut s = Side::default();
         s.table.on(
             "a",
             Box::new(|s: &mut Side, e| s.log.push(format!("on {}", e.name))),
@@ -233,10 +231,7 @@ mod tests {
 
     #[test]
     fn a_listener_may_remove_itself_and_add_others() {
-        let mut s = Side {
-            table: Listeners::default(),
-            log: vec![],
-        };
+        let mut s = Side::default();
         s.table.on(
             "a",
             Box::new(|s: &mut Side, _| {
@@ -253,10 +248,7 @@ mod tests {
 
     #[test]
     fn a_panicking_listener_stops_the_dispatch_and_stays_registered() {
-        let mut s = Side {
-            table: Listeners::default(),
-            log: vec![],
-        };
+        let mut s = Side::default();
         s.table.on(
             "a",
             Box::new(|s: &mut Side, _| {

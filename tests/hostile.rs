@@ -23,8 +23,8 @@
 
 mod common;
 use common::{
-    any_port, connect_raw, frame, handshake, hello_and_connect, pseudo_random, raw_peer,
-    read_packet, rss_kib, sigterm, spawn_listening, wait_exit, WAIT,
+    any_port, connect_raw, frame, handshake, hello_and_connect, open_fds, pseudo_random, raw_peer,
+    read_packet, rss_kib, sigterm, spawn_listening, wait_closed, wait_exit, WAIT,
 };
 
 use std::cell::RefCell;
@@ -252,24 +252,6 @@ fn raw_frame(payload: &[u8]) -> Vec<u8> {
     let mut bytes = (payload.len() as u32).to_be_bytes().to_vec();
     bytes.extend_from_slice(payload);
     bytes
-}
-
-/// Reads (and drops) bytes until the server closes the connection: end of file, or a reset
-/// (a server that closes with our bytes unread sends RST). Returns the bytes read.
-fn wait_closed(stream: &mut TcpStream, what: &str) -> Vec<u8> {
-    let deadline = Instant::now() + WAIT;
-    let mut all = Vec::new();
-    let mut buf = vec![0u8; 64 * 1024];
-    while Instant::now() < deadline {
-        match stream.read(&mut buf) {
-            Ok(0) => return all,
-            Ok(n) => all.extend_from_slice(&buf[..n]),
-            Err(e) if e.kind() == ErrorKind::ConnectionReset => return all,
-            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-            Err(e) => panic!("{what}: the server did not close the connection: {e}"),
-        }
-    }
-    panic!("{what}: the server did not close the connection within {WAIT:?}")
 }
 
 /// Whether the server has closed `stream`, without waiting (the stream is non-blocking).
@@ -714,12 +696,6 @@ fn a_panicking_handler_disconnects_only_its_socket() {
 // =============================================================================================
 // 10,000 connections in a row
 // =============================================================================================
-
-fn open_fds(pid: u32) -> usize {
-    std::fs::read_dir(format!("/proc/{pid}/fd"))
-        .expect("/proc/PID/fd")
-        .count()
-}
 
 /// One cycle: connect, HELLO and CONNECT, wait for the server's CONNECT (so the server has
 /// made a socket), close.

@@ -36,7 +36,7 @@
 mod common;
 use common::{
     any_port, ask, frame, lines_of, raw_connect, raw_peer, read_packet, spawn_listening, wait_exit,
-    Reaper, WAIT,
+    Reaper, EXIT_WAIT, WAIT,
 };
 
 use std::cell::RefCell;
@@ -76,9 +76,6 @@ use client::*;
 use proxy::*;
 use recovery::*;
 use server::*;
-
-/// The longest a child process may take to finish once it should.
-const EXIT_WAIT: Duration = Duration::from_secs(30);
 
 /// Heartbeats for most tests: a PING every 100 ms, the PONG due within 500 ms, so that a
 /// test thread the scheduler leaves out for a moment does not look like a dead peer.

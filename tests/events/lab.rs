@@ -170,6 +170,21 @@ pub(crate) fn await_reason(reports: &mut Reports, peers: &mut [&mut Peer], sid: 
     }))
 }
 
+/// The attachments of the next upload the server got from `peer` (stepped meanwhile).
+pub(crate) fn await_upload(reports: &mut Reports, peer: &mut Peer) -> Vec<Vec<u8>> {
+    let sid = peer.sid.clone();
+    let r = await_report(
+        reports,
+        &mut [peer],
+        "the upload",
+        |r| matches!(r, Report::Upload { sid: s, .. } if *s == sid),
+    );
+    let Report::Upload { attachments, .. } = r else {
+        unreachable!("await_report returned a report its predicate refused: {r:?}")
+    };
+    attachments
+}
+
 /// The result the server's ack callback tagged `tag` got.
 pub(crate) fn await_ack(
     reports: &mut Reports,

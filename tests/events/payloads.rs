@@ -14,16 +14,7 @@ fn binary_attachments_round_trip_exactly() {
     a.io()
         .emit_binary("upload", vec![json!("pair")], pair.clone())
         .expect("emit_binary");
-    let sa = a.sid.clone();
-    let r = await_report(
-        &mut lab.reports,
-        &mut [&mut a],
-        "the upload",
-        |r| matches!(r, Report::Upload { sid, .. } if *sid == sa),
-    );
-    let Report::Upload { attachments, .. } = r else {
-        unreachable!("await_report returned a report its predicate refused: {r:?}")
-    };
+    let attachments = await_upload(&mut lab.reports, &mut a);
     assert_same_attachments(&attachments, &pair, "client -> server, emit_binary");
 
     // Server -> client with an ack_with answer (the server echoes what it got).
@@ -151,16 +142,7 @@ fn an_emit_over_the_limit_is_refused_locally_and_one_at_the_limit_goes_through()
     a.io()
         .emit_binary("upload", vec![], vec![at.clone()])
         .expect("a packet of exactly the limit is allowed");
-    let sa = a.sid.clone();
-    let r = await_report(
-        &mut lab.reports,
-        &mut [&mut a],
-        "the upload",
-        |r| matches!(r, Report::Upload { sid, .. } if *sid == sa),
-    );
-    let Report::Upload { attachments, .. } = r else {
-        unreachable!("await_report returned a report its predicate refused: {r:?}")
-    };
+    let attachments = await_upload(&mut lab.reports, &mut a);
     assert_same_attachments(&attachments, &[at], "a packet at the limit");
 
     // The server refuses to send over the limit too, and the client keeps working.

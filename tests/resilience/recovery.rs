@@ -171,6 +171,24 @@ impl Recovery {
         self.server.stop().expect("the server stops cleanly");
     }
 
+    /// Lets the cut client come back, after a round trip to the server so that whatever the
+    /// test queued there has been done; it must be recovered. Returns what it received, up to
+    /// a fence broadcast after the recovery.
+    pub(crate) fn recovered_inbox(&mut self) -> Vec<String> {
+        ask(&self.handle(), |_| ());
+        self.client.run_until_fired("reconnect", 1);
+        assert!(self.client.io().recovered());
+        self.broadcast(None, "fence", json!(1));
+        self.client.run_until_got("fence", json!(1));
+        self.take_inbox()
+    }
+
+    /// Closes the client, then stops the server, which must stop cleanly.
+    pub(crate) fn finish(self) {
+        drop(self.client);
+        self.server.stop().expect("the server stops cleanly");
+    }
+
     /// The events the client received since the inbox was last cleared, as `name arg`.
     pub(crate) fn take_inbox(&mut self) -> Vec<String> {
         self.client
@@ -254,8 +272,7 @@ fn recovery_restores_id_room_and_missed_broadcasts_on_every_reconnect() {
         })
         .collect();
     assert_eq!(connects, vec![sid.clone(); 4]);
-    drop(r.client);
-    r.server.stop().expect("the server stops cleanly");
+    r.finish();
 }
 
 /// An acked emit whose ACK is lost in a cut (the handler ran, then the connection died before
@@ -320,8 +337,7 @@ fn a_session_past_max_disconnection_duration_is_not_recovered() {
         (stats.sessions_recovered, stats.broadcasts_replayed),
         (0, 0)
     );
-    drop(r.client);
-    r.server.stop().expect("the server stops cleanly");
+    r.finish();
 }
 
 /// A client that has received no broadcast yet has no offset to present. When it comes back,
@@ -339,18 +355,12 @@ fn recovery_without_an_earlier_broadcast_replays_only_what_was_missed() {
     assert!(r.take_inbox().is_empty());
     r.cut_and_wait_for_server();
     r.broadcast(None, "news", json!("missed"));
-    ask(&r.handle(), |_| ());
-    r.client.run_until_fired("reconnect", 1);
-    assert!(r.client.io().recovered());
-    r.broadcast(None, "fence", json!(1));
-    r.client.run_until_got("fence", json!(1));
     assert_eq!(
-        r.take_inbox(),
+        r.recovered_inbox(),
         ["news [\"missed\"]", "fence [1]"],
         "what was missed, once; not what was sent before the client connected"
     );
-    drop(r.client);
-    r.server.stop().expect("the server stops cleanly");
+    r.finish();
 }
 
 /// A broadcast to a room made before the client joined that room was never the client's; it
@@ -367,18 +377,12 @@ fn recovery_does_not_replay_a_room_broadcast_from_before_the_join() {
     r.take_inbox();
     r.cut_and_wait_for_server();
     r.broadcast(Some("room-a"), "news", json!("missed"));
-    ask(&r.handle(), |_| ());
-    r.client.run_until_fired("reconnect", 1);
-    assert!(r.client.io().recovered());
-    r.broadcast(None, "fence", json!(1));
-    r.client.run_until_got("fence", json!(1));
     assert_eq!(
-        r.take_inbox(),
+        r.recovered_inbox(),
         ["news [\"missed\"]", "fence [1]"],
         "only the broadcast sent while the client was away"
     );
-    drop(r.client);
-    r.server.stop().expect("the server stops cleanly");
+    r.finish();
 }
 
 /// The handler runs, then the connection is lost, and only then does the handler answer (the

@@ -55,8 +55,7 @@ fn recovery_after_a_server_restart_replays_what_was_missed() {
         ["news [\"missed-1\"]", "news [\"missed-2\"]", "fence [1]"],
         "the broadcasts of the new server missed while away, once, in order"
     );
-    drop(r.client);
-    r.server.stop().expect("the server stops cleanly");
+    r.finish();
 }
 
 /// A volatile broadcast made while the client is away is not replayed (section 9 of
@@ -73,14 +72,8 @@ fn recovery_does_not_replay_volatile_broadcasts() {
             .emit("position", vec![json!(1)]);
     });
     r.broadcast(Some("room-a"), "news", json!("missed"));
-    ask(&r.handle(), |_| ());
-    r.client.run_until_fired("reconnect", 1);
-    assert!(r.client.io().recovered());
-    r.broadcast(None, "fence", json!(1));
-    r.client.run_until_got("fence", json!(1));
-    assert_eq!(r.take_inbox(), ["news [\"missed\"]", "fence [1]"]);
-    drop(r.client);
-    r.server.stop().expect("the server stops cleanly");
+    assert_eq!(r.recovered_inbox(), ["news [\"missed\"]", "fence [1]"]);
+    r.finish();
 }
 
 /// Every socket is in the room named after its id, also while it is away: a broadcast to that
@@ -103,8 +96,7 @@ fn recovery_replays_broadcasts_to_the_sockets_own_room() {
     r.broadcast(Some(&sid), "fence", json!(1));
     r.client.run_until_got("fence", json!(1));
     assert_eq!(r.take_inbox(), ["direct [\"missed\"]", "fence [1]"]);
-    drop(r.client);
-    r.server.stop().expect("the server stops cleanly");
+    r.finish();
 }
 
 /// `max_parked_sessions` bounds the sessions kept for clients that are away: with room for
@@ -225,8 +217,7 @@ fn a_recovery_that_cannot_replay_everything_missed_is_not_claimed() {
         assert_ne!(r.client.io().id(), Some(r.sid.as_str()), "a new session");
         assert_eq!(got, ["fence [1]"]);
     }
-    drop(r.client);
-    r.server.stop().expect("the server stops cleanly");
+    r.finish();
 }
 
 /// A quiet client: the only broadcast it ever received is the one to its room, long ago;

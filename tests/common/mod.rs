@@ -1,6 +1,7 @@
 //! Helpers shared by the integration tests, one file a concern:
 //!
 //! - [`peer`]: a raw peer's frames, its HELLO/CONNECT handshake, reading packets back;
+//! - [`fake_server`]: a listener whose connections the test's closure handles by hand;
 //! - [`process`]: child processes, their output, their signals; the socket lessons run to
 //!   completion;
 //! - [`proc_stats`]: CPU time, resident memory and open descriptors from /proc;
@@ -11,10 +12,13 @@
 
 #![allow(dead_code)] // each test binary uses its own subset
 
+mod fake_server;
 mod peer;
 mod proc_stats;
 mod process;
 
+#[allow(unused_imports)] // each test binary uses its own subset
+pub use fake_server::*;
 #[allow(unused_imports)] // each test binary uses its own subset
 pub use peer::*;
 #[allow(unused_imports)] // each test binary uses its own subset

@@ -61,65 +61,26 @@ fn server_drops_a_peer_that_never_pongs_and_keeps_a_live_client() {
 /// A server of our own that sends HELLO (PING every 50 ms, PONG within 50 ms) and the CONNECT
 /// reply to every connection, then never sends anything again and never closes: a server
 /// behind a dead link, as the client sees it.
-struct SilentServer {
-    addr: SocketAddr,
-    stop: Arc<AtomicBool>,
-    accepted: Arc<AtomicUsize>,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl SilentServer {
-    fn start() -> SilentServer {
-        let listener = TcpListener::bind(any_port()).expect("listen");
-        let addr = listener.local_addr().expect("getsockname");
-        listener.set_nonblocking(true).expect("O_NONBLOCK");
-        let stop = Arc::new(AtomicBool::new(false));
-        let accepted = Arc::new(AtomicUsize::new(0));
-        let (s, a) = (stop.clone(), accepted.clone());
-        let thread = thread::spawn(move || {
-            // The connections stay open, silent, until the test ends.
-            let mut held = Vec::new();
-            while !s.load(Ordering::SeqCst) {
-                match listener.accept() {
-                    Ok((mut stream, _)) => {
-                        let n = a.fetch_add(1, Ordering::SeqCst) + 1;
-                        let _ = stream.set_nonblocking(false);
-                        let _ = stream.set_read_timeout(Some(WAIT));
-                        // The client's HELLO and CONNECT, then ours.
-                        let heard = (read_packet(&mut stream), read_packet(&mut stream));
-                        if !matches!(heard, (Ok(Some(_)), Ok(Some(_)))) {
-                            continue;
-                        }
-                        let mut reply = frame(&Packet::hello(
-                            json!({"pingInterval": 50, "pingTimeout": 50}),
-                        ));
-                        reply.extend(frame(&Packet::Connect {
-                            ns: "/".into(),
-                            data: Some(json!({"sid": format!("silent-{n}"), "pid": "p"})),
-                        }));
-                        let _ = stream.write_all(&reply);
-                        held.push(stream);
-                    }
-                    Err(_) => thread::sleep(Duration::from_millis(2)),
-                }
-            }
-        });
-        SilentServer {
-            addr,
-            stop,
-            accepted,
-            thread: Some(thread),
+fn silent_server() -> FakeServer {
+    FakeServer::start(|n, mut stream| {
+        let _ = stream.set_read_timeout(Some(WAIT));
+        // The client's HELLO and CONNECT, then ours.
+        let heard = (read_packet(&mut stream), read_packet(&mut stream));
+        if !matches!(heard, (Ok(Some(_)), Ok(Some(_)))) {
+            return None;
         }
-    }
-}
-
-impl Drop for SilentServer {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
+        let mut reply = frame(&Packet::hello(
+            json!({"pingInterval": 50, "pingTimeout": 50}),
+        ));
+        reply.extend(frame(&Packet::Connect {
+            ns: "/".into(),
+            // Counted from 1 here, from 0 by the fake server.
+            data: Some(json!({"sid": format!("silent-{}", n + 1), "pid": "p"})),
+        }));
+        let _ = stream.write_all(&reply);
+        // The connection stays open, silent, until the test ends.
+        Some(stream)
+    })
 }
 
 /// A client whose server stops PINGing (and does not close) decides the server is gone:
@@ -127,7 +88,7 @@ impl Drop for SilentServer {
 /// TCP connection reaches the server).
 #[test]
 fn a_client_drops_a_server_that_stops_pinging_and_reconnects() {
-    let fake = SilentServer::start();
+    let fake = silent_server();
     let mut c = Watched::connect(client_options(fake.addr));
     assert_eq!(c.io().id(), Some("silent-1"));
 

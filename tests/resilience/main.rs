@@ -36,7 +36,7 @@
 mod common;
 use common::{
     any_port, ask, frame, lines_of, raw_connect, raw_peer, read_packet, spawn_listening, wait_exit,
-    Reaper, EXIT_WAIT, WAIT,
+    FakeServer, Reaper, EXIT_WAIT, WAIT,
 };
 
 use std::cell::RefCell;

@@ -106,7 +106,11 @@ pub fn wait_exit(child: &mut Child, what: &str, limit: Duration) -> ExitStatus {
     }
 }
 
-// The lesson binaries of the socket steps (lessons 00 to 08), built by cargo for the tests.
+// ---------------------------------------------------------------------------------------------
+// The socket lessons (00 to 08), run to completion
+// ---------------------------------------------------------------------------------------------
+
+// Their binaries, built by cargo for the tests.
 pub const SOCKET: &str = env!("CARGO_BIN_EXE_00_socket");
 pub const LISTEN: &str = env!("CARGO_BIN_EXE_01_listen");
 pub const ACCEPT: &str = env!("CARGO_BIN_EXE_02_accept");
@@ -129,10 +133,6 @@ pub const LESSONS: [(&str, Option<u16>); 9] = [
     (RESET_PIPE, Some(7007)),
     (FRAMING, Some(7008)),
 ];
-
-// ---------------------------------------------------------------------------------------------
-// Processes
-// ---------------------------------------------------------------------------------------------
 
 /// A lesson binary with the arguments given. The tests turn the self-trace on with `--trace`
 /// only, so `SOCKLAB_TRACE` from the caller's environment must not leak in; nor may a

@@ -54,7 +54,7 @@ fn the_connection_cap_refuses_the_eleventh_client() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// 7. The outbound cap.
+// The outbound cap.
 // ---------------------------------------------------------------------------------------------
 
 /// What the flooding handler tells the test.

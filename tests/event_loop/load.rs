@@ -96,7 +96,7 @@ fn a_thousand_clients_echo_a_hundred_messages_each() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// 2. A slow reader.
+// A slow reader.
 // ---------------------------------------------------------------------------------------------
 
 /// Lesson 12's server answers `big\n` with 8 MiB. The slow client reads it in reads of up to
@@ -198,7 +198,7 @@ fn a_slow_reader_gets_every_byte_while_others_are_served() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// 3. A reset and a half-close.
+// A reset and a half-close.
 // ---------------------------------------------------------------------------------------------
 
 /// Three clients on one echo loop:

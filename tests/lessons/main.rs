@@ -31,7 +31,7 @@ use std::time::Instant;
 
 use socklab::wire::frame::DEFAULT_MAX_PAYLOAD;
 
-// One module a topic; the helper modules' items are shared with all of them.
+// One module a topic; the helpers below are shared with all of them.
 mod demos;
 mod pairs;
 mod servers;

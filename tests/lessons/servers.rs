@@ -44,7 +44,7 @@ fn echo_server_returns_large_payloads_unchanged() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// 5. The framing server, byte by byte
+// The framing server, byte by byte
 // ---------------------------------------------------------------------------------------------
 
 /// A frame written one byte per write() (TCP_NODELAY, so Nagle does not glue the bytes back

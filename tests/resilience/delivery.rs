@@ -3,10 +3,6 @@
 
 use super::*;
 
-// =============================================================================================
-// 3. No lost messages
-// =============================================================================================
-
 /// Where the server of the no-loss test is.
 enum Phase {
     /// Serving; the next stop comes once `next` passes `stop_at` and the client is connected.

@@ -3,10 +3,6 @@
 
 use super::*;
 
-// =============================================================================================
-// 1. Heartbeats
-// =============================================================================================
-
 /// A raw peer that speaks HELLO and CONNECT and then never answers PING is disconnected with
 /// `ping timeout`; a library client on the same server, answering every PING, stays connected
 /// across many intervals.

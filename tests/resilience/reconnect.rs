@@ -3,10 +3,6 @@
 
 use super::*;
 
-// =============================================================================================
-// 2. Reconnection
-// =============================================================================================
-
 /// The server stops: `disconnect` (`server shutting down`), then attempts 1, 2, 3... each
 /// failing with `reconnect_error` while nobody listens. A server starts on the same address:
 /// `reconnect` (with the attempt count), then `connect`. Every listener registered once fires

@@ -3,10 +3,6 @@
 
 use super::*;
 
-// =============================================================================================
-// 4. Connection state recovery
-// =============================================================================================
-
 /// A server, a proxy in front of it, and a client through the proxy that has joined `room`.
 pub(crate) struct Recovery {
     pub(crate) server: RunningServer,

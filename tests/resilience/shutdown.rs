@@ -3,10 +3,6 @@
 
 use super::*;
 
-// =============================================================================================
-// 5. Graceful shutdown, as processes
-// =============================================================================================
-
 /// Starts `17_graceful_shutdown serve` on `addr` (a process of its own, acknowledging
 /// `tick`s) and returns it, where it listens, and its stdout and stderr lines.
 fn serve_lesson_17(addr: SocketAddr) -> (Reaper, SocketAddr, Receiver<String>, Receiver<String>) {

@@ -71,7 +71,7 @@ fn install(io: &mut Io) {
         io.on(sid, "say", |io, ev| {
             let rooms = io.rooms_of(&ev.socket);
             let mut b = io.broadcast("/").except_socket(&ev.socket);
-            for room in rooms.iter().filter(|r| **r != ev.socket) {
+            for room in rooms.iter().filter(|r| r.as_str() != &*ev.socket) {
                 b = b.to(room);
             }
             let _ = b.emit("said", ev.args.clone());

@@ -81,7 +81,7 @@ impl Lab {
                 io.on(sid, "disconnect", move |_, ev| {
                     let reason = ev.args.first().and_then(Value::as_str).unwrap_or("");
                     let _ = left.send(Seen::Left {
-                        sid: ev.socket.clone(),
+                        sid: ev.socket.to_string(),
                         reason: reason.to_string(),
                     });
                 });

@@ -27,7 +27,7 @@ use proptest::test_runner::{Config, TestRunner};
 use serde_json::{Number, Value};
 use socklab::wire::frame::HEADER_LEN;
 use socklab::wire::packet::{
-    decode_stream, encode, Limits, Packet, PacketDecoder, PacketError, VERSION,
+    decode_stream, encode, Decoded, Limits, Packet, PacketDecoder, PacketError, VERSION,
 };
 
 /// Cases per property on every `cargo test`: enough to find the easy bugs again, few enough
@@ -168,14 +168,16 @@ fn packet(scale: Scale) -> impl Strategy<Value = Packet> {
             event_name(scale),
             args(scale),
             attachments(scale),
-            proptest::option::of(any::<u32>())
+            proptest::option::of(any::<u32>()),
+            proptest::option::of(any::<u64>())
         )
-            .prop_map(|(ns, name, args, attachments, id)| Packet::Event {
+            .prop_map(|(ns, name, args, attachments, id, offset)| Packet::Event {
                 ns,
                 name,
                 args,
                 attachments,
-                id
+                id,
+                offset
             }),
         (
             namespace(scale),
@@ -289,7 +291,7 @@ fn with_packet_decoder(bytes: &[u8], limits: Limits) -> (Vec<Result<Packet, Pack
 fn with_decode_stream(bytes: &[u8], limits: Limits) -> (Vec<Result<Packet, PacketError>>, usize) {
     let mut got = Vec::new();
     let used = decode_stream(bytes, &limits, |r| {
-        got.push(r);
+        got.push(r.map(Decoded::into_owned));
         true
     });
     (got, used)
@@ -376,7 +378,7 @@ proptest! {
             for piece in [first, second] {
                 kept.extend_from_slice(piece);
                 let used = decode_stream(&kept, &limits, |r| {
-                    got.push(r);
+                    got.push(r.map(Decoded::into_owned));
                     true
                 });
                 kept.drain(..used);

@@ -71,7 +71,7 @@ fn install(io: &mut Io, tx: Sender<Gone>) {
         io.on(sid, "disconnect", move |_, ev| {
             let reason = ev.args.first().and_then(Value::as_str).unwrap_or("");
             let _ = t.send(Gone {
-                sid: ev.socket.clone(),
+                sid: ev.socket.to_string(),
                 reason: reason.to_string(),
             });
         });
@@ -360,6 +360,7 @@ fn a_truncated_frame_then_eof_is_a_parse_error() {
         args: vec![json!("x".repeat(100))],
         attachments: vec![],
         id: Some(1),
+        offset: None,
     });
     stream
         .write_all(&whole[..whole.len() / 2])
@@ -390,6 +391,7 @@ fn a_server_that_ends_in_the_middle_of_a_frame_is_a_parse_error_for_the_client()
             args: vec![json!("x".repeat(100))],
             attachments: vec![],
             id: None,
+            offset: None,
         });
         bytes.extend_from_slice(&event[..event.len() / 2]);
         stream.write_all(&bytes).expect("HELLO and half a frame");
@@ -469,6 +471,7 @@ fn an_ack_for_an_id_never_sent_is_ignored() {
         args: vec![json!("after the stray ack")],
         attachments: vec![],
         id: Some(1),
+        offset: None,
     }));
     stream.write_all(&bytes).expect("write");
     let answer = read_packet(&mut stream).expect("read");
@@ -659,6 +662,7 @@ fn a_reset_in_the_middle_of_a_frame_is_a_transport_error() {
         args: vec![json!("y".repeat(100))],
         attachments: vec![],
         id: Some(1),
+        offset: None,
     });
     stream
         .write_all(&whole[..whole.len() / 2])
@@ -685,6 +689,7 @@ fn a_panicking_handler_disconnects_only_its_socket() {
             args: vec![],
             attachments: vec![],
             id: None,
+            offset: None,
         }))
         .expect("write");
     wait_closed(&mut stream, "the panicking handler's peer");
@@ -778,6 +783,7 @@ fn ten_thousand_connect_disconnect_cycles_leak_no_descriptor_and_little_memory()
             args: vec![json!("after 10,000")],
             attachments: vec![],
             id: Some(7),
+            offset: None,
         }))
         .expect("write");
     assert!(matches!(

@@ -469,6 +469,7 @@ fn a_reset_in_the_middle_of_a_frame_is_a_transport_error() {
         args: vec![json!("z".repeat(100))],
         attachments: vec![],
         id: None,
+        offset: None,
     });
     let server = FakeServer::start(move |n, mut stream| {
         let mut bytes = default_hello();

@@ -265,7 +265,7 @@ fn start_server(ping: Option<Duration>) -> (RunningServer, Receiver<String>) {
                 if let Some(n) = &name {
                     names.borrow_mut().remove(n);
                 }
-                let _ = tx.send(ev.socket.clone());
+                let _ = tx.send(ev.socket.to_string());
             });
             io.on(sid, "upload", |io, ev| io.ack(ev, vec![json!("ok")]));
         });

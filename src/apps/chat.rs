@@ -204,7 +204,7 @@ pub fn install(io: &mut Io) {
         io.on(sid, "disconnecting", move |io, ev| {
             let name = bye_names
                 .borrow_mut()
-                .remove(&ev.socket)
+                .remove(&*ev.socket)
                 .unwrap_or_default();
             for room in public_rooms(io, &ev.socket) {
                 let _ = io

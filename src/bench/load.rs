@@ -542,6 +542,7 @@ pub fn fanout(
         args: vec![json!(message())],
         attachments: Vec::new(),
         id: None,
+        offset: None,
     });
     let burst = frame.len() * messages.max(warmup);
     let mut ev = open_crowd(

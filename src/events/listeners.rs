@@ -16,8 +16,9 @@ use super::guard::{self, Panicked};
 /// An event as a listener sees it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Event {
-    /// The socket it came from (on the client: its own id).
-    pub socket: String,
+    /// The socket it came from (on the client: its own id), shared with the server's
+    /// tables (see [`super::Name`]): `&ev.socket` reads as a `&str`.
+    pub socket: super::Name,
     pub name: String,
     /// The JSON arguments.
     pub args: Vec<Value>,

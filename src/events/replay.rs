@@ -7,18 +7,25 @@
 //! needed), by count, and by bytes (frames may be up to a megabyte each). What the bounds
 //! drop is counted, and remembered as the highest offset dropped, so that a session is not
 //! restored when something it would have received is gone.
+//!
+//! The frames are kept back to back in one ring of bytes, and each entry's recipients as
+//! the broadcast named them (shared names, not copies): logging a broadcast allocates
+//! nothing once the ring has grown to its working size.
 
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
-/// One logged broadcast: who it was for, and its encoded frame.
+use super::names::{Name, Names};
+
+/// One logged broadcast: who it was for, and where its frame is in the ring.
 struct Logged {
     offset: u64,
-    namespace: String,
-    to: Vec<String>,
-    except_rooms: Vec<String>,
-    except_sockets: Vec<String>,
-    frame: Vec<u8>,
+    namespace: Name,
+    to: Names,
+    except_rooms: Names,
+    except_sockets: Names,
+    /// Its frame's length; the frames lie in the ring in the order of the entries.
+    len: usize,
     at: Instant,
 }
 
@@ -27,23 +34,24 @@ impl Logged {
     /// (its own room, `sid`, for as long as the session has existed).
     fn reaches(&self, ns: &str, sid: &str, joined: &HashMap<String, u64>) -> bool {
         let member =
-            |r: &String| r == sid || joined.get(r).is_some_and(|&since| self.offset > since);
-        self.namespace == ns
-            && (self.to.is_empty() || self.to.iter().any(member))
+            |r: &Name| &**r == sid || joined.get(&**r).is_some_and(|&since| self.offset > since);
+        &*self.namespace == ns
+            && (self.to.is_empty() || self.to.as_slice().iter().any(member))
             && !self
                 .except_rooms
+                .as_slice()
                 .iter()
-                .any(|r| r == sid || joined.contains_key(r))
-            && !self.except_sockets.iter().any(|s| s == sid)
+                .any(|r| &**r == sid || joined.contains_key(&**r))
+            && !self.except_sockets.contains(sid)
     }
 }
 
 /// A broadcast to log: its recipients as chosen, and its frame.
 pub(crate) struct Entry<'a> {
-    pub namespace: &'a str,
-    pub to: &'a [String],
-    pub except_rooms: &'a [String],
-    pub except_sockets: &'a [String],
+    pub namespace: Name,
+    pub to: Names,
+    pub except_rooms: Names,
+    pub except_sockets: Names,
     pub frame: &'a [u8],
 }
 
@@ -55,11 +63,14 @@ pub(crate) struct Bounds {
     pub max_bytes: usize,
 }
 
+/// The ring's capacity kept however empty it gets.
+const RING_KEEP: usize = 64 << 10;
+
 #[derive(Default)]
 pub(crate) struct ReplayLog {
     entries: VecDeque<Logged>,
-    /// Bytes of frames held.
-    bytes: usize,
+    /// The frames of `entries`, back to back, oldest first.
+    ring: VecDeque<u8>,
     /// The last offset taken (0: none yet).
     last: u64,
     /// The highest offset dropped, for any reason.
@@ -78,7 +89,7 @@ impl ReplayLog {
 
     /// Bytes of frames held now.
     pub(crate) fn bytes(&self) -> usize {
-        self.bytes
+        self.ring.len()
     }
 
     /// Broadcasts dropped before their age was up (by count or bytes).
@@ -96,14 +107,14 @@ impl ReplayLog {
             let old = now.duration_since(front.at) > bounds.max_age;
             let full = fits
                 && (self.entries.len() >= bounds.max_entries
-                    || self.bytes + e.frame.len() > bounds.max_bytes);
+                    || self.ring.len() + e.frame.len() > bounds.max_bytes);
             if !(old || full) {
                 break;
             }
             let Some(gone) = self.entries.pop_front() else {
                 break;
             };
-            self.bytes -= gone.frame.len();
+            self.ring.drain(..gone.len);
             self.trimmed = self.trimmed.max(gone.offset);
             if !old {
                 self.dropped_early += 1;
@@ -117,20 +128,23 @@ impl ReplayLog {
             self.trimmed_early = self.trimmed_early.max(offset);
             return;
         }
-        self.bytes += e.frame.len();
+        self.ring.extend(e.frame);
         self.entries.push_back(Logged {
             offset,
-            namespace: e.namespace.to_string(),
-            to: e.to.to_vec(),
-            except_rooms: e.except_rooms.to_vec(),
-            except_sockets: e.except_sockets.to_vec(),
-            frame: e.frame.to_vec(),
+            namespace: e.namespace,
+            to: e.to,
+            except_rooms: e.except_rooms,
+            except_sockets: e.except_sockets,
+            len: e.frame.len(),
             at: now,
         });
-        // A burst may leave the deque with much more room than it now needs: give back
-        // what is over twice the entries held, so that the high-water mark does not stay.
+        // A burst may leave the deques with much more room than they now need: give back
+        // what is over twice what is held, so that the high-water mark does not stay.
         if self.entries.capacity() > 64 && self.entries.capacity() > 4 * self.entries.len() {
             self.entries.shrink_to(2 * self.entries.len());
+        }
+        if self.ring.capacity() > RING_KEEP && self.ring.capacity() > 4 * self.ring.len() {
+            self.ring.shrink_to((2 * self.ring.len()).max(RING_KEEP));
         }
     }
 
@@ -153,18 +167,35 @@ impl ReplayLog {
     // ANCHOR_END: complete
 
     /// The broadcasts for socket `sid` of namespace `ns` after `offset`, in order: each
-    /// offset with its frame.
+    /// offset with its frame, in two pieces (where the ring wraps; the second is often
+    /// empty).
     pub(crate) fn missed<'a>(
         &'a self,
         ns: &'a str,
         sid: &'a str,
         joined: &'a HashMap<String, u64>,
         offset: u64,
-    ) -> impl Iterator<Item = (u64, &'a [u8])> + 'a {
-        self.entries
-            .iter()
-            .filter(move |l| l.offset > offset && l.reaches(ns, sid, joined))
-            .map(|l| (l.offset, l.frame.as_slice()))
+    ) -> impl Iterator<Item = (u64, (&'a [u8], &'a [u8]))> + 'a {
+        let (head, tail) = self.ring.as_slices();
+        let mut at = 0;
+        self.entries.iter().filter_map(move |l| {
+            let start = at;
+            at += l.len;
+            (l.offset > offset && l.reaches(ns, sid, joined))
+                .then(|| (l.offset, pieces(head, tail, start, l.len)))
+        })
+    }
+}
+
+/// Bytes `start..start + len` of the ring whose two halves are `head` and `tail`.
+fn pieces<'a>(head: &'a [u8], tail: &'a [u8], start: usize, len: usize) -> (&'a [u8], &'a [u8]) {
+    let end = start + len;
+    if end <= head.len() {
+        (&head[start..end], &[])
+    } else if start >= head.len() {
+        (&tail[start - head.len()..end - head.len()], &[])
+    } else {
+        (&head[start..], &tail[..end - head.len()])
     }
 }
 
@@ -172,12 +203,16 @@ impl ReplayLog {
 mod tests {
     use super::*;
 
-    fn entry<'a>(frame: &'a [u8], to: &'a [String]) -> Entry<'a> {
+    fn entry<'a>(frame: &'a [u8], to: &[&str]) -> Entry<'a> {
+        let mut names = Names::None;
+        for room in to {
+            names.push(Name::from(*room));
+        }
         Entry {
-            namespace: "/",
-            to,
-            except_rooms: &[],
-            except_sockets: &[],
+            namespace: Name::from("/"),
+            to: names,
+            except_rooms: Names::None,
+            except_sockets: Names::None,
             frame,
         }
     }
@@ -217,14 +252,30 @@ mod tests {
         // 130 s later, another broadcast trims the first by age.
         let later = t0 + Duration::from_secs(130);
         let o2 = log.last_offset() + 1;
-        log.push(
-            o2,
-            entry(b"x", &["other".to_string()]),
-            bounds(10, 1 << 20),
-            later,
-        );
+        log.push(o2, entry(b"x", &["other"]), bounds(10, 1 << 20), later);
         assert_eq!(log.trimmed, 1);
         assert!(log.complete(1, 1, 2), "it saw all that was sent to it");
         assert!(!log.complete(0, 1, 2), "it missed offset 1, which is gone");
+    }
+
+    #[test]
+    fn frames_come_back_whole_when_the_ring_wraps() {
+        let mut log = ReplayLog::default();
+        let now = Instant::now();
+        let joined = HashMap::new();
+        // Frames of 7 bytes under a 30-byte bound: the ring drops from the front and
+        // wraps around its storage.
+        for i in 0..50u8 {
+            let o = log.last_offset() + 1;
+            log.push(o, entry(&[i; 7], &[]), bounds(1000, 30), now);
+            let frames: Vec<(u64, Vec<u8>)> = log
+                .missed("/", "s", &joined, 0)
+                .map(|(o, (a, b))| (o, [a, b].concat()))
+                .collect();
+            let first = i.saturating_sub(3);
+            let want: Vec<(u64, Vec<u8>)> =
+                (first..=i).map(|k| (k as u64 + 1, vec![k; 7])).collect();
+            assert_eq!(frames, want, "after broadcast {i}");
+        }
     }
 }

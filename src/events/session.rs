@@ -7,6 +7,9 @@
 use std::collections::{HashMap, VecDeque};
 use std::time::Instant;
 
+use super::encoder::Wire;
+use super::names::Name;
+
 /// What survives a dropped connection for `max_disconnection_duration`: the socket's rooms
 /// and the acked events it already handled (to drop a client's retries).
 #[derive(Default)]
@@ -84,8 +87,10 @@ impl Session {
 
 /// A session whose connection was lost, waiting for its client until `expires`.
 pub(super) struct Parked {
-    pub(super) sid: String,
-    pub(super) namespace: String,
+    pub(super) sid: Name,
+    pub(super) namespace: Name,
+    /// The wire its connection spoke (the answers it keeps are frames of that wire).
+    pub(super) wire: Wire,
     pub(super) session: Session,
     pub(super) expires: Instant,
     /// The offset of the last broadcast queued to the socket before it left: the client

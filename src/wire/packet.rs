@@ -19,8 +19,10 @@ use super::frame;
 
 /// The magic bytes at the start of a HELLO payload (after its type byte).
 pub const MAGIC: &[u8; 7] = b"SOCKLAB";
-/// The protocol version this code speaks.
-pub const VERSION: u8 = 1;
+/// The protocol version this code speaks. Version 2 carries a broadcast's offset in the
+/// EVENT header (flag bit 2); version 1 carried it as an extra last argument
+/// `{"__offset":N}` (docs/protocol.md 6.8 tells both).
+pub const VERSION: u8 = 2;
 /// The namespace every connection can use.
 pub const DEFAULT_NAMESPACE: &str = "/";
 /// Event names a program may not emit: the library uses them for its own events.
@@ -51,8 +53,10 @@ pub enum Kind {
     Hello = 7,
 }
 
-const FLAG_ACK_ID: u8 = 0b01;
-const FLAG_ATTACHMENTS: u8 = 0b10;
+const FLAG_ACK_ID: u8 = 0b001;
+const FLAG_ATTACHMENTS: u8 = 0b010;
+/// EVENT only: an 8-byte broadcast offset follows the ack id's place.
+const FLAG_OFFSET: u8 = 0b100;
 
 /// One protocol packet.
 #[derive(Debug, Clone, PartialEq)]
@@ -80,14 +84,16 @@ pub enum Packet {
         ns: String,
         reason: Option<String>,
     },
-    /// An event: a name, a JSON array of arguments, binary attachments, and an ack id when
-    /// the sender wants an answer.
+    /// An event: a name, a JSON array of arguments, binary attachments, an ack id when
+    /// the sender wants an answer, and an offset when it is a broadcast the server may
+    /// replay (connection state recovery).
     Event {
         ns: String,
         name: String,
         args: Vec<Value>,
         attachments: Vec<Vec<u8>>,
         id: Option<u32>,
+        offset: Option<u64>,
     },
     /// The answer to an event that carried ack id `id`.
     Ack {
@@ -246,10 +252,14 @@ impl fmt::Display for Packet {
                 args,
                 attachments,
                 id,
+                offset,
             } => {
                 write!(f, "EVENT {ns} {name:?}")?;
                 if let Some(id) = id {
                     write!(f, " id={id}")?;
+                }
+                if let Some(o) = offset {
+                    write!(f, " offset={o}")?;
                 }
                 write!(f, " {}{}", json(args), bins(attachments))
             }
@@ -318,6 +328,25 @@ fn put_attachments(out: &mut Vec<u8>, attachments: &[Vec<u8>]) {
 
 /// Appends `packet` to `out` as one complete frame (length prefix included).
 pub fn encode(packet: &Packet, out: &mut Vec<u8>) {
+    if let Packet::Event {
+        ns,
+        name,
+        args,
+        attachments,
+        id,
+        offset,
+    } = packet
+    {
+        let event = EventRef {
+            ns,
+            name,
+            args,
+            attachments,
+            id: *id,
+            offset: *offset,
+        };
+        return encode_event(&event, out);
+    }
     let start = out.len();
     out.extend_from_slice(&[0; frame::HEADER_LEN]);
     out.push(packet.kind() as u8);
@@ -339,31 +368,7 @@ pub fn encode(packet: &Packet, out: &mut Vec<u8>) {
             put_short_str(out, ns);
             put_u16_str(out, reason.as_deref().unwrap_or(""));
         }
-        Packet::Event {
-            ns,
-            name,
-            args,
-            attachments,
-            id,
-        } => {
-            let mut flags = 0;
-            if id.is_some() {
-                flags |= FLAG_ACK_ID;
-            }
-            if !attachments.is_empty() {
-                flags |= FLAG_ATTACHMENTS;
-            }
-            out.push(flags);
-            put_short_str(out, ns);
-            if let Some(id) = id {
-                out.extend_from_slice(&id.to_be_bytes());
-            }
-            put_short_str(out, name);
-            put_args(out, args);
-            if !attachments.is_empty() {
-                put_attachments(out, attachments);
-            }
-        }
+        Packet::Event { .. } => unreachable!("encoded by encode_event above"),
         Packet::Ack {
             ns,
             id,
@@ -383,6 +388,50 @@ pub fn encode(packet: &Packet, out: &mut Vec<u8>) {
             }
         }
         Packet::Ping | Packet::Pong => {}
+    }
+    let len = (out.len() - start - frame::HEADER_LEN) as u32;
+    out[start..start + frame::HEADER_LEN].copy_from_slice(&len.to_be_bytes());
+}
+
+/// An EVENT with borrowed parts: what [`encode_event`] writes without the caller building
+/// a [`Packet`] (a server relaying the arguments it received copies nothing).
+#[derive(Debug, Clone, Copy)]
+pub struct EventRef<'a> {
+    pub ns: &'a str,
+    pub name: &'a str,
+    pub args: &'a [Value],
+    pub attachments: &'a [Vec<u8>],
+    pub id: Option<u32>,
+    pub offset: Option<u64>,
+}
+
+/// Appends an EVENT to `out` as one complete frame (length prefix included).
+pub fn encode_event(e: &EventRef<'_>, out: &mut Vec<u8>) {
+    let start = out.len();
+    out.extend_from_slice(&[0; frame::HEADER_LEN]);
+    out.push(Kind::Event as u8);
+    let mut flags = 0;
+    if e.id.is_some() {
+        flags |= FLAG_ACK_ID;
+    }
+    if !e.attachments.is_empty() {
+        flags |= FLAG_ATTACHMENTS;
+    }
+    if e.offset.is_some() {
+        flags |= FLAG_OFFSET;
+    }
+    out.push(flags);
+    put_short_str(out, e.ns);
+    if let Some(id) = e.id {
+        out.extend_from_slice(&id.to_be_bytes());
+    }
+    if let Some(offset) = e.offset {
+        out.extend_from_slice(&offset.to_be_bytes());
+    }
+    put_short_str(out, e.name);
+    put_args(out, e.args);
+    if !e.attachments.is_empty() {
+        put_attachments(out, e.attachments);
     }
     let len = (out.len() - start - frame::HEADER_LEN) as u32;
     out[start..start + frame::HEADER_LEN].copy_from_slice(&len.to_be_bytes());
@@ -440,16 +489,20 @@ impl<'a> Cursor<'a> {
         Ok(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
     }
 
-    fn str_with(&mut self, len: usize, field: &'static str) -> Result<String, PacketError> {
-        let b = self.take(len, field)?;
-        std::str::from_utf8(b)
-            .map(str::to_owned)
-            .map_err(|_| PacketError::NotUtf8 { field })
+    fn u64(&mut self, field: &'static str) -> Result<u64, PacketError> {
+        let b = self.take(8, field)?;
+        let mut be = [0u8; 8];
+        be.copy_from_slice(b);
+        Ok(u64::from_be_bytes(be))
     }
 
-    fn short_str(&mut self, field: &'static str) -> Result<String, PacketError> {
-        let len = self.u8(field)? as usize;
-        self.str_with(len, field)
+    fn str_ref(&mut self, len: usize, field: &'static str) -> Result<&'a str, PacketError> {
+        let b = self.take(len, field)?;
+        std::str::from_utf8(b).map_err(|_| PacketError::NotUtf8 { field })
+    }
+
+    fn str_with(&mut self, len: usize, field: &'static str) -> Result<String, PacketError> {
+        self.str_ref(len, field).map(str::to_owned)
     }
 
     fn u16_str(&mut self, field: &'static str) -> Result<String, PacketError> {
@@ -457,12 +510,17 @@ impl<'a> Cursor<'a> {
         self.str_with(len, field)
     }
 
-    fn namespace(&mut self) -> Result<String, PacketError> {
-        let ns = self.short_str("namespace")?;
+    fn namespace_ref(&mut self) -> Result<&'a str, PacketError> {
+        let len = self.u8("namespace")? as usize;
+        let ns = self.str_ref(len, "namespace")?;
         if !ns.starts_with('/') {
             return Err(PacketError::BadNamespace);
         }
         Ok(ns)
+    }
+
+    fn namespace(&mut self) -> Result<String, PacketError> {
+        self.namespace_ref().map(str::to_owned)
     }
 
     fn json(&mut self, field: &'static str) -> Result<Option<Value>, PacketError> {
@@ -508,19 +566,109 @@ impl<'a> Cursor<'a> {
         Ok(out)
     }
 
-    fn flags(&mut self) -> Result<u8, PacketError> {
+    /// An EVENT's fields after its type byte, the namespace and the name read in place.
+    fn event(&mut self, limits: &Limits) -> Result<EventView<'a>, PacketError> {
+        let flags = self.flags(FLAG_ACK_ID | FLAG_ATTACHMENTS | FLAG_OFFSET)?;
+        let ns = self.namespace_ref()?;
+        let id = if flags & FLAG_ACK_ID != 0 {
+            Some(self.u32("ack id")?)
+        } else {
+            None
+        };
+        let offset = if flags & FLAG_OFFSET != 0 {
+            Some(self.u64("offset")?)
+        } else {
+            None
+        };
+        let name_len = self.u8("event name")? as usize;
+        if name_len == 0 || name_len > limits.max_event_name {
+            return Err(PacketError::BadEventName {
+                len: name_len,
+                limit: limits.max_event_name,
+            });
+        }
+        let name = self.str_ref(name_len, "event name")?;
+        let args = self.args()?;
+        let attachments = self.attachments(flags, limits)?;
+        Ok(EventView {
+            ns,
+            name,
+            args,
+            attachments,
+            id,
+            offset,
+        })
+    }
+
+    /// The flags byte, refused if it has a bit outside `allowed`.
+    fn flags(&mut self, allowed: u8) -> Result<u8, PacketError> {
         let flags = self.u8("flags")?;
-        if flags & !(FLAG_ACK_ID | FLAG_ATTACHMENTS) != 0 {
+        if flags & !allowed != 0 {
             return Err(PacketError::BadFlags(flags));
         }
         Ok(flags)
     }
 }
 
+/// An EVENT as decoded in place: the namespace and the name borrowed from the payload, the
+/// arguments and attachments owned (the application keeps those). A server finds the socket
+/// and the listeners by the borrowed names, so an event costs no copy of either.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EventView<'a> {
+    pub ns: &'a str,
+    pub name: &'a str,
+    pub args: Vec<Value>,
+    pub attachments: Vec<Vec<u8>>,
+    pub id: Option<u32>,
+    pub offset: Option<u64>,
+}
+
+impl EventView<'_> {
+    pub fn into_owned(self) -> Packet {
+        Packet::Event {
+            ns: self.ns.to_owned(),
+            name: self.name.to_owned(),
+            args: self.args,
+            attachments: self.attachments,
+            id: self.id,
+            offset: self.offset,
+        }
+    }
+}
+
+/// A decoded packet: an EVENT in place (the common case, see [`EventView`]), any other
+/// packet owned.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Decoded<'a> {
+    Event(EventView<'a>),
+    Other(Packet),
+}
+
+impl Decoded<'_> {
+    pub fn into_owned(self) -> Packet {
+        match self {
+            Decoded::Event(e) => e.into_owned(),
+            Decoded::Other(p) => p,
+        }
+    }
+}
+
 /// Decodes one frame payload (the bytes after the length prefix).
 pub fn decode(payload: &[u8], limits: &Limits) -> Result<Packet, PacketError> {
+    decode_in_place(payload, limits).map(Decoded::into_owned)
+}
+
+/// [`decode`], with an EVENT's names left in `payload`.
+pub fn decode_in_place<'a>(payload: &'a [u8], limits: &Limits) -> Result<Decoded<'a>, PacketError> {
     let mut c = Cursor { rest: payload };
     let kind = c.take(1, "type").map_err(|_| PacketError::Empty)?[0];
+    if kind == Kind::Event as u8 {
+        let event = c.event(limits)?;
+        if !c.rest.is_empty() {
+            return Err(PacketError::Trailing(c.rest.len()));
+        }
+        return Ok(Decoded::Event(event));
+    }
     let packet = match kind {
         7 => {
             if c.take(MAGIC.len(), "magic").ok() != Some(&MAGIC[..]) {
@@ -549,34 +697,8 @@ pub fn decode(payload: &[u8], limits: &Limits) -> Result<Packet, PacketError> {
                 reason: (!reason.is_empty()).then_some(reason),
             }
         }
-        2 => {
-            let flags = c.flags()?;
-            let ns = c.namespace()?;
-            let id = if flags & FLAG_ACK_ID != 0 {
-                Some(c.u32("ack id")?)
-            } else {
-                None
-            };
-            let name_len = c.u8("event name")? as usize;
-            if name_len == 0 || name_len > limits.max_event_name {
-                return Err(PacketError::BadEventName {
-                    len: name_len,
-                    limit: limits.max_event_name,
-                });
-            }
-            let name = c.str_with(name_len, "event name")?;
-            let args = c.args()?;
-            let attachments = c.attachments(flags, limits)?;
-            Packet::Event {
-                ns,
-                name,
-                args,
-                attachments,
-                id,
-            }
-        }
         3 => {
-            let flags = c.flags()?;
+            let flags = c.flags(FLAG_ACK_ID | FLAG_ATTACHMENTS)?;
             if flags & FLAG_ACK_ID == 0 {
                 return Err(PacketError::BadFlags(flags));
             }
@@ -598,7 +720,7 @@ pub fn decode(payload: &[u8], limits: &Limits) -> Result<Packet, PacketError> {
     if !c.rest.is_empty() {
         return Err(PacketError::Trailing(c.rest.len()));
     }
-    Ok(packet)
+    Ok(Decoded::Other(packet))
 }
 
 /// Frames in, packets out: a [`frame::Decoder`] and [`decode`] together, incremental.
@@ -644,10 +766,10 @@ impl PacketDecoder {
 /// copy): returns the packets' results and how many bytes they used. What is left is an
 /// incomplete frame; the caller keeps it and offers it again with more. An oversized frame
 /// header is an error as soon as its 4 bytes are there.
-pub fn decode_stream(
-    input: &[u8],
+pub fn decode_stream<'a>(
+    input: &'a [u8],
     limits: &Limits,
-    mut each: impl FnMut(Result<Packet, PacketError>) -> bool,
+    mut each: impl FnMut(Result<Decoded<'a>, PacketError>) -> bool,
 ) -> usize {
     let mut used = 0;
     loop {
@@ -659,7 +781,7 @@ pub fn decode_stream(
             }
             Ok(Some((payload, n))) => {
                 used += n;
-                if !each(decode(payload, limits)) {
+                if !each(decode_in_place(payload, limits)) {
                     return used;
                 }
             }
@@ -709,6 +831,15 @@ mod tests {
             args: vec![json!("hi"), json!({"n": 1})],
             attachments: vec![vec![], vec![1, 2, 3]],
             id: Some(7),
+            offset: None,
+        });
+        roundtrip(Packet::Event {
+            ns: "/".into(),
+            name: "news".into(),
+            args: vec![json!("hi")],
+            attachments: vec![],
+            id: None,
+            offset: Some(u64::MAX - 1),
         });
         roundtrip(Packet::Ack {
             ns: "/".into(),
@@ -728,6 +859,7 @@ mod tests {
             args: vec![json!(1)],
             attachments: vec![],
             id: None,
+            offset: None,
         };
         assert_eq!(
             encode_to_vec(&p),
@@ -743,14 +875,44 @@ mod tests {
     }
 
     #[test]
+    fn a_broadcast_carries_its_offset_in_the_header() {
+        let p = Packet::Event {
+            ns: "/".into(),
+            name: "hi".into(),
+            args: vec![json!(1)],
+            attachments: vec![],
+            id: None,
+            offset: Some(3),
+        };
+        assert_eq!(
+            encode_to_vec(&p),
+            [
+                0, 0, 0, 22, // frame length
+                2,  // EVENT
+                4,  // flags: offset
+                1, b'/', // namespace
+                0, 0, 0, 0, 0, 0, 0, 3, // offset
+                2, b'h', b'i', // name
+                0, 0, 0, 3, b'[', b'1', b']', // arguments
+            ]
+        );
+        // An ACK has no offset: the bit is refused there.
+        assert_eq!(
+            decode(b"\x03\x05\x01/\0\0\0\x01\0\0\0\x02[]", &Limits::default()),
+            Err(PacketError::BadFlags(5))
+        );
+    }
+
+    #[test]
     fn refusals() {
         let l = Limits::default();
         assert_eq!(decode(&[], &l), Err(PacketError::Empty));
         assert_eq!(decode(&[9], &l), Err(PacketError::UnknownKind(9)));
         assert_eq!(decode(b"\x07NOTSOCK\x01", &l), Err(PacketError::BadMagic));
+        // Version 1 (the offset as an extra argument) is refused, like any other.
         assert_eq!(
-            decode(b"\x07SOCKLAB\x02\0\0\0\0", &l),
-            Err(PacketError::Version { theirs: 2 })
+            decode(b"\x07SOCKLAB\x01\0\0\0\0", &l),
+            Err(PacketError::Version { theirs: 1 })
         );
         // JSON that is not an array.
         let not_array = b"\x02\x00\x01/\x01e\x00\x00\x00\x02{}";
@@ -785,6 +947,7 @@ mod tests {
             args: vec![],
             attachments: vec![vec![1], vec![2]],
             id: None,
+            offset: None,
         };
         let bytes = encode_to_vec(&p);
         assert_eq!(

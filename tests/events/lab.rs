@@ -40,7 +40,7 @@ pub(crate) fn install_lab(io: &mut Io, tx: Sender<Report>) {
             let tx = tx.clone();
             io.on(sid, name, move |io, ev| {
                 let _ = tx.send(Report::Fired {
-                    sid: ev.socket.clone(),
+                    sid: ev.socket.to_string(),
                     name: ev.name.clone(),
                     args: ev.args.clone(),
                     rooms: io.rooms_of(&ev.socket),
@@ -70,7 +70,7 @@ pub(crate) fn install_lab(io: &mut Io, tx: Sender<Report>) {
         let uploads = tx.clone();
         io.on(sid, "upload", move |io, ev| {
             let _ = uploads.send(Report::Upload {
-                sid: ev.socket.clone(),
+                sid: ev.socket.to_string(),
                 attachments: ev.attachments.clone(),
             });
             io.ack(ev, vec![json!(ev.attachments.len())]);

@@ -136,6 +136,7 @@ fn event(name: &str, args: Vec<Value>, id: Option<u32>) -> Packet {
         args,
         attachments: vec![],
         id,
+        offset: None,
     }
 }
 

@@ -65,7 +65,7 @@ pub(crate) fn install(io: &mut Io, tx: Sender<Seen>, cutter: Option<Cutter>) {
         io.on(sid, "disconnect", move |_, ev| {
             let reason = ev.args.first().and_then(Value::as_str).unwrap_or("");
             let _ = t.send(Seen::Disconnected {
-                sid: ev.socket.clone(),
+                sid: ev.socket.to_string(),
                 reason: reason.to_string(),
             });
         });
@@ -120,7 +120,7 @@ pub(crate) fn answer_later(handle: &ServerHandle) -> usize {
 
 pub(crate) fn handled(ev: &socklab::events::Event) -> Seen {
     Seen::Handled {
-        sid: ev.socket.clone(),
+        sid: ev.socket.to_string(),
         event: ev.name.clone(),
         arg: ev.args.first().cloned().unwrap_or(Value::Null),
     }

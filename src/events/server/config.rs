@@ -1,0 +1,91 @@
+//! The server's settings, what middleware sees of a connecting client, and the counters.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::event_loop;
+use crate::wire::packet::Limits;
+
+/// Settings of an event server.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub limits: Limits,
+    /// How long a new connection may take to join its first namespace (default 45 s).
+    pub handshake_timeout: Duration,
+    /// Sent to clients in HELLO; heartbeats use them (see the resilience lessons).
+    pub ping_interval: Duration,
+    pub ping_timeout: Duration,
+    /// The event loop's settings (connection cap, outbound cap, ...).
+    pub loop_config: event_loop::Config,
+    /// How long a dropped session (id, rooms, missed broadcasts) is kept for its client to
+    /// come back (connection state recovery; default 2 minutes).
+    pub max_disconnection_duration: Duration,
+    /// Most broadcasts kept for replay...
+    pub replay_limit: usize,
+    /// ...and most bytes of them (default 16 MiB; frames may be up to `max_frame` each).
+    /// What either bound drops is counted (`EventStats::replay_dropped`); a session that
+    /// would have received a dropped broadcast is not restored.
+    pub replay_max_bytes: usize,
+    /// Most dropped sessions kept at once (the oldest goes first).
+    pub max_parked_sessions: usize,
+    /// `None` (the default): socket ids and session secrets come from the operating
+    /// system's random generator. A seed gives the same ids every run, for demos whose output
+    /// is recorded; such ids are predictable, so anyone could take a session: never use
+    /// one in a server that others can reach.
+    pub id_seed: Option<u64>,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            limits: Limits::default(),
+            handshake_timeout: Duration::from_secs(45),
+            ping_interval: Duration::from_secs(25),
+            ping_timeout: Duration::from_secs(20),
+            loop_config: event_loop::Config::default(),
+            max_disconnection_duration: Duration::from_secs(120),
+            replay_limit: 10_000,
+            replay_max_bytes: 16 << 20,
+            max_parked_sessions: 10_000,
+            id_seed: None,
+        }
+    }
+}
+
+/// What middleware sees of a connecting client.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Handshake {
+    /// The auth payload the client sent with CONNECT, if any.
+    pub auth: Option<Value>,
+    pub peer: SocketAddr,
+    pub namespace: String,
+}
+
+/// Counters for tests, demos and benchmarks.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EventStats {
+    pub events_in: u64,
+    pub events_out: u64,
+    pub broadcasts: u64,
+    /// Bytes encoded (each broadcast counted once).
+    pub bytes_encoded: u64,
+    pub volatile_dropped: u64,
+    pub parse_errors: u64,
+    pub handler_panics: u64,
+    pub connects_refused: u64,
+    /// Retried events (same ack id, same session) not handled a second time.
+    pub duplicates_dropped: u64,
+    /// Sessions restored on reconnect, and the broadcasts replayed to them.
+    pub sessions_recovered: u64,
+    pub broadcasts_replayed: u64,
+    /// Sessions taken over by a CONNECT with their `pid` while their old connection still
+    /// looked alive (the old socket is told `session replaced`).
+    pub sessions_replaced: u64,
+    /// Broadcasts the replay log dropped by its count or byte bound before their age was
+    /// up, or never kept because one frame was over the byte bound (from the log itself).
+    pub replay_dropped: u64,
+    /// Bytes of frames the replay log holds now (from the log itself).
+    pub replay_bytes: u64,
+}

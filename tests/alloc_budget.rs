@@ -1,0 +1,112 @@
+//! The allocation budget of the chat path: how many allocations the server's loop thread
+//! makes for one chat message (an EVENT in, a broadcast to a room out), with 1, 10 and 100
+//! recipients. Measured with the counting allocator (`socklab::sys::CountingAlloc`), like
+//! the echo path's test in `tests/event_loop`.
+
+mod common;
+
+use std::io::Write;
+use std::net::TcpStream;
+use std::sync::mpsc;
+
+use serde_json::{json, Value};
+use socklab::events::{RunningServer, ServerConfig, ServerHandle};
+use socklab::sys::allocations_on_this_thread;
+use socklab::wire::packet::Packet;
+
+use common::{any_port, frame, raw_peer, read_packet, WAIT};
+
+#[global_allocator]
+static GLOBAL: socklab::sys::CountingAlloc = socklab::sys::CountingAlloc;
+
+/// The loop thread's allocation count, read on the loop thread.
+fn loop_allocations(h: &ServerHandle) -> u64 {
+    let (tx, rx) = mpsc::channel();
+    h.run(move |_| {
+        let _ = tx.send(allocations_on_this_thread());
+    })
+    .expect("the server runs");
+    rx.recv_timeout(WAIT).expect("the loop answered")
+}
+
+const MEASURED: u64 = 100;
+
+/// Allocations on the loop thread for `MEASURED` chat messages from one sender to
+/// `recipients` others in room `r`, in the steady state: after a warm-up long enough for
+/// every buffer to have grown, and the replay log full (it keeps its last 64 broadcasts, so
+/// it drops one for each it logs instead of growing).
+fn allocations_for_messages(recipients: usize) -> u64 {
+    const WARM_UP: usize = 200;
+    let config = ServerConfig {
+        replay_limit: 64,
+        ..ServerConfig::default()
+    };
+    let server = RunningServer::start(config, any_port(), |io| {
+        io.on_connection("/", |io, sid| {
+            io.join(sid, "r");
+            io.on(sid, "chat message", |io, ev| {
+                let Some(room) = ev.args.first().and_then(Value::as_str) else {
+                    return;
+                };
+                let _ = io
+                    .broadcast("/")
+                    .to(room)
+                    .except_socket(&ev.socket)
+                    .emit_args("chat message", &ev.args[1..]);
+            });
+        });
+    })
+    .expect("a server");
+    let mut peers: Vec<TcpStream> = (0..recipients).map(|_| raw_peer(server.addr).0).collect();
+    let (mut sender, _) = raw_peer(server.addr);
+    let message = frame(&Packet::Event {
+        ns: "/".into(),
+        name: "chat message".into(),
+        args: vec![json!("r"), json!("hello, room")],
+        attachments: Vec::new(),
+        id: None,
+        offset: None,
+    });
+    let mut send_and_receive = |n: usize| {
+        for _ in 0..n {
+            sender.write_all(&message).expect("the message sent");
+            for p in peers.iter_mut() {
+                match read_packet(p) {
+                    Ok(Some(Packet::Event { name, args, .. })) => {
+                        assert_eq!(name, "chat message");
+                        assert_eq!(args[0], json!("hello, room"));
+                    }
+                    other => panic!("expected the chat message, got {other:?}"),
+                }
+            }
+        }
+    };
+    send_and_receive(WARM_UP);
+    let probe = {
+        let a = loop_allocations(&server.handle);
+        loop_allocations(&server.handle) - a
+    };
+    let before = loop_allocations(&server.handle);
+    send_and_receive(MEASURED as usize);
+    let after = loop_allocations(&server.handle);
+    server.stop().expect("a clean stop");
+    (after - before).saturating_sub(probe)
+}
+
+/// The budget: the four allocations of the event the handler receives (its name, and its
+/// arguments `["r", "hello, room"]`: the array and two strings, which the application
+/// owns). Finding the socket and its listeners, choosing the recipients, encoding once,
+/// queueing to each, logging for replay and writing allocate nothing, whatever the number
+/// of recipients.
+#[test]
+fn a_chat_message_costs_at_most_four_allocations_whatever_the_recipients() {
+    for recipients in [1, 10, 100] {
+        let total = allocations_for_messages(recipients);
+        let per = total as f64 / MEASURED as f64;
+        eprintln!("{recipients} recipients: {per:.2} allocations per chat message");
+        assert!(
+            total <= 4 * MEASURED,
+            "{recipients} recipients: {total} allocations for {MEASURED} messages ({per:.2} each)"
+        );
+    }
+}

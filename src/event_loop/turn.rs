@@ -4,6 +4,7 @@
 //! accepting have their own files.
 
 use std::io;
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use mio::{Events, Interest, Poll, Waker};
@@ -23,7 +24,7 @@ pub struct EventLoop<H: Handler> {
     events: Events,
     ctx: Ctx<H::Timer>,
     handler: H,
-    rx: std::sync::mpsc::Receiver<H::Message>,
+    rx: mpsc::Receiver<H::Message>,
     handle: LoopHandle<H::Message>,
 }
 
@@ -230,12 +231,10 @@ fn fire_timers<H: Handler>(ctx: &mut Ctx<H::Timer>, h: &mut H) {
         match kind {
             TimerKind::User(v) => h.timer(ctx, tid, v),
             TimerKind::ConnectTimeout(id) => {
-                if ctx.conns.get(id).is_some_and(|c| c.is_connecting()) {
-                    let peer = ctx
-                        .conns
-                        .get(id)
-                        .map(|c| c.peer.to_string())
-                        .unwrap_or_default();
+                // Only a connect still under way times out. (A finished one cancelled this
+                // timer already; the check is a guard, not the mechanism.)
+                let still = ctx.conns.get(id).filter(|c| c.is_connecting());
+                if let Some(peer) = still.map(|c| c.peer.to_string()) {
                     ctx.drop_conn(id);
                     h.connected(
                         ctx,

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 
 use clap::Args;
 use socklab::blocking::{self, ListenOptions};
-use socklab::lesson::{self, Endpoint, Side};
+use socklab::lesson::{self, Endpoint, Role};
 use socklab::{procnet, sys};
 
 /// What `--help` says.
@@ -33,10 +33,10 @@ struct ServeArgs {
 
 fn main() -> ExitCode {
     let cli = lesson::parse_sides::<ServeArgs, Endpoint>(7001, HELP);
-    lesson::run(cli.trace, || match cli.side {
+    lesson::run(cli.trace, || match cli.role {
         None => demo(),
-        Some(Side::Serve(s)) => serve(s.endpoint.addr, s.backlog),
-        Some(Side::Client(e)) => client(e.addr),
+        Some(Role::Serve(s)) => serve(s.endpoint.addr, s.backlog),
+        Some(Role::Client(e)) => client(e.addr),
     })
 }
 

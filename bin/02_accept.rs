@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 
 use socklab::blocking::{self, ListenOptions};
-use socklab::lesson::{self, Endpoint, Side};
+use socklab::lesson::{self, Endpoint, Role};
 use socklab::sys;
 
 /// What `--help` says.
@@ -23,10 +23,10 @@ const GREETING: &[u8] = b"hello from socklab lesson 02\n";
 
 fn main() -> ExitCode {
     let cli = lesson::parse_sides::<Endpoint, Endpoint>(7002, HELP);
-    lesson::run(cli.trace, || match cli.side {
+    lesson::run(cli.trace, || match cli.role {
         None => demo(),
-        Some(Side::Serve(e)) => serve(e.addr),
-        Some(Side::Client(e)) => blocking::fetch(e.addr, &mut std::io::stdout()),
+        Some(Role::Serve(e)) => serve(e.addr),
+        Some(Role::Client(e)) => blocking::fetch(e.addr, &mut std::io::stdout()),
     })
 }
 

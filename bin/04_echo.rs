@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 
 use socklab::blocking::{self, ListenOptions};
-use socklab::lesson::{self, Endpoint, Side};
+use socklab::lesson::{self, Endpoint, Role};
 use socklab::sys::{self, Fd};
 
 /// What `--help` says.
@@ -23,10 +23,10 @@ const HELP: lesson::Help = lesson::Help {
 
 fn main() -> ExitCode {
     let cli = lesson::parse_sides::<Endpoint, Endpoint>(7004, HELP);
-    lesson::run(cli.trace, || match cli.side {
+    lesson::run(cli.trace, || match cli.role {
         None => demo(),
-        Some(Side::Serve(e)) => serve(e.addr),
-        Some(Side::Client(e)) => {
+        Some(Role::Serve(e)) => serve(e.addr),
+        Some(Role::Client(e)) => {
             blocking::echo_client(e.addr, std::io::stdin().lock(), &mut std::io::stdout())
         }
     })

@@ -9,7 +9,7 @@ use std::process::ExitCode;
 
 use clap::Args;
 use socklab::blocking::{self, ListenOptions};
-use socklab::lesson::{self, Endpoint, Side};
+use socklab::lesson::{self, Endpoint, Role};
 use socklab::{procnet, sys};
 
 /// What `--help` says.
@@ -37,10 +37,10 @@ const GREETING: &[u8] = b"hello from socklab lesson 06\n";
 
 fn main() -> ExitCode {
     let cli = lesson::parse_sides::<ServeArgs, Endpoint>(7006, HELP);
-    lesson::run(cli.trace, || match cli.side {
+    lesson::run(cli.trace, || match cli.role {
         None => demo(),
-        Some(Side::Serve(s)) => serve(s.endpoint.addr, s.reuseaddr),
-        Some(Side::Client(e)) => blocking::fetch(e.addr, &mut std::io::stdout()),
+        Some(Role::Serve(s)) => serve(s.endpoint.addr, s.reuseaddr),
+        Some(Role::Client(e)) => blocking::fetch(e.addr, &mut std::io::stdout()),
     })
 }
 

@@ -10,7 +10,7 @@ use std::process::ExitCode;
 
 use clap::Args;
 use socklab::blocking::{self, ListenOptions};
-use socklab::lesson::{self, Endpoint, Side};
+use socklab::lesson::{self, Endpoint, Role};
 use socklab::sys::{self, Fd};
 use socklab::wire::frame::{self, Decoder};
 
@@ -37,10 +37,10 @@ struct ClientArgs {
 
 fn main() -> ExitCode {
     let cli = lesson::parse_sides::<Endpoint, ClientArgs>(7008, HELP);
-    lesson::run(cli.trace, || match cli.side {
+    lesson::run(cli.trace, || match cli.role {
         None => demo(),
-        Some(Side::Serve(e)) => serve(e.addr),
-        Some(Side::Client(c)) => client(c.endpoint.addr, c.byte_at_a_time),
+        Some(Role::Serve(e)) => serve(e.addr),
+        Some(Role::Client(c)) => client(c.endpoint.addr, c.byte_at_a_time),
     })
 }
 

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use socklab::blocking::{self, ListenOptions};
-use socklab::lesson::{self, Endpoint, Side};
+use socklab::lesson::{self, Endpoint, Role};
 use socklab::sys::{self, Errno};
 
 /// What `--help` says.
@@ -25,10 +25,10 @@ const HELP: lesson::Help = lesson::Help {
 
 fn main() -> ExitCode {
     let cli = lesson::parse_sides::<Endpoint, Endpoint>(7009, HELP);
-    lesson::run(cli.trace, || match cli.side {
+    lesson::run(cli.trace, || match cli.role {
         None => demo(),
-        Some(Side::Serve(e)) => serve(e.addr),
-        Some(Side::Client(e)) => client(e.addr),
+        Some(Role::Serve(e)) => serve(e.addr),
+        Some(Role::Client(e)) => client(e.addr),
     })
 }
 

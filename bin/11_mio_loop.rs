@@ -11,7 +11,7 @@ use std::time::Duration;
 use socklab::blocking;
 use socklab::event_loop::echo::Echo;
 use socklab::event_loop::{Config, EventLoop};
-use socklab::lesson::{self, Endpoint, Side};
+use socklab::lesson::{self, Endpoint, Role};
 use socklab::sys;
 
 /// What `--help` says.
@@ -29,10 +29,10 @@ const HELP: lesson::Help = lesson::Help {
 
 fn main() -> ExitCode {
     let cli = lesson::parse_sides::<Endpoint, Endpoint>(7011, HELP);
-    lesson::run(cli.trace, || match cli.side {
+    lesson::run(cli.trace, || match cli.role {
         None => demo(),
-        Some(Side::Serve(e)) => serve(e.addr),
-        Some(Side::Client(e)) => {
+        Some(Role::Serve(e)) => serve(e.addr),
+        Some(Role::Client(e)) => {
             blocking::echo_client(e.addr, std::io::stdin().lock(), &mut std::io::stdout())
         }
     })

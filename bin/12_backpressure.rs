@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use clap::Args;
 use socklab::blocking;
 use socklab::event_loop::{Config, ConnId, Ctx, EventLoop, Handler};
-use socklab::lesson::{self, Endpoint, Side};
+use socklab::lesson::{self, Endpoint, Role};
 use socklab::sys::{self, Errno, MsgFlags};
 
 /// What `--help` says.
@@ -43,10 +43,10 @@ const BIG: usize = 8 << 20;
 
 fn main() -> ExitCode {
     let cli = lesson::parse_sides::<Endpoint, ClientArgs>(7012, HELP);
-    lesson::run(cli.trace, || match cli.side {
+    lesson::run(cli.trace, || match cli.role {
         None => demo(),
-        Some(Side::Serve(e)) => serve(e.addr),
-        Some(Side::Client(c)) => client(c.endpoint.addr, Duration::from_millis(c.pause_ms)),
+        Some(Role::Serve(e)) => serve(e.addr),
+        Some(Role::Client(c)) => client(c.endpoint.addr, Duration::from_millis(c.pause_ms)),
     })
 }
 

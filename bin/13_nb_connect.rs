@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use clap::Args;
 use socklab::blocking::{self, ListenOptions};
 use socklab::event_loop::{Config, ConnId, Ctx, EventLoop, Handler};
-use socklab::lesson::{self, Endpoint, Side};
+use socklab::lesson::{self, Endpoint, Role};
 use socklab::sys::{self, Family};
 
 /// What `--help` says.
@@ -38,10 +38,10 @@ struct ClientArgs {
 
 fn main() -> ExitCode {
     let cli = lesson::parse_sides::<Endpoint, ClientArgs>(7013, HELP);
-    lesson::run(cli.trace, || match cli.side {
+    lesson::run(cli.trace, || match cli.role {
         None => demo(),
-        Some(Side::Serve(e)) => serve(e.addr),
-        Some(Side::Client(c)) => client(c.endpoint.addr, Duration::from_millis(c.timeout_ms)),
+        Some(Role::Serve(e)) => serve(e.addr),
+        Some(Role::Client(c)) => client(c.endpoint.addr, Duration::from_millis(c.timeout_ms)),
     })
 }
 

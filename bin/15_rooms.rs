@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use clap::Args;
 use serde_json::{json, Value};
 use socklab::events::{Client, ClientOptions, Io, Server, ServerConfig};
-use socklab::lesson::{self, Endpoint, Side};
+use socklab::lesson::{self, Endpoint, Role};
 
 /// What `--help` says.
 const HELP: lesson::Help = lesson::Help {
@@ -43,10 +43,10 @@ struct ClientArgs {
 
 fn main() -> ExitCode {
     let cli = lesson::parse_sides::<Endpoint, ClientArgs>(7015, HELP);
-    lesson::run(cli.trace, || match cli.side {
+    lesson::run(cli.trace, || match cli.role {
         None => demo(),
-        Some(Side::Serve(e)) => serve(e.addr),
-        Some(Side::Client(c)) => client(c.endpoint.addr, &c.name, &c.rooms),
+        Some(Role::Serve(e)) => serve(e.addr),
+        Some(Role::Client(c)) => client(c.endpoint.addr, &c.name, &c.rooms),
     })
 }
 

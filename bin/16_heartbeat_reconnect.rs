@@ -16,7 +16,7 @@ use serde_json::json;
 use socklab::apps::ticker;
 use socklab::blocking;
 use socklab::events::{Client, ClientOptions, Server, ServerConfig};
-use socklab::lesson::{self, Endpoint, Side};
+use socklab::lesson::{self, Endpoint, Role};
 use socklab::sys::{self, MsgFlags};
 use socklab::wire::packet;
 
@@ -43,11 +43,11 @@ struct ServeArgs {
 }
 
 fn main() -> ExitCode {
-    let cli = lesson::parse_sides::<ServeArgs, ticker::ClientArgs>(7016, HELP);
-    lesson::run(cli.trace, || match cli.side {
+    let cli = lesson::parse_sides::<ServeArgs, lesson::TickerArgs>(7016, HELP);
+    lesson::run(cli.trace, || match cli.role {
         None => demo(),
-        Some(Side::Serve(s)) => serve(s.endpoint.addr, Duration::from_millis(s.ping_ms)),
-        Some(Side::Client(c)) => ticker::run(c.endpoint.addr, Duration::from_secs(1), c.count),
+        Some(Role::Serve(s)) => serve(s.endpoint.addr, Duration::from_millis(s.ping_ms)),
+        Some(Role::Client(c)) => ticker::run(c.endpoint.addr, Duration::from_secs(1), c.count),
     })
 }
 

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 use socklab::apps::ticker;
 use socklab::events::{Client, ClientOptions, Server, ServerConfig};
-use socklab::lesson::{self, Endpoint, Side};
+use socklab::lesson::{self, Endpoint, Role};
 
 /// What `--help` says.
 const HELP: lesson::Help = lesson::Help {
@@ -30,11 +30,11 @@ const HELP: lesson::Help = lesson::Help {
 };
 
 fn main() -> ExitCode {
-    let cli = lesson::parse_sides::<Endpoint, ticker::ClientArgs>(7017, HELP);
-    lesson::run(cli.trace, || match cli.side {
+    let cli = lesson::parse_sides::<Endpoint, lesson::TickerArgs>(7017, HELP);
+    lesson::run(cli.trace, || match cli.role {
         None => demo(),
-        Some(Side::Serve(e)) => serve(e.addr),
-        Some(Side::Client(c)) => ticker::run(c.endpoint.addr, Duration::from_secs(1), c.count),
+        Some(Role::Serve(e)) => serve(e.addr),
+        Some(Role::Client(c)) => ticker::run(c.endpoint.addr, Duration::from_secs(1), c.count),
     })
 }
 

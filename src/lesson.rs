@@ -30,6 +30,16 @@ pub struct Endpoint {
     pub addr: SocketAddr,
 }
 
+/// The `client` subcommand of lessons 16 and 17.
+#[derive(Args, Debug)]
+pub struct TickerArgs {
+    #[command(flatten)]
+    pub endpoint: Endpoint,
+    /// Stop after this many acknowledged ticks (default: never)
+    #[arg(long)]
+    pub count: Option<u64>,
+}
+
 /// Parses the command line of a lesson whose default address is `127.0.0.1:port`.
 ///
 /// The default is written into every subcommand's `--addr`, so `--help` shows the real one.
@@ -116,7 +126,9 @@ pub fn wait_for_enter(what: &str) {
     let _ = std::io::stdin().read_line(&mut line);
 }
 
-/// Every lesson: number, binary, what it teaches. `socklab lessons` prints it.
+/// Every lesson: number, binary, what it teaches. The one list: `socklab lessons` prints it,
+/// and `tests/catalogue.rs` checks that the tables in `README.md` and `src/lib.rs` say the
+/// same.
 pub const LESSONS: &[(&str, &str, &str)] = &[
     (
         "00",
@@ -241,12 +253,12 @@ pub struct TwoSided<S: Args, C: Args> {
     #[command(flatten)]
     pub trace: Trace,
     #[command(subcommand)]
-    pub side: Option<Side<S, C>>,
+    pub role: Option<Role<S, C>>,
 }
 
-/// `serve` or `client`.
+/// The role a lesson binary plays when run for one terminal: `serve` or `client`.
 #[derive(clap::Subcommand, Debug)]
-pub enum Side<S: Args, C: Args> {
+pub enum Role<S: Args, C: Args> {
     Serve(S),
     Client(C),
 }

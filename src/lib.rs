@@ -22,24 +22,24 @@
 //!
 //! | # | binary | teaches |
 //! |---|---|---|
-//! | 00 | `00_socket` | socket and close; a descriptor is a small integer; SIGPIPE is ignored before `main` |
+//! | 00 | `00_socket` | socket and close; a descriptor is a small integer |
 //! | 01 | `01_listen` | bind, listen, getsockname; port 0; the backlog |
 //! | 02 | `02_accept` | a blocking accept; write a greeting; close |
 //! | 03 | `03_connect` | connect; read until 0 means end of file; ECONNREFUSED |
 //! | 04 | `04_echo` | an echo server and client; short reads; the write-all loop |
 //! | 05 | `05_half_close` | shutdown(SHUT_WR) versus close; getpeername |
-//! | 06 | `06_reuseaddr` | TIME_WAIT, EADDRINUSE, SO_REUSEADDR |
+//! | 06 | `06_reuseaddr` | TIME_WAIT, EADDRINUSE on restart, SO_REUSEADDR |
 //! | 07 | `07_reset_pipe` | SO_LINGER 0 and RST; ECONNRESET, EPIPE, SIGPIPE, MSG_NOSIGNAL |
 //! | 08 | `08_framing` | length-prefixed frames over a byte stream |
 //! | 09 | `09_nonblocking` | O_NONBLOCK, EAGAIN, and why spinning is no answer |
-//! | 10 | `10_poll_chat` | poll(2): a chat room in one thread |
-//! | 11 | `11_mio_loop` | epoll through mio: the event loop |
-//! | 12 | `12_backpressure` | short writes, outbound buffers, WRITABLE only while needed |
-//! | 13 | `13_nb_connect` | non-blocking connect, SO_ERROR, a timeout from the timer heap |
-//! | 14 | `14_events` | the event protocol on the wire |
-//! | 15 | `15_rooms` | rooms and broadcasts |
-//! | 16 | `16_heartbeat_reconnect` | heartbeats, reconnection with backoff, the offline buffer |
-//! | 17 | `17_graceful_shutdown` | a graceful stop on SIGTERM; clients come back |
+//! | 10 | `10_poll_chat` | poll(2) over many descriptors: a chat room in one thread |
+//! | 11 | `11_mio_loop` | epoll through mio: the event loop, edge-triggered |
+//! | 12 | `12_backpressure` | short writes, an outbound buffer, WRITABLE only while needed |
+//! | 13 | `13_nb_connect` | non-blocking connect: EINPROGRESS, SO_ERROR, a timeout |
+//! | 14 | `14_events` | the event protocol on the wire: events and acks, byte by byte |
+//! | 15 | `15_rooms` | rooms and broadcasts: to(room), all but the sender, unions |
+//! | 16 | `16_heartbeat_reconnect` | heartbeats, a dead peer, reconnection with backoff, the offline buffer |
+//! | 17 | `17_graceful_shutdown` | a signal wakes the loop; tell clients, drain, FIN not RST; clients return |
 
 #[allow(unsafe_code)]
 pub mod sys;

@@ -57,16 +57,6 @@ pub fn narrate(client: &mut Client, start: Option<Instant>) {
     }
 }
 
-/// The `client` subcommand of lessons 16 and 17.
-#[derive(clap::Args, Debug)]
-pub struct ClientArgs {
-    #[command(flatten)]
-    pub endpoint: crate::lesson::Endpoint,
-    /// Stop after this many acknowledged ticks (default: never)
-    #[arg(long)]
-    pub count: Option<u64>,
-}
-
 /// The client side: a tick every `every`, `count` ticks (or for ever), then leave.
 pub fn run(
     addr: std::net::SocketAddr,

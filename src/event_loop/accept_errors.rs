@@ -1,6 +1,6 @@
 //! What `accept4` failures the loop can meet, and what each costs: counted by errno, some
 //! skipped (they lost one queued connection), the others paused on (lesson 11, "Out of
-//! descriptors"). `accept_all` in `mod.rs` acts on them.
+//! descriptors"). `accept_all` in `accept.rs` acts on them.
 
 use crate::sys::{self, Errno};
 

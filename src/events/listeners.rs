@@ -195,9 +195,10 @@ pub fn dispatch<C>(
 mod tests {
     use super::*;
 
+    /// What owns a listener table in these tests, as a server's or a client's state does.
     #[derive(Default)]
-    struct Side {
-        table: Listeners<Side>,
+    struct Owner {
+        table: Listeners<Owner>,
         log: Vec<String>,
     }
 
@@ -213,14 +214,14 @@ mod tests {
 
     #[test]
     fn on_once_off_and_any() {
-        let mut s = Side::default();
+        let mut s = Owner::default();
         s.table.on(
             "a",
-            Box::new(|s: &mut Side, e| s.log.push(format!("on {}", e.name))),
+            Box::new(|s: &mut Owner, e| s.log.push(format!("on {}", e.name))),
         );
         s.table
-            .once("a", Box::new(|s: &mut Side, _| s.log.push("once".into())));
-        s.table.on_any(Box::new(|s: &mut Side, e| {
+            .once("a", Box::new(|s: &mut Owner, _| s.log.push("once".into())));
+        s.table.on_any(Box::new(|s: &mut Owner, e| {
             s.log.push(format!("any {}", e.name))
         }));
         dispatch(&mut s, &ev("a"), |s| Some(&mut s.table)).unwrap();
@@ -232,14 +233,16 @@ mod tests {
 
     #[test]
     fn a_listener_may_remove_itself_and_add_others() {
-        let mut s = Side::default();
+        let mut s = Owner::default();
         s.table.on(
             "a",
-            Box::new(|s: &mut Side, _| {
+            Box::new(|s: &mut Owner, _| {
                 s.log.push("first".into());
                 s.table.off("a");
-                s.table
-                    .on("a", Box::new(|s: &mut Side, _| s.log.push("second".into())));
+                s.table.on(
+                    "a",
+                    Box::new(|s: &mut Owner, _| s.log.push("second".into())),
+                );
             }),
         );
         dispatch(&mut s, &ev("a"), |s| Some(&mut s.table)).unwrap();
@@ -249,16 +252,16 @@ mod tests {
 
     #[test]
     fn a_panicking_listener_stops_the_dispatch_and_stays_registered() {
-        let mut s = Side::default();
+        let mut s = Owner::default();
         s.table.on(
             "a",
-            Box::new(|s: &mut Side, _| {
+            Box::new(|s: &mut Owner, _| {
                 s.log.push("boom".into());
                 panic!("boom");
             }),
         );
         s.table
-            .on_any(Box::new(|s: &mut Side, _| s.log.push("any".into())));
+            .on_any(Box::new(|s: &mut Owner, _| s.log.push("any".into())));
         for _ in 0..2 {
             let err = dispatch(&mut s, &ev("a"), |s| Some(&mut s.table)).unwrap_err();
             assert!(err.message.starts_with("boom"), "{}", err.message);

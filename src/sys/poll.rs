@@ -1,6 +1,6 @@
 //! `poll(2)`: wait until one of several descriptors is ready (lesson 10).
 
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::AsRawFd;
 
 use super::error::{check, Result};
 use super::trace;
@@ -10,26 +10,12 @@ use super::trace;
 pub struct PollFlags(libc::c_short);
 
 impl PollFlags {
-    pub const NONE: PollFlags = PollFlags(0);
-    /// Data to read (or a connection to accept, or end of file).
+    /// Data to read (or a connection to accept, or end of file). Lesson 10 asks for nothing
+    /// else; `revents` may also say POLLERR, POLLHUP or POLLNVAL, which the trace names.
     pub const IN: PollFlags = PollFlags(libc::POLLIN);
-    /// Room in the send buffer.
-    pub const OUT: PollFlags = PollFlags(libc::POLLOUT);
-    /// An error is pending (only in `revents`).
-    pub const ERR: PollFlags = PollFlags(libc::POLLERR);
-    /// The connection hung up (only in `revents`).
-    pub const HUP: PollFlags = PollFlags(libc::POLLHUP);
-    /// The peer closed its sending side (`POLLRDHUP`, asked for explicitly).
-    pub const RDHUP: PollFlags = PollFlags(libc::POLLRDHUP);
-    /// The descriptor is not open (only in `revents`).
-    pub const NVAL: PollFlags = PollFlags(libc::POLLNVAL);
 
     pub fn contains(self, other: PollFlags) -> bool {
         self.0 & other.0 == other.0 && other.0 != 0
-    }
-
-    pub fn intersects(self, other: PollFlags) -> bool {
-        self.0 & other.0 != 0
     }
 
     pub fn is_empty(self) -> bool {
@@ -52,13 +38,6 @@ impl PollFlags {
     }
 }
 
-impl std::ops::BitOr for PollFlags {
-    type Output = PollFlags;
-    fn bitor(self, rhs: PollFlags) -> PollFlags {
-        PollFlags(self.0 | rhs.0)
-    }
-}
-
 /// One entry of the array `poll(2)` takes: a descriptor, what we wait for, what happened.
 #[derive(Debug, Clone, Copy)]
 #[repr(transparent)]
@@ -71,10 +50,6 @@ impl PollFd {
             events: events.0,
             revents: 0,
         })
-    }
-
-    pub fn fd(&self) -> RawFd {
-        self.0.fd
     }
 
     /// What the last `poll` reported for this descriptor.

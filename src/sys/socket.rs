@@ -49,9 +49,6 @@ impl Family {
 pub struct MsgFlags(libc::c_int);
 
 impl MsgFlags {
-    pub const NONE: MsgFlags = MsgFlags(0);
-    /// Look at the data without taking it from the receive queue.
-    pub const PEEK: MsgFlags = MsgFlags(libc::MSG_PEEK);
     /// Do not block for this one call, whatever `O_NONBLOCK` says.
     pub const DONTWAIT: MsgFlags = MsgFlags(libc::MSG_DONTWAIT);
     /// Do not raise SIGPIPE when the peer has gone; just return EPIPE.
@@ -61,18 +58,10 @@ impl MsgFlags {
         trace::flag_names(
             i64::from(self.0),
             &[
-                (libc::MSG_PEEK.into(), "MSG_PEEK"),
                 (libc::MSG_DONTWAIT.into(), "MSG_DONTWAIT"),
                 (libc::MSG_NOSIGNAL.into(), "MSG_NOSIGNAL"),
             ],
         )
-    }
-}
-
-impl std::ops::BitOr for MsgFlags {
-    type Output = MsgFlags;
-    fn bitor(self, rhs: MsgFlags) -> MsgFlags {
-        MsgFlags(self.0 | rhs.0)
     }
 }
 

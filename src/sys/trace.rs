@@ -126,18 +126,78 @@ pub fn string(data: &[u8]) -> String {
     out
 }
 
-/// The raw `epoll_event.events` bits behind a mio event, for trace lines that print what
-/// `epoll_wait` really returned.
+/// The `epoll_event.events` bits behind a mio event, for trace lines that print what
+/// `epoll_wait` really returned, read back from mio's public readiness questions.
 pub fn epoll_bits(event: &mio::event::Event) -> u32 {
-    const _: () = assert!(
-        std::mem::size_of::<mio::event::Event>() == std::mem::size_of::<libc::epoll_event>()
-    );
-    // SAFETY: on Linux, mio's `Event` is `#[repr(transparent)]` over `libc::epoll_event`
-    // (mio 1.x, src/event/event.rs; the size check above catches a change of layout), so the
-    // pointer cast reads the very struct epoll_wait filled in. The field is copied out by
-    // value because the struct is packed on x86_64.
-    let raw = unsafe { &*(event as *const mio::event::Event as *const libc::epoll_event) };
-    raw.events
+    Readiness {
+        readable: event.is_readable(),
+        writable: event.is_writable(),
+        error: event.is_error(),
+        read_closed: event.is_read_closed(),
+        write_closed: event.is_write_closed(),
+        priority: event.is_priority(),
+    }
+    .epoll_bits()
+}
+
+/// What mio says about an event. On Linux each answer is a test of the `epoll_event.events`
+/// bits (mio 1.x, src/sys/unix/selector/epoll.rs):
+///
+/// | question | true when the kernel set |
+/// |---|---|
+/// | readable | EPOLLIN or EPOLLPRI |
+/// | writable | EPOLLOUT |
+/// | error | EPOLLERR |
+/// | read closed | EPOLLHUP, or EPOLLIN with EPOLLRDHUP |
+/// | write closed | EPOLLHUP, or EPOLLOUT with EPOLLERR, or EPOLLERR alone |
+/// | priority | EPOLLPRI |
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Readiness {
+    readable: bool,
+    writable: bool,
+    error: bool,
+    read_closed: bool,
+    write_closed: bool,
+    priority: bool,
+}
+
+impl Readiness {
+    /// The bits back. mio registers readable interest as `EPOLLIN|EPOLLRDHUP` and writable
+    /// as `EPOLLOUT`, never `EPOLLPRI`, so the kernel answers with EPOLLIN, EPOLLOUT,
+    /// EPOLLRDHUP, and the EPOLLERR and EPOLLHUP it always reports. Of those, EPOLLHUP and
+    /// EPOLLRDHUP are only seen through "read closed", and are told apart like this:
+    ///
+    /// - read closed without EPOLLIN can only be EPOLLHUP;
+    /// - EPOLLHUP also makes "write closed" true, EPOLLIN with EPOLLRDHUP alone does not;
+    /// - TCP sets EPOLLRDHUP (with EPOLLIN) whenever the peer's FIN or RST has arrived, which
+    ///   is always the case when it sets EPOLLHUP on a connection that was open, so read
+    ///   closed with EPOLLIN means EPOLLRDHUP.
+    ///
+    /// Two answers stay ambiguous, and TCP does not give them: EPOLLIN|EPOLLOUT|EPOLLERR|
+    /// EPOLLRDHUP without EPOLLHUP reads back with EPOLLHUP (an error that closed only the
+    /// reading side), and EPOLLIN|EPOLLHUP reads back with EPOLLRDHUP.
+    fn epoll_bits(self) -> u32 {
+        let mut bits = 0;
+        if self.priority {
+            bits |= libc::EPOLLPRI as u32;
+        } else if self.readable {
+            bits |= libc::EPOLLIN as u32;
+        }
+        if self.writable {
+            bits |= libc::EPOLLOUT as u32;
+        }
+        if self.error {
+            bits |= libc::EPOLLERR as u32;
+        }
+        let hup = self.read_closed && (!self.readable || self.write_closed);
+        if hup {
+            bits |= libc::EPOLLHUP as u32;
+        }
+        if self.read_closed && self.readable {
+            bits |= libc::EPOLLRDHUP as u32;
+        }
+        bits
+    }
 }
 
 /// `epoll_event.events` bits as strace prints them: `EPOLLIN|EPOLLRDHUP|EPOLLET`.
@@ -211,5 +271,51 @@ mod tests {
             err(Errno::EAGAIN),
             "-1 EAGAIN (Resource temporarily unavailable)"
         );
+    }
+
+    /// mio's answers for raw bits, as mio 1.x computes them on Linux.
+    fn mio_says(bits: i32) -> Readiness {
+        let has = |b: i32| bits & b != 0;
+        Readiness {
+            readable: has(libc::EPOLLIN) || has(libc::EPOLLPRI),
+            writable: has(libc::EPOLLOUT),
+            error: has(libc::EPOLLERR),
+            read_closed: has(libc::EPOLLHUP) || (has(libc::EPOLLIN) && has(libc::EPOLLRDHUP)),
+            write_closed: has(libc::EPOLLHUP)
+                || (has(libc::EPOLLOUT) && has(libc::EPOLLERR))
+                || bits == libc::EPOLLERR,
+            priority: has(libc::EPOLLPRI),
+        }
+    }
+
+    #[test]
+    fn epoll_bits_read_back_from_mio_answers() {
+        use libc::{EPOLLERR as ERR, EPOLLHUP as HUP, EPOLLIN as IN, EPOLLOUT as OUT};
+        use libc::{EPOLLPRI as PRI, EPOLLRDHUP as RDHUP};
+        // What epoll_wait returns for TCP sockets, an eventfd and a pipe: data, room, the
+        // peer's FIN, both sides closed, a reset, a refused connect, a socket never connected.
+        for bits in [
+            IN,
+            OUT,
+            IN | OUT,
+            IN | RDHUP,
+            IN | OUT | RDHUP,
+            IN | HUP | RDHUP,
+            IN | OUT | HUP | RDHUP,
+            IN | OUT | ERR | HUP | RDHUP,
+            OUT | ERR | HUP,
+            OUT | HUP,
+            ERR,
+            ERR | HUP,
+            HUP,
+            PRI,
+        ] {
+            let back = mio_says(bits).epoll_bits();
+            assert_eq!(
+                epoll_names(back),
+                epoll_names(bits as u32),
+                "{bits:#x} read back as {back:#x}"
+            );
+        }
     }
 }

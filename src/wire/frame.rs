@@ -107,10 +107,6 @@ impl Decoder {
         }
     }
 
-    pub fn limit(&self) -> usize {
-        self.limit
-    }
-
     /// Adds bytes just read from the stream.
     pub fn feed(&mut self, bytes: &[u8]) {
         // Drop what earlier frames used before growing: the buffer holds at most one

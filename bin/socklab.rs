@@ -203,33 +203,8 @@ fn main() -> ExitCode {
     }
 }
 
-/// The lesson binary built next to this one whose name starts with `NN_`.
-fn lesson_binary(number: &str) -> Result<PathBuf, Box<dyn Error>> {
-    let dir = std::env::current_exe()?
-        .parent()
-        .ok_or("cannot tell where this program lives")?
-        .to_path_buf();
-    let prefix = format!("{number}_");
-    let mut found: Vec<PathBuf> = std::fs::read_dir(&dir)?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| {
-            p.file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.starts_with(&prefix) && !n.contains('.') && !n.contains('-'))
-        })
-        .collect();
-    found.sort();
-    found.pop().ok_or_else(|| {
-        format!(
-            "no lesson binary {prefix}* in {} (build it first)",
-            dir.display()
-        )
-        .into()
-    })
-}
-
 fn trace(number: &str, write: Option<&Path>) -> Result<(), Box<dyn Error>> {
-    let bin = lesson_binary(number)?;
+    let bin = lesson::built_binary(number)?;
     let tmp =
         std::env::temp_dir().join(format!("socklab-trace-{}-{number}.txt", std::process::id()));
     let args = strace::record_command(&tmp.to_string_lossy());

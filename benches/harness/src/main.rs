@@ -144,8 +144,14 @@ fn main() -> ExitCode {
             conns,
             seconds,
             reps,
-        } => lesson_binary("11").and_then(|evented| {
-            small::bench_loop(&evented, &lesson_binary("04")?, &conns, seconds, reps)
+        } => lesson::built_binary("11").and_then(|evented| {
+            small::bench_loop(
+                &evented,
+                &lesson::built_binary("04")?,
+                &conns,
+                seconds,
+                reps,
+            )
         }),
         Cmd::Events {
             receivers,
@@ -174,30 +180,4 @@ fn parse_pair(s: &str) -> Result<(usize, usize), String> {
         a.parse().map_err(|e| format!("{a:?}: {e}"))?,
         b.parse().map_err(|e| format!("{b:?}: {e}"))?,
     ))
-}
-
-/// The lesson binary whose name starts with `NN_`, built next to this program (both land in
-/// the workspace's target/release: `make bench-loop` builds both).
-fn lesson_binary(number: &str) -> Result<PathBuf, Box<dyn Error>> {
-    let dir = std::env::current_exe()?
-        .parent()
-        .ok_or("cannot tell where this program lives")?
-        .to_path_buf();
-    let prefix = format!("{number}_");
-    let mut found: Vec<PathBuf> = std::fs::read_dir(&dir)?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| {
-            p.file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.starts_with(&prefix) && !n.contains('.') && !n.contains('-'))
-        })
-        .collect();
-    found.sort();
-    found.pop().ok_or_else(|| {
-        format!(
-            "no lesson binary {prefix}* in {} (build it first: cargo build --release)",
-            dir.display()
-        )
-        .into()
-    })
 }

@@ -21,8 +21,10 @@
 //! | `proc_info.rs` | what `/proc` says: a process's CPU time and resident memory, the CPU model |
 //! | `stats.rs` | the median of the repetitions, and the latency histogram of a run of round trips |
 //!
-//! Who uses whom, one way only: `compare` and `small` use `load`, `child`, `placement`,
-//! `proc_info` and `stats`; `report` and `chart` read what `compare` measured.
+//! Who uses whom, one way only: `compare` and `small` start servers through `child` and
+//! `placement` and load them with `load` (`small` also with `ping_pong`); `load` reads
+//! `proc_info` and records into `stats`; `report` reads what `compare` measured and has
+//! `chart` draw it. Nothing below `report` knows about it.
 
 pub mod chart;
 pub mod child;

@@ -7,7 +7,7 @@ MDBOOK  ?= $(shell command -v mdbook 2>/dev/null || echo $(HOME)/.cargo/bin/mdbo
 RELEASE := target/release
 LESSONS := $(sort $(basename $(notdir $(wildcard bin/[0-9][0-9]_*.rs))))
 
-.PHONY: help build tour test lesson trace docs check-tools bench bench-quick bench-socketio bench-loop bench-events fuzz-codec
+.PHONY: help build tour test lesson trace docs check-tools bench bench-quick bench-harness bench-socketio bench-loop bench-events fuzz-codec
 
 help:
 	@echo "make tour        build, then run every lesson's demonstration with its self-trace"
@@ -53,11 +53,13 @@ check-tools:
 	@command -v strace >/dev/null || echo "NOTE: strace not found: the live strace comparison is skipped (install: apt-get install strace)"
 	@[ -x "$(MDBOOK)" ] || echo "NOTE: mdbook not found: the book build is skipped (install: cargo install mdbook --locked)"
 
+# The whole workspace: the library, its lessons and tests, and the benchmark harness
+# (benches/harness) with its smoke test.
 test: check-tools
-	$(CARGO) fmt --check
-	$(CARGO) clippy --all-targets --quiet -- -D warnings
+	$(CARGO) fmt --all --check
+	$(CARGO) clippy --workspace --all-targets --quiet -- -D warnings
 	@mkdir -p target
-	@set -o pipefail; $(CARGO) test --quiet --no-fail-fast 2>&1 | tee target/test.log
+	@set -o pipefail; $(CARGO) test --workspace --quiet --no-fail-fast 2>&1 | tee target/test.log
 	@if [ -x "$(MDBOOK)" ]; then $(MDBOOK) build docs 2>&1 | tee target/mdbook.log; \
 	  if grep -qiE 'error|warn' target/mdbook.log; then echo "the book build printed warnings"; exit 1; fi; \
 	else echo "SKIPPED: book build (mdbook not found)"; fi
@@ -66,13 +68,19 @@ test: check-tools
 # Benchmarks are not tests: they print figures and assert nothing.
 # `make bench`: socklab, Socket.IO and the raw-socket limit side by side (docs/src/performance.md).
 # The Socket.IO side needs Node.js; without it that column says "skipped: node not found".
+# The harness is a crate of its own (benches/harness, binary socklab-bench); `make bench-loop`
+# also runs lesson binaries, so the root's release build comes first.
 SOCKETIO := benches/socketio
+HARNESS  := $(RELEASE)/socklab-bench
 
-bench: build bench-socketio
-	$(RELEASE)/socklab bench
+bench-harness: build
+	$(CARGO) build --release --quiet -p socklab-bench
 
-bench-quick: build bench-socketio
-	$(RELEASE)/socklab bench --quick
+bench: bench-harness bench-socketio
+	$(HARNESS) compare
+
+bench-quick: bench-harness bench-socketio
+	$(HARNESS) compare --quick
 
 # Installs the Socket.IO reference from its lock file (again only when the lock file changed).
 bench-socketio:
@@ -84,11 +92,11 @@ bench-socketio:
 	  (cd $(SOCKETIO) && npm ci --no-audit --no-fund --loglevel=error); \
 	fi
 
-bench-loop: build
-	$(RELEASE)/socklab bench-loop
+bench-loop: bench-harness
+	$(HARNESS) loop
 
-bench-events: build
-	$(RELEASE)/socklab bench-events
+bench-events: bench-harness
+	$(HARNESS) events
 
 # The long run of the codec's random-bytes property (tests/codec_props.rs): a million inputs,
 # in release mode because a debug build would take many minutes.

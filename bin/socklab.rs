@@ -2,9 +2,7 @@
 //!
 //! `serve` hosts the chat and live-scores demos on the event API; `chat`, `scores` and
 //! `watch` are their clients and feed; `lessons` lists the lessons. `trace NN` runs lesson NN
-//! under the real strace (what `make trace` uses). `bench` compares socklab with Socket.IO
-//! and the raw-socket limit (`make bench`); `bench-loop` and `bench-events` measure the event
-//! loop and the event layer alone.
+//! under the real strace (what `make trace` uses).
 
 use std::error::Error;
 use std::path::{Path, PathBuf};
@@ -15,7 +13,6 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use socklab::apps::{chat, scores};
-use socklab::bench::{self, compare, small};
 use socklab::events::{Server, ServerConfig};
 use socklab::lesson;
 use socklab::strace::{self, Normalizer};
@@ -66,74 +63,12 @@ enum Cmd {
     },
     /// List the lessons, one line each, with the command that runs each
     Lessons,
-    /// Compare socklab with Socket.IO 4.8 on Node.js and with the raw-socket limit: ack
-    /// round trips, broadcast fan-out, idle connections, latency under load (`make bench`).
-    /// Servers on CPU 0, load on CPU 1. Writes report.md and latency.svg to --out
-    Bench {
-        /// Reduced sizes, well under a minute (`make bench-quick`)
-        #[arg(long)]
-        quick: bool,
-        /// Repetitions per figure (the median is reported; default 3)
-        #[arg(long)]
-        reps: Option<usize>,
-        /// Fan-out sizes as CLIENTS:MESSAGES pairs (default 100:10000,1000:2000)
-        #[arg(long, value_delimiter = ',', value_parser = parse_pair)]
-        fanout: Option<Vec<(usize, usize)>>,
-        /// Idle connections for the memory figure
-        #[arg(long)]
-        idle: Option<usize>,
-        /// Leave Socket.IO out (it is left out anyway when node is not found)
-        #[arg(long)]
-        no_socketio: bool,
-        /// Where the Socket.IO reference is installed (`npm ci` there)
-        #[arg(long, default_value = "benches/socketio", value_name = "DIR")]
-        socketio_dir: PathBuf,
-        /// Where report.md, latency.svg and the logs go
-        #[arg(long, default_value = "target/bench", value_name = "DIR")]
-        out: PathBuf,
-    },
-    /// Benchmark the event loop: echo round trips per second with 1, 100 and 1,000
-    /// connections (lesson 11's server), beside lesson 04's blocking server with one
-    /// connection. Server on CPU 0, load generator on CPU 1. Writes target/bench/loop.md
-    BenchLoop {
-        /// Connection counts to measure
-        #[arg(long, value_delimiter = ',', default_value = "1,100,1000")]
-        conns: Vec<usize>,
-        /// Seconds measured per figure (after 0.5 s of warm-up)
-        #[arg(long, default_value_t = 2.0)]
-        seconds: f64,
-        /// Repetitions per figure (the median is reported)
-        #[arg(long, default_value_t = 3)]
-        reps: usize,
-    },
-    /// Benchmark the event layer: ack round trips per second with p50/p99 (one client), and
-    /// broadcast deliveries per second to 100 and 1,000 clients with the server's CPU time
-    /// per delivery. Server on CPU 0, clients on CPU 1. Writes target/bench/events.md
-    BenchEvents {
-        /// Receiver counts for the broadcast figures
-        #[arg(long, value_delimiter = ',', default_value = "100,1000")]
-        receivers: Vec<usize>,
-        /// Ack round trips measured, after 1,000 of warm-up
-        #[arg(long, default_value_t = 20_000)]
-        round_trips: usize,
-        /// Messages in each broadcast burst
-        #[arg(long, default_value_t = 2000)]
-        messages: usize,
-        /// Repetitions per figure (the median is reported)
-        #[arg(long, default_value_t = 3)]
-        reps: usize,
-    },
-    /// The event server the benchmarks measure, with the handlers of the Socket.IO reference
-    /// server (`echo`, `chat message`); not for people
+    /// An event server whose `echo` answers its ack with its arguments and whose
+    /// `chat message` goes to every socket of `/`; not for people. Kept for the test of
+    /// tests/hostile.rs that spawns it: the benchmarks run `socklab-bench server` instead
+    /// (benches/harness), which has the same two handlers
     #[command(hide = true)]
     BenchServer {
-        #[arg(long, default_value = "127.0.0.1:0")]
-        addr: SocketAddr,
-    },
-    /// The raw-socket server `bench` measures the limit with (blocking read and write);
-    /// not for people
-    #[command(hide = true)]
-    BenchLimitServer {
         #[arg(long, default_value = "127.0.0.1:0")]
         addr: SocketAddr,
     },
@@ -228,14 +163,6 @@ fn main() -> ExitCode {
             addr,
             trace,
         } => return lesson::run(trace, || scores::watch(addr, id, count)),
-        Cmd::BenchEvents {
-            receivers,
-            round_trips,
-            messages,
-            reps,
-        } => std::env::current_exe()
-            .map_err(Into::into)
-            .and_then(|me| small::bench_events(&me, &receivers, round_trips, messages, reps)),
         Cmd::BenchServer { addr } => {
             return lesson::run(lesson::Trace { trace: false }, || {
                 let config = ServerConfig {
@@ -248,46 +175,14 @@ fn main() -> ExitCode {
                 let mut server = Server::new(config)?;
                 server.stop_on_signals()?;
                 let local = server.listen(addr)?;
-                bench::install_reference_handlers(server.io());
+                server.io().on_connection("/", |io, sid| {
+                    io.on(sid, "echo", |io, ev| io.ack(ev, ev.args.clone()));
+                    io.on(sid, "chat message", |io, ev| {
+                        let _ = io.broadcast("/").emit("chat message", ev.args.clone());
+                    });
+                });
                 lesson::listening(local);
                 server.run()?;
-                Ok(())
-            })
-        }
-        Cmd::Bench {
-            quick,
-            reps,
-            fanout,
-            idle,
-            no_socketio,
-            socketio_dir,
-            out,
-        } => (|| -> Result<(), Box<dyn Error>> {
-            let exe = std::env::current_exe()?;
-            let mut opts = if quick {
-                compare::Options::quick(exe)
-            } else {
-                compare::Options::full(exe)
-            };
-            opts.reps = reps.unwrap_or(opts.reps);
-            opts.fanout = fanout.unwrap_or(opts.fanout);
-            opts.idle = idle.unwrap_or(opts.idle);
-            opts.socketio = !no_socketio;
-            opts.socketio_dir = socketio_dir;
-            opts.out_dir = out;
-            let results = compare::run(&opts)?;
-            print!("{}", compare::write_report(&results, &opts)?);
-            eprintln!(
-                "wrote {0}/report.md and {0}/latency.svg",
-                opts.out_dir.display()
-            );
-            Ok(())
-        })(),
-        Cmd::BenchLimitServer { addr } => {
-            return lesson::run(lesson::Trace { trace: false }, || {
-                let (listener, local) = bench::load::limit_listen(addr)?;
-                lesson::listening(local);
-                bench::load::limit_server(&listener)?;
                 Ok(())
             })
         }
@@ -298,13 +193,6 @@ fn main() -> ExitCode {
             Ok(())
         }
         Cmd::Trace { lesson, write } => trace(&lesson, write.as_deref()),
-        Cmd::BenchLoop {
-            conns,
-            seconds,
-            reps,
-        } => lesson_binary("11").and_then(|evented| {
-            small::bench_loop(&evented, &lesson_binary("04")?, &conns, seconds, reps)
-        }),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -315,44 +203,8 @@ fn main() -> ExitCode {
     }
 }
 
-/// `CLIENTS:MESSAGES`, e.g. `1000:1000`.
-fn parse_pair(s: &str) -> Result<(usize, usize), String> {
-    let (a, b) = s
-        .split_once(':')
-        .ok_or_else(|| format!("{s:?} is not CLIENTS:MESSAGES"))?;
-    Ok((
-        a.parse().map_err(|e| format!("{a:?}: {e}"))?,
-        b.parse().map_err(|e| format!("{b:?}: {e}"))?,
-    ))
-}
-
-/// The lesson binary built next to this one whose name starts with `NN_`.
-fn lesson_binary(number: &str) -> Result<PathBuf, Box<dyn Error>> {
-    let dir = std::env::current_exe()?
-        .parent()
-        .ok_or("cannot tell where this program lives")?
-        .to_path_buf();
-    let prefix = format!("{number}_");
-    let mut found: Vec<PathBuf> = std::fs::read_dir(&dir)?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| {
-            p.file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.starts_with(&prefix) && !n.contains('.') && !n.contains('-'))
-        })
-        .collect();
-    found.sort();
-    found.pop().ok_or_else(|| {
-        format!(
-            "no lesson binary {prefix}* in {} (build it first)",
-            dir.display()
-        )
-        .into()
-    })
-}
-
 fn trace(number: &str, write: Option<&Path>) -> Result<(), Box<dyn Error>> {
-    let bin = lesson_binary(number)?;
+    let bin = lesson::built_binary(number)?;
     let tmp =
         std::env::temp_dir().join(format!("socklab-trace-{}-{number}.txt", std::process::id()));
     let args = strace::record_command(&tmp.to_string_lossy());

@@ -1,5 +1,6 @@
 //! What every lesson binary shares: the command line (`--trace`, `serve`/`client`,
-//! `--addr`), the "listening on" line, and turning an error into a message and an exit code.
+//! `--addr`), the "listening on" line, and turning an error into a message and an exit code;
+//! and where the built lesson binaries are, for the programs that run them.
 //!
 //! The binaries in `bin/` stay short because of this module; the lesson itself is the code
 //! they keep.
@@ -7,6 +8,7 @@
 use std::error::Error;
 use std::io::Write;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser};
@@ -324,4 +326,31 @@ pub fn serve_events(
     server.run()?;
     println!("stopped cleanly");
     Ok(())
+}
+
+/// The lesson binary whose name starts with `NN_`, built next to the running program: both
+/// are in target/release after `cargo build --release`, where `socklab trace NN` and the
+/// benchmark harness (`socklab-bench loop`, in benches/harness) look for them.
+pub fn built_binary(number: &str) -> Result<PathBuf, Box<dyn Error>> {
+    let dir = std::env::current_exe()?
+        .parent()
+        .ok_or("cannot tell where this program lives")?
+        .to_path_buf();
+    let prefix = format!("{number}_");
+    let mut found: Vec<PathBuf> = std::fs::read_dir(&dir)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with(&prefix) && !n.contains('.') && !n.contains('-'))
+        })
+        .collect();
+    found.sort();
+    found.pop().ok_or_else(|| {
+        format!(
+            "no lesson binary {prefix}* in {} (build it first)",
+            dir.display()
+        )
+        .into()
+    })
 }

@@ -13,7 +13,6 @@
 //! | 4 | [`events`] | a Socket.IO-style event API: namespaces, middleware, `on`/`emit`, acks with timeouts, rooms, broadcasts, a client | 14 and after |
 //! | — | [`apps`] | applications on layer 4: the chat server and the live-scores feed behind `socklab serve`, `chat`, `scores`, `watch` | socklab CLI |
 //! | — | [`procnet`] | reading `/proc/net/tcp`, the kernel's socket table that `ss` shows (LISTEN queues, TIME_WAIT) | 01, 06 |
-//! | — | [`bench`] | the load generators behind `make bench` (socklab beside Socket.IO and the raw-socket limit), `make bench-loop` and `make bench-events` | benchmarks |
 //! | — | [`strace`] | reading real strace output: the tool that keeps the self-trace and the book honest (`make trace`, `tests/trace.rs`) | all |
 //! | — | [`lesson`] | what the lesson binaries share: `--trace`, `serve`/`client`, `--addr`, error exit codes | all |
 //!
@@ -45,7 +44,6 @@
 pub mod sys;
 
 pub mod apps;
-pub mod bench;
 pub mod blocking;
 pub mod event_loop;
 pub mod events;

@@ -1,46 +1,88 @@
 //! The load generators of `make bench` still work: each one runs at a tiny size against a
-//! real socklab server on 127.0.0.1, and `socklab bench` runs end to end without Node.js.
+//! real socklab server on 127.0.0.1, and `socklab-bench compare` runs end to end without
+//! Node.js.
 //!
 //! These are not benchmarks: nothing here looks at a speed. They check that the generators
 //! connect, count what they should count, and finish; the figures themselves are
-//! `make bench`'s business (and CI does not run it).
+//! `make bench`'s business (and CI does not run it; `make test` runs this file, with
+//! `cargo test --workspace`).
 //!
 //! Every server is stopped when its test ends (an in-process server by its handle, a child
 //! process by its pid through a guard), and every generator has its own time limits.
 
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
 use std::time::Duration;
 
-use socklab::bench::{self, load};
 use socklab::events::{RunningServer, ServerConfig};
+use socklab_bench::{load, proc_info, reference};
 
-mod common;
-use common::spawn_listening;
+const HARNESS: &str = env!("CARGO_BIN_EXE_socklab-bench");
 
-const SOCKLAB: &str = env!("CARGO_BIN_EXE_socklab");
+/// A child process, killed and reaped when the test ends, also when it fails.
+struct Reaper(Child);
+
+impl Drop for Reaper {
+    fn drop(&mut self) {
+        // Both fail harmlessly if the child already exited and was reaped.
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts `cmd` and waits (at most 10 s) for its first line, `listening on ADDR`.
+fn spawn_listening(cmd: &mut Command, what: &str) -> (Reaper, SocketAddr) {
+    let mut child = Reaper(
+        cmd.stdout(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {what}: {e}")),
+    );
+    let stdout = child.0.stdout.take().expect("stdout was piped above");
+    let (tx, rx) = mpsc::channel();
+    // Ends at the child's end of file, when the Reaper kills it.
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let first = rx
+        .recv_timeout(Duration::from_secs(10))
+        .unwrap_or_else(|_| panic!("{what} printed no line within 10 s"));
+    let addr = first
+        .strip_prefix("listening on ")
+        .and_then(|a| a.parse().ok())
+        .unwrap_or_else(|| panic!("{what}: first line {first:?} is not `listening on ADDR`"));
+    (child, addr)
+}
 
 /// The comparison's socklab server (the handlers of the Socket.IO reference), in-process.
 fn server() -> RunningServer {
     RunningServer::start(
         ServerConfig::default(),
         "127.0.0.1:0".parse().unwrap(),
-        bench::install_reference_handlers,
+        reference::install_reference_handlers,
     )
     .expect("the bench server starts")
 }
 
 #[test]
 fn the_limit_is_a_ping_pong_on_raw_sockets() {
-    let mut cmd = Command::new(SOCKLAB);
-    cmd.args(["bench-limit-server", "--addr", "127.0.0.1:0"])
+    let mut cmd = Command::new(HARNESS);
+    cmd.args(["limit-server", "--addr", "127.0.0.1:0"])
         .stdin(Stdio::null());
-    let (guard, addr, _) = spawn_listening(&mut cmd, "socklab bench-limit-server");
+    let (guard, addr) = spawn_listening(&mut cmd, "socklab-bench limit-server");
     let rt = load::limit(addr, 3, 20).expect("20 round trips");
     assert_eq!(rt.count, 20);
-    assert_eq!(rt.latencies_ns.len(), 20);
-    assert!(rt.latencies_ns.windows(2).all(|w| w[0] <= w[1]), "sorted");
+    assert_eq!(
+        rt.latencies_ns.len(),
+        20,
+        "every round trip is in the histogram"
+    );
     assert!(rt.quantile_us(0.5) > 0.0);
+    assert!(rt.quantile_us(0.5) <= rt.quantile_us(0.999));
     drop(guard);
 }
 
@@ -98,7 +140,7 @@ fn a_probe_measures_while_a_fan_out_runs() {
     // counts its own 5.
     assert_eq!(f.deliveries, 100);
     let rt = probe.stop().expect("the probe stops");
-    assert_eq!(rt.count as usize, rt.latencies_ns.len());
+    assert_eq!(rt.count, rt.latencies_ns.len());
     s.stop().unwrap();
 }
 
@@ -112,8 +154,8 @@ fn idle_clients_connect_and_the_server_is_measured_while_they_sit() {
         2,
         8,
         Duration::from_millis(200),
-        || before = load::rss_kib(me),
-        || load::rss_kib(me),
+        || before = proc_info::rss_kib(me),
+        || proc_info::rss_kib(me),
     )
     .expect("8 idle clients");
     assert_eq!((idle.wanted, idle.connected, idle.failed), (8, 8, 0));
@@ -121,22 +163,26 @@ fn idle_clients_connect_and_the_server_is_measured_while_they_sit() {
     s.stop().unwrap();
 }
 
-/// `socklab bench` itself, tiny and without Node.js: servers spawned on their CPUs, every
-/// figure measured, the report and the chart written where `--out` says.
+/// `socklab-bench compare` itself, tiny and without Node.js: servers spawned on their CPUs
+/// (from this same program), every figure measured, the report and the chart written where
+/// `--out` says.
 #[test]
-fn socklab_bench_writes_its_report_without_node() {
+fn compare_writes_its_report_without_node() {
     let out = std::env::temp_dir().join(format!("socklab-bench-smoke-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&out);
-    let run = Command::new(SOCKLAB)
-        .args(["bench", "--quick", "--no-socketio", "--reps", "1"])
+    let run = Command::new(HARNESS)
+        .args(["compare", "--quick", "--no-socketio", "--reps", "1"])
         .args(["--fanout", "4:5", "--idle", "6", "--out"])
         .arg(&out)
         .stdin(Stdio::null())
         .output()
-        .expect("socklab bench runs");
+        .expect("socklab-bench compare runs");
     let stdout = String::from_utf8_lossy(&run.stdout);
     let stderr = String::from_utf8_lossy(&run.stderr);
-    assert!(run.status.success(), "socklab bench failed:\n{stderr}");
+    assert!(
+        run.status.success(),
+        "socklab-bench compare failed:\n{stderr}"
+    );
     let report = std::fs::read_to_string(out.join("report.md")).expect("report.md");
     assert_eq!(
         report, stdout,

@@ -1,10 +1,21 @@
-//! The report of `socklab bench`: a markdown table with the ratios and the targets, and an
-//! SVG chart of the latency distributions, written by hand (a few rectangles and lines do not
-//! need a plotting crate).
+//! The report of `socklab-bench compare`: a markdown table with the ratios and the targets,
+//! beside the latency chart of `chart.rs`. It reads what `compare.rs` measured; `compare.rs`
+//! does not know it exists.
 
 use std::fmt::Write as _;
 
-use super::compare::{Figure, Options, Results, System, QUANTILES};
+use crate::chart;
+use crate::compare::{Figure, Options, Results, System, QUANTILES};
+use crate::Res;
+
+/// Writes `report.md` and `latency.svg` into `opts.out_dir`; returns the markdown.
+pub fn write(r: &Results, opts: &Options) -> Res<String> {
+    let md = markdown(r, opts);
+    std::fs::create_dir_all(&opts.out_dir)?;
+    std::fs::write(opts.out_dir.join("report.md"), &md)?;
+    std::fs::write(opts.out_dir.join("latency.svg"), chart::svg(r)?)?;
+    Ok(md)
+}
 
 /// Digits with a comma every three: `1234567` as `1,234,567`.
 fn group(digits: &str) -> String {
@@ -384,193 +395,6 @@ pub fn markdown(r: &Results, opts: &Options) -> String {
     t
 }
 
-// ---- the chart ---------------------------------------------------------------------------
-
-fn color(s: System) -> &'static str {
-    match s {
-        System::Limit => "#8c8c8c",
-        System::Socklab => "#d9622b",
-        System::SocketIo => "#3b6fb6",
-    }
-}
-
-fn esc(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-}
-
-/// `v` microseconds as a short label with its unit: `38 µs`, `1.2 ms`, `15 ms`, `2.8 s`.
-fn short(v: f64) -> String {
-    let (x, unit) = if v >= 1e6 {
-        (v / 1e6, "s")
-    } else if v >= 1e3 {
-        (v / 1e3, "ms")
-    } else {
-        (v, "µs")
-    };
-    if x >= 10.0 || x == x.round() {
-        format!("{x:.0} {unit}")
-    } else {
-        format!("{x:.1} {unit}")
-    }
-}
-
-/// One half of the chart: a title, the figure for quantile `i`, the systems drawn.
-type Panel = (&'static str, fn(usize) -> Figure, &'static [System]);
-
-/// Grouped bars on a log scale: for each panel, one group per quantile, one bar per system.
-pub fn svg(r: &Results) -> String {
-    let panels: [Panel; 2] = [
-        (
-            "ack round trip, server otherwise idle (limit: raw ping-pong)",
-            Figure::RoundTripUs,
-            &[System::Limit, System::Socklab, System::SocketIo],
-        ),
-        (
-            "ack round trip during the fan-out (figure 5)",
-            Figure::LoadUs,
-            &[System::Socklab, System::SocketIo],
-        ),
-    ];
-    let values: Vec<f64> = r
-        .values
-        .keys()
-        .filter(|(_, f)| matches!(f, Figure::RoundTripUs(_) | Figure::LoadUs(_)))
-        .filter_map(|&(s, f)| median(r, s, f))
-        .filter(|v| *v > 0.0)
-        .collect();
-    let lo = values.iter().cloned().fold(f64::INFINITY, f64::min);
-    let hi = values.iter().cloned().fold(0.0, f64::max);
-    let (lo_exp, hi_exp) = if values.is_empty() {
-        (1, 3)
-    } else {
-        (
-            lo.log10().floor() as i32,
-            (hi.log10().ceil() as i32).max(lo.log10().floor() as i32 + 1),
-        )
-    };
-    let (w, h) = (1060.0, 440.0);
-    let (top, bottom) = (70.0, 370.0);
-    let y = |v: f64| {
-        let t = (v.log10() - lo_exp as f64) / (hi_exp - lo_exp) as f64;
-        bottom - t.clamp(0.0, 1.0) * (bottom - top)
-    };
-    let mut s = String::new();
-    let _ = writeln!(
-        s,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" viewBox="0 0 {w} {h}" font-family="sans-serif" font-size="12">"#
-    );
-    let _ = writeln!(s, r#"<rect width="{w}" height="{h}" fill="white"/>"#);
-    let _ = writeln!(
-        s,
-        r#"<text x="{}" y="22" text-anchor="middle" font-size="15" font-weight="bold">Round-trip latency (log scale; median of the repetitions)</text>"#,
-        w / 2.0
-    );
-    // Legend.
-    let mut lx = w / 2.0 - 220.0;
-    for sys in [System::Limit, System::Socklab, System::SocketIo] {
-        let _ = writeln!(
-            s,
-            r#"<rect x="{lx}" y="34" width="12" height="12" fill="{}"/><text x="{}" y="45">{}</text>"#,
-            color(sys),
-            lx + 16.0,
-            esc(sys.name())
-        );
-        lx += 160.0;
-    }
-    let panel_w = 440.0;
-    for (p, (title, figure, systems)) in panels.iter().enumerate() {
-        let x0 = 70.0 + p as f64 * (panel_w + 90.0);
-        let _ = writeln!(
-            s,
-            r#"<text x="{}" y="{}" text-anchor="middle" font-weight="bold">{}</text>"#,
-            x0 + panel_w / 2.0,
-            top - 8.0,
-            esc(title)
-        );
-        // Grid lines at 1, 2 and 5 of each decade; labels on all of them only while the
-        // decades are few enough to leave room.
-        let crowded = hi_exp - lo_exp > 3;
-        for e in lo_exp..=hi_exp {
-            for m in [1.0, 2.0, 5.0] {
-                let v = m * 10f64.powi(e);
-                if v > 10f64.powi(hi_exp) {
-                    continue;
-                }
-                let gy = y(v);
-                let stroke = if m == 1.0 { "#bbbbbb" } else { "#e6e6e6" };
-                let _ = writeln!(
-                    s,
-                    r#"<line x1="{x0}" y1="{gy:.1}" x2="{}" y2="{gy:.1}" stroke="{stroke}"/>"#,
-                    x0 + panel_w,
-                );
-                if m == 1.0 || !crowded {
-                    let _ = writeln!(
-                        s,
-                        r##"<text x="{}" y="{:.1}" text-anchor="end" fill="#555">{}</text>"##,
-                        x0 - 6.0,
-                        gy + 4.0,
-                        short(v)
-                    );
-                }
-            }
-        }
-        let _ = writeln!(
-            s,
-            r##"<line x1="{x0}" y1="{bottom}" x2="{}" y2="{bottom}" stroke="#333"/>"##,
-            x0 + panel_w
-        );
-        let group_w = panel_w / QUANTILES.len() as f64;
-        let bar_w = (group_w - 24.0) / 3.0;
-        for (qi, (_, qname)) in QUANTILES.iter().enumerate() {
-            let gx = x0 + qi as f64 * group_w + 12.0;
-            let offset = (3 - systems.len()) as f64 * bar_w / 2.0;
-            for (si, sys) in systems.iter().enumerate() {
-                let bx = gx + offset + si as f64 * bar_w;
-                match median(r, *sys, figure(qi)).filter(|v| *v > 0.0) {
-                    Some(v) => {
-                        let by = y(v);
-                        let _ = writeln!(
-                            s,
-                            r#"<rect x="{bx:.1}" y="{by:.1}" width="{:.1}" height="{:.1}" fill="{}"><title>{} {qname}: {v:.1} µs</title></rect><text x="{:.1}" y="{:.1}" text-anchor="middle" font-size="9">{}</text>"#,
-                            bar_w - 2.0,
-                            bottom - by,
-                            color(*sys),
-                            esc(sys.name()),
-                            bx + (bar_w - 2.0) / 2.0,
-                            by - 3.0,
-                            short(v)
-                        );
-                    }
-                    None => {
-                        let _ = writeln!(
-                            s,
-                            r##"<text x="{:.1}" y="{:.1}" text-anchor="middle" font-size="10" fill="#999">n/a</text>"##,
-                            bx + (bar_w - 2.0) / 2.0,
-                            bottom - 4.0
-                        );
-                    }
-                }
-            }
-            let _ = writeln!(
-                s,
-                r#"<text x="{:.1}" y="{}" text-anchor="middle">{qname}</text>"#,
-                gx + (group_w - 24.0) / 2.0,
-                bottom + 18.0
-            );
-        }
-    }
-    let _ = writeln!(
-        s,
-        r##"<text x="{}" y="{}" text-anchor="middle" fill="#555">servers on CPU 0, clients on CPU 1; lower is better</text>"##,
-        w / 2.0,
-        h - 20.0
-    );
-    s.push_str("</svg>\n");
-    s
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -586,9 +410,6 @@ mod tests {
         assert_eq!(ratio(0.5), "0.50x");
         assert_eq!(ratio(0.013), "1/77x");
         assert_eq!(ratio(2213.0), "2,213x");
-        assert_eq!(short(38.2), "38 µs");
-        assert_eq!(short(1500.0), "1.5 ms");
-        assert_eq!(short(2_000_000.0), "2 s");
     }
 
     fn sample() -> Results {
@@ -621,14 +442,6 @@ mod tests {
         // 1e6/30 over 1e6/60: socklab makes 2x the round trips of Socket.IO.
         assert!(md.contains("| 2.00x |"), "{md}");
         assert!(md.contains("not measured"));
-    }
-
-    #[test]
-    fn the_chart_is_one_svg_with_a_bar_per_measured_value() {
-        let svg = svg(&sample());
-        assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
-        // 4 quantiles x 3 systems idle + 4 x 2 under load, plus the background and legend.
-        assert_eq!(svg.matches("<rect").count(), 12 + 8 + 1 + 3);
     }
 
     #[test]

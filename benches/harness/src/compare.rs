@@ -1,12 +1,12 @@
-//! `socklab bench` (`make bench`): socklab beside Socket.IO 4.8 on Node.js and beside the
+//! `socklab-bench compare` (`make bench`): socklab beside Socket.IO 4.8 on Node.js and beside the
 //! raw-socket limit, in one run, on one machine, under the same conditions.
 //!
 //! Three systems, five figures (see `docs/src/performance.md` for what each one means):
 //!
 //! | system | server | load |
 //! |---|---|---|
-//! | the limit | `socklab bench-limit-server`: blocking read and write | [`load::limit`] |
-//! | socklab | `socklab bench-server`: the event server with the handlers of `server.js` | [`load`]: its own client, and N protocol clients on one loop |
+//! | the limit | `socklab-bench limit-server`: blocking read and write | [`load::limit`] |
+//! | socklab | `socklab-bench server`: the event server with the handlers of `server.js` | [`load`]: its own client, and N protocol clients on one loop |
 //! | Socket.IO | `node benches/socketio/server.js` | the Node scripts beside it (socket.io-client, WebSocket only) |
 //!
 //! How the run stays fair:
@@ -23,32 +23,28 @@
 //!   descriptors than that is reported as not reached, never shrunk.
 //!
 //! Every child process is stopped through its handle (SIGKILL to its pid) when its part is
-//! done, also on error; every wait has a time limit.
+//! done, also on error; every wait has a time limit ([`Proc`]).
+//!
+//! This file measures and keeps the measurements ([`Results`]); `report.rs` and `chart.rs`
+//! turn them into the table and the chart, and nothing here knows about either.
 
 use std::collections::BTreeMap;
-use std::error::Error;
-use std::io::{BufRead, BufReader, Write};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc::{self, Receiver};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use super::load::{self, Fanout, Idle, RoundTrips};
-
-/// Where the servers run.
-pub const SERVER_CPU: usize = 0;
-/// Where the load generators and clients run (this process included).
-pub const LOAD_CPU: usize = 1;
-
-pub(crate) type Res<T> = Result<T, Box<dyn Error>>;
+use crate::child::Proc;
+use crate::load::{self, Fanout, Idle, RoundTrips, FANOUT_LIMIT};
+use crate::placement::{self, Placement, LOAD_CPU, SERVER_CPU};
+use crate::{proc_info, stats, Res};
 
 /// What to measure, and how much.
 #[derive(Debug, Clone)]
 pub struct Options {
-    /// The socklab binary (it has the hidden `bench-server` and `bench-limit-server`).
+    /// The harness's own binary (it has the hidden `server` and `limit-server`).
     pub exe: PathBuf,
     /// The Socket.IO reference (`benches/socketio`, installed with `npm ci`).
     pub socketio_dir: PathBuf,
@@ -205,7 +201,7 @@ impl Results {
         self.values
             .get(&(system, figure))
             .filter(|v| !v.is_empty())
-            .map(|v| super::median_range(v))
+            .map(|v| stats::median_range(v))
     }
 
     fn round_trips(&mut self, system: System, rt: &RoundTrips, under_load: bool) {
@@ -242,207 +238,6 @@ impl Results {
     }
 }
 
-/// How child processes get their CPU.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Placement {
-    /// `taskset` is installed (otherwise: `sched_setaffinity` on this thread before the
-    /// spawn, which the child inherits).
-    taskset: bool,
-    /// Two CPUs or more, and this process could pin itself.
-    pinned: bool,
-}
-
-impl Placement {
-    pub(crate) fn detect(cpus: usize) -> Placement {
-        let pinned = cpus >= 2 && super::pin(0, LOAD_CPU);
-        let taskset = Command::new("taskset")
-            .arg("--version")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        Placement { taskset, pinned }
-    }
-
-    pub(crate) fn describe(&self, cpus: usize) -> String {
-        if !self.pinned {
-            return format!(
-                "not pinned ({cpus} CPU{} usable here): servers and load share the CPUs, so \
-                 latency figures mix both sides' work",
-                if cpus == 1 { "" } else { "s" }
-            );
-        }
-        format!(
-            "servers on CPU {SERVER_CPU}, load generators and clients on CPU {LOAD_CPU} \
-             (child processes through {}; socklab's in-process load generators by \
-             sched_setaffinity)",
-            if self.taskset {
-                "`taskset -c`"
-            } else {
-                "sched_setaffinity, inherited (taskset not found)"
-            }
-        )
-    }
-
-    /// Starts `program args` on `cpu`.
-    fn spawn(
-        &self,
-        cpu: usize,
-        program: &Path,
-        args: &[String],
-        dir: &Path,
-        log: &Path,
-    ) -> Res<Child> {
-        let mut cmd = if self.pinned && self.taskset {
-            let mut c = Command::new("taskset");
-            c.arg("-c").arg(cpu.to_string()).arg(program);
-            c
-        } else {
-            Command::new(program)
-        };
-        cmd.args(args)
-            .current_dir(dir)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::from(std::fs::File::create(log)?));
-        if self.pinned && !self.taskset {
-            // The child inherits the spawning thread's CPU set; put it back right after.
-            super::pin(0, cpu);
-            let child = cmd.spawn();
-            super::pin(0, LOAD_CPU);
-            return Ok(child?);
-        }
-        Ok(cmd.spawn()?)
-    }
-}
-
-/// A child process of the benchmark: its stdout as lines, stdin to talk to it, stderr in a
-/// log file. Killed (by its pid) when dropped.
-pub(crate) struct Proc {
-    name: String,
-    child: Child,
-    lines: Receiver<String>,
-    log: PathBuf,
-}
-
-impl Proc {
-    fn start(
-        run: &Run,
-        name: &str,
-        cpu: usize,
-        program: &Path,
-        args: &[String],
-        dir: &Path,
-    ) -> Res<Proc> {
-        Proc::spawn(&run.placement, &run.logs, name, cpu, program, args, dir)
-    }
-
-    /// Starts `program args` in `dir` on `cpu`, its stderr into `logs/NAME.log`.
-    pub(crate) fn spawn(
-        placement: &Placement,
-        logs: &Path,
-        name: &str,
-        cpu: usize,
-        program: &Path,
-        args: &[String],
-        dir: &Path,
-    ) -> Res<Proc> {
-        let log = logs.join(format!("{name}.log"));
-        let mut child = placement.spawn(cpu, program, args, dir, &log)?;
-        let stdout = child.stdout.take().ok_or("no stdout")?;
-        let (tx, lines) = mpsc::channel();
-        // Ends at EOF, when the child exits or is killed.
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        Ok(Proc {
-            name: name.to_string(),
-            child,
-            lines,
-            log,
-        })
-    }
-
-    pub(crate) fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    /// The next line the child prints, within `limit`.
-    fn line(&mut self, limit: Duration) -> Res<String> {
-        match self.lines.recv_timeout(limit) {
-            Ok(line) => Ok(line),
-            Err(e) => {
-                let status = match self.child.try_wait() {
-                    Ok(Some(s)) => format!("it exited ({s})"),
-                    _ => format!("nothing within {} s", limit.as_secs()),
-                };
-                let said = std::fs::read_to_string(&self.log).unwrap_or_default();
-                let last = said
-                    .lines()
-                    .rev()
-                    .find(|l| !l.trim().is_empty())
-                    .unwrap_or("");
-                Err(format!(
-                    "{}: no answer ({status}; {e}); {}: {last}",
-                    self.name,
-                    self.log.display()
-                )
-                .into())
-            }
-        }
-    }
-
-    /// The next line, as JSON.
-    fn json(&mut self, limit: Duration) -> Res<Value> {
-        let line = self.line(limit)?;
-        serde_json::from_str(&line)
-            .map_err(|e| format!("{}: not JSON ({e}): {line:.200}", self.name).into())
-    }
-
-    /// A server's first line: `listening on ADDR`.
-    pub(crate) fn listening(&mut self) -> Res<SocketAddr> {
-        let line = self.line(Duration::from_secs(20))?;
-        Ok(line
-            .trim()
-            .strip_prefix("listening on ")
-            .ok_or_else(|| format!("{} printed {line:?}", self.name))?
-            .parse()?)
-    }
-
-    fn say(&mut self, line: &str) -> Res<()> {
-        let stdin = self.child.stdin.as_mut().ok_or("no stdin")?;
-        stdin.write_all(line.as_bytes())?;
-        stdin.write_all(b"\n")?;
-        stdin.flush()?;
-        Ok(())
-    }
-
-    /// Waits (at most `limit`) for the child to exit by itself.
-    fn finish(mut self, limit: Duration) {
-        let deadline = Instant::now() + limit;
-        while Instant::now() < deadline {
-            if matches!(self.child.try_wait(), Ok(Some(_))) {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        if matches!(self.child.try_wait(), Ok(None)) {
-            let _ = self.child.kill();
-        }
-        let _ = self.child.wait();
-    }
-}
-
 /// What every part of the run needs.
 struct Run<'a> {
     opts: &'a Options,
@@ -453,6 +248,18 @@ struct Run<'a> {
 }
 
 impl Run<'_> {
+    /// Starts `program args` in `dir` on `cpu`, its stderr into the logs as `NAME.log`.
+    fn start(
+        &self,
+        name: &str,
+        cpu: usize,
+        program: &Path,
+        args: &[String],
+        dir: &Path,
+    ) -> Res<Proc> {
+        Proc::spawn(&self.placement, &self.logs, name, cpu, program, args, dir)
+    }
+
     /// Whether `n` connections fit under the descriptor limit on both sides; notes it if not.
     fn fits(&self, r: &mut Results, what: &str, n: usize) -> bool {
         let need = n as u64 + 64;
@@ -494,17 +301,14 @@ trait Side {
     fn idle(&self, run: &Run, addr: SocketAddr, pid: u32, rep: usize) -> Res<(Idle, u64, u64)>;
 }
 
-/// How long a fan-out may take before it is called incomplete.
-pub const FANOUT_LIMIT: Duration = Duration::from_secs(300);
-
 struct Socklab;
 
 impl Side for Socklab {
     const SYSTEM: System = System::Socklab;
 
     fn server(&self, run: &Run, name: &str) -> Res<Proc> {
-        let args = ["bench-server", "--addr", "127.0.0.1:0"].map(String::from);
-        Proc::start(run, name, SERVER_CPU, &run.opts.exe, &args, Path::new("."))
+        let args = ["server", "--addr", "127.0.0.1:0"].map(String::from);
+        run.start(name, SERVER_CPU, &run.opts.exe, &args, Path::new("."))
     }
 
     fn acks(&self, run: &Run, addr: SocketAddr, _: usize) -> Res<RoundTrips> {
@@ -558,8 +362,8 @@ impl Side for Socklab {
             10,
             run.opts.idle,
             run.opts.settle,
-            || before = load::rss_kib(pid),
-            || load::rss_kib(pid),
+            || before = proc_info::rss_kib(pid),
+            || proc_info::rss_kib(pid),
         )?;
         Ok((
             idle,
@@ -575,8 +379,7 @@ impl SocketIo {
     fn script(&self, run: &Run, name: &str, script: &str, args: &[String]) -> Res<Proc> {
         let mut all = vec![script.to_string()];
         all.extend_from_slice(args);
-        Proc::start(
-            run,
+        run.start(
             name,
             LOAD_CPU,
             Path::new("node"),
@@ -622,8 +425,7 @@ impl Side for SocketIo {
 
     fn server(&self, run: &Run, name: &str) -> Res<Proc> {
         let args = ["server.js".to_string()];
-        Proc::start(
-            run,
+        run.start(
             name,
             SERVER_CPU,
             Path::new("node"),
@@ -707,11 +509,11 @@ impl Side for SocketIo {
         ];
         let mut p = self.script(run, &format!("socketio-idle-{rep}"), "idle.js", &args)?;
         p.json(Duration::from_secs(60))?;
-        let before = load::rss_kib(pid).ok_or("no /proc status")?;
+        let before = proc_info::rss_kib(pid).ok_or("no /proc status")?;
         p.say("go")?;
         let v = p.json(Duration::from_secs(300))?;
         std::thread::sleep(run.opts.settle);
-        let after = load::rss_kib(pid).ok_or("no /proc status")?;
+        let after = proc_info::rss_kib(pid).ok_or("no /proc status")?;
         p.say("done")?;
         p.finish(Duration::from_secs(10));
         let connected = v["connected"].as_u64().unwrap_or(0) as usize;
@@ -822,9 +624,8 @@ fn system_rep<S: Side>(side: &S, run: &Run, r: &mut Results, rep: usize) {
 
 /// One repetition of figure 1.
 fn limit_rep(run: &Run, r: &mut Results, rep: usize) -> Res<()> {
-    let args = ["bench-limit-server", "--addr", "127.0.0.1:0"].map(String::from);
-    let mut server = Proc::start(
-        run,
+    let args = ["limit-server", "--addr", "127.0.0.1:0"].map(String::from);
+    let mut server = run.start(
         &format!("limit-server-{rep}"),
         SERVER_CPU,
         &run.opts.exe,
@@ -887,39 +688,27 @@ fn package_version(dir: &Path, package: &str) -> Option<String> {
 }
 
 fn environment(cpus: usize) -> Env {
-    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-    let cpu_model = cpuinfo
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix("model name")
-                .and_then(|r| r.split_once(':'))
-                .map(|(_, m)| m.trim().to_string())
-        })
-        .unwrap_or_else(|| std::env::consts::ARCH.to_string());
     Env {
         cpus,
-        cpu_model,
-        kernel: std::fs::read_to_string("/proc/sys/kernel/osrelease")
-            .unwrap_or_default()
-            .trim()
-            .to_string(),
+        cpu_model: proc_info::cpu_model(),
+        kernel: proc_info::kernel(),
         ..Env::default()
     }
 }
 
-/// Runs the whole comparison; the caller writes the report ([`write_report`]).
+/// Runs the whole comparison; the caller writes the report (`report::write`).
 pub fn run(opts: &Options) -> Res<Results> {
     let started = Instant::now();
     let logs = opts.out_dir.join("logs");
     std::fs::create_dir_all(&logs)?;
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     let placement = Placement::detect(cpus);
-    let hz = super::clock_ticks_per_second();
+    let hz = proc_info::ticks_per_second();
     let run = Run {
         opts,
         placement,
         logs,
-        fd_limit: super::raise_fd_limit(),
+        fd_limit: placement::raise_fd_limit(),
         hz,
     };
     let mut r = Results {
@@ -951,13 +740,4 @@ pub fn run(opts: &Options) -> Res<Results> {
     }
     r.env.seconds = started.elapsed().as_secs_f64();
     Ok(r)
-}
-
-/// Writes `report.md` and `latency.svg` into `opts.out_dir`; returns the markdown.
-pub fn write_report(r: &Results, opts: &Options) -> std::io::Result<String> {
-    let md = super::report::markdown(r, opts);
-    std::fs::create_dir_all(&opts.out_dir)?;
-    std::fs::write(opts.out_dir.join("report.md"), &md)?;
-    std::fs::write(opts.out_dir.join("latency.svg"), super::report::svg(r))?;
-    Ok(md)
 }

@@ -1,4 +1,4 @@
-//! socklab's side of `make bench` (see [`super::compare`]): the raw-socket limit, and the
+//! socklab's side of `make bench` (see [`crate::compare`]): the raw-socket limit, and the
 //! load generators for the event server.
 //!
 //! | figure | function | what plays the clients |
@@ -28,12 +28,15 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use crate::blocking::{self, ListenOptions};
-use crate::event_loop::{Config, ConnId, Ctx, EventLoop, Handler};
-use crate::events::{Client, ClientOptions};
-use crate::sys::{self, IntOpt};
-use crate::wire::frame;
-use crate::wire::packet::{self, Kind, Packet};
+use socklab::blocking::{self, ListenOptions};
+use socklab::event_loop::{CloseReason, Config, ConnId, Ctx, EventLoop, Handler};
+use socklab::events::{Client, ClientOptions};
+use socklab::sys::{self, IntOpt};
+use socklab::wire::frame;
+use socklab::wire::packet::{self, Kind, Packet};
+
+use crate::proc_info;
+pub use crate::stats::RoundTrips;
 
 /// Bytes in every message of the benchmark: the ping of the limit, the string of an ack
 /// round trip, the chat message of the fan-out.
@@ -44,48 +47,11 @@ pub fn message() -> String {
     "x".repeat(MESSAGE_LEN)
 }
 
+/// How long a fan-out may take before it is called incomplete.
+pub const FANOUT_LIMIT: Duration = Duration::from_secs(300);
+
 /// How long one ack may take before the run is called failed.
 const ACK_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Round trips made one after another, with the time each took.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct RoundTrips {
-    pub count: u64,
-    pub seconds: f64,
-    /// Every round trip's time in nanoseconds, sorted.
-    pub latencies_ns: Vec<u64>,
-}
-
-impl RoundTrips {
-    /// Round trips from their times in nanoseconds (any order) and the span they took.
-    pub fn from_samples(mut latencies_ns: Vec<u64>, seconds: f64) -> RoundTrips {
-        latencies_ns.sort_unstable();
-        RoundTrips {
-            count: latencies_ns.len() as u64,
-            seconds,
-            latencies_ns,
-        }
-    }
-
-    pub fn per_second(&self) -> f64 {
-        self.count as f64 / self.seconds.max(1e-9)
-    }
-
-    /// The `q` quantile (0..=1) in microseconds, by nearest rank (0 with no samples).
-    pub fn quantile_us(&self, q: f64) -> f64 {
-        quantile(&self.latencies_ns, q) as f64 / 1000.0
-    }
-}
-
-/// The `q` quantile of sorted `values`, by nearest rank: the smallest value with at least
-/// `q` of all values at or below it.
-pub fn quantile(sorted: &[u64], q: f64) -> u64 {
-    if sorted.is_empty() {
-        return 0;
-    }
-    let rank = (q.clamp(0.0, 1.0) * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
-}
 
 // ---- 1. the limit: blocking ping-pong on raw sockets ---------------------------------------
 
@@ -137,17 +103,15 @@ pub fn limit(addr: SocketAddr, warmup: usize, count: usize) -> io::Result<RoundT
     for _ in 0..warmup {
         one()?;
     }
-    let mut samples = Vec::with_capacity(count);
+    let mut rt = RoundTrips::new();
     let start = Instant::now();
     for _ in 0..count {
         let t = Instant::now();
         one()?;
-        samples.push(t.elapsed().as_nanos() as u64);
+        rt.record(t.elapsed().as_nanos() as u64);
     }
-    Ok(RoundTrips::from_samples(
-        samples,
-        start.elapsed().as_secs_f64(),
-    ))
+    rt.seconds = start.elapsed().as_secs_f64();
+    Ok(rt)
 }
 
 // ---- 2. ack round trips with socklab's own client --------------------------------------------
@@ -207,15 +171,15 @@ pub fn acks(addr: SocketAddr, warmup: usize, count: usize) -> io::Result<RoundTr
     for _ in 0..warmup {
         ack_once(&mut client, &msg)?;
     }
-    let mut samples = Vec::with_capacity(count);
+    let mut rt = RoundTrips::new();
     let start = Instant::now();
     for _ in 0..count {
-        samples.push(ack_once(&mut client, &msg)?.as_nanos() as u64);
+        rt.record(ack_once(&mut client, &msg)?.as_nanos() as u64);
     }
-    let seconds = start.elapsed().as_secs_f64();
+    rt.seconds = start.elapsed().as_secs_f64();
     client.io().disconnect();
     let _ = client.turn(Some(Duration::ZERO));
-    Ok(RoundTrips::from_samples(samples, seconds))
+    Ok(rt)
 }
 
 // ---- 5. the probe: ack round trips from a thread of its own ---------------------------------
@@ -258,7 +222,7 @@ impl Probe {
                 }
             }
             let _ = ready_tx.send(Ok(()));
-            let mut samples = Vec::new();
+            let mut rt = RoundTrips::new();
             let mut started = None;
             let limit = Instant::now() + PROBE_LIMIT;
             while Instant::now() < limit {
@@ -269,13 +233,13 @@ impl Probe {
                 let took = ack_once(&mut client, &msg)?;
                 if phase == PROBE_MEASURE {
                     started.get_or_insert_with(Instant::now);
-                    samples.push(took.as_nanos() as u64);
+                    rt.record(took.as_nanos() as u64);
                 }
             }
-            let seconds = started.map_or(0.0, |s| s.elapsed().as_secs_f64());
+            rt.seconds = started.map_or(0.0, |s| s.elapsed().as_secs_f64());
             client.io().disconnect();
             let _ = client.turn(Some(Duration::ZERO));
-            Ok(RoundTrips::from_samples(samples, seconds))
+            Ok(rt)
         });
         match ready_rx.recv_timeout(Duration::from_secs(30)) {
             Ok(Ok(())) => Ok(Probe {
@@ -418,7 +382,7 @@ impl Handler for Crowd {
         used
     }
 
-    fn closed(&mut self, _: &mut Ctx<()>, id: ConnId, _: crate::event_loop::CloseReason) {
+    fn closed(&mut self, _: &mut Ctx<()>, id: ConnId, _: CloseReason) {
         if let Some(m) = self.members.remove(&id) {
             if m.joined {
                 self.lost += 1;
@@ -574,9 +538,9 @@ pub fn fanout(
         round(&mut ev, warmup)?;
     }
     ready();
-    let cpu0 = server_pid.and_then(super::cpu_time);
+    let cpu0 = server_pid.and_then(proc_info::cpu_time);
     let (seconds, complete) = round(&mut ev, messages)?;
-    let cpu1 = server_pid.and_then(super::cpu_time);
+    let cpu1 = server_pid.and_then(proc_info::cpu_time);
     Ok(Fanout {
         clients: joined,
         messages,
@@ -626,34 +590,4 @@ pub fn idle<T>(
         },
         measured,
     ))
-}
-
-/// Resident set size of process `pid` in KiB (`VmRSS` of `/proc/PID/status`).
-pub fn rss_kib(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn quantiles_by_nearest_rank() {
-        let v: Vec<u64> = (1..=100).collect();
-        assert_eq!(quantile(&v, 0.5), 50);
-        assert_eq!(quantile(&v, 0.99), 99);
-        assert_eq!(quantile(&v, 0.999), 100);
-        assert_eq!(quantile(&v, 0.0), 1);
-        assert_eq!(quantile(&[], 0.5), 0);
-        assert_eq!(quantile(&[7], 0.999), 7);
-    }
-
-    #[test]
-    fn this_process_has_a_resident_set() {
-        assert!(rss_kib(std::process::id()).is_some_and(|kib| kib > 0));
-    }
 }

@@ -1,14 +1,18 @@
 //! `make bench-loop` and `make bench-events`: the event loop and the event layer measured on
 //! their own, each server a process of its own on the server CPU, the load on this process's
-//! CPU (the same placement and child processes as `make bench`, in [`super::compare`]).
+//! CPU (the same placement and child processes as `make bench`, in [`crate::compare`]).
 
 use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::compare::{Placement, Proc, Res, FANOUT_LIMIT, SERVER_CPU};
-use super::load;
+use crate::child::Proc;
+use crate::load::{self, FANOUT_LIMIT};
+use crate::ping_pong::ping_pong;
+use crate::placement::{raise_fd_limit, Placement, SERVER_CPU};
+use crate::stats::median_range;
+use crate::Res;
 
 /// Where the servers run and where their logs go.
 struct Side {
@@ -55,23 +59,23 @@ impl Side {
 
 /// `make bench-events`: ack round trips per second with p50/p99 (one client), and broadcast
 /// deliveries per second to each of `receivers` clients with the server's CPU time per
-/// delivery, on `socklab bench-server` (the program at `socklab`). Writes
+/// delivery, on `socklab-bench server` (the program at `harness`). Writes
 /// `target/bench/events.md`.
 pub fn bench_events(
-    socklab: &Path,
+    harness: &Path,
     receivers: &[usize],
     round_trips: usize,
     messages: usize,
     reps: usize,
 ) -> Res<()> {
-    let limit = super::raise_fd_limit();
+    let limit = raise_fd_limit();
     let side = Side::new()?;
     let (mut acks, mut p50, mut p99) = (Vec::new(), Vec::new(), Vec::new());
     let mut fan: Vec<(Vec<f64>, Vec<f64>)> = vec![(Vec::new(), Vec::new()); receivers.len()];
     let mut notes = Vec::new();
     for rep in 0..reps.max(1) {
         eprintln!("repetition {} of {reps}", rep + 1);
-        let (server, addr) = side.server(socklab, &["bench-server"], "events-server")?;
+        let (server, addr) = side.server(harness, &["server"], "events-server")?;
         let rt = load::acks(addr, 1000, round_trips)?;
         acks.push(rt.per_second());
         p50.push(rt.quantile_us(0.5));
@@ -113,9 +117,9 @@ pub fn bench_events(
         "Event layer (median of {reps}, min-max in brackets). Placement: {}. {round_trips} round trips after 1,000, bursts of {messages} messages.\n",
         side.describe()
     )?;
-    let (m, lo, hi) = super::median_range(&acks);
-    let (a50, _, _) = super::median_range(&p50);
-    let (a99, _, _) = super::median_range(&p99);
+    let (m, lo, hi) = median_range(&acks);
+    let (a50, _, _) = median_range(&p50);
+    let (a99, _, _) = median_range(&p99);
     writeln!(t, "| figure | value |")?;
     writeln!(t, "|---|---:|")?;
     writeln!(
@@ -134,13 +138,13 @@ pub fn bench_events(
             )?;
             continue;
         }
-        let (m, lo, hi) = super::median_range(&fan[i].0);
+        let (m, lo, hi) = median_range(&fan[i].0);
         writeln!(
             t,
             "| broadcast deliveries per second, {n} clients | {m:.0} [{lo:.0}-{hi:.0}] |"
         )?;
         if !fan[i].1.is_empty() {
-            let (c, _, _) = super::median_range(&fan[i].1);
+            let (c, _, _) = median_range(&fan[i].1);
             writeln!(t, "| server CPU per delivery, {n} clients | {c:.0} ns |")?;
         }
     }
@@ -157,7 +161,7 @@ pub fn bench_loop(
     seconds: f64,
     reps: usize,
 ) -> Res<()> {
-    let limit = super::raise_fd_limit();
+    let limit = raise_fd_limit();
     let side = Side::new()?;
     let warmup = Duration::from_millis(500);
     let measure = Duration::from_secs_f64(seconds);
@@ -178,7 +182,7 @@ pub fn bench_loop(
                     ));
                     continue;
                 }
-                let r = super::ping_pong(addr, n, 64, warmup, measure)?;
+                let r = ping_pong(addr, n, 64, warmup, measure)?;
                 if r.failed > 0 {
                     notes.push(format!("{n} connections: {} failed", r.failed));
                 }
@@ -187,11 +191,11 @@ pub fn bench_loop(
         }
         {
             let (_server, addr) = side.server(blocking_server, &["serve"], "blocking-server")?;
-            let r = super::ping_pong(addr, 1, 64, warmup, measure)?;
+            let r = ping_pong(addr, 1, 64, warmup, measure)?;
             blocking_rates.push(r.per_second());
         }
     }
-    let (base, base_lo, base_hi) = super::median_range(&blocking_rates);
+    let (base, base_lo, base_hi) = median_range(&blocking_rates);
     let mut table = String::new();
     writeln!(table, "Echo round trips per second (64-byte messages, one in flight per connection; median of {reps}, min-max in brackets).")?;
     writeln!(
@@ -212,7 +216,7 @@ pub fn bench_loop(
             )?;
             continue;
         }
-        let (m, lo, hi) = super::median_range(&loop_rates[i]);
+        let (m, lo, hi) = median_range(&loop_rates[i]);
         writeln!(
             table,
             "| {n} | {m:.0} [{lo:.0}-{hi:.0}] | {base:.0} [{base_lo:.0}-{base_hi:.0}] | {:.2}x |",

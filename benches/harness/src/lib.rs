@@ -1,0 +1,42 @@
+//! socklab-bench: the benchmark harness of socklab, a crate of its own so that the teaching
+//! library holds only what the lessons teach.
+//!
+//! Benchmarks are not tests: nothing here asserts a speed. Every run is bounded in time, and
+//! every child process is stopped through its handle.
+//!
+//! # Layout
+//!
+//! | file | what it holds |
+//! |---|---|
+//! | `main.rs` | the command line: `compare` (`make bench`), `loop` (`make bench-loop`), `events` (`make bench-events`), and the servers they start as child processes |
+//! | `compare.rs` | `make bench`: socklab, Socket.IO 4.8 on Node.js and the raw-socket limit in one run: repetitions in turn, the Node scripts of `benches/socketio/`, every measurement of a run |
+//! | `report.rs` | the markdown table of `compare`, its ratios and targets, and the numbers formatted for it |
+//! | `chart.rs` | the SVG latency chart of `compare` (drawn with plotters) |
+//! | `small.rs` | `make bench-loop` and `make bench-events`: the loop and the event layer alone, on the same processes and placement |
+//! | `load.rs` | socklab's load generators, and the raw-socket limit |
+//! | `ping_pong.rs` | the echo ping-pong of `make bench-loop`, many connections on one event loop |
+//! | `reference.rs` | the event server all event benchmarks run: the handlers of the Socket.IO reference |
+//! | `child.rs` | a child process of the benchmark: its lines, its log, a bounded wait, killed when dropped |
+//! | `placement.rs` | which CPU a process runs on, and the descriptor limit |
+//! | `proc_info.rs` | what `/proc` says: a process's CPU time and resident memory, the CPU model |
+//! | `stats.rs` | the median of the repetitions, and the latency histogram of a run of round trips |
+//!
+//! Who uses whom, one way only: `compare` and `small` start servers through `child` and
+//! `placement` and load them with `load` (`small` also with `ping_pong`); `load` reads
+//! `proc_info` and records into `stats`; `report` reads what `compare` measured and has
+//! `chart` draw it. Nothing below `report` knows about it.
+
+pub mod chart;
+pub mod child;
+pub mod compare;
+pub mod load;
+pub mod ping_pong;
+pub mod placement;
+pub mod proc_info;
+pub mod reference;
+pub mod report;
+pub mod small;
+pub mod stats;
+
+/// What the harness's operations return: any error, said to a person by `main`.
+pub type Res<T> = Result<T, Box<dyn std::error::Error>>;

@@ -1,0 +1,183 @@
+//! `socklab-bench`: the benchmarks of socklab (`make bench`, `make bench-quick`,
+//! `make bench-loop`, `make bench-events`), and the servers they start as child processes of
+//! this same program. It only parses arguments and calls the harness library.
+
+use std::error::Error;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use socklab::lesson;
+use socklab_bench::{compare, load, reference, report, small};
+
+/// socklab-bench: socklab beside Socket.IO and the raw-socket limit, and its layers alone.
+#[derive(Parser)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Compare socklab with Socket.IO 4.8 on Node.js and with the raw-socket limit: ack
+    /// round trips, broadcast fan-out, idle connections, latency under load (`make bench`).
+    /// Servers on CPU 0, load on CPU 1. Writes report.md and latency.svg to --out
+    Compare {
+        /// Reduced sizes, well under a minute (`make bench-quick`)
+        #[arg(long)]
+        quick: bool,
+        /// Repetitions per figure (the median is reported; default 3)
+        #[arg(long)]
+        reps: Option<usize>,
+        /// Fan-out sizes as CLIENTS:MESSAGES pairs (default 100:10000,1000:2000)
+        #[arg(long, value_delimiter = ',', value_parser = parse_pair)]
+        fanout: Option<Vec<(usize, usize)>>,
+        /// Idle connections for the memory figure
+        #[arg(long)]
+        idle: Option<usize>,
+        /// Leave Socket.IO out (it is left out anyway when node is not found)
+        #[arg(long)]
+        no_socketio: bool,
+        /// Where the Socket.IO reference is installed (`npm ci` there)
+        #[arg(long, default_value = "benches/socketio", value_name = "DIR")]
+        socketio_dir: PathBuf,
+        /// Where report.md, latency.svg and the logs go
+        #[arg(long, default_value = "target/bench", value_name = "DIR")]
+        out: PathBuf,
+    },
+    /// Benchmark the event loop: echo round trips per second with 1, 100 and 1,000
+    /// connections (lesson 11's server), beside lesson 04's blocking server with one
+    /// connection (`make bench-loop`). Server on CPU 0, load generator on CPU 1. Writes
+    /// target/bench/loop.md
+    Loop {
+        /// Connection counts to measure
+        #[arg(long, value_delimiter = ',', default_value = "1,100,1000")]
+        conns: Vec<usize>,
+        /// Seconds measured per figure (after 0.5 s of warm-up)
+        #[arg(long, default_value_t = 2.0)]
+        seconds: f64,
+        /// Repetitions per figure (the median is reported)
+        #[arg(long, default_value_t = 3)]
+        reps: usize,
+    },
+    /// Benchmark the event layer: ack round trips per second with p50/p99 (one client), and
+    /// broadcast deliveries per second to 100 and 1,000 clients with the server's CPU time
+    /// per delivery (`make bench-events`). Server on CPU 0, clients on CPU 1. Writes
+    /// target/bench/events.md
+    Events {
+        /// Receiver counts for the broadcast figures
+        #[arg(long, value_delimiter = ',', default_value = "100,1000")]
+        receivers: Vec<usize>,
+        /// Ack round trips measured, after 1,000 of warm-up
+        #[arg(long, default_value_t = 20_000)]
+        round_trips: usize,
+        /// Messages in each broadcast burst
+        #[arg(long, default_value_t = 2000)]
+        messages: usize,
+        /// Repetitions per figure (the median is reported)
+        #[arg(long, default_value_t = 3)]
+        reps: usize,
+    },
+    /// The event server the benchmarks measure, with the handlers of the Socket.IO reference
+    /// server (`echo`, `chat message`); started by `compare` and `events`, not for people
+    #[command(hide = true)]
+    Server {
+        #[arg(long, default_value = "127.0.0.1:0")]
+        addr: SocketAddr,
+    },
+    /// The raw-socket server `compare` measures the limit with (blocking read and write);
+    /// not for people
+    #[command(hide = true)]
+    LimitServer {
+        #[arg(long, default_value = "127.0.0.1:0")]
+        addr: SocketAddr,
+    },
+}
+
+fn main() -> ExitCode {
+    lesson::quiet_broken_pipe();
+    let result = match Cli::parse().cmd {
+        // The servers report their own errors, as the lesson binaries do.
+        Cmd::Server { addr } => {
+            return lesson::run(lesson::Trace { trace: false }, || reference::serve(addr))
+        }
+        Cmd::LimitServer { addr } => {
+            return lesson::run(lesson::Trace { trace: false }, || {
+                let (listener, local) = load::limit_listen(addr)?;
+                lesson::listening(local);
+                load::limit_server(&listener)?;
+                Ok(())
+            })
+        }
+        Cmd::Compare {
+            quick,
+            reps,
+            fanout,
+            idle,
+            no_socketio,
+            socketio_dir,
+            out,
+        } => (|| -> Result<(), Box<dyn Error>> {
+            // The servers are this program's `server` and `limit-server`.
+            let exe = std::env::current_exe()?;
+            let mut opts = if quick {
+                compare::Options::quick(exe)
+            } else {
+                compare::Options::full(exe)
+            };
+            opts.reps = reps.unwrap_or(opts.reps);
+            opts.fanout = fanout.unwrap_or(opts.fanout);
+            opts.idle = idle.unwrap_or(opts.idle);
+            opts.socketio = !no_socketio;
+            opts.socketio_dir = socketio_dir;
+            opts.out_dir = out;
+            let results = compare::run(&opts)?;
+            print!("{}", report::write(&results, &opts)?);
+            eprintln!(
+                "wrote {0}/report.md and {0}/latency.svg",
+                opts.out_dir.display()
+            );
+            Ok(())
+        })(),
+        Cmd::Loop {
+            conns,
+            seconds,
+            reps,
+        } => lesson::built_binary("11").and_then(|evented| {
+            small::bench_loop(
+                &evented,
+                &lesson::built_binary("04")?,
+                &conns,
+                seconds,
+                reps,
+            )
+        }),
+        Cmd::Events {
+            receivers,
+            round_trips,
+            messages,
+            reps,
+        } => std::env::current_exe()
+            .map_err(Into::into)
+            .and_then(|me| small::bench_events(&me, &receivers, round_trips, messages, reps)),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `CLIENTS:MESSAGES`, e.g. `1000:1000`.
+fn parse_pair(s: &str) -> Result<(usize, usize), String> {
+    let (a, b) = s
+        .split_once(':')
+        .ok_or_else(|| format!("{s:?} is not CLIENTS:MESSAGES"))?;
+    Ok((
+        a.parse().map_err(|e| format!("{a:?}: {e}"))?,
+        b.parse().map_err(|e| format!("{b:?}: {e}"))?,
+    ))
+}

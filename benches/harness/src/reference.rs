@@ -1,0 +1,44 @@
+//! The event server all event benchmarks run (`socklab-bench server`): socklab's event
+//! server with the handlers of the Socket.IO reference server, and nothing else.
+
+use std::error::Error;
+use std::net::SocketAddr;
+
+use socklab::event_loop::Config;
+use socklab::events::{Io, Server, ServerConfig};
+use socklab::lesson;
+
+/// The handlers of the Socket.IO reference server (`benches/socketio/server.js`), and no
+/// others: `echo` answers its ack with its arguments, `chat message` goes to every socket of
+/// `/` (the sender included). `socklab-bench compare` runs its server with these, so that both
+/// servers do the same work per event and keep the same listeners per socket (each costs
+/// memory in the idle-connections figure).
+// ANCHOR: reference
+pub fn install_reference_handlers(io: &mut Io) {
+    io.on_connection("/", |io, sid| {
+        io.on(sid, "echo", |io, ev| io.ack(ev, ev.args.clone()));
+        io.on(sid, "chat message", |io, ev| {
+            let _ = io.broadcast("/").emit("chat message", ev.args.clone());
+        });
+    });
+}
+// ANCHOR_END: reference
+
+/// Serves on `addr` until SIGINT or SIGTERM, after printing `listening on ADDR` (what the
+/// harness waits for). Room for 100,000 connections: the idle-connections figure opens 10,000.
+pub fn serve(addr: SocketAddr) -> Result<(), Box<dyn Error>> {
+    let config = ServerConfig {
+        loop_config: Config {
+            max_connections: 100_000,
+            ..Config::default()
+        },
+        ..ServerConfig::default()
+    };
+    let mut server = Server::new(config)?;
+    server.stop_on_signals()?;
+    let local = server.listen(addr)?;
+    install_reference_handlers(server.io());
+    lesson::listening(local);
+    server.run()?;
+    Ok(())
+}

@@ -63,15 +63,6 @@ enum Cmd {
     },
     /// List the lessons, one line each, with the command that runs each
     Lessons,
-    /// An event server whose `echo` answers its ack with its arguments and whose
-    /// `chat message` goes to every socket of `/`; not for people. Kept for the test of
-    /// tests/hostile.rs that spawns it: the benchmarks run `socklab-bench server` instead
-    /// (benches/harness), which has the same two handlers
-    #[command(hide = true)]
-    BenchServer {
-        #[arg(long, default_value = "127.0.0.1:0")]
-        addr: SocketAddr,
-    },
     /// Run lesson NN's demonstration under the real strace; print its socket calls, with
     /// ports, inodes and pointers normalised
     Trace {
@@ -163,29 +154,6 @@ fn main() -> ExitCode {
             addr,
             trace,
         } => return lesson::run(trace, || scores::watch(addr, id, count)),
-        Cmd::BenchServer { addr } => {
-            return lesson::run(lesson::Trace { trace: false }, || {
-                let config = ServerConfig {
-                    loop_config: socklab::event_loop::Config {
-                        max_connections: 100_000,
-                        ..Default::default()
-                    },
-                    ..ServerConfig::default()
-                };
-                let mut server = Server::new(config)?;
-                server.stop_on_signals()?;
-                let local = server.listen(addr)?;
-                server.io().on_connection("/", |io, sid| {
-                    io.on(sid, "echo", |io, ev| io.ack(ev, ev.args.clone()));
-                    io.on(sid, "chat message", |io, ev| {
-                        let _ = io.broadcast("/").emit("chat message", ev.args.clone());
-                    });
-                });
-                lesson::listening(local);
-                server.run()?;
-                Ok(())
-            })
-        }
         Cmd::Lessons => {
             for (n, bin, what) in lesson::LESSONS {
                 println!("{n}  {what:<66} make lesson N={n}   ({bin})");

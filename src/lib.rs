@@ -2,19 +2,38 @@
 //!
 //! # Layout
 //!
-//! Each layer is a module; a lower layer never imports a higher one.
+//! Each layer is a module; a module imports only those drawn below it. The wire format is a
+//! leaf beside the loop, not above it: it turns bytes into packets and back and knows
+//! nothing of sockets, so it is tested on bytes alone (`tests/codec_props.rs`).
+//!
+//! ```text
+//!   bin/ (one binary a lesson step, and `socklab`)
+//!     |
+//!   apps        the chat and the live scores behind `socklab serve`
+//!     |
+//!   events      the Socket.IO-style API: server/ and client/, one outbox, the wire seam
+//!     |    \
+//!     |     wire        frames and packets: pure code, no I/O
+//!     |
+//!   event_loop  mio, buffers, timers, a waker, graceful stop
+//!     |
+//!   sys         the syscalls 1:1 (the only `unsafe`)      blocking: lessons 02-08 on sys
+//! ```
 //!
 //! | layer | module | what it teaches | lessons |
 //! |---|---|---|---|
 //! | 1 | [`sys`] | the socket syscalls, 1:1: owned descriptors, errors that name the syscall and errno, the strace-format self-trace. The only `unsafe` in the crate. | all |
 //! | 1½ | [`blocking`] | the loops built from those calls: listen, connect, write-all, read-to-end, serve one connection at a time | 02-08 |
 //! | 2 | [`event_loop`] | a hand-rolled loop over mio: edge-triggered draining, buffered writes with WRITABLE only while output waits, a timer heap that sets the poll timeout, a waker for other threads, graceful stop on SIGINT/SIGTERM | 11-13 and after |
-//! | 3 | [`wire`] | the wire protocol, pure code with no I/O: length-prefixed frames and their incremental decoder (08); the event protocol's packets (14 and after) | 08, 14 and after |
-//! | 4 | [`events`] | a Socket.IO-style event API: namespaces, middleware, `on`/`emit`, acks with timeouts, rooms, broadcasts, a client | 14 and after |
-//! | — | [`apps`] | applications on layer 4: the chat server and the live-scores feed behind `socklab serve`, `chat`, `scores`, `watch` | socklab CLI |
+//! | leaf | [`wire`] | the wire protocol, pure code with no I/O: length-prefixed frames and their incremental decoder (08); the event protocol's packets (14 and after) | 08, 14 and after |
+//! | 3 | [`events`] | a Socket.IO-style event API: namespaces, middleware, `on`/`emit`, acks with timeouts, rooms, broadcasts, recovery, a client; each connection's packets encoded by its wire | 14 and after |
+//! | 4 | [`apps`] | applications on the event API: the chat server and the live-scores feed behind `socklab serve`, `chat`, `scores`, `watch` | socklab CLI |
 //! | — | [`procnet`] | reading `/proc/net/tcp`, the kernel's socket table that `ss` shows (LISTEN queues, TIME_WAIT) | 01, 06 |
 //! | — | [`strace`] | reading real strace output: the tool that keeps the self-trace and the book honest (`make trace`, `tests/trace.rs`) | all |
-//! | — | [`lesson`] | what the lesson binaries share: `--trace`, `serve`/`client`, `--addr`, error exit codes | all |
+//! | — | [`lesson`] | what the lesson binaries share: `--trace`, `serve`/`client`, `--addr`, error exit codes, the lesson catalogue | all |
+//!
+//! The benchmarks are not part of this crate: `benches/harness` (`socklab-bench`, run by
+//! `make bench`) uses it as any application would.
 //!
 //! The lesson binaries live in `bin/NN_name.rs`, one per step; the book in `docs/` walks
 //! through them in order:

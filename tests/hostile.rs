@@ -722,8 +722,8 @@ fn settle_fds(pid: u32, want: usize) -> usize {
 }
 
 /// 10,000 connect, handshake, close cycles against a server process of its own (`socklab
-/// bench-server`: its descriptors and memory are not mixed with the other tests running in
-/// this process). After them the server holds exactly the descriptors it held before, and its
+/// serve --matches 0`, the event server with no score feed: its descriptors and memory are
+/// not mixed with the other tests running in this process). After them the server holds exactly the descriptors it held before, and its
 /// resident memory has grown by less than 16 MiB.
 ///
 /// Why 16 MiB, and not less: some state outlives each connection on purpose, for a while.
@@ -738,10 +738,10 @@ fn settle_fds(pid: u32, want: usize) -> usize {
 #[test]
 fn ten_thousand_connect_disconnect_cycles_leak_no_descriptor_and_little_memory() {
     let mut cmd = Command::new(SOCKLAB);
-    cmd.args(["bench-server", "--addr", "127.0.0.1:0"])
+    cmd.args(["serve", "--addr", "127.0.0.1:0", "--matches", "0"])
         .stdin(Stdio::null())
         .stderr(Stdio::null());
-    let (mut child, addr, _) = spawn_listening(&mut cmd, "socklab bench-server");
+    let (mut child, addr, _) = spawn_listening(&mut cmd, "socklab serve");
     let pid = child.0.id();
 
     // Warm up: the allocator's arenas, the connection table, the timer heap grow to their
@@ -765,7 +765,7 @@ fn ten_thousand_connect_disconnect_cycles_leak_no_descriptor_and_little_memory()
     let fds_after = settle_fds(pid, fds_before);
     let rss_after = rss_kib(pid);
     eprintln!(
-        "bench-server after 10,000 cycles: {fds_after} descriptors (before: {fds_before}), \
+        "socklab serve after 10,000 cycles: {fds_after} descriptors (before: {fds_before}), \
          VmRSS {rss_after} KiB (before: {rss_before} KiB)"
     );
     assert_eq!(fds_after, fds_before, "no descriptor left open");
@@ -774,24 +774,31 @@ fn ten_thousand_connect_disconnect_cycles_leak_no_descriptor_and_little_memory()
         "VmRSS grew from {rss_before} KiB to {rss_after} KiB"
     );
 
-    // The server still serves.
-    let (mut stream, _) = raw_peer(addr);
+    // The server still serves: a chat user joins and is answered.
+    let mut stream = connect_raw(addr);
     stream
-        .write_all(&frame(&Packet::Event {
-            ns: "/".into(),
-            name: "echo".into(),
-            args: vec![json!("after 10,000")],
-            attachments: vec![],
-            id: Some(7),
-            offset: None,
+        .write_all(&hello_and_connect())
+        .expect("HELLO and CONNECT");
+    stream
+        .write_all(&frame(&Packet::Connect {
+            ns: "/chat".into(),
+            data: Some(json!({"name": "after-10000"})),
         }))
-        .expect("write");
-    assert!(matches!(
-        read_packet(&mut stream),
-        Ok(Some(Packet::Ack { id: 7, .. }))
-    ));
+        .expect("CONNECT /chat");
+    let mut joined = false;
+    for _ in 0..8 {
+        match read_packet(&mut stream) {
+            Ok(Some(Packet::Connect { ns, data: Some(d) })) if ns == "/chat" => {
+                joined = d.get("sid").is_some();
+                break;
+            }
+            Ok(Some(_)) => continue,
+            other => panic!("expected the CONNECT reply for /chat, got {other:?}"),
+        }
+    }
+    assert!(joined, "no CONNECT reply for /chat after 10,000 cycles");
     drop(stream);
     sigterm(&child.0);
-    let status = wait_exit(&mut child.0, "bench-server after SIGTERM", WAIT);
-    assert!(status.success(), "bench-server exit status {status}");
+    let status = wait_exit(&mut child.0, "socklab serve after SIGTERM", WAIT);
+    assert!(status.success(), "socklab serve exit status {status}");
 }

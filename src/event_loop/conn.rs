@@ -8,7 +8,7 @@
 use std::fmt;
 use std::net::SocketAddr;
 
-use super::outbox::Outbox;
+use super::outbound::Outbound;
 use super::TimerId;
 use crate::sys::{self, Fd};
 
@@ -72,7 +72,7 @@ pub(super) struct Conn {
     /// Received bytes the handler has not consumed yet.
     pub(super) input: Vec<u8>,
     /// Bytes waiting to be sent.
-    pub(super) output: Outbox,
+    pub(super) output: Outbound,
     pub(super) writable_interest: bool,
     /// Already on the loop's list of connections to flush this turn.
     pub(super) dirty: bool,
@@ -106,7 +106,7 @@ impl Conn {
             peer,
             state,
             input: Vec::new(),
-            output: Outbox::default(),
+            output: Outbound::default(),
             writable_interest: matches!(state, State::Connecting { .. }),
             dirty: false,
             read_closed: false,

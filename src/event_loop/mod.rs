@@ -49,7 +49,7 @@
 //! | `handler.rs` | the [`Handler`] trait: what runs on the loop |
 //! | `ctx.rs` | [`Ctx`]: the loop's state as a handler sees it, and what a handler can ask of it (listen, connect, send, close, timers, stop); the flush of one connection |
 //! | `conn.rs` | one connection: its socket, its state (connecting, open, closing, lingering), its input buffer; [`CloseReason`] |
-//! | `outbox.rs` | a connection's outbound buffer, its cap ([`SendError`]) and the write loop |
+//! | `outbound.rs` | a connection's outbound buffer, its cap ([`SendError`]) and the write loop |
 //! | `turn.rs` | [`EventLoop`] and one turn: wait, dispatch by token, timers, the end-of-turn flush, closing, a graceful stop |
 //! | `read.rs` | the read path: read until EAGAIN (within the fairness cap), hand bytes to the handler, backpressure, the lingering close's reads |
 //! | `accept.rs` | accepting until EAGAIN, refusing past the limit, pausing on EMFILE |
@@ -74,7 +74,7 @@ pub mod echo;
 mod handle;
 mod handler;
 mod listener;
-mod outbox;
+mod outbound;
 mod poller;
 mod read;
 mod slab;
@@ -89,7 +89,7 @@ pub use conn::CloseReason;
 pub use ctx::Ctx;
 pub use handle::LoopHandle;
 pub use handler::Handler;
-pub use outbox::SendError;
+pub use outbound::SendError;
 pub use slab::ConnId;
 pub use stats::Stats;
 pub use timer::TimerId;

@@ -282,7 +282,7 @@ pub fn recv(fd: &Fd, buf: &mut [u8], flags: MsgFlags) -> Result<usize> {
     res
 }
 
-/// `send(2)`, which Linux runs as `sendto(2)` with no address: [`write`] with flags.
+/// `send(2)`, which Linux runs as `sendto(2)` with no address: [`write()`] with flags.
 /// With [`MsgFlags::NOSIGNAL`] a closed peer gives EPIPE without a SIGPIPE.
 pub fn send(fd: &Fd, buf: &[u8], flags: MsgFlags) -> Result<usize> {
     // SAFETY: `buf` is valid for reads of `buf.len()` bytes; a null address with length 0 is

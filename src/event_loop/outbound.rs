@@ -34,12 +34,12 @@ impl std::error::Error for SendError {}
 /// Bytes waiting to be sent: `buf[sent..]`. What was sent stays at the front until the
 /// buffer empties (or grows too large), so a short write costs no copy.
 #[derive(Debug, Default)]
-pub(super) struct Outbox {
+pub(super) struct Outbound {
     buf: Vec<u8>,
     sent: usize,
 }
 
-impl Outbox {
+impl Outbound {
     /// Bytes queued and not yet taken by the kernel.
     pub(super) fn pending(&self) -> usize {
         self.buf.len() - self.sent
@@ -106,7 +106,7 @@ mod tests {
 
     #[test]
     fn a_send_is_all_or_nothing() {
-        let mut out = Outbox::default();
+        let mut out = Outbound::default();
         assert_eq!(out.push(b"hello", 8), Ok(()));
         assert_eq!(
             out.push(b"world", 8),

@@ -29,7 +29,13 @@ fn loop_allocations(h: &ServerHandle) -> u64 {
     rx.recv_timeout(WAIT).expect("the loop answered")
 }
 
-const MEASURED: u64 = 100;
+const MEASURED: u64 = 1000;
+
+/// Allocations allowed in the whole run, not per message: a buffer that now and then grows
+/// to a new working size (a connection's outbound buffer, for instance, is used only when
+/// its socket is full for a moment, and the test reads its peers one after another). Far
+/// below one per message: a single allocation more per message would be 1,000 more.
+const ONE_OFF: u64 = 32;
 
 /// Allocations on the loop thread for `MEASURED` chat messages from one sender to
 /// `recipients` others in room `r`, in the steady state: after a warm-up long enough for
@@ -95,7 +101,7 @@ fn allocations_for_messages(recipients: usize) -> u64 {
 
 /// The budget: the four allocations of the event the handler receives (its name, and its
 /// arguments `["r", "hello, room"]`: the array and two strings, which the application
-/// owns). Finding the socket and its listeners, choosing the recipients, encoding once,
+/// owns), and a few in the whole run (`ONE_OFF`). Finding the socket and its listeners, choosing the recipients, encoding once,
 /// queueing to each, logging for replay and writing allocate nothing, whatever the number
 /// of recipients.
 #[test]
@@ -103,9 +109,11 @@ fn a_chat_message_costs_at_most_four_allocations_whatever_the_recipients() {
     for recipients in [1, 10, 100] {
         let total = allocations_for_messages(recipients);
         let per = total as f64 / MEASURED as f64;
-        eprintln!("{recipients} recipients: {per:.2} allocations per chat message");
+        eprintln!(
+            "{recipients} recipients: {per:.3} allocations per chat message ({total} in all)"
+        );
         assert!(
-            total <= 4 * MEASURED,
+            total <= 4 * MEASURED + ONE_OFF,
             "{recipients} recipients: {total} allocations for {MEASURED} messages ({per:.2} each)"
         );
     }

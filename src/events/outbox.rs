@@ -14,8 +14,6 @@
 //! failing cannot hold the loop. What is left after the last round stays queued, bytes and
 //! all, for the next flush. The arena is emptied only when nothing points into it.
 
-use std::collections::VecDeque;
-
 use super::encoder::Wire;
 use super::error::EmitError;
 use crate::event_loop::ConnId;
@@ -54,12 +52,28 @@ pub(super) enum Item<A> {
     Do(A),
 }
 
+/// One queued item as the outbox keeps it: a frame to send, or the place of an action in
+/// the action list. `Copy`, so that handing a round over reads each item where it lies
+/// instead of moving it (a broadcast to a thousand sockets is a thousand items).
+#[derive(Clone, Copy)]
+enum Slot {
+    Send {
+        conn: ConnId,
+        frame: Frame,
+        volatile: bool,
+    },
+    Do(usize),
+}
+
 pub(super) struct Outbox<A> {
     arena: Vec<u8>,
-    /// Items queued since the current round began.
-    queued: Vec<Item<A>>,
-    /// The round being handed over, in order.
-    round: VecDeque<Item<A>>,
+    /// Items queued since the current round began, and their actions.
+    queued: Vec<Slot>,
+    actions: Vec<Option<A>>,
+    /// The round being handed over: its items, its actions, and the next item's index.
+    round: Vec<Slot>,
+    round_actions: Vec<Option<A>>,
+    at: usize,
 }
 
 impl<A> Default for Outbox<A> {
@@ -67,7 +81,10 @@ impl<A> Default for Outbox<A> {
         Outbox {
             arena: Vec::new(),
             queued: Vec::new(),
-            round: VecDeque::new(),
+            actions: Vec::new(),
+            round: Vec::new(),
+            round_actions: Vec::new(),
+            at: 0,
         }
     }
 }
@@ -151,7 +168,7 @@ impl<A> Outbox<A> {
 
     /// Queues `frame` for `conn`.
     pub(super) fn send(&mut self, conn: ConnId, frame: Frame, volatile: bool) {
-        self.queued.push(Item::Send {
+        self.queued.push(Slot::Send {
             conn,
             frame,
             volatile,
@@ -160,23 +177,43 @@ impl<A> Outbox<A> {
 
     /// Queues one of the side's actions.
     pub(super) fn push(&mut self, action: A) {
-        self.queued.push(Item::Do(action));
+        self.queued.push(Slot::Do(self.actions.len()));
+        self.actions.push(Some(action));
     }
 
     /// Whether nothing waits.
     pub(super) fn is_empty(&self) -> bool {
-        self.queued.is_empty() && self.round.is_empty()
+        self.queued.is_empty() && self.at >= self.round.len()
     }
 
-    /// Begins a round with what is queued; `false` when nothing is.
+    /// Begins a round with what is queued (what the last round left is dropped: a flush
+    /// takes every item of a round); `false` when nothing is queued. The two lists swap
+    /// places, so neither is copied nor allocated again.
     pub(super) fn start_round(&mut self) -> bool {
-        self.round.extend(self.queued.drain(..));
+        self.round.clear();
+        self.round_actions.clear();
+        self.at = 0;
+        std::mem::swap(&mut self.round, &mut self.queued);
+        std::mem::swap(&mut self.round_actions, &mut self.actions);
         !self.round.is_empty()
     }
 
     /// The round's next item.
     pub(super) fn next(&mut self) -> Option<Item<A>> {
-        self.round.pop_front()
+        let slot = *self.round.get(self.at)?;
+        self.at += 1;
+        Some(match slot {
+            Slot::Send {
+                conn,
+                frame,
+                volatile,
+            } => Item::Send {
+                conn,
+                frame,
+                volatile,
+            },
+            Slot::Do(i) => Item::Do(self.round_actions[i].take().expect("each action once")),
+        })
     }
 
     /// Ends a flush: once nothing waits, every byte encoded has been handed over and the

@@ -3,7 +3,7 @@
 //! | file | what it holds | lessons |
 //! |---|---|---|
 //! | `frame.rs` | length-prefixed frames: [`frame::encode`] and the incremental [`frame::Decoder`] | 08 |
-//! | `packet.rs` | the event protocol's packets inside frames (spec: `docs/protocol.md`) | 14 and after |
+//! | `packet/` | the event protocol's packets inside frames (spec: `docs/protocol.md`): the types in `mod.rs`, `encode.rs`, `decode.rs` | 14 and after |
 
 pub mod frame;
 pub mod packet;

@@ -347,17 +347,14 @@ fn a_declared_length_over_the_limit_is_refused_at_the_header() {
     lab.finish(0);
 }
 
-/// Half a frame, then FIN (`shutdown(SHUT_WR)`): end of file in the middle of a frame is an
-/// error (docs/protocol.md, section 2), so the socket goes with `parse error`, not `transport
-/// close`. The half frame is dropped, never handled.
-#[test]
-fn a_truncated_frame_then_eof_is_a_parse_error() {
-    let mut lab = Lab::start();
+/// A raw peer that has sent the first half of an `echo` event (100 bytes of `fill`) and
+/// stops there: the stream and its socket id.
+fn half_an_echo(lab: &Lab, fill: &str) -> (TcpStream, String) {
     let (mut stream, sid) = raw_peer(lab.addr());
     let whole = frame(&Packet::Event {
         ns: "/".into(),
         name: "echo".into(),
-        args: vec![json!("x".repeat(100))],
+        args: vec![json!(fill.repeat(100))],
         attachments: vec![],
         id: Some(1),
         offset: None,
@@ -365,6 +362,16 @@ fn a_truncated_frame_then_eof_is_a_parse_error() {
     stream
         .write_all(&whole[..whole.len() / 2])
         .expect("half a frame");
+    (stream, sid)
+}
+
+/// Half a frame, then FIN (`shutdown(SHUT_WR)`): end of file in the middle of a frame is an
+/// error (docs/protocol.md, section 2), so the socket goes with `parse error`, not `transport
+/// close`. The half frame is dropped, never handled.
+#[test]
+fn a_truncated_frame_then_eof_is_a_parse_error() {
+    let mut lab = Lab::start();
+    let (mut stream, sid) = half_an_echo(&lab, "x");
     stream.shutdown(Shutdown::Write).expect("FIN");
     let after = wait_closed(&mut stream, "a truncated frame");
     assert!(after.is_empty(), "no answer to half an event: {after:?}");
@@ -655,18 +662,7 @@ fn a_slow_consumer_is_cut_off_and_volatile_emits_to_it_are_dropped() {
 #[test]
 fn a_reset_in_the_middle_of_a_frame_is_a_transport_error() {
     let mut lab = Lab::start();
-    let (mut stream, sid) = raw_peer(lab.addr());
-    let whole = frame(&Packet::Event {
-        ns: "/".into(),
-        name: "echo".into(),
-        args: vec![json!("y".repeat(100))],
-        attachments: vec![],
-        id: Some(1),
-        offset: None,
-    });
-    stream
-        .write_all(&whole[..whole.len() / 2])
-        .expect("half a frame");
+    let (stream, sid) = half_an_echo(&lab, "y");
     SockRef::from(&stream)
         .set_linger(Some(Duration::ZERO))
         .expect("SO_LINGER 0");

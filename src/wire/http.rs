@@ -177,6 +177,53 @@ pub fn parse_request(
     }))
 }
 
+/// A response's head, as a client reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Response {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub head_len: usize,
+    pub content_length: usize,
+}
+
+impl Response {
+    /// The value of header `name` (compared without case).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Parses the response head at the start of `buf`: `Ok(None)` while incomplete. A client's
+/// side, for the lessons' clients and the tests.
+pub fn parse_response(buf: &[u8]) -> Result<Option<Response>, HttpError> {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut res = httparse::Response::new(&mut headers);
+    let head_len = match res.parse(buf) {
+        Ok(httparse::Status::Complete(n)) => n,
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Err(_) => return Err(bad("not an HTTP/1.1 response")),
+    };
+    let headers: Vec<(String, String)> = res
+        .headers
+        .iter()
+        .map(|h| (h.name.to_string(), String::from_utf8_lossy(h.value).into_owned()))
+        .collect();
+    let content_length = headers
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case("content-length"))
+        .and_then(|(_, v)| v.trim().parse().ok())
+        .unwrap_or(0);
+    Ok(Some(Response {
+        status: res.code.unwrap_or(0),
+        headers,
+        head_len,
+        content_length,
+    }))
+}
+
 /// The `Sec-WebSocket-Accept` value for a client's `Sec-WebSocket-Key`.
 pub fn websocket_accept(key: &str) -> String {
     use base64::Engine as _;

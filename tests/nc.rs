@@ -167,6 +167,25 @@ const CASES: &[Case] = &[
         ends: Ends::Exits,
     },
     Case {
+        page: "18-http.md",
+        command:
+            "printf 'GET / HTTP/1.1\\r\\n\\r\\nGET / HTTP/1.1\\r\\n\\r\\n' | nc -N 127.0.0.1 7018",
+        lesson: env!("CARGO_BIN_EXE_18_http"),
+        input: Input::Ends,
+        prints: &["hello from lesson 18", "hello from lesson 18"],
+        server_prints: None,
+        ends: Ends::Exits,
+    },
+    Case {
+        page: "18-http.md",
+        command: "printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -N 127.0.0.1 7018",
+        lesson: env!("CARGO_BIN_EXE_18_http"),
+        input: Input::Ends,
+        prints: &["HTTP/1.1 200 OK", "Connection: close"],
+        server_prints: None,
+        ends: Ends::Exits,
+    },
+    Case {
         page: "14-events.md",
         command: "printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc 127.0.0.1 7014 | xxd | head -2",
         lesson: env!("CARGO_BIN_EXE_14_events"),

@@ -55,10 +55,7 @@ impl Reply {
     pub fn text(status: u16, body: &str) -> Reply {
         Reply {
             status,
-            headers: vec![(
-                "Content-Type".into(),
-                "text/plain; charset=utf-8".into(),
-            )],
+            headers: vec![("Content-Type".into(), "text/plain; charset=utf-8".into())],
             body: body.as_bytes().to_vec(),
         }
     }

@@ -209,7 +209,12 @@ pub fn parse_response(buf: &[u8]) -> Result<Option<Response>, HttpError> {
     let headers: Vec<(String, String)> = res
         .headers
         .iter()
-        .map(|h| (h.name.to_string(), String::from_utf8_lossy(h.value).into_owned()))
+        .map(|h| {
+            (
+                h.name.to_string(),
+                String::from_utf8_lossy(h.value).into_owned(),
+            )
+        })
         .collect();
     let content_length = headers
         .iter()

@@ -227,6 +227,11 @@ pub const LESSONS: &[(&str, &str, &str)] = &[
         "18_http",
         "HTTP/1.1 on the loop: a blank line ends a request; keep-alive, pipelining",
     ),
+    (
+        "19",
+        "19_websocket",
+        "the upgrade and its accept key; frames, masks, fragments, ping, close",
+    ),
 ];
 
 /// Bytes as `xxd` shows them: offset, 16 bytes in hex, the printable ones as text.

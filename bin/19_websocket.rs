@@ -199,12 +199,7 @@ fn demo() -> Result<(), Box<dyn Error>> {
 
 fn serve(addr: SocketAddr) -> Result<(), Box<dyn Error>> {
     let server = WsServer::new(Limits::default(), echo);
-    let mut ev = EventLoop::new(server, Config::default())?;
-    ev.stop_on_signals()?;
-    let local = ev.ctx().listen(addr)?;
-    lesson::listening(local);
-    ev.run()?;
-    let s = ev.handler().stats();
+    let s = lesson::serve_on_loop(server, addr, |h| h.stats())?;
     println!(
         "stopped: {} upgrades, {} messages echoed, {} pings, {} rules broken",
         s.upgrades, s.messages, s.pings, s.violations

@@ -15,11 +15,13 @@
 //! | `recovery.rs` | `Recovery`: parked sessions, the replay log, what was sent to whom |
 //! | `sockets.rs` | a socket's end: `disconnecting`, leaving rooms, parking, `disconnect` |
 //! | `protocol.rs` | the packets, as the event loop's handler: HELLO, CONNECT, EVENT, ACK, heartbeat |
+//! | `flush.rs` | handing the outbox to the loop |
 //! | `run.rs` | [`Server`], [`RunningServer`], [`ServerHandle`] |
 
 mod broadcast;
 mod config;
 mod emit;
+mod flush;
 mod protocol;
 mod recovery;
 mod rooms;

@@ -1,0 +1,543 @@
+//! A sequence diagram of one lesson, as SVG: for each TCP connection, the two socket ends
+//! as lifelines, each end's syscalls beside its lifeline, and the segments the kernel sent
+//! between them as arrows, in the order tcpdump saw them.
+//!
+//! The inputs are the two recordings of the book, nothing else: the trace
+//! (`docs/src/traces/NN.txt`, see [`crate::strace`]) and the capture
+//! (`docs/src/captures/NN.txt`, see [`crate::capture`]). `make trace` draws
+//! `docs/src/diagrams/NN.svg` from them, and `tests/diagrams.rs` draws it again and compares,
+//! so the picture is never edited by hand and never drifts from what was recorded.
+//!
+//! How a call finds its connection: strace's `-yy` names a connected socket by its two
+//! ports (`5<TCP:[127.0.0.1:40001->127.0.0.1:40002]>`), which is the connection. A socket
+//! that is not connected yet (`connect(4<TCP:[10002]>, ...)`) is named by its inode, so the
+//! call is given to whatever connection the same descriptor names next. A `connect` that never
+//! succeeded is never named by ports; it is given to the capture's connection to the same
+//! port whose client port the trace never shows. Calls on the listening socket (`listen`,
+//! its `close`) are drawn on the server side of every connection to it: closing a listener
+//! resets the connections still waiting in its queue, and the diagram should show why.
+//!
+//! A long lesson would make a picture nobody reads: each connection shows at most
+//! [`MAX_SEGMENTS`] segments and [`MAX_ROWS`] rows, then says how many segments and calls
+//! were left out (the capture file has them all). Polling calls (`poll`, `epoll_*`) are left
+//! out: they are about descriptors, not about one connection.
+//!
+//! The SVG is built as a plain string: a few rectangles, lines and texts need no library.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+
+use crate::capture::{parse_capture, Segment};
+use crate::strace::{parse_line, strip_decorations};
+
+/// At most this many segments a connection are drawn.
+pub const MAX_SEGMENTS: usize = 30;
+/// At most this many rows (calls and segments) a connection are drawn.
+pub const MAX_ROWS: usize = 48;
+
+const WIDTH: usize = 900;
+const CLIENT_X: usize = 300;
+const SERVER_X: usize = 600;
+const ROW: usize = 18;
+/// Longest call label, in characters (about 270 pixels of 11-pixel monospace).
+const LABEL: usize = 40;
+
+/// One connection of the capture.
+#[derive(Debug)]
+struct Conn {
+    /// The port that sent the first segment (the SYN), and the one it went to.
+    client: u16,
+    server: u16,
+    /// Indexes into the capture's segments.
+    segments: Vec<usize>,
+}
+
+/// What a row of a connection shows.
+#[derive(Debug)]
+enum Row {
+    /// A call on one end: its trace line, whether it is the client's, and its label.
+    Call {
+        line: usize,
+        client: bool,
+        label: String,
+    },
+    /// A segment: its index in the capture.
+    Segment(usize),
+}
+
+impl Row {
+    /// Rows sort by trace line; a segment sent "after line N" comes after the call on N.
+    fn key(&self, segments: &[Segment]) -> (usize, u8) {
+        match self {
+            Row::Call { line, .. } => (*line, 0),
+            Row::Segment(i) => (segments[*i].after, 1),
+        }
+    }
+}
+
+/// Draws the diagram of lesson `number` from its trace and its capture.
+pub fn draw(number: &str, trace: &str, capture: &str) -> Result<String, String> {
+    let segments = parse_capture(capture)?;
+    let mut conns: Vec<Conn> = Vec::new();
+    for (i, s) in segments.iter().enumerate() {
+        let pos = conns.iter().position(|c| {
+            (c.client, c.server) == (s.src, s.dst) || (c.client, c.server) == (s.dst, s.src)
+        });
+        match pos {
+            Some(p) => conns[p].segments.push(i),
+            None => conns.push(Conn {
+                client: s.src,
+                server: s.dst,
+                segments: vec![i],
+            }),
+        }
+    }
+    let mut rows: Vec<Vec<Row>> = conns.iter().map(|_| Vec::new()).collect();
+    for (c, call) in attribute_calls(trace, &conns) {
+        rows[c].push(call);
+    }
+    for (c, conn) in conns.iter().enumerate() {
+        rows[c].extend(conn.segments.iter().map(|&i| Row::Segment(i)));
+        // Stable: calls keep trace order, segments capture order.
+        rows[c].sort_by_key(|r| r.key(&segments));
+    }
+
+    let mut body = String::new();
+    let mut y = 84;
+    for (c, conn) in conns.iter().enumerate() {
+        y = draw_connection(&mut body, y, c + 1, conn, &rows[c], &segments);
+        y += 24;
+    }
+    // One arrowhead a colour: `fill="context-stroke"` would need one only, but not every
+    // browser knows it yet.
+    let markers: String = COLOURS
+        .iter()
+        .map(|(name, fill)| format!(r#"<marker id="arrow-{name}" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="7" markerHeight="7" orient="auto"><path d="M0,0 L10,5 L0,10 z" fill="{fill}"/></marker>"#))
+        .collect();
+    let mut svg = String::new();
+    let _ = write!(
+        svg,
+        r##"<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{y}" viewBox="0 0 {WIDTH} {y}" font-family="monospace" font-size="11">
+<title>Lesson {number}: syscalls and TCP segments</title>
+<defs>{markers}</defs>
+<rect width="{WIDTH}" height="{y}" fill="white"/>
+<text x="20" y="24" font-size="14" font-weight="bold">Lesson {number}: the calls of each socket end, and the segments between them</text>
+<text x="20" y="44" fill="#444">left: the end that connected; right: the end that accepted; arrows: what tcpdump saw, in order</text>
+<text x="20" y="58" fill="#444"><tspan fill="#2e7d32">SYN</tspan> · <tspan fill="#1565c0">FIN</tspan> · <tspan fill="#c62828">RST</tspan> · data (black, with its length) · <tspan fill="#888">ACK</tspan></text>
+"##
+    );
+    svg += &body;
+    svg += "</svg>\n";
+    Ok(svg)
+}
+
+/// Draws one connection from `y` down; returns where it ends.
+fn draw_connection(
+    out: &mut String,
+    y: usize,
+    n: usize,
+    conn: &Conn,
+    rows: &[Row],
+    segments: &[Segment],
+) -> usize {
+    let _ = writeln!(
+        out,
+        r#"<g class="connection" data-connection="{} {}">"#,
+        conn.client, conn.server
+    );
+    let _ = writeln!(
+        out,
+        r#"<text x="20" y="{}" font-size="12" font-weight="bold">connection {n}: 127.0.0.1:{} → 127.0.0.1:{}</text>"#,
+        y + 4,
+        conn.client,
+        conn.server
+    );
+    let head = y + 14;
+    for (x, who, port) in [
+        (CLIENT_X, "client", conn.client),
+        (SERVER_X, "server", conn.server),
+    ] {
+        let _ = writeln!(
+            out,
+            r##"<rect x="{}" y="{head}" width="180" height="22" rx="4" fill="#f3f3f3" stroke="#555"/><text x="{x}" y="{}" text-anchor="middle">{who} 127.0.0.1:{port}</text>"##,
+            x - 90,
+            head + 15
+        );
+    }
+    let mut row_y = head + 22 + ROW;
+    let mut shown_segments = 0;
+    let mut shown_rows = 0;
+    let mut left_segments = 0;
+    let mut left_calls = 0;
+    for row in rows {
+        let full = shown_segments == MAX_SEGMENTS || shown_rows == MAX_ROWS;
+        match row {
+            Row::Segment(_) if full => left_segments += 1,
+            Row::Call { .. } if full => left_calls += 1,
+            Row::Call {
+                line,
+                client,
+                label,
+            } => {
+                let (x, tx, anchor) = if *client {
+                    (CLIENT_X, CLIENT_X - 8, "end")
+                } else {
+                    (SERVER_X, SERVER_X + 8, "start")
+                };
+                let _ = writeln!(
+                    out,
+                    r##"<g class="call" data-line="{line}"><circle cx="{x}" cy="{}" r="3" fill="#555"/><text x="{tx}" y="{}" text-anchor="{anchor}">{}</text></g>"##,
+                    row_y - 4,
+                    row_y,
+                    escape(label)
+                );
+                shown_rows += 1;
+            }
+            Row::Segment(i) => {
+                let s = &segments[*i];
+                let (x1, x2) = if s.src == conn.client {
+                    (CLIENT_X, SERVER_X)
+                } else {
+                    (SERVER_X, CLIENT_X)
+                };
+                let (name, colour) = colour(s);
+                let mut label = s.name();
+                if s.len > 0 {
+                    let _ = write!(label, ", {} bytes", s.len);
+                }
+                let _ = writeln!(
+                    out,
+                    r##"<g class="segment" data-segment="{} {} {} {}"><line x1="{x1}" y1="{}" x2="{x2}" y2="{}" stroke="{colour}" stroke-width="1.5" marker-end="url(#arrow-{name})"/><text x="{}" y="{}" text-anchor="middle" fill="{colour}">{}</text></g>"##,
+                    s.src,
+                    s.dst,
+                    s.flags,
+                    s.len,
+                    row_y - 2,
+                    row_y - 2,
+                    (CLIENT_X + SERVER_X) / 2,
+                    row_y - 5,
+                    escape(&label)
+                );
+                shown_segments += 1;
+                shown_rows += 1;
+            }
+        }
+        row_y += ROW;
+    }
+    // Rows left out took no space: step back over them.
+    row_y -= (left_segments + left_calls) * ROW;
+    if left_segments + left_calls > 0 {
+        let _ = writeln!(
+            out,
+            r##"<text class="omitted" data-omitted="{left_segments}" x="{}" y="{row_y}" text-anchor="middle" font-style="italic" fill="#444">… {left_segments} more segments and {left_calls} more calls not drawn (the capture and the trace have them all)</text>"##,
+            (CLIENT_X + SERVER_X) / 2
+        );
+        row_y += ROW;
+    }
+    for x in [CLIENT_X, SERVER_X] {
+        let _ = writeln!(
+            out,
+            r##"<line x1="{x}" y1="{}" x2="{x}" y2="{}" stroke="#999" stroke-dasharray="4 3"/>"##,
+            head + 22,
+            row_y - ROW / 2
+        );
+    }
+    out.push_str("</g>\n");
+    row_y
+}
+
+/// The arrows' colours: what a learner looks for first stands out.
+const COLOURS: [(&str, &str); 5] = [
+    ("rst", "#c62828"),
+    ("syn", "#2e7d32"),
+    ("fin", "#1565c0"),
+    ("data", "#000"),
+    ("ack", "#888"),
+];
+
+/// A segment's colour, by its most telling flag: RST, SYN, FIN, data, then a bare ACK.
+fn colour(s: &Segment) -> (&'static str, &'static str) {
+    let i = if s.flags.contains('R') {
+        0
+    } else if s.flags.contains('S') {
+        1
+    } else if s.flags.contains('F') {
+        2
+    } else if s.len > 0 {
+        3
+    } else {
+        4
+    };
+    COLOURS[i]
+}
+
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// The two ports of a connected socket's `-yy` decoration: (local, remote).
+fn ports_of(decorated: &str) -> Option<(u16, u16)> {
+    let inside = decorated.split_once("<TCP:[")?.1;
+    let (local, rest) = inside.split_once("->")?;
+    let remote = rest.split(']').next()?;
+    let port = |s: &str| s.rsplit_once(':')?.1.parse().ok();
+    Some((port(local)?, port(remote)?))
+}
+
+/// The port of a listening socket's decoration, `3<TCP:[127.0.0.1:40001]>`.
+fn listening_port(decorated: &str) -> Option<u16> {
+    let inside = decorated.split_once("<TCP:[127.0.0.1:")?.1;
+    inside.strip_suffix("]>")?.parse().ok()
+}
+
+/// The descriptor number of a decorated argument.
+fn fd_of(decorated: &str) -> Option<&str> {
+    let fd = decorated.split_once('<')?.0;
+    (!fd.is_empty() && fd.bytes().all(|b| b.is_ascii_digit())).then_some(fd)
+}
+
+/// Gives each call of the trace to a connection and an end: `(connection, row)` pairs.
+fn attribute_calls(trace: &str, conns: &[Conn]) -> Vec<(usize, Row)> {
+    let lines: Vec<&str> = trace.lines().collect();
+    let conn_of = |a: u16, b: u16| {
+        conns
+            .iter()
+            .position(|c| (c.client, c.server) == (a, b) || (c.client, c.server) == (b, a))
+    };
+    let named: Vec<u16> = lines
+        .iter()
+        .filter_map(|l| parse_line(l))
+        .flat_map(|c| [ports_of(&c.first_arg), ports_of(&c.result)])
+        .flatten()
+        .flat_map(|(a, b)| [a, b])
+        .collect();
+    // Connections whose client port the trace never names: their connect failed.
+    let mut unnamed: Vec<usize> = (0..conns.len())
+        .filter(|&c| !named.contains(&conns[c].client))
+        .collect();
+    // An unconnected socket's decoration (`4<TCP:[10002]>`) -> the end it turned out to be.
+    let mut known: HashMap<String, (usize, bool)> = HashMap::new();
+    let mut out = Vec::new();
+    let mut previous: Option<(usize, bool)> = None;
+    for (i, text) in lines.iter().enumerate() {
+        let line = i + 1;
+        let Some(call) = parse_line(text) else {
+            // "... the line above, N more times": on the same end as the line above.
+            if let (Some((c, client)), true) = (previous, text.starts_with("...")) {
+                out.push((
+                    c,
+                    Row::Call {
+                        line,
+                        client,
+                        label: "… and again, several times".into(),
+                    },
+                ));
+            }
+            continue;
+        };
+        previous = None;
+        if call.name.starts_with("epoll") || call.name == "poll" || call.name == "socket" {
+            continue;
+        }
+        let label = label(&call.text, &call.result);
+        let decorated = if call.name.starts_with("accept") {
+            &call.result
+        } else {
+            &call.first_arg
+        };
+        let end = if let Some((local, remote)) = ports_of(decorated) {
+            conn_of(local, remote).map(|c| (c, conns[c].client == local))
+        } else if let Some(port) = listening_port(decorated) {
+            if ["listen", "close", "shutdown"].contains(&call.name.as_str()) {
+                for (c, conn) in conns.iter().enumerate() {
+                    if conn.server == port {
+                        out.push((
+                            c,
+                            Row::Call {
+                                line,
+                                client: false,
+                                label: label.clone(),
+                            },
+                        ));
+                    }
+                }
+            }
+            None
+        } else if let Some(end) = known.get(decorated.as_str()) {
+            Some(*end)
+        } else if let Some(end) = look_ahead(&lines[i + 1..], decorated, conns) {
+            known.insert(decorated.clone(), end);
+            Some(end)
+        } else if call.name == "connect" {
+            let target = call
+                .text
+                .split_once("htons(")
+                .and_then(|(_, r)| r.split(')').next())
+                .and_then(|p| p.parse::<u16>().ok());
+            let pos = unnamed
+                .iter()
+                .position(|&c| Some(conns[c].server) == target);
+            pos.map(|p| {
+                let end = (unnamed.remove(p), true);
+                known.insert(decorated.clone(), end);
+                end
+            })
+        } else {
+            None
+        };
+        if let Some((c, client)) = end {
+            out.push((
+                c,
+                Row::Call {
+                    line,
+                    client,
+                    label,
+                },
+            ));
+            previous = Some((c, client));
+        }
+    }
+    out
+}
+
+/// The end an unconnected descriptor becomes: the next line naming the same descriptor with
+/// two ports, unless the descriptor is closed or made anew first.
+fn look_ahead(lines: &[&str], decorated: &str, conns: &[Conn]) -> Option<(usize, bool)> {
+    let fd = fd_of(decorated)?;
+    for text in lines {
+        let Some(call) = parse_line(text) else {
+            continue;
+        };
+        let arg = &call.first_arg;
+        if fd_of(arg) == Some(fd) {
+            if let Some((local, remote)) = ports_of(arg) {
+                return conns
+                    .iter()
+                    .position(|c| {
+                        (c.client, c.server) == (local, remote)
+                            || (c.client, c.server) == (remote, local)
+                    })
+                    .map(|c| (c, conns[c].client == local));
+            }
+            if call.name == "close" {
+                return None;
+            }
+        }
+        if call.name == "socket" && fd_of(&call.result) == Some(fd) {
+            return None;
+        }
+    }
+    None
+}
+
+/// A short label for a call: decorations, strings, structures and errno texts left out.
+fn label(text: &str, result: &str) -> String {
+    let args = strip_decorations(text);
+    let mut short = String::new();
+    let mut depth = 0;
+    let mut in_str = false;
+    let mut escaped = false;
+    for ch in args.chars() {
+        if in_str {
+            match (escaped, ch) {
+                (true, _) => escaped = false,
+                (false, '\\') => escaped = true,
+                (false, '"') => in_str = false,
+                _ => {}
+            }
+            continue;
+        }
+        match ch {
+            '"' if depth == 0 => {
+                in_str = true;
+                short.push('…');
+            }
+            '{' | '[' => {
+                if depth == 0 {
+                    short.push(ch);
+                    short.push('…');
+                }
+                depth += 1;
+            }
+            '}' | ']' => {
+                depth -= 1;
+                if depth == 0 {
+                    short.push(ch);
+                }
+            }
+            _ if depth == 0 => short.push(ch),
+            _ => {}
+        }
+    }
+    // strace writes `"abc"...` for a string it cut.
+    let short = short.replace("……", "…").replace("…...", "…");
+    let result = strip_decorations(result);
+    let result = result.split(" (").next().unwrap_or(&result);
+    let mut label = format!("{short} = {result}");
+    if label.chars().count() > LABEL {
+        label = label.chars().take(LABEL - 1).collect::<String>() + "…";
+    }
+    label
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_are_short() {
+        assert_eq!(
+            label(
+                r#"write(4<TCP:[127.0.0.1:2->127.0.0.1:1]>, "0123"..., 10240)"#,
+                "10240"
+            ),
+            "write(4, …, 10240) = 10240"
+        );
+        assert_eq!(
+            label(
+                "read(4<TCP:[10002]>, 0x7ffc0000, 64)",
+                "-1 ECONNRESET (Connection reset by peer)"
+            ),
+            "read(4, 0x7ffc0000, 64) = -1 ECONNRESET"
+        );
+        assert_eq!(
+            label(
+                r#"accept4(3<TCP:[127.0.0.1:1]>, {sa_family=AF_INET, sin_port=htons(2)}, [128 => 16], SOCK_CLOEXEC)"#,
+                "5<TCP:[127.0.0.1:1->127.0.0.1:2]>"
+            ),
+            "accept4(3, {…}, […], SOCK_CLOEXEC) = 5"
+        );
+    }
+
+    #[test]
+    fn draws_calls_and_segments_of_a_connection() {
+        let trace = "\
+listen(3<TCP:[127.0.0.1:40001]>, 128) = 0
+connect(4<TCP:[10002]>, {sa_family=AF_INET, sin_port=htons(40001), sin_addr=inet_addr(\"127.0.0.1\")}, 16) = 0
+accept4(3<TCP:[127.0.0.1:40001]>, {}, [16], SOCK_CLOEXEC) = 5<TCP:[127.0.0.1:40001->127.0.0.1:40002]>
+close(4<TCP:[127.0.0.1:40002->127.0.0.1:40001]>) = 0
+";
+        let capture = "\
+# a comment
+127.0.0.1:40002 > 127.0.0.1:40001 [S] seq 0 len 0 after 2
+127.0.0.1:40001 > 127.0.0.1:40002 [S.] seq 0 ack 1 len 0 after 2
+127.0.0.1:40002 > 127.0.0.1:40001 [.] ack 1 len 0 after 2
+127.0.0.1:40002 > 127.0.0.1:40001 [F.] seq 1 ack 1 len 0 after 4
+";
+        let svg = draw("99", trace, capture).unwrap();
+        assert_eq!(svg.matches(r#"class="segment""#).count(), 4);
+        assert!(svg.contains(r#"data-segment="40002 40001 S 0""#));
+        // listen, connect, accept4 and close: all four on this connection.
+        assert_eq!(svg.matches(r#"class="call""#).count(), 4);
+        let connect = svg.find("connect(4").unwrap();
+        let syn = svg.find(r#"data-segment="40002 40001 S 0""#).unwrap();
+        let accept = svg.find("accept4(3").unwrap();
+        assert!(
+            connect < syn && syn < accept,
+            "the SYN follows connect, accept follows it"
+        );
+    }
+}

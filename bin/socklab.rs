@@ -277,9 +277,18 @@ fn trace(number: &str, write: Option<&Path>) -> Result<(), Box<dyn Error>> {
             .lines()
             .filter_map(capture::parse_tcpdump_line)
             .collect();
+        // Each call's start time and its number in the stored trace (`after N`).
+        let numbers = capture::call_numbers(&calls);
+        let folded = capture::folded_line_numbers(&lines);
+        if folded.last().copied().unwrap_or(0) != numbers.len() {
+            return Err(
+                "capture::folded_line_numbers no longer folds as strace::fold_repeats does".into(),
+            );
+        }
         let at: Vec<(u64, usize)> = times
             .into_iter()
-            .zip(capture::folded_line_numbers(&lines))
+            .zip(folded)
+            .map(|(time, line)| (time, numbers[line - 1]))
             .collect();
         let segments = capture::normalise(&packets, &at, &mut norm);
         write_picture(dir, number, &calls, &segments)?;
@@ -309,7 +318,7 @@ fn write_picture(
     let text = format!(
         "# Lesson {number}: the TCP segments on loopback, as `make trace` recorded them with tcpdump\n\
          # (src/capture.rs: ports as in traces/{number}.txt, relative sequence numbers, no times;\n\
-         # `after N`: sent after the call on line N of traces/{number}.txt started).\n{segments}"
+         # `after N`: sent after call N of traces/{number}.txt started, not counting poll and epoll_wait).\n{segments}"
     );
     let svg = seqdiag::draw(number, calls, &text)?;
     for (path, content) in [(&capture_path, &text), (&svg_path, &svg)] {

@@ -23,7 +23,7 @@
 //! One line a segment, in the order tcpdump saw them:
 //!
 //! ```text
-//! 127.0.0.1:40002 > 127.0.0.1:40001 [P.] seq 1:10241 ack 1 len 10240 after 8
+//! 127.0.0.1:40002 > 127.0.0.1:40001 [P.] seq 1:10241 ack 1 len 10240 after 7
 //! ```
 //!
 //! - ports are renamed by the same [`Normalizer`](crate::strace::Normalizer) as the trace,
@@ -34,9 +34,11 @@
 //!   options), because the initial ones are random;
 //! - flags are tcpdump's: `S` SYN, `.` ACK, `P` PSH, `F` FIN, `R` RST;
 //! - no timestamps and no window sizes: both change with every run;
-//! - `after N`: the segment was sent after the call on line N of `traces/NN.txt` started
-//!   (0: before the first call). A call that blocks (a `read` waiting for data) is drawn
-//!   before the segments that arrive while it waits.
+//! - `after N`: the segment was sent after call N of `traces/NN.txt` started (0: before
+//!   the first call). Calls are counted from the top of the trace, leaving out the waits
+//!   (`poll`, `epoll_wait`) and the "... the line above" notes: how often a loop waits varies
+//!   from run to run, and counting them would move every segment after them. A call that
+//!   blocks (a `read` waiting for data) comes before the segments that arrive while it waits.
 //!
 //! What still varies: in lessons whose threads or loops race (the ones `tests/trace.rs`
 //! compares loosely), how the kernel splits writes into segments, when it sends a pure ACK
@@ -51,7 +53,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use crate::strace::Normalizer;
+use crate::strace::{parse_line, Normalizer};
 
 /// One TCP segment as tcpdump printed it, with the real ports and sequence numbers.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -153,6 +155,29 @@ pub fn split_strace_times(raw: &str) -> Vec<(u64, String)> {
         .collect()
 }
 
+/// Whether a line of a stored trace counts as a call for `after N`: a call, and not a wait.
+pub fn is_counted(line: &str) -> bool {
+    parse_line(line).is_some_and(|c| !WAITS.contains(&c.name.as_str()))
+}
+
+/// The calls that wait for readiness: how many there are depends on timing.
+const WAITS: [&str; 4] = ["poll", "ppoll", "epoll_wait", "epoll_pwait"];
+
+/// For each line of a stored trace, the number of counted calls up to and including it: a
+/// call's own number, or for a wait or a note the number of the call before it.
+pub fn call_numbers(trace: &str) -> Vec<usize> {
+    let mut n = 0;
+    trace
+        .lines()
+        .map(|l| {
+            if is_counted(l) {
+                n += 1;
+            }
+            n
+        })
+        .collect()
+}
+
 /// Where each line of an unfolded trace lands once `strace::fold_repeats` folded runs of
 /// equal lines into "the line and a note": 1-based line numbers in the stored file. The first
 /// line of a run keeps its own line; the others are all stood for by the note below it.
@@ -179,7 +204,7 @@ pub fn folded_line_numbers(lines: &[String]) -> Vec<usize> {
 /// The stored form of a capture (see the module documentation), one line a segment.
 ///
 /// `calls` holds, for each socket call of the trace in the order strace printed them, its
-/// start time and its line number in the stored trace; `norm` is the normaliser that has
+/// start time and its number as [`call_numbers`] counts it; `norm` is the normaliser that has
 /// already renamed the trace's ports.
 pub fn normalise(packets: &[Packet], calls: &[(u64, usize)], norm: &mut Normalizer) -> String {
     // Each direction's sequence numbers count from its first one (the SYN's, when seen).
@@ -228,7 +253,8 @@ pub struct Segment {
     pub dst: u16,
     pub flags: String,
     pub len: u32,
-    /// The line of the trace whose call was running when it was sent (0: before any).
+    /// The call of the trace (numbered by [`call_numbers`]) that was running when it was
+    /// sent (0: before any).
     pub after: usize,
     /// The line as stored.
     pub line: String,
@@ -471,5 +497,7 @@ mod tests {
         let lines: Vec<String> = ["a", "b", "b", "b", "c"].map(String::from).to_vec();
         // a=1, b=2, the note "2 more times"=3, c=4
         assert_eq!(folded_line_numbers(&lines), [1, 2, 3, 3, 4]);
+        let trace = "connect(4) = 0\nepoll_wait(3, [], 1024, 2) = 0\n... the line above, 2 more times (varies)\nread(4, \"\", 9) = 0\n";
+        assert_eq!(call_numbers(trace), [1, 1, 1, 2]);
     }
 }

@@ -27,7 +27,7 @@
 use std::collections::HashMap;
 use std::fmt::Write as _;
 
-use crate::capture::{parse_capture, Segment};
+use crate::capture::{call_numbers, parse_capture, Segment};
 use crate::strace::{parse_line, strip_decorations};
 
 /// At most this many segments a connection are drawn.
@@ -55,9 +55,10 @@ struct Conn {
 /// What a row of a connection shows.
 #[derive(Debug)]
 enum Row {
-    /// A call on one end: its trace line, whether it is the client's, and its label.
+    /// A call on one end: its number (`capture::call_numbers`), whether it is the client's,
+    /// and its label.
     Call {
-        line: usize,
+        number: usize,
         client: bool,
         label: String,
     },
@@ -66,10 +67,10 @@ enum Row {
 }
 
 impl Row {
-    /// Rows sort by trace line; a segment sent "after line N" comes after the call on N.
+    /// Rows sort by call number; a segment sent "after N" comes after call N.
     fn key(&self, segments: &[Segment]) -> (usize, u8) {
         match self {
-            Row::Call { line, .. } => (*line, 0),
+            Row::Call { number, .. } => (*number, 0),
             Row::Segment(i) => (segments[*i].after, 1),
         }
     }
@@ -175,7 +176,7 @@ fn draw_connection(
             Row::Segment(_) if full => left_segments += 1,
             Row::Call { .. } if full => left_calls += 1,
             Row::Call {
-                line,
+                number,
                 client,
                 label,
             } => {
@@ -186,7 +187,7 @@ fn draw_connection(
                 };
                 let _ = writeln!(
                     out,
-                    r##"<g class="call" data-line="{line}"><circle cx="{x}" cy="{}" r="3" fill="#555"/><text x="{tx}" y="{}" text-anchor="{anchor}">{}</text></g>"##,
+                    r##"<g class="call" data-call="{number}"><circle cx="{x}" cy="{}" r="3" fill="#555"/><text x="{tx}" y="{}" text-anchor="{anchor}">{}</text></g>"##,
                     row_y - 4,
                     row_y,
                     escape(label)
@@ -302,6 +303,7 @@ fn fd_of(decorated: &str) -> Option<&str> {
 /// Gives each call of the trace to a connection and an end: `(connection, row)` pairs.
 fn attribute_calls(trace: &str, conns: &[Conn]) -> Vec<(usize, Row)> {
     let lines: Vec<&str> = trace.lines().collect();
+    let numbers = call_numbers(trace);
     let conn_of = |a: u16, b: u16| {
         conns
             .iter()
@@ -323,14 +325,14 @@ fn attribute_calls(trace: &str, conns: &[Conn]) -> Vec<(usize, Row)> {
     let mut out = Vec::new();
     let mut previous: Option<(usize, bool)> = None;
     for (i, text) in lines.iter().enumerate() {
-        let line = i + 1;
+        let number = numbers[i];
         let Some(call) = parse_line(text) else {
             // "... the line above, N more times": on the same end as the line above.
             if let (Some((c, client)), true) = (previous, text.starts_with("...")) {
                 out.push((
                     c,
                     Row::Call {
-                        line,
+                        number,
                         client,
                         label: "… and again, several times".into(),
                     },
@@ -357,7 +359,7 @@ fn attribute_calls(trace: &str, conns: &[Conn]) -> Vec<(usize, Row)> {
                         out.push((
                             c,
                             Row::Call {
-                                line,
+                                number,
                                 client: false,
                                 label: label.clone(),
                             },
@@ -392,7 +394,7 @@ fn attribute_calls(trace: &str, conns: &[Conn]) -> Vec<(usize, Row)> {
             out.push((
                 c,
                 Row::Call {
-                    line,
+                    number,
                     client,
                     label,
                 },
@@ -476,11 +478,18 @@ fn label(text: &str, result: &str) -> String {
     let short = short.replace("……", "…").replace("…...", "…");
     let result = strip_decorations(result);
     let result = result.split(" (").next().unwrap_or(&result);
-    let mut label = format!("{short} = {result}");
-    if label.chars().count() > LABEL {
-        label = label.chars().take(LABEL - 1).collect::<String>() + "…";
-    }
-    label
+    // Too long: the arguments are cut, never the result, which is what the lesson is about.
+    let room = LABEL.saturating_sub(result.chars().count() + 3);
+    let call = if short.chars().count() > room {
+        short
+            .chars()
+            .take(room.saturating_sub(2))
+            .collect::<String>()
+            + "…)"
+    } else {
+        short
+    };
+    format!("{call} = {result}")
 }
 
 #[cfg(test)]

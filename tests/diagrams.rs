@@ -1,0 +1,207 @@
+//! Every lesson that puts a packet on the wire has its packet picture in the book, and the
+//! picture shows what was captured, nothing else.
+//!
+//! A lesson puts packets on the wire if and only if its recorded trace has a `connect` (a
+//! refused one too: a SYN goes out and an RST comes back). For such a lesson:
+//! - `docs/src/captures/NN.txt` holds the segments `make trace` captured, each connection
+//!   starting with its SYN (tcpdump was listening before the lesson started);
+//! - `docs/src/diagrams/NN.svg` shows, connection by connection, exactly the capture's
+//!   segments (ports, flags, length), in its order, up to the cut the diagram announces;
+//! - the diagram is what `seqdiag::draw` makes of the recorded trace and capture, so it was
+//!   neither edited by hand nor left behind by a newer recording;
+//! - the lesson page shows it right after the trace.
+//!
+//! A lesson that never connects has no capture and no diagram, and its page says so.
+//!
+//! Recording needs root and tcpdump; these tests only read the recordings, so they run
+//! anywhere.
+
+use std::path::{Path, PathBuf};
+
+use socklab::capture::{parse_capture, Segment};
+use socklab::seqdiag;
+use socklab::strace::parse_line;
+
+fn src() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/src")
+}
+
+fn read(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// The lesson numbers, from the recorded traces (`tests/docs.rs` checks every lesson has one).
+fn lessons() -> Vec<String> {
+    let mut out: Vec<String> = std::fs::read_dir(src().join("traces"))
+        .expect("docs/src/traces exists")
+        .filter_map(|e| {
+            let name = e.ok()?.file_name().to_string_lossy().to_string();
+            Some(name.strip_suffix(".txt")?.to_string())
+        })
+        .collect();
+    out.sort();
+    assert!(out.len() >= 9, "too few traces: {out:?}");
+    out
+}
+
+fn page(number: &str) -> String {
+    let prefix = format!("{number}-");
+    for entry in std::fs::read_dir(src()).expect("docs/src exists") {
+        let path = entry.expect("a directory entry").path();
+        let name = path
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .to_string();
+        if name.starts_with(&prefix) && name.ends_with(".md") {
+            return read(&path);
+        }
+    }
+    panic!("no page docs/src/{number}-*.md");
+}
+
+fn connects(trace: &str) -> bool {
+    trace
+        .lines()
+        .filter_map(parse_line)
+        .any(|c| c.name == "connect")
+}
+
+/// A segment as the diagram and the test compare it: ports, flags, length.
+type Key = (u16, u16, String, u32);
+
+fn key(s: &Segment) -> Key {
+    (s.src, s.dst, s.flags.clone(), s.len)
+}
+
+/// The capture's segments, grouped by connection in order of first appearance.
+fn by_connection(segments: &[Segment]) -> Vec<((u16, u16), Vec<Key>)> {
+    let mut out: Vec<((u16, u16), Vec<Key>)> = Vec::new();
+    for s in segments {
+        match out
+            .iter_mut()
+            .find(|(c, _)| *c == (s.src, s.dst) || *c == (s.dst, s.src))
+        {
+            Some((_, keys)) => keys.push(key(s)),
+            None => out.push(((s.src, s.dst), vec![key(s)])),
+        }
+    }
+    out
+}
+
+/// What a diagram draws: for each connection, its ports, its segments, and how many it says
+/// it left out.
+fn drawn(svg: &str) -> Vec<((u16, u16), Vec<Key>, usize)> {
+    let attr = |s: &str, name: &str| -> Option<String> {
+        let start = s.find(&format!("{name}=\""))? + name.len() + 2;
+        Some(s[start..].split('"').next()?.to_string())
+    };
+    let mut out: Vec<((u16, u16), Vec<Key>, usize)> = Vec::new();
+    for element in svg.split('<').skip(1) {
+        if let Some(ports) = attr(element, "data-connection") {
+            let p: Vec<u16> = ports.split(' ').map(|p| p.parse().unwrap()).collect();
+            out.push(((p[0], p[1]), Vec::new(), 0));
+        } else if let Some(seg) = attr(element, "data-segment") {
+            let f: Vec<&str> = seg.split(' ').collect();
+            let last = out.last_mut().expect("a segment inside a connection");
+            last.1.push((
+                f[0].parse().unwrap(),
+                f[1].parse().unwrap(),
+                f[2].to_string(),
+                f[3].parse().unwrap(),
+            ));
+        } else if let Some(n) = attr(element, "data-omitted") {
+            out.last_mut().expect("inside a connection").2 = n.parse().unwrap();
+        }
+    }
+    out
+}
+
+#[test]
+fn every_lesson_that_connects_has_its_capture_and_diagram() {
+    let mut failures = Vec::new();
+    let mut drawn_lessons = 0;
+    for n in lessons() {
+        let trace = read(&src().join(format!("traces/{n}.txt")));
+        let capture_path = src().join(format!("captures/{n}.txt"));
+        let svg_path = src().join(format!("diagrams/{n}.svg"));
+        let page = page(&n);
+        if !connects(&trace) {
+            if capture_path.exists() || svg_path.exists() {
+                failures.push(format!(
+                    "lesson {n} never connects, yet has a capture or diagram"
+                ));
+            }
+            if !page.contains("no packet diagram") {
+                failures.push(format!(
+                    "lesson {n} never connects: its page should say it has no packet diagram"
+                ));
+            }
+            continue;
+        }
+        drawn_lessons += 1;
+        if !capture_path.exists() || !svg_path.exists() {
+            failures.push(format!(
+                "lesson {n} connects but has no captures/{n}.txt or diagrams/{n}.svg (run `make trace N={n}` as root, with tcpdump)"
+            ));
+            continue;
+        }
+        let capture = read(&capture_path);
+        let svg = read(&svg_path);
+        let segments = match parse_capture(&capture) {
+            Ok(s) if !s.is_empty() => s,
+            Ok(_) => {
+                failures.push(format!("captures/{n}.txt holds no segment"));
+                continue;
+            }
+            Err(e) => {
+                failures.push(format!("captures/{n}.txt: {e}"));
+                continue;
+            }
+        };
+        let captured = by_connection(&segments);
+        for (ports, keys) in &captured {
+            if keys[0].2 != "S" {
+                failures.push(format!(
+                    "captures/{n}.txt: connection {ports:?} starts with [{}], not a SYN: was tcpdump late?",
+                    keys[0].2
+                ));
+            }
+        }
+        // The picture against the capture, connection by connection.
+        let pictured = drawn(&svg);
+        let ports_c: Vec<(u16, u16)> = captured.iter().map(|c| c.0).collect();
+        let ports_d: Vec<(u16, u16)> = pictured.iter().map(|c| c.0).collect();
+        if ports_c != ports_d {
+            failures.push(format!(
+                "diagrams/{n}.svg draws connections {ports_d:?}, the capture has {ports_c:?}"
+            ));
+        }
+        for ((ports, keys), (_, shown, omitted)) in captured.iter().zip(&pictured) {
+            let whole = shown.len() + omitted == keys.len();
+            if !whole || keys[..shown.len().min(keys.len())] != shown[..] {
+                failures.push(format!(
+                    "diagrams/{n}.svg, connection {ports:?}: draws {shown:?} and leaves out {omitted}; the capture has {keys:?}"
+                ));
+            }
+        }
+        match seqdiag::draw(&n, &trace, &capture) {
+            Ok(fresh) if fresh == svg => {}
+            Ok(_) => failures.push(format!(
+                "diagrams/{n}.svg is not what src/seqdiag.rs draws from traces/{n}.txt and captures/{n}.txt (run `make trace N={n}`; never edit it by hand)"
+            )),
+            Err(e) => failures.push(format!("lesson {n}: {e}")),
+        }
+        // The page shows it right after the trace.
+        let trace_at = page.find(&format!("{{{{#include traces/{n}.txt}}}}"));
+        let image_at = page.find(&format!("](diagrams/{n}.svg)"));
+        match (trace_at, image_at) {
+            (Some(t), Some(i)) if t < i && page[t..i].matches("```").count() == 1 => {}
+            _ => failures.push(format!(
+                "the page of lesson {n} should show diagrams/{n}.svg right after its trace"
+            )),
+        }
+    }
+    assert!(drawn_lessons > 0, "no lesson connects?");
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}

@@ -11,9 +11,9 @@
 //! How a call finds its connection: strace's `-yy` names a connected socket by its two
 //! ports (`5<TCP:[127.0.0.1:40001->127.0.0.1:40002]>`), which is the connection. A socket
 //! that is not connected yet (`connect(4<TCP:[10002]>, ...)`) is named by its inode, so the
-//! call is given to whatever connection the same descriptor names next. A `connect` that never
-//! succeeded is never named by ports; it is given to the capture's connection to the same
-//! port whose client port the trace never shows. Calls on the listening socket (`listen`,
+//! call is given to whatever connection the same descriptor names next. A socket that is
+//! never named by its ports (its `connect` failed, or it was reset first) is given to the
+//! capture's next connection to the port it connected to whose client side no call names. Calls on the listening socket (`listen`,
 //! its `close`) are drawn on the server side of every connection to it: closing a listener
 //! resets the connections still waiting in its queue, and the diagram should show why.
 //!
@@ -309,14 +309,16 @@ fn attribute_calls(trace: &str, conns: &[Conn]) -> Vec<(usize, Row)> {
             .iter()
             .position(|c| (c.client, c.server) == (a, b) || (c.client, c.server) == (b, a))
     };
+    // The ports of the sockets that calls name by their own ports (the local side of a
+    // decoration). A client socket the trace only ever names by inode is one whose connect
+    // failed, or that was reset before it was named (lesson 07): the capture's connections
+    // with such a client port wait, in order, for a `connect` to their server's port.
     let named: Vec<u16> = lines
         .iter()
         .filter_map(|l| parse_line(l))
-        .flat_map(|c| [ports_of(&c.first_arg), ports_of(&c.result)])
-        .flatten()
-        .flat_map(|(a, b)| [a, b])
+        .filter_map(|c| ports_of(&c.first_arg))
+        .map(|(local, _)| local)
         .collect();
-    // Connections whose client port the trace never names: their connect failed.
     let mut unnamed: Vec<usize> = (0..conns.len())
         .filter(|&c| !named.contains(&conns[c].client))
         .collect();

@@ -2,7 +2,8 @@
 //!
 //! `serve` hosts the chat and live-scores demos on the event API; `chat`, `scores` and
 //! `watch` are their clients and feed; `lessons` lists the lessons. `trace NN` runs lesson NN
-//! under the real strace (what `make trace` uses).
+//! under the real strace (what `make trace` uses) and, with `--write` as root, under tcpdump
+//! too, in a network namespace of its own (src/capture.rs), to draw its packet diagram.
 
 use std::error::Error;
 use std::path::{Path, PathBuf};
@@ -71,7 +72,8 @@ enum Cmd {
         /// The lesson number, e.g. 04
         lesson: String,
         /// Instead of printing, write DIR/traces/NN.txt (the calls) and DIR/output/NN.txt
-        /// (what the lesson printed on stdout), e.g. `--write docs/src`
+        /// (what the lesson printed on stdout), e.g. `--write docs/src`; as root with
+        /// tcpdump, also DIR/captures/NN.txt (the TCP segments) and DIR/diagrams/NN.svg
         #[arg(long, value_name = "DIR")]
         write: Option<PathBuf>,
     },

@@ -311,8 +311,8 @@ pub fn parse_capture(text: &str) -> Result<Vec<Segment>, String> {
     Ok(out)
 }
 
-/// Whether this machine can capture: tcpdump is installed and a network namespace can be
-/// made (root, or the capability to make one).
+/// Whether this machine can capture: tcpdump and `ip` are installed and a network namespace
+/// can be made (root, or the capability to make one).
 pub fn can_capture() -> bool {
     let quiet = |cmd: &mut Command| {
         cmd.stdout(Stdio::null())
@@ -321,6 +321,7 @@ pub fn can_capture() -> bool {
             .is_ok_and(|s| s.success())
     };
     quiet(Command::new("tcpdump").arg("--version"))
+        && quiet(Command::new("ip").arg("-V"))
         && quiet(Command::new("unshare").args(["--net", "--", "true"]))
 }
 

@@ -13,12 +13,13 @@
 //!
 //! A lesson that never connects has no capture and no diagram, and its page says so.
 //!
-//! Recording needs root and tcpdump; these tests only read the recordings, so they run
-//! anywhere.
+//! Recording needs root and tcpdump. The first test only reads the recordings, so it runs
+//! anywhere; the second records the lessons again where it can (root, tcpdump, ip), and
+//! says it skipped otherwise.
 
 use std::path::{Path, PathBuf};
 
-use socklab::capture::{parse_capture, Segment};
+use socklab::capture::{self, parse_capture, Segment};
 use socklab::seqdiag;
 use socklab::strace::parse_line;
 
@@ -204,4 +205,59 @@ fn every_lesson_that_connects_has_its_capture_and_diagram() {
     }
     assert!(drawn_lessons > 0, "no lesson connects?");
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// Lessons whose threads or loops race (as in `tests/trace.rs`): how their writes are split
+/// into segments may change from run to run, so a fresh capture is not compared with theirs.
+const VARYING: &[&str] = &["09", "12", "14", "15", "16", "17"];
+
+/// The segments of a capture that do not depend on timing: all but the bare ACKs, which the
+/// kernel may delay and fold into the next segment.
+fn steady(capture: &str) -> Vec<String> {
+    capture
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter(|l| !(l.contains(" [.] ") && l.contains(" len 0 ")))
+        .map(String::from)
+        .collect()
+}
+
+#[test]
+fn a_fresh_capture_matches_the_recorded_one() {
+    if !capture::can_capture() {
+        eprintln!("SKIPPED: capturing needs root, tcpdump and ip (apt-get install tcpdump)");
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("socklab-diagrams-{}", std::process::id()));
+    let mut failures = Vec::new();
+    for n in lessons() {
+        let recorded = src().join(format!("captures/{n}.txt"));
+        if VARYING.contains(&n.as_str()) || !recorded.exists() {
+            continue;
+        }
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_socklab"))
+            .args(["trace", &n, "--write"])
+            .arg(&dir)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("socklab trace runs");
+        assert!(
+            out.status.success(),
+            "socklab trace {n}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let fresh = read(&dir.join(format!("captures/{n}.txt")));
+        let (fresh, recorded) = (steady(&fresh), steady(&read(&recorded)));
+        if fresh != recorded {
+            failures.push(format!(
+                "lesson {n}: a fresh capture differs from docs/src/captures/{n}.txt (bare ACKs aside)\n  now:      {fresh:?}\n  recorded: {recorded:?}"
+            ));
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(
+        failures.is_empty(),
+        "{}\n(run `make trace` as root to record them again)",
+        failures.join("\n")
+    );
 }

@@ -224,8 +224,15 @@ fn steady(capture: &str) -> Vec<String> {
 
 #[test]
 fn a_fresh_capture_matches_the_recorded_one() {
-    if !capture::can_capture() {
-        eprintln!("SKIPPED: capturing needs root, tcpdump and ip (apt-get install tcpdump)");
+    let strace = std::process::Command::new("strace")
+        .arg("-V")
+        .stdout(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !strace || !capture::can_capture() {
+        eprintln!(
+            "SKIPPED: recording again needs strace, and root, tcpdump and ip to capture (apt-get install strace tcpdump)"
+        );
         return;
     }
     let dir = std::env::temp_dir().join(format!("socklab-diagrams-{}", std::process::id()));

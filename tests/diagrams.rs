@@ -100,19 +100,23 @@ fn drawn(svg: &str) -> Vec<((u16, u16), Vec<Key>, usize)> {
     let mut out: Vec<((u16, u16), Vec<Key>, usize)> = Vec::new();
     for element in svg.split('<').skip(1) {
         if let Some(ports) = attr(element, "data-connection") {
-            let p: Vec<u16> = ports.split(' ').map(|p| p.parse().unwrap()).collect();
+            let p: Vec<u16> = ports
+                .split(' ')
+                .map(|p| p.parse().expect("data-connection holds two ports"))
+                .collect();
             out.push(((p[0], p[1]), Vec::new(), 0));
         } else if let Some(seg) = attr(element, "data-segment") {
             let f: Vec<&str> = seg.split(' ').collect();
             let last = out.last_mut().expect("a segment inside a connection");
             last.1.push((
-                f[0].parse().unwrap(),
-                f[1].parse().unwrap(),
+                f[0].parse().expect("data-segment starts with two ports"),
+                f[1].parse().expect("data-segment starts with two ports"),
                 f[2].to_string(),
-                f[3].parse().unwrap(),
+                f[3].parse().expect("data-segment ends with a length"),
             ));
         } else if let Some(n) = attr(element, "data-omitted") {
-            out.last_mut().expect("inside a connection").2 = n.parse().unwrap();
+            out.last_mut().expect("inside a connection").2 =
+                n.parse().expect("data-omitted is a count");
         }
     }
     out

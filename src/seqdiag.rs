@@ -17,9 +17,10 @@
 //! its `close`) are drawn on the server side of every connection to it: closing a listener
 //! resets the connections still waiting in its queue, and the diagram should show why.
 //!
-//! A long lesson would make a picture nobody reads: each connection shows at most
-//! [`MAX_SEGMENTS`] segments and [`MAX_ROWS`] rows, then says how many segments and calls
-//! were left out (the capture file has them all). Polling calls (`poll`, `epoll_*`) are left
+//! A long lesson would make a picture nobody reads: each connection shows its first
+//! [`MAX_SEGMENTS`] segments or [`MAX_ROWS`] rows; after that, only the segments that open,
+//! close or reset it (SYN, FIN, RST) and the `shutdown` and `close` calls, with a note at each
+//! gap saying how many segments and calls were skipped there (the files have them all). Polling calls (`poll`, `epoll_*`) are left
 //! out: they are about descriptors, not about one connection.
 //!
 //! The SVG is built as a plain string: a few rectangles, lines and texts need no library.
@@ -30,9 +31,9 @@ use std::fmt::Write as _;
 use crate::capture::{call_numbers, parse_capture, Segment};
 use crate::strace::{parse_line, strip_decorations};
 
-/// At most this many segments a connection are drawn.
+/// After this many segments of a connection, only SYN, FIN and RST are drawn.
 pub const MAX_SEGMENTS: usize = 30;
-/// At most this many rows (calls and segments) a connection are drawn.
+/// After this many rows (calls and segments) of a connection, the same.
 pub const MAX_ROWS: usize = 48;
 
 const WIDTH: usize = 900;
@@ -168,13 +169,29 @@ fn draw_connection(
     let mut row_y = head + 22 + ROW;
     let mut shown_segments = 0;
     let mut shown_rows = 0;
-    let mut left_segments = 0;
-    let mut left_calls = 0;
+    // Segments and calls skipped since the last row drawn.
+    let mut gap = (0, 0);
     for row in rows {
-        let full = shown_segments == MAX_SEGMENTS || shown_rows == MAX_ROWS;
+        // Once the connection is full, only what opens, closes or resets it is drawn.
+        let full = shown_segments >= MAX_SEGMENTS || shown_rows >= MAX_ROWS;
         match row {
-            Row::Segment(_) if full => left_segments += 1,
-            Row::Call { .. } if full => left_calls += 1,
+            Row::Segment(i) if full && !segments[*i].flags.contains(['S', 'F', 'R']) => {
+                gap.0 += 1;
+                continue;
+            }
+            Row::Call { label, .. }
+                if full && !(label.starts_with("close(") || label.starts_with("shutdown(")) =>
+            {
+                gap.1 += 1;
+                continue;
+            }
+            _ => {}
+        }
+        if gap != (0, 0) {
+            gap_note(out, &mut row_y, gap);
+            gap = (0, 0);
+        }
+        match row {
             Row::Call {
                 number,
                 client,
@@ -225,15 +242,8 @@ fn draw_connection(
         }
         row_y += ROW;
     }
-    // Rows left out took no space: step back over them.
-    row_y -= (left_segments + left_calls) * ROW;
-    if left_segments + left_calls > 0 {
-        let _ = writeln!(
-            out,
-            r##"<text class="omitted" data-omitted="{left_segments}" x="{}" y="{row_y}" text-anchor="middle" font-style="italic" fill="#444">… {left_segments} more segments and {left_calls} more calls not drawn (the capture and the trace have them all)</text>"##,
-            (CLIENT_X + SERVER_X) / 2
-        );
-        row_y += ROW;
+    if gap != (0, 0) {
+        gap_note(out, &mut row_y, gap);
     }
     for x in [CLIENT_X, SERVER_X] {
         let _ = writeln!(
@@ -257,6 +267,28 @@ const COLOURS: [(&str, &str); 5] = [
 ];
 
 /// A segment's colour, by its most telling flag: RST, SYN, FIN, data, then a bare ACK.
+/// The row that says how many segments and calls were skipped there.
+fn gap_note(out: &mut String, row_y: &mut usize, (segments, calls): (usize, usize)) {
+    let mut what = Vec::new();
+    match segments {
+        0 => {}
+        1 => what.push("1 segment (data or ACK)".to_string()),
+        n => what.push(format!("{n} segments (data, ACK)")),
+    }
+    match calls {
+        0 => {}
+        1 => what.push("1 call".to_string()),
+        n => what.push(format!("{n} calls")),
+    }
+    let _ = writeln!(
+        out,
+        r##"<text class="omitted" data-omitted="{segments}" x="{}" y="{row_y}" text-anchor="middle" font-style="italic" fill="#444">⋮ {} left out here</text>"##,
+        (CLIENT_X + SERVER_X) / 2,
+        what.join(" and ")
+    );
+    *row_y += ROW;
+}
+
 fn colour(s: &Segment) -> (&'static str, &'static str) {
     let i = if s.flags.contains('R') {
         0

@@ -222,6 +222,11 @@ pub const LESSONS: &[(&str, &str, &str)] = &[
         "17_graceful_shutdown",
         "a signal wakes the loop; tell clients, drain, FIN not RST; clients return",
     ),
+    (
+        "18",
+        "18_http",
+        "HTTP/1.1 on the loop: a blank line ends a request; keep-alive, pipelining",
+    ),
 ];
 
 /// Bytes as `xxd` shows them: offset, 16 bytes in hex, the printable ones as text.

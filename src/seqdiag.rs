@@ -223,6 +223,9 @@ fn draw_connection(
                 if s.len > 0 {
                     let _ = write!(label, ", {} bytes", s.len);
                 }
+                if is_retransmission(segments, *i) {
+                    label += " again (retransmitted)";
+                }
                 let _ = writeln!(
                     out,
                     r##"<g class="segment" data-segment="{} {} {} {}"><line x1="{x1}" y1="{}" x2="{x2}" y2="{}" stroke="{colour}" stroke-width="1.5" marker-end="url(#arrow-{name})"/><text x="{}" y="{}" text-anchor="middle" fill="{colour}">{}</text></g>"##,
@@ -267,6 +270,22 @@ const COLOURS: [(&str, &str); 5] = [
 ];
 
 /// A segment's colour, by its most telling flag: RST, SYN, FIN, data, then a bare ACK.
+/// Whether segment `i` repeats an earlier one of the same direction, same sequence numbers,
+/// flags and length: the sender's retransmission timer fired before an ACK came. (A bare ACK
+/// repeated is a window update or a duplicate ACK, not a retransmission.)
+fn is_retransmission(segments: &[Segment], i: usize) -> bool {
+    let what = |s: &Segment| {
+        s.line
+            .split(" after ")
+            .next()
+            .unwrap_or_default()
+            .to_string()
+    };
+    let s = &segments[i];
+    let carries = s.len > 0 || s.flags.contains(['S', 'F']);
+    carries && segments[..i].iter().any(|e| what(e) == what(s))
+}
+
 /// The row that says how many segments and calls were skipped there.
 fn gap_note(out: &mut String, row_y: &mut usize, (segments, calls): (usize, usize)) {
     let mut what = Vec::new();

@@ -218,7 +218,7 @@ fn every_lesson_that_connects_has_its_capture_and_diagram() {
         match seqdiag::draw(&n, &trace, &capture) {
             Ok(fresh) if fresh == svg => {}
             Ok(_) => failures.push(format!(
-                "diagrams/{n}.svg is not what src/seqdiag.rs draws from traces/{n}.txt and captures/{n}.txt (run `make trace N={n}`; never edit it by hand)"
+                "diagrams/{n}.svg is not what src/seqdiag/ draws from traces/{n}.txt and captures/{n}.txt (run `make trace N={n}`; never edit it by hand)"
             )),
             Err(e) => failures.push(format!("lesson {n}: {e}")),
         }

@@ -140,12 +140,7 @@ fn demo() -> Result<(), Box<dyn Error>> {
 
 fn serve(addr: SocketAddr) -> Result<(), Box<dyn Error>> {
     let server = HttpServer::new(Limits::default(), routes);
-    let mut ev = EventLoop::new(server, Config::default())?;
-    ev.stop_on_signals()?;
-    let local = ev.ctx().listen(addr)?;
-    lesson::listening(local);
-    ev.run()?;
-    let s = ev.handler().stats();
+    let s = lesson::serve_on_loop(server, addr, |h| h.stats())?;
     println!(
         "stopped: answered {} requests ({} pipelined), refused {}",
         s.requests, s.pipelined, s.refused

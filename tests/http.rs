@@ -2,78 +2,40 @@
 //! sockets: keep-alive, pipelining, requests cut anywhere, and the refusals (400, 413, 431),
 //! each followed by the server's end of file.
 
+mod common;
+
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{mpsc, Arc};
+use std::net::TcpStream;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use socklab::event_loop::{Config, EventLoop};
+use common::{Served, WAIT};
 use socklab::transport::http::{HttpServer, Limits, Reply};
 use socklab::wire::http;
 
-const WAIT: Duration = Duration::from_secs(10);
-
-/// An HTTP server on a loop of its own thread, with small limits (a 256-byte head, a
-/// 100-byte body); stopped and joined when dropped.
-struct Served {
-    addr: SocketAddr,
-    stop: Arc<AtomicBool>,
-    thread: Option<thread::JoinHandle<()>>,
+/// An HTTP server with small limits (a 256-byte head, a 100-byte body).
+fn start() -> Served {
+    Served::start(|| {
+        let limits = Limits {
+            max_head: 256,
+            max_body: 100,
+        };
+        HttpServer::new(limits, |req, body| match req.path.as_str() {
+            "/" => Reply::text(200, "hello"),
+            "/echo" => Reply {
+                status: 200,
+                headers: Vec::new(),
+                body: body.to_vec(),
+            },
+            _ => Reply::text(404, "no"),
+        })
+    })
 }
 
-impl Served {
-    fn start() -> Served {
-        let stop = Arc::new(AtomicBool::new(false));
-        let (tx, rx) = mpsc::channel();
-        let flag = Arc::clone(&stop);
-        let thread = thread::spawn(move || {
-            let limits = Limits {
-                max_head: 256,
-                max_body: 100,
-            };
-            let server = HttpServer::new(limits, |req, body| match req.path.as_str() {
-                "/" => Reply::text(200, "hello"),
-                "/echo" => Reply {
-                    status: 200,
-                    headers: Vec::new(),
-                    body: body.to_vec(),
-                },
-                _ => Reply::text(404, "no"),
-            });
-            let mut ev = EventLoop::new(server, Config::default()).expect("a loop");
-            let addr = ev
-                .ctx()
-                .listen("127.0.0.1:0".parse().unwrap())
-                .expect("listen");
-            tx.send(addr).expect("the test waits");
-            while !flag.load(Ordering::SeqCst) {
-                ev.turn(Some(Duration::from_millis(10))).expect("a turn");
-            }
-        });
-        let addr = rx.recv_timeout(WAIT).expect("the server listens");
-        Served {
-            addr,
-            stop,
-            thread: Some(thread),
-        }
-    }
-
-    fn connect(&self) -> TcpStream {
-        let s = TcpStream::connect(self.addr).expect("connect");
-        s.set_read_timeout(Some(WAIT)).expect("SO_RCVTIMEO");
-        s
-    }
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
+fn connect(server: &Served) -> TcpStream {
+    let s = TcpStream::connect(server.addr).expect("connect");
+    s.set_read_timeout(Some(WAIT)).expect("SO_RCVTIMEO");
+    s
 }
 
 /// Reads one whole response: its status, headers and body.
@@ -108,8 +70,8 @@ fn end_of_file(s: &mut TcpStream, kept: &[u8]) {
 
 #[test]
 fn keep_alive_then_three_pipelined_requests_answered_in_order() {
-    let server = Served::start();
-    let mut s = server.connect();
+    let server = start();
+    let mut s = connect(&server);
     let mut kept = Vec::new();
     s.write_all(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
     let (status, res, body) = response(&mut s, &mut kept);
@@ -143,10 +105,10 @@ fn keep_alive_then_three_pipelined_requests_answered_in_order() {
 
 #[test]
 fn a_request_cut_anywhere_is_answered_once_whole() {
-    let server = Served::start();
+    let server = start();
     let request = b"POST /echo HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello";
     for cut in [1, 10, 20, 30, 40, request.len() - 5, request.len() - 1] {
-        let mut s = server.connect();
+        let mut s = connect(&server);
         s.write_all(&request[..cut]).unwrap();
         thread::sleep(Duration::from_millis(30)); // a turn sees the first part alone
         s.write_all(&request[cut..]).unwrap();
@@ -162,7 +124,7 @@ fn a_request_cut_anywhere_is_answered_once_whole() {
 
 #[test]
 fn refusals_are_answered_then_closed() {
-    let server = Served::start();
+    let server = start();
     let cases: [(&[u8], u16); 4] = [
         // A head over 256 bytes with no blank line.
         (&[b'G'; 300], 431),
@@ -173,7 +135,7 @@ fn refusals_are_answered_then_closed() {
         (b"GET / HTTP/1.1\r\nContent-Length: lots\r\n\r\n", 400),
     ];
     for (bytes, want) in cases {
-        let mut s = server.connect();
+        let mut s = connect(&server);
         let head_only = b"GET / HTTP/1.1\r\nX: ";
         let bytes: Vec<u8> = if want == 431 {
             [&head_only[..], bytes].concat()
@@ -191,15 +153,15 @@ fn refusals_are_answered_then_closed() {
 
 #[test]
 fn http_1_0_closes_after_the_answer_unless_asked_to_keep_alive() {
-    let server = Served::start();
-    let mut s = server.connect();
+    let server = start();
+    let mut s = connect(&server);
     s.write_all(b"GET / HTTP/1.0\r\n\r\n").unwrap();
     let mut kept = Vec::new();
     let (status, res, _) = response(&mut s, &mut kept);
     assert_eq!((status, res.header("connection")), (200, Some("close")));
     end_of_file(&mut s, &kept);
 
-    let mut s = server.connect();
+    let mut s = connect(&server);
     s.write_all(b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\nGET / HTTP/1.0\r\n\r\n")
         .unwrap();
     let (first, res, _) = response(&mut s, &mut kept);

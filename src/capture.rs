@@ -40,11 +40,12 @@
 //!   from run to run, and counting them would move every segment after them. A call that
 //!   blocks (a `read` waiting for data) comes before the segments that arrive while it waits.
 //!
-//! What still varies: in lessons whose threads or loops race (the ones `tests/trace.rs`
-//! compares loosely), how the kernel splits writes into segments, when it sends a pure ACK
-//! and which call was running at that moment depend on timing. Those segments are recorded
-//! as they happened on the run that `make trace` made; a second run may differ there, and
-//! only there.
+//! What still varies: whether the kernel sends a bare ACK or lets the next segment carry it,
+//! whether a FIN whose ACK is late is sent again (lessons 18 and 19, sometimes), and, in
+//! lessons whose threads or loops race, how writes are split into segments and which call was
+//! running when each was sent. Those segments are recorded as they happened on the run that
+//! `make trace` made; a second run may differ there, and only there (`tests/diagrams.rs`
+//! records again where it can and compares the rest).
 
 use std::collections::HashMap;
 use std::io::{self, BufRead, BufReader};

@@ -241,22 +241,24 @@ fn every_lesson_that_connects_has_its_capture_and_diagram() {
 const VARYING: &[&str] = &["09", "12", "14", "15", "16", "17"];
 
 /// The segments of a capture that do not depend on timing, connection by connection: all but
-/// the bare ACKs (the kernel may delay one and let the next segment carry it), without `after`
-/// (where two threads' calls interleave, which call was running varies), and each connection
-/// on its own (when two connections' segments interleave varies too).
+/// the bare ACKs (the kernel may delay one and let the next segment carry it) and the
+/// retransmissions (a FIN is sent again when its ACK is late: lessons 18 and 19, sometimes),
+/// without `after` (where two threads' calls interleave, which call was running varies), and
+/// each connection on its own (when two connections' segments interleave varies too).
 fn steady(capture: &str) -> Vec<Vec<String>> {
     let segments = parse_capture(capture).expect("a capture that parses");
     let mut out: Vec<((u16, u16), Vec<String>)> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
     for s in segments {
-        if s.flags == "." && s.len == 0 {
-            continue;
-        }
         let line = s
             .line
             .split(" after ")
             .next()
             .unwrap_or_default()
             .to_string();
+        if (s.flags == "." && s.len == 0) || !seen.insert(line.clone()) {
+            continue;
+        }
         match out
             .iter_mut()
             .find(|(c, _)| *c == (s.src, s.dst) || *c == (s.dst, s.src))

@@ -2,7 +2,8 @@
 //!
 //! `serve` hosts the chat and live-scores demos on the event API; `chat`, `scores` and
 //! `watch` are their clients and feed; `lessons` lists the lessons. `trace NN` runs lesson NN
-//! under the real strace (what `make trace` uses).
+//! under the real strace (what `make trace` uses) and, with `--write` as root, under tcpdump
+//! too, in a network namespace of its own (src/capture.rs), to draw its packet diagram.
 
 use std::error::Error;
 use std::path::{Path, PathBuf};
@@ -13,8 +14,10 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use socklab::apps::{chat, scores};
+use socklab::capture;
 use socklab::events::{Server, ServerConfig};
 use socklab::lesson;
+use socklab::seqdiag;
 use socklab::strace::{self, Normalizer};
 use socklab::sys;
 
@@ -69,7 +72,8 @@ enum Cmd {
         /// The lesson number, e.g. 04
         lesson: String,
         /// Instead of printing, write DIR/traces/NN.txt (the calls) and DIR/output/NN.txt
-        /// (what the lesson printed on stdout), e.g. `--write docs/src`
+        /// (what the lesson printed on stdout), e.g. `--write docs/src`; as root with
+        /// tcpdump, also DIR/captures/NN.txt (the TCP segments) and DIR/diagrams/NN.svg
         #[arg(long, value_name = "DIR")]
         write: Option<PathBuf>,
     },
@@ -177,21 +181,68 @@ fn main() -> ExitCode {
     }
 }
 
+/// Set in the copy of `socklab trace` that runs inside its own network namespace.
+const IN_NETNS: &str = "SOCKLAB_TRACE_NETNS";
+
 fn trace(number: &str, write: Option<&Path>) -> Result<(), Box<dyn Error>> {
+    // With `--write`, the packets are recorded too, when this machine can (root, tcpdump):
+    // this program runs itself again inside a fresh network namespace, whose loopback carries
+    // the lesson's segments and nothing else (src/capture.rs says why).
+    let capturing = write.is_some() && std::env::var_os(IN_NETNS).is_some();
+    if write.is_some() && !capturing {
+        if capture::can_capture() {
+            let status = Command::new("unshare")
+                .args(["--net", "--"])
+                .arg(std::env::current_exe()?)
+                .args(std::env::args_os().skip(1))
+                .env(IN_NETNS, "1")
+                .status()?;
+            return if status.success() {
+                Ok(())
+            } else {
+                Err(format!("socklab trace {number} in a network namespace failed").into())
+            };
+        }
+        println!(
+            "note: packets not captured (needs root and tcpdump); captures/{number}.txt and diagrams/{number}.svg left as they are"
+        );
+    }
+    let tcpdump_out = std::env::temp_dir().join(format!(
+        "socklab-tcpdump-{}-{number}.txt",
+        std::process::id()
+    ));
+    let tcpdump = if capturing {
+        capture::loopback_up()?;
+        Some(capture::Tcpdump::start(&tcpdump_out)?)
+    } else {
+        None
+    };
+
     let bin = lesson::built_binary(number)?;
     let tmp =
         std::env::temp_dir().join(format!("socklab-trace-{}-{number}.txt", std::process::id()));
-    let args = strace::record_command(&tmp.to_string_lossy());
+    let mut args = strace::record_command(&tmp.to_string_lossy());
+    if capturing {
+        // Each call's start time, to place each segment after the call that sent it.
+        args.insert(1, "-ttt".to_string());
+    }
     // No descriptor leaked by our caller may shift the lesson's descriptor numbers.
     let out = sys::spawn_with_std_fds_only(&mut Command::new(&args[0]))
         .args(&args[1..])
         .arg(&bin)
         .env_remove("SOCKLAB_TRACE")
+        .env_remove(IN_NETNS)
         .stdin(Stdio::null())
         .output()
         .map_err(|e| {
             format!("cannot run strace ({e}); install it with `apt-get install strace`")
         })?;
+    if let Some(tcpdump) = tcpdump {
+        // The last segments (a FIN after the final close) are sent as the lesson exits;
+        // give tcpdump a moment to print them.
+        std::thread::sleep(Duration::from_millis(200));
+        tcpdump.stop()?;
+    }
     let raw = std::fs::read_to_string(&tmp)?;
     std::fs::remove_file(&tmp)?;
     if !out.status.success() {
@@ -202,25 +253,91 @@ fn trace(number: &str, write: Option<&Path>) -> Result<(), Box<dyn Error>> {
         )
         .into());
     }
+    // The socket calls one strace line at a time, so each keeps its start time (without
+    // `-ttt` every time is 0 and unused).
     let mut norm = Normalizer::new();
-    let calls = strace::mask_varying(
-        &(strace::fold_repeats(&strace::socket_lines(&raw, &mut norm)).join("\n") + "\n"),
-    );
+    let mut times = Vec::new();
+    let mut lines = Vec::new();
+    for (time, line) in capture::split_strace_times(&raw) {
+        for call in strace::socket_lines(&line, &mut norm) {
+            times.push(time);
+            lines.push(call);
+        }
+    }
+    let calls = strace::mask_varying(&(strace::fold_repeats(&lines).join("\n") + "\n"));
     // The output goes through the same normaliser, after the calls: a port the lesson prints
     // gets the number it has in the trace, so a page can quote both side by side. A port that
     // only the output shows gets the next number. (tests/trace.rs does the same with the
-    // self-trace of a fresh run, whose ports appear in the same order.)
+    // self-trace of a fresh run, whose ports appear in the same order.) The capture comes
+    // after both.
     let printed = strace::mask_varying(&norm.apply(&String::from_utf8_lossy(&out.stdout)));
-    match write {
-        None => print!("{calls}"),
-        Some(dir) => {
-            for (sub, text) in [("traces", &calls), ("output", &printed)] {
-                let path = dir.join(sub).join(format!("{number}.txt"));
-                std::fs::create_dir_all(dir.join(sub))?;
-                std::fs::write(&path, text)?;
-                println!("wrote {}", path.display());
+    let Some(dir) = write else {
+        print!("{calls}");
+        return Ok(());
+    };
+    for (sub, text) in [("traces", &calls), ("output", &printed)] {
+        let path = dir.join(sub).join(format!("{number}.txt"));
+        std::fs::create_dir_all(dir.join(sub))?;
+        std::fs::write(&path, text)?;
+        println!("wrote {}", path.display());
+    }
+    if capturing {
+        let dumped = std::fs::read_to_string(&tcpdump_out)?;
+        std::fs::remove_file(&tcpdump_out)?;
+        let packets: Vec<capture::Packet> = dumped
+            .lines()
+            .filter_map(capture::parse_tcpdump_line)
+            .collect();
+        // Each call's start time and its number in the stored trace (`after N`).
+        let numbers = capture::call_numbers(&calls);
+        let folded = capture::folded_line_numbers(&lines);
+        if folded.last().copied().unwrap_or(0) != numbers.len() {
+            return Err(
+                "capture::folded_line_numbers no longer folds as strace::fold_repeats does".into(),
+            );
+        }
+        let at: Vec<(u64, usize)> = times
+            .into_iter()
+            .zip(folded)
+            .map(|(time, line)| (time, numbers[line - 1]))
+            .collect();
+        let segments = capture::normalise(&packets, &at, &mut norm);
+        write_picture(dir, number, &calls, &segments)?;
+    }
+    Ok(())
+}
+
+/// Writes `captures/NN.txt` and `diagrams/NN.svg`, or, for a lesson that sent no segment,
+/// removes them.
+fn write_picture(
+    dir: &Path,
+    number: &str,
+    calls: &str,
+    segments: &str,
+) -> Result<(), Box<dyn Error>> {
+    let capture_path = dir.join("captures").join(format!("{number}.txt"));
+    let svg_path = dir.join("diagrams").join(format!("{number}.svg"));
+    if segments.is_empty() {
+        for path in [&capture_path, &svg_path] {
+            if path.exists() {
+                std::fs::remove_file(path)?;
             }
         }
+        println!("lesson {number} sent no TCP segment: no capture, no diagram");
+        return Ok(());
+    }
+    let text = format!(
+        "# Lesson {number}: the TCP segments on loopback, as `make trace` recorded them with tcpdump\n\
+         # (src/capture.rs: ports as in traces/{number}.txt, relative sequence numbers, no times;\n\
+         # `after N`: sent after call N of traces/{number}.txt started, not counting poll and epoll_wait).\n{segments}"
+    );
+    let svg = seqdiag::draw(number, calls, &text)?;
+    for (path, content) in [(&capture_path, &text), (&svg_path, &svg)] {
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        std::fs::write(path, content)?;
+        println!("wrote {}", path.display());
     }
     Ok(())
 }

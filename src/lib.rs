@@ -33,6 +33,8 @@
 //! | 4 | [`apps`] | applications on the event API: the chat server and the live-scores feed behind `socklab serve`, `chat`, `scores`, `watch` | socklab CLI |
 //! | — | [`procnet`] | reading `/proc/net/tcp`, the kernel's socket table that `ss` shows (LISTEN queues, TIME_WAIT) | 01, 06 |
 //! | — | [`strace`] | reading real strace output: the tool that keeps the self-trace and the book honest (`make trace`, `tests/trace.rs`) | all |
+//! | — | [`capture`] | what crossed the wire: tcpdump on loopback in a network namespace of its own, each segment placed after the call that was running, stored without what varies (`make trace`) | 01 and after |
+//! | — | [`seqdiag`] | the picture of a lesson: each connection's two ends as lifelines, their calls, and the segments between them, as SVG drawn from the recorded trace and capture | 01 and after |
 //! | — | [`lesson`] | what the lesson binaries share: `--trace`, `serve`/`client`, `--addr`, error exit codes, the lesson catalogue | all |
 //!
 //! The benchmarks are not part of this crate: `benches/harness` (`socklab-bench`, run by
@@ -69,10 +71,12 @@ pub mod sys;
 
 pub mod apps;
 pub mod blocking;
+pub mod capture;
 pub mod event_loop;
 pub mod events;
 pub mod lesson;
 pub mod procnet;
+pub mod seqdiag;
 pub mod strace;
 pub mod transport;
 pub mod wire;

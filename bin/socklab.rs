@@ -12,7 +12,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use socklab::apps::{chat, scores};
+use socklab::apps::{chat, chat_client, scores};
 use socklab::events::{Server, ServerConfig};
 use socklab::lesson;
 use socklab::strace::{self, Normalizer};
@@ -138,16 +138,7 @@ fn main() -> ExitCode {
             room,
             addr,
             trace,
-        } => {
-            return lesson::run(trace, || {
-                chat::run_terminal(
-                    addr,
-                    &name,
-                    &room,
-                    std::io::BufReader::new(std::io::stdin()),
-                )
-            })
-        }
+        } => return lesson::run(trace, || chat_client::run(addr, &name, &room)),
         Cmd::Watch {
             id,
             count,

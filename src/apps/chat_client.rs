@@ -239,11 +239,15 @@ fn rejoin(chat: &Shared, io: &mut ClientIo) {
     }
 }
 
-/// The client ends: once everything sent before has been handled (the server answers in
-/// order, so the answer to a last `who` is the fence), disconnect. A script's lines are
-/// delivered even if the connection is not up yet (`wait`); a person who quits while offline
-/// leaves at once.
+/// The client ends. A script's lines are delivered even if the connection is not up yet
+/// (`wait`): once everything sent before has been handled (the server answers in order, so
+/// the answer to a last `who` is the fence), disconnect. A person who quits leaves at once:
+/// what they typed went out before the DISCONNECT, or waits offline and is dropped.
 fn leave(io: &mut ClientIo, wait: bool) {
+    if !wait {
+        io.disconnect();
+        return;
+    }
     let go = |io: &mut ClientIo| {
         let _ = io.emit_with_ack("who", vec![json!(DEFAULT_ROOM)], vec![], ACK, |io, _| {
             io.disconnect()
@@ -251,7 +255,6 @@ fn leave(io: &mut ClientIo, wait: bool) {
     };
     match io.state() {
         ClientState::Connected => go(io),
-        ClientState::Connecting | ClientState::Reconnecting if !wait => io.disconnect(),
         // What was typed waits in the offline buffer and goes out on `connect`; leave then.
         ClientState::Connecting | ClientState::Reconnecting => {
             let mut once = Some(go);

@@ -83,9 +83,9 @@ pub fn narrate(io: &mut ClientIo, addr: SocketAddr, say: Say, catchup: Catchup) 
         if !io.recovered() {
             let restarted = why.borrow().as_deref() == Some(reasons::SERVER_SHUTTING_DOWN);
             out(if restarted {
-                "* back online, but the server has restarted: a new session; what was said while you were offline is lost".to_string()
+                "* back online, but the server has restarted: a new session; what was sent while you were offline is lost".to_string()
             } else {
-                "* back online, but in a new session (the server did not keep yours); what was said while you were offline is lost".to_string()
+                "* back online, but in a new session (the server did not keep yours); what was sent while you were offline is lost".to_string()
             });
             return;
         }

@@ -9,6 +9,8 @@
 //! no server, the client says the address is not reachable and that it retries; across a
 //! server restart it says offline, reconnecting, back in a new session; and across a lost
 //! connection with the server still up, it says how many missed messages were delivered.
+//! `watch`, a line client, is read from its stdout: it says the same across a lost
+//! connection, counting score updates.
 //!
 //! Skipped with a message when tmux is missing, unless `SOCKLAB_REQUIRE_TMUX=1` (CI sets
 //! it), when a missing tmux fails.
@@ -171,8 +173,13 @@ impl Drop for Tmux {
 }
 
 fn serve(addr: &str) -> (Reaper, SocketAddr) {
+    serve_with(addr, &["--matches", "0"])
+}
+
+fn serve_with(addr: &str, options: &[&str]) -> (Reaper, SocketAddr) {
     let mut cmd = Command::new(SOCKLAB);
-    cmd.args(["serve", "--addr", addr, "--matches", "0"])
+    cmd.args(["serve", "--addr", addr])
+        .args(options)
         .env_remove("SOCKLAB_TRACE")
         .stdin(Stdio::null());
     let (server, addr, _lines) = spawn_listening(&mut cmd, "socklab serve");
@@ -425,5 +432,41 @@ fn chat_recovered_session_says_how_many_messages_it_missed() {
     assert_eq!(bob.code(), Some(0), "{}", bob.describe());
     ada.send(&["C-u", "/quit", "Enter"]);
     ada.wait_row("the goodbye", |l| l == "disconnected: io client disconnect");
+    stop(server);
+}
+
+#[test]
+fn watch_recovered_session_says_how_many_updates_it_missed() {
+    // No terminal needed: `watch` prints lines.
+    let (server, addr) = serve_with("127.0.0.1:0", &["--matches", "1", "--interval-ms", "50"]);
+    let proxy = Proxy::start(addr);
+    let p = proxy.addr.to_string();
+    let mut watch = Proc::spawn(
+        SOCKLAB,
+        &["watch", "--match", "1", "--addr", &p],
+        Input::Null,
+    );
+    watch.expect_line("`watching match 1`", |l| l.starts_with("watching match 1"));
+    watch.expect_line("a score", |l| l.starts_with("match 1:"));
+    proxy.cut();
+    watch.expect_line("offline", |l| {
+        l.starts_with(&format!("* offline: lost the connection to {}", proxy.addr))
+    });
+    // The feed goes on meanwhile (a ball every 50 ms): these are the updates missed.
+    thread::sleep(Duration::from_millis(300));
+    proxy.open();
+    watch.expect_line("back", |l| l == "* back online: your session was recovered");
+    let count = watch.expect_line("the count", |l| {
+        l.ends_with("missed score updates delivered")
+    });
+    let n: u64 = count
+        .trim_start_matches("* ")
+        .split(' ')
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("a number of updates: {count:?}"));
+    assert!(n >= 2, "300 ms at a ball every 50 ms: {count:?}");
+    watch.sigterm();
+    drop(watch);
     stop(server);
 }

@@ -54,14 +54,21 @@ impl Chat {
         format!("[{room}] {}> ", self.me)
     }
 
-    fn rooms_line(&self) -> String {
+    /// Your rooms, `a, b`, or `none`.
+    fn room_list(&self) -> String {
         if self.rooms.is_empty() {
-            return "* you are in no room now; /join ROOM to talk".to_string();
+            return "none".to_string();
         }
         let rooms: Vec<&str> = self.rooms.iter().map(String::as_str).collect();
-        match &self.current {
-            Some(c) => format!("* your rooms: {} (talking in {c})", rooms.join(", ")),
-            None => format!("* your rooms: {}; /room ROOM to talk", rooms.join(", ")),
+        rooms.join(", ")
+    }
+
+    /// What `/join` and `/leave` print: your rooms and where your lines go.
+    fn rooms_line(&self) -> String {
+        match (&self.current, self.rooms.is_empty()) {
+            (_, true) => "* you are in no room now; /join ROOM to talk".to_string(),
+            (Some(c), false) => format!("* your rooms: {} (talking in {c})", self.room_list()),
+            (None, false) => format!("* your rooms: {}; /room ROOM to talk", self.room_list()),
         }
     }
 
@@ -159,8 +166,8 @@ fn handle_line(chat: &Shared, io: &mut ClientIo, line: &str) -> Flow {
         }
         Command::Leave(room) => {
             if !chat.borrow().rooms.contains(&room) {
-                let line = format!("* you are not in {room}");
-                say(line + &chat.borrow().rooms_line()[1..].replacen(" your", "; your", 1));
+                let rooms = chat.borrow().room_list();
+                say(format!("* you are not in {room} (your rooms: {rooms})"));
                 return Flow::Go;
             }
             {
@@ -197,10 +204,9 @@ fn handle_line(chat: &Shared, io: &mut ClientIo, line: &str) -> Flow {
                 c.current = Some(room.clone());
                 say(format!("* now talking in {room}"));
             } else {
-                let rooms: Vec<&str> = c.rooms.iter().map(String::as_str).collect();
                 say(format!(
                     "* you are not in {room}, so nobody there would read you; /join {room} first (your rooms: {})",
-                    if rooms.is_empty() { "none".to_string() } else { rooms.join(", ") }
+                    c.room_list()
                 ));
             }
         }

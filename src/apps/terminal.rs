@@ -7,16 +7,21 @@
 //! loop thread prints through [`Screen`]; the editor runs on a thread of its own
 //! ([`Screen::read_lines`]).
 //!
+//! The printer must never block the client's loop: it hands a line to the editor through a
+//! channel of one slot, and a second line waits until the editor reads it, which it does
+//! not between two lines. So the loop thread only sends lines down an unbounded channel to a
+//! printer thread of our own, which may wait.
+//!
 //! One more thing is ours: the line just typed should not stay on the screen as the
 //! terminal echoed it (`[lobby] ada> hello`), since the client shows it like everyone
 //! else's messages (`[lobby] ada: hello`) once the server has taken it. So after each line
 //! the editor's thread erases the rows it took. A line printed between Enter and that
 //! erasure would be erased instead; so from the moment Enter is pressed (a key binding sets
-//! [`Screen`]'s `held` flag) until the next prompt, printed lines wait in a queue.
+//! the `held` flag) until the next prompt, printed lines wait in a queue.
 
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rustyline::error::ReadlineError;
@@ -32,17 +37,20 @@ pub type OnLine = Box<dyn FnMut(String) -> Option<String> + Send>;
 /// Prints lines above the input line, from any thread.
 #[derive(Clone)]
 pub struct Screen {
+    lines: mpsc::Sender<String>,
     inner: Arc<Inner>,
 }
 
 struct Inner {
-    printer: Mutex<Queue>,
+    queue: Mutex<Queue>,
     /// Set by Enter, cleared when the next prompt is drawn: lines wait meanwhile.
     held: Arc<AtomicBool>,
     /// Whether the editor is (or is about to be) reading, with the terminal in raw mode.
     reading: AtomicBool,
     /// The terminal's settings before the editor touched them.
     original: Mutex<Option<nix::sys::termios::Termios>>,
+    /// Set by the printer thread when it has printed everything sent before the end.
+    drained: Mutex<Option<mpsc::Receiver<()>>>,
 }
 
 struct Queue {
@@ -70,22 +78,21 @@ impl ConditionalEventHandler for HoldOnEnter {
 }
 
 impl Screen {
-    /// Prints `line` above the input line (or queues it, see the module's comment).
+    /// Prints `line` above the input line (or queues it, see the module's comment). Never
+    /// blocks: the printer thread does the printing.
     pub fn print(&self, line: String) {
-        let mut q = match self.inner.printer.lock() {
-            Ok(q) => q,
-            Err(poisoned) => poisoned.into_inner(), // a panic elsewhere; the queue is intact
-        };
-        if self.inner.held.load(Ordering::SeqCst) {
-            q.waiting.push(line);
-        } else {
-            let _ = q.printer.print(line + "\n");
-        }
+        let _ = self.lines.send(line);
     }
 
     /// Puts the terminal back as it was if the editor is still reading: for when the client
     /// ends on its own (refused, sent away) and the process exits under the editor's feet.
     pub fn restore(&self) {
+        // What the client printed last (`disconnected: ...`) is on the screen first.
+        let drained = self.inner.drained.lock().ok().and_then(|mut d| d.take());
+        if let Some(d) = drained {
+            let _ = self.lines.send(String::new()); // wakes the printer thread...
+            let _ = d.recv_timeout(Duration::from_millis(500)); // ...which says it is done
+        }
         if !self.inner.reading.load(Ordering::SeqCst) {
             return;
         }
@@ -124,17 +131,41 @@ pub fn start(
         EventHandler::Conditional(Box::new(HoldOnEnter(held.clone()))),
     );
     let printer = editor.create_external_printer()?;
+    let (lines, incoming) = mpsc::channel::<String>();
+    let (drained_tx, drained) = mpsc::channel::<()>();
     let screen = Screen {
+        lines,
         inner: Arc::new(Inner {
-            printer: Mutex::new(Queue {
+            queue: Mutex::new(Queue {
                 printer: Box::new(printer),
                 waiting: Vec::new(),
             }),
             held,
             reading: AtomicBool::new(true),
             original: Mutex::new(nix::sys::termios::tcgetattr(std::io::stdin()).ok()),
+            drained: Mutex::new(Some(drained)),
         }),
     };
+    let printing = screen.clone();
+    std::thread::spawn(move || {
+        for line in incoming.iter() {
+            if line.is_empty() {
+                // `restore` asks whether everything before is out; nobody prints an empty line.
+                let _ = drained_tx.send(());
+                continue;
+            }
+            let mut q = match printing.inner.queue.lock() {
+                Ok(q) => q,
+                Err(poisoned) => poisoned.into_inner(), // a panic elsewhere; the queue is whole
+            };
+            if printing.inner.held.load(Ordering::SeqCst) {
+                q.waiting.push(line);
+            } else {
+                q.flush();
+                let _ = q.printer.print(line + "\n");
+            }
+        }
+    });
     let me = screen.clone();
     std::thread::spawn(move || {
         let mut prompt = prompt;
@@ -169,10 +200,10 @@ impl Screen {
     /// returned it: the cursor is at the start of the row below them.
     fn erase_echo(&self, prompt: &str, line: &str, cols: usize) {
         self.inner.held.store(true, Ordering::SeqCst); // Ctrl-J accepts a line too
-                                                       // Held while erasing, so that no line is printed in between.
-        let Some(_queue) = self.lock_briefly() else {
-            return; // see `lock_briefly`: better an echo left on screen than a hang
-        };
+                                                       // Held while erasing, so that no line is printed in between. If the printer thread
+                                                       // keeps the lock, it waits in the editor's channel: its line is not on the screen,
+                                                       // and erasing without the lock is safe.
+        let _queue = self.lock_briefly();
         let width = unicode_width::UnicodeWidthStr::width(prompt)
             + unicode_width::UnicodeWidthStr::width(line);
         let rows = width.div_ceil(cols).max(1);
@@ -193,13 +224,13 @@ impl Screen {
         }
     }
 
-    /// The queue's lock, waited for at most a moment. The printer hands a line to the
-    /// editor through a channel of one slot while the editor reads; a second line printed
-    /// just as the editor returned would wait for the next read with the lock held.
+    /// The queue's lock, waited for at most a moment. The printer thread keeps it while it
+    /// hands a line to the editor, and that waits until the editor reads again when a line
+    /// is in its one-slot channel already.
     fn lock_briefly(&self) -> Option<std::sync::MutexGuard<'_, Queue>> {
         let deadline = Instant::now() + Duration::from_millis(200);
         loop {
-            match self.inner.printer.try_lock() {
+            match self.inner.queue.try_lock() {
                 Ok(q) => return Some(q),
                 Err(std::sync::TryLockError::Poisoned(p)) => return Some(p.into_inner()),
                 Err(std::sync::TryLockError::WouldBlock) if Instant::now() < deadline => {

@@ -152,6 +152,46 @@ impl Tmux {
         }
     }
 
+    /// Waits (at most [`WAIT`]) until the client in the pane has exited. tmux may take a
+    /// while to notice (the process can sit as a zombie, not yet reaped, for seconds), so
+    /// the process itself is looked at in /proc as well.
+    fn wait_exit(&self) {
+        let pid = self.format("#{pane_pid}");
+        let deadline = Instant::now() + WAIT;
+        loop {
+            if self.format("#{pane_dead}") == "1" {
+                let status = self.format("#{pane_dead_status}");
+                assert!(status == "0" || status.is_empty(), "exit status {status}");
+                return;
+            }
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            // The state follows the command name in parentheses: Z is a zombie (exited).
+            let state = stat
+                .rsplit(')')
+                .next()
+                .and_then(|r| r.split_whitespace().next());
+            if stat.is_empty() || state == Some("Z") {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the client did not exit within {WAIT:?}:\n{}",
+                self.screen().join("\n")
+            );
+            thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// A tmux format (`#{pane_pid}`, ...) of the session's pane.
+    fn format(&self, f: &str) -> String {
+        let out = self
+            .cmd()
+            .args(["display-message", "-p", "-t", "t", f])
+            .output()
+            .expect("run tmux display-message");
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
     /// Waits (at most [`WAIT`]) until the prompt row is exactly `want`.
     fn wait_prompt(&self, want: &str) {
         let deadline = Instant::now() + WAIT;
@@ -317,9 +357,7 @@ fn chat_and_watch_say_that_no_server_is_reachable() {
         l.starts_with("* offline: lost the connection")
     });
     ada.send(&["/quit", "Enter"]);
-    ada.wait_row("the client's exit", |l| {
-        l.starts_with("Pane is dead (status 0")
-    });
+    ada.wait_exit();
 }
 
 /// A TCP proxy the test can cut: every connection through it is closed at once, both ways,

@@ -16,7 +16,7 @@ use std::collections::BTreeSet;
 use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::rc::Rc;
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::{json, Value};
@@ -47,11 +47,15 @@ struct Chat {
 
 type Shared = Rc<RefCell<Chat>>;
 
+/// `[lobby] ada> `, or `[no room] ada> `.
+fn prompt(room: Option<&str>, me: &str) -> String {
+    format!("[{}] {me}> ", room.unwrap_or("no room"))
+}
+
 impl Chat {
     /// The prompt: the room your lines go to, and who you are.
     fn prompt(&self) -> String {
-        let room = self.current.as_deref().unwrap_or("no room");
-        format!("[{room}] {}> ", self.me)
+        prompt(self.current.as_deref(), &self.me)
     }
 
     /// Your rooms, `a, b`, or `none`.
@@ -321,20 +325,12 @@ fn run_on_terminal(
     room: &str,
 ) -> Result<(), Box<dyn std::error::Error>> {
     // The screen needs the client's handle and the client needs the screen: the handle goes
-    // through a slot filled right after both exist (the editor waits for a first line).
-    let slot: std::sync::Arc<std::sync::Mutex<Option<ClientHandle>>> = Default::default();
+    // through a slot filled right after both exist. A line typed before that (within
+    // milliseconds of the start) waits for it.
+    let slot: Arc<Mutex<Option<ClientHandle>>> = Arc::default();
     let (for_lines, for_done) = (slot.clone(), slot.clone());
-    let first_prompt = Chat {
-        me: name.to_string(),
-        start: start_room(room),
-        rooms: BTreeSet::new(),
-        current: Some(start_room(room)),
-        echo_own: true,
-        say: Rc::new(|_| {}),
-    }
-    .prompt();
     let on_line: terminal::OnLine = Box::new(move |line| {
-        let handle = for_lines.lock().ok()?.clone()?;
+        let handle = handle_in(&for_lines)?;
         let (tx, rx) = mpsc::channel();
         let sent = handle.run(move |io| {
             let _ = tx.send(with_chat(io, |chat, io| {
@@ -349,20 +345,39 @@ fn run_on_terminal(
         }
     });
     let done = Box::new(move || {
-        if let Some(h) = for_done.lock().ok().and_then(|h| h.clone()) {
+        if let Some(h) = handle_in(&for_done) {
             h.run(|io| leave(io, false));
         }
     });
+    let first_prompt = prompt(Some(&start_room(room)), name);
     let screen = terminal::start(first_prompt, on_line, done)?;
     let printer = screen.clone();
     let say: Say = Rc::new(move |line| printer.print(line));
-    let (mut client, _) = connect(addr, name, room, say, true)?;
-    if let Ok(mut s) = slot.lock() {
-        *s = Some(client.handle());
-    }
-    let result = finish(&mut client);
+    let result = connect(addr, name, room, say, true).and_then(|(mut client, _)| {
+        if let Ok(mut s) = slot.lock() {
+            *s = Some(client.handle());
+        }
+        finish(&mut client)
+    });
+    // The editor may still be reading (the client was refused, or sent away): the terminal
+    // goes back as it was before the process ends.
     screen.restore();
     result
+}
+
+/// The client's handle once `run_on_terminal` has put it in `slot` (`None` if that takes
+/// longer than a moment: the client could not start).
+fn handle_in(slot: &Mutex<Option<ClientHandle>>) -> Option<ClientHandle> {
+    let deadline = std::time::Instant::now() + ACK;
+    loop {
+        if let Some(h) = slot.lock().ok()?.clone() {
+            return Some(h);
+        }
+        if std::time::Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
 }
 
 /// The room the server will start you in (it takes `lobby` for a name it would refuse).
@@ -437,7 +452,14 @@ fn connect(
 
 /// Runs the client to its end and says why it ended, if a refusal did it.
 fn finish(client: &mut Client) -> Result<(), Box<dyn std::error::Error>> {
-    client.run()?;
+    // Until the client has disconnected; then a moment for its loop to close what it has
+    // (the DISCONNECT goes out first). The loop stops by itself once no connection is left;
+    // the bound is for a connection attempt still under way when you quit, which nothing
+    // would end.
+    while !client.run_until(Duration::from_secs(3600), |io| {
+        io.state() == ClientState::Disconnected
+    })? {}
+    client.run_until(Duration::from_secs(1), |_| false)?;
     let io = client.io();
     if io.disconnect_reason() == Some(crate::events::reasons::IO_SERVER_DISCONNECT) {
         if let Some(refusal) = io.connect_error() {

@@ -146,7 +146,7 @@ pub fn start(
             drained: Mutex::new(Some(drained)),
         }),
     };
-    let printing = screen.clone();
+    let printing = screen.inner.clone();
     std::thread::spawn(move || {
         for line in incoming.iter() {
             if line.is_empty() {
@@ -154,11 +154,11 @@ pub fn start(
                 let _ = drained_tx.send(());
                 continue;
             }
-            let mut q = match printing.inner.queue.lock() {
+            let mut q = match printing.queue.lock() {
                 Ok(q) => q,
                 Err(poisoned) => poisoned.into_inner(), // a panic elsewhere; the queue is whole
             };
-            if printing.inner.held.load(Ordering::SeqCst) {
+            if printing.held.load(Ordering::SeqCst) {
                 q.waiting.push(line);
             } else {
                 q.flush();
@@ -199,10 +199,11 @@ impl Screen {
     /// Erases the rows the line just typed took (prompt and text), right after the editor
     /// returned it: the cursor is at the start of the row below them.
     fn erase_echo(&self, prompt: &str, line: &str, cols: usize) {
-        self.inner.held.store(true, Ordering::SeqCst); // Ctrl-J accepts a line too
-                                                       // Held while erasing, so that no line is printed in between. If the printer thread
-                                                       // keeps the lock, it waits in the editor's channel: its line is not on the screen,
-                                                       // and erasing without the lock is safe.
+        // Enter has set `held` already; Ctrl-J accepts a line too, without the binding.
+        self.inner.held.store(true, Ordering::SeqCst);
+        // The lock is held while erasing, so that no line is printed in between. If the
+        // printer thread keeps it, it waits in the editor's channel: its line is not on the
+        // screen yet, and erasing without the lock is safe.
         let _queue = self.lock_briefly();
         let width = unicode_width::UnicodeWidthStr::width(prompt)
             + unicode_width::UnicodeWidthStr::width(line);

@@ -51,6 +51,7 @@ docs:
 # What `make test` could not check on this machine is said, never hidden.
 check-tools:
 	@command -v strace >/dev/null || echo "NOTE: strace not found: the live strace comparison is skipped (install: apt-get install strace)"
+	@command -v nc >/dev/null || echo "NOTE: nc not found: the test of the book's nc commands is skipped (install: apt-get install netcat-openbsd)"
 	@[ -x "$(MDBOOK)" ] || echo "NOTE: mdbook not found: the book build is skipped (install: cargo install mdbook --locked)"
 
 # The whole workspace: the library, its lessons and tests, and the benchmark harness

@@ -146,8 +146,14 @@ fn main() -> ExitCode {
             trace,
         } => return lesson::run(trace, || scores::watch(addr, id, count)),
         Cmd::Lessons => {
+            // The column is as wide as the longest description, so every row lines up.
+            let width = lesson::LESSONS
+                .iter()
+                .map(|(_, _, what)| what.chars().count())
+                .max()
+                .unwrap_or(0);
             for (n, bin, what) in lesson::LESSONS {
-                println!("{n}  {what:<66} make lesson N={n}   ({bin})");
+                println!("{n}  {what:<width$}  make lesson N={n}   ({bin})");
             }
             Ok(())
         }
@@ -191,9 +197,11 @@ fn trace(number: &str, write: Option<&Path>) -> Result<(), Box<dyn Error>> {
     let calls = strace::mask_varying(
         &(strace::fold_repeats(&strace::socket_lines(&raw, &mut norm)).join("\n") + "\n"),
     );
-    // The output gets its own numbering, so a test can normalise a fresh run's stdout alone.
-    let printed =
-        strace::mask_varying(&Normalizer::new().apply(&String::from_utf8_lossy(&out.stdout)));
+    // The output goes through the same normaliser, after the calls: a port the lesson prints
+    // gets the number it has in the trace, so a page can quote both side by side. A port that
+    // only the output shows gets the next number. (tests/trace.rs does the same with the
+    // self-trace of a fresh run, whose ports appear in the same order.)
+    let printed = strace::mask_varying(&norm.apply(&String::from_utf8_lossy(&out.stdout)));
     match write {
         None => print!("{calls}"),
         Some(dir) => {

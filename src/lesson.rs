@@ -222,6 +222,16 @@ pub const LESSONS: &[(&str, &str, &str)] = &[
         "17_graceful_shutdown",
         "a signal wakes the loop; tell clients, drain, FIN not RST; clients return",
     ),
+    (
+        "18",
+        "18_http",
+        "HTTP/1.1 on the loop: a blank line ends a request; keep-alive, pipelining",
+    ),
+    (
+        "19",
+        "19_websocket",
+        "the upgrade and its accept key; frames, masks, fragments, ping, close",
+    ),
 ];
 
 /// Bytes as `xxd` shows them: offset, 16 bytes in hex, the printable ones as text.
@@ -307,6 +317,23 @@ fn with_default_addr(mut cmd: clap::Command, port: u16) -> clap::Command {
         });
     }
     cmd
+}
+
+/// The `serve` side of the lessons whose server is a loop handler (18 and after): `handler`
+/// on a loop listening on `addr`, `listening on ...` once it accepts, a graceful stop on
+/// SIGINT or SIGTERM; then `report` reads the handler's counters.
+pub fn serve_on_loop<H: crate::event_loop::Handler, R>(
+    handler: H,
+    addr: SocketAddr,
+    report: impl FnOnce(&mut H) -> R,
+) -> Result<R, Box<dyn Error>> {
+    let config = crate::event_loop::Config::default();
+    let mut ev = crate::event_loop::EventLoop::new(handler, config)?;
+    ev.stop_on_signals()?;
+    let local = ev.ctx().listen(addr)?;
+    listening(local);
+    ev.run()?;
+    Ok(report(ev.handler()))
 }
 
 /// The `serve` side of the event lessons: an event server on `addr` with the handlers

@@ -242,4 +242,16 @@ fn cli_lessons_lists_every_lesson_in_cargo_toml() {
             lessons.describe()
         );
     }
+    // A table: the command column starts at the same place on every row, however long the
+    // description before it.
+    let columns: Vec<usize> = lessons
+        .stdout
+        .iter()
+        .filter_map(|l| l.find("make lesson"))
+        .collect();
+    assert!(
+        columns.windows(2).all(|w| w[0] == w[1]),
+        "`socklab lessons` rows do not line up: {columns:?}\n{}",
+        lessons.describe()
+    );
 }

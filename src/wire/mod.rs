@@ -4,6 +4,14 @@
 //! |---|---|---|
 //! | `frame.rs` | length-prefixed frames: [`frame::encode`] and the incremental [`frame::Decoder`] | 08 |
 //! | `packet/` | the event protocol's packets inside frames (spec: `docs/protocol.md`): the types in `mod.rs`, `encode.rs`, `decode.rs` | 14 and after |
+//! | `http.rs` | HTTP/1.1 request heads (with `httparse`), the WebSocket upgrade and its accept key, responses | 18 and after |
+//! | `websocket.rs` | WebSocket frames (RFC 6455): [`websocket::encode_frame`] and the incremental [`websocket::Decoder`] with a server's rules | 19 and after |
+//! | `engineio.rs` | Engine.IO v4 packets: the layer between a WebSocket (or long-polling) and Socket.IO | 20 and after |
+//! | `socketio.rs` | Socket.IO v5 packets: namespaces, events, acks, binary placeholders | 21 and after |
 
+pub mod engineio;
 pub mod frame;
+pub mod http;
 pub mod packet;
+pub mod socketio;
+pub mod websocket;

@@ -5,6 +5,7 @@
 //! - [`process`]: child processes, their output, their signals; the socket lessons run to
 //!   completion;
 //! - [`proc_stats`]: CPU time, resident memory and open descriptors from /proc;
+//! - [`served`]: any loop handler serving on a thread of its own;
 //! - here: the wait limit, port 0, running code on a server's thread, reproducible bytes.
 //!
 //! A test binary in a folder (`tests/NAME/main.rs`) declares it with
@@ -16,6 +17,7 @@ mod fake_server;
 mod peer;
 mod proc_stats;
 mod process;
+mod served;
 
 #[allow(unused_imports)] // each test binary uses its own subset
 pub use fake_server::*;
@@ -25,6 +27,8 @@ pub use peer::*;
 pub use proc_stats::*;
 #[allow(unused_imports)] // each test binary uses its own subset
 pub use process::*;
+#[allow(unused_imports)] // each test binary uses its own subset
+pub use served::*;
 
 use std::net::SocketAddr;
 use std::sync::mpsc;

@@ -1,0 +1,9 @@
+//! Layer 2½: transports on the event loop, between the wire codecs and the event API.
+//!
+//! | file | what it holds | lessons |
+//! |---|---|---|
+//! | `http.rs` | an HTTP/1.1 server as a loop handler: requests until a blank line, bodies by `Content-Length`, keep-alive, pipelining, `400`/`413`/`431` | 18 |
+//! | `websocket.rs` | a WebSocket server as a loop handler: the upgrade, then frames (ping/pong, fragments, the close handshake, close codes for broken rules) | 19 |
+
+pub mod http;
+pub mod websocket;

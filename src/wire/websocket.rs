@@ -1,0 +1,586 @@
+//! WebSocket frames (RFC 6455, section 5), as pure code: bytes in, messages out, no I/O.
+//!
+//! After the HTTP upgrade, a WebSocket connection is a byte stream cut into frames:
+//!
+//! ```text
+//!  byte 0           byte 1           then
+//! +-+-+-+-+-------+-+-------------+- - - - - - - - - - - - - - -+- - - - - - - -+- - - - -+
+//! |F|R|R|R| opcode|M| length (7)  | length, if 126: 16 bits,    | masking key,  | payload |
+//! |I|S|S|S|  (4)  |A|             |   if 127: 64 bits (big-     | if MASK: 4    |         |
+//! |N|V|V|V|       |S|             |   endian)                   | bytes         |         |
+//! +-+-+-+-+-------+-+-------------+- - - - - - - - - - - - - - -+- - - - - - - -+- - - - -+
+//!   81 05 68 65 6c 6c 6f            = an unmasked text frame "hello" (a server's)
+//! ```
+//!
+//! - **Opcodes:** 0 continuation, 1 text (UTF-8), 2 binary, 8 close, 9 ping, 10 pong. A message
+//!   may be cut into fragments: a text or binary frame without FIN, then continuations, the
+//!   last with FIN. Control frames (close, ping, pong) are never fragmented, carry at most 125
+//!   bytes, and may come between the fragments of a message.
+//! - **Masking:** every frame a client sends is masked: its payload XORed with 4 random bytes
+//!   sent in the header. It is not secrecy (the key is right there); it keeps a browser's
+//!   script from choosing the bytes that cross a proxy, which could otherwise be made to look
+//!   like an HTTP request and poison the proxy's cache. Servers never mask, so a server can
+//!   encode a broadcast once and send the same bytes to everyone.
+//! - **Closing:** a close frame carries a 2-byte status code and an optional UTF-8 reason;
+//!   the other side answers with a close frame, then the server closes the TCP connection.
+//!
+//! The [`Decoder`] enforces the rules a server must (section 5 and 7.4): a violation is a
+//! [`WsError`] with the close code to send (1002 protocol error, 1007 invalid UTF-8, 1009 too
+//! big), and it is found from the header alone wherever it can be, before the payload is
+//! waited for or stored.
+
+use std::fmt;
+
+/// The largest payload of a control frame.
+pub const MAX_CONTROL_PAYLOAD: usize = 125;
+
+/// The longest header: 2 bytes, 8 of extended length, 4 of masking key.
+pub const MAX_HEADER_LEN: usize = 14;
+
+/// Close status codes (RFC 6455, 7.4.1).
+pub mod close {
+    /// The purpose of the connection is fulfilled.
+    pub const NORMAL: u16 = 1000;
+    /// The endpoint is going away (a server shutting down).
+    pub const GOING_AWAY: u16 = 1001;
+    /// The peer broke the protocol.
+    pub const PROTOCOL_ERROR: u16 = 1002;
+    /// A message of a type this endpoint does not accept.
+    pub const UNSUPPORTED_DATA: u16 = 1003;
+    /// Text that is not UTF-8.
+    pub const INVALID_PAYLOAD: u16 = 1007;
+    /// A message that breaks the endpoint's policy.
+    pub const POLICY_VIOLATION: u16 = 1008;
+    /// A message over the endpoint's size limit.
+    pub const MESSAGE_TOO_BIG: u16 = 1009;
+    /// The server met a condition it cannot handle.
+    pub const INTERNAL_ERROR: u16 = 1011;
+
+    /// Whether `code` may be sent in a close frame: 1000-1003, 1007-1014 are defined or
+    /// registered, 3000-4999 belong to libraries and applications. 1004-1006 and 1015 are
+    /// reserved, and must never be on the wire.
+    pub fn is_sendable(code: u16) -> bool {
+        matches!(code, 1000..=1003 | 1007..=1014 | 3000..=4999)
+    }
+}
+
+/// A frame's type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Opcode {
+    Continuation = 0,
+    Text = 1,
+    Binary = 2,
+    Close = 8,
+    Ping = 9,
+    Pong = 10,
+}
+
+impl Opcode {
+    fn from_bits(b: u8) -> Option<Opcode> {
+        Some(match b {
+            0 => Opcode::Continuation,
+            1 => Opcode::Text,
+            2 => Opcode::Binary,
+            8 => Opcode::Close,
+            9 => Opcode::Ping,
+            10 => Opcode::Pong,
+            _ => return None,
+        })
+    }
+
+    /// Close, ping and pong: never fragmented, at most 125 bytes.
+    pub fn is_control(self) -> bool {
+        (self as u8) & 0x8 != 0
+    }
+}
+
+/// Which end is decoding: a server accepts only masked frames, a client only unmasked ones.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Server,
+    Client,
+}
+
+/// What the peer sent: a whole message (its fragments joined), or a control frame.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Message {
+    Text(String),
+    Binary(Vec<u8>),
+    Ping(Vec<u8>),
+    Pong(Vec<u8>),
+    /// The peer is closing: its status code and reason, if it gave any.
+    Close(Option<(u16, String)>),
+}
+
+/// A violation of the protocol: the close code to answer with, and why.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WsError {
+    pub code: u16,
+    pub reason: &'static str,
+}
+
+impl fmt::Display for WsError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} (close code {})", self.reason, self.code)
+    }
+}
+
+impl std::error::Error for WsError {}
+
+fn protocol(reason: &'static str) -> WsError {
+    WsError {
+        code: close::PROTOCOL_ERROR,
+        reason,
+    }
+}
+
+/// A frame's header, read from its first 2 to 14 bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Header {
+    fin: bool,
+    opcode: Opcode,
+    mask: Option<[u8; 4]>,
+    len: u64,
+    /// Bytes the header took.
+    size: usize,
+}
+
+/// Reads a header from the start of `input`: `Ok(None)` if more bytes are needed. Every rule
+/// that the header alone can break is checked here.
+fn header(input: &[u8], role: Role) -> Result<Option<Header>, WsError> {
+    let [b0, b1, ..] = *input else {
+        return Ok(None);
+    };
+    if b0 & 0x70 != 0 {
+        return Err(protocol("reserved bits set, and no extension was agreed"));
+    }
+    let opcode = Opcode::from_bits(b0 & 0x0f).ok_or(protocol("unknown opcode"))?;
+    let fin = b0 & 0x80 != 0;
+    let masked = b1 & 0x80 != 0;
+    match role {
+        Role::Server if !masked => return Err(protocol("a client's frame must be masked")),
+        Role::Client if masked => return Err(protocol("a server's frame must not be masked")),
+        _ => {}
+    }
+    let (len, mut size) = match b1 & 0x7f {
+        126 => match input.get(2..4) {
+            Some(b) => (u16::from_be_bytes([b[0], b[1]]) as u64, 4),
+            None => return Ok(None),
+        },
+        127 => match input.get(2..10) {
+            Some(b) => {
+                let mut be = [0u8; 8];
+                be.copy_from_slice(b);
+                (u64::from_be_bytes(be), 10)
+            }
+            None => return Ok(None),
+        },
+        n => (n as u64, 2),
+    };
+    if len >> 63 != 0 {
+        return Err(protocol("a 64-bit length must have its top bit clear"));
+    }
+    if opcode.is_control() {
+        if !fin {
+            return Err(protocol("a control frame must not be fragmented"));
+        }
+        if len > MAX_CONTROL_PAYLOAD as u64 {
+            return Err(protocol("a control frame carries at most 125 bytes"));
+        }
+    }
+    let mask = if masked {
+        let Some(k) = input.get(size..size + 4) else {
+            return Ok(None);
+        };
+        size += 4;
+        Some([k[0], k[1], k[2], k[3]])
+    } else {
+        None
+    };
+    Ok(Some(Header {
+        fin,
+        opcode,
+        mask,
+        len,
+        size,
+    }))
+}
+
+/// XORs `bytes` with the masking key, starting at the key's byte `offset % 4`.
+pub fn apply_mask(bytes: &mut [u8], key: [u8; 4], offset: usize) {
+    for (i, b) in bytes.iter_mut().enumerate() {
+        *b ^= key[(offset + i) % 4];
+    }
+}
+
+/// An incremental decoder for one direction of one connection.
+#[derive(Debug)]
+pub struct Decoder {
+    role: Role,
+    max_message: usize,
+    /// The message being assembled from fragments: its type and what arrived so far.
+    open: Option<(Opcode, Vec<u8>)>,
+}
+
+impl Decoder {
+    /// A decoder for `role` that refuses messages over `max_message` bytes (close 1009).
+    pub fn new(role: Role, max_message: usize) -> Decoder {
+        Decoder {
+            role,
+            max_message,
+            open: None,
+        }
+    }
+
+    /// Bytes of a fragmented message held, waiting for its last fragment.
+    pub fn buffered(&self) -> usize {
+        self.open.as_ref().map_or(0, |(_, b)| b.len())
+    }
+
+    /// Decodes the whole frames at the start of `input`, handing each complete message and
+    /// each control frame to `each`, until `each` returns `false` or an error is met (it is
+    /// handed to `each` too, and decoding stops: the connection must be closed with its
+    /// code). Returns the bytes used; the rest is an incomplete frame to offer again with
+    /// more bytes after it.
+    pub fn decode(
+        &mut self,
+        input: &[u8],
+        mut each: impl FnMut(Result<Message, WsError>) -> bool,
+    ) -> usize {
+        let mut used = 0;
+        loop {
+            match self.next(&input[used..]) {
+                Ok(None) => return used,
+                Ok(Some((n, message))) => {
+                    used += n;
+                    if let Some(m) = message {
+                        if !each(Ok(m)) {
+                            return used;
+                        }
+                    }
+                }
+                Err(e) => {
+                    each(Err(e));
+                    return used;
+                }
+            }
+        }
+    }
+
+    /// One frame from the start of `input`: the bytes it took and the message it completed,
+    /// if any (a fragment that is not the last completes none).
+    fn next(&mut self, input: &[u8]) -> Result<Option<(usize, Option<Message>)>, WsError> {
+        let Some(h) = header(input, self.role)? else {
+            return Ok(None);
+        };
+        match (h.opcode, &self.open) {
+            (Opcode::Continuation, None) => {
+                return Err(protocol("a continuation frame with no message open"))
+            }
+            (Opcode::Text | Opcode::Binary, Some(_)) => {
+                return Err(protocol("a new message inside an unfinished one"))
+            }
+            _ => {}
+        }
+        if !h.opcode.is_control() && h.len > (self.max_message - self.buffered()) as u64 {
+            return Err(WsError {
+                code: close::MESSAGE_TOO_BIG,
+                reason: "the message is over the size limit",
+            });
+        }
+        let len = h.len as usize; // at most `max_message`, or 125
+        let Some(payload) = input.get(h.size..h.size + len) else {
+            return Ok(None);
+        };
+        let used = h.size + len;
+        let mut bytes = payload.to_vec();
+        if let Some(key) = h.mask {
+            apply_mask(&mut bytes, key, 0);
+        }
+        let message = match h.opcode {
+            Opcode::Ping => Some(Message::Ping(bytes)),
+            Opcode::Pong => Some(Message::Pong(bytes)),
+            Opcode::Close => Some(close_frame(&bytes)?),
+            Opcode::Text | Opcode::Binary if h.fin => Some(whole(h.opcode, bytes)?),
+            Opcode::Text | Opcode::Binary => {
+                self.open = Some((h.opcode, bytes));
+                None
+            }
+            Opcode::Continuation => {
+                let (kind, mut held) = self.open.take().expect("checked above");
+                held.extend_from_slice(&bytes);
+                if h.fin {
+                    Some(whole(kind, held)?)
+                } else {
+                    self.open = Some((kind, held));
+                    None
+                }
+            }
+        };
+        Ok(Some((used, message)))
+    }
+}
+
+/// A complete text or binary message.
+fn whole(kind: Opcode, bytes: Vec<u8>) -> Result<Message, WsError> {
+    if kind == Opcode::Binary {
+        return Ok(Message::Binary(bytes));
+    }
+    String::from_utf8(bytes)
+        .map(Message::Text)
+        .map_err(|_| WsError {
+            code: close::INVALID_PAYLOAD,
+            reason: "a text message that is not UTF-8",
+        })
+}
+
+/// A close frame's payload: nothing, or a status code and a UTF-8 reason.
+fn close_frame(bytes: &[u8]) -> Result<Message, WsError> {
+    match bytes {
+        [] => Ok(Message::Close(None)),
+        [_] => Err(protocol("a close frame of 1 byte")),
+        [hi, lo, reason @ ..] => {
+            let code = u16::from_be_bytes([*hi, *lo]);
+            if !close::is_sendable(code) {
+                return Err(protocol("a close frame with an invalid status code"));
+            }
+            let reason = std::str::from_utf8(reason).map_err(|_| WsError {
+                code: close::INVALID_PAYLOAD,
+                reason: "a close reason that is not UTF-8",
+            })?;
+            Ok(Message::Close(Some((code, reason.to_string()))))
+        }
+    }
+}
+
+/// Appends one frame to `out`: masked with `mask` if given (a client's), unmasked otherwise
+/// (a server's).
+pub fn encode_frame(
+    fin: bool,
+    opcode: Opcode,
+    payload: &[u8],
+    mask: Option<[u8; 4]>,
+    out: &mut Vec<u8>,
+) {
+    out.reserve(MAX_HEADER_LEN + payload.len());
+    out.push(if fin { 0x80 } else { 0 } | opcode as u8);
+    let mask_bit = if mask.is_some() { 0x80 } else { 0 };
+    match payload.len() {
+        n @ 0..=125 => out.push(mask_bit | n as u8),
+        n @ 126..=0xffff => {
+            out.push(mask_bit | 126);
+            out.extend_from_slice(&(n as u16).to_be_bytes());
+        }
+        n => {
+            out.push(mask_bit | 127);
+            out.extend_from_slice(&(n as u64).to_be_bytes());
+        }
+    }
+    match mask {
+        Some(key) => {
+            out.extend_from_slice(&key);
+            let start = out.len();
+            out.extend_from_slice(payload);
+            apply_mask(&mut out[start..], key, 0);
+        }
+        None => out.extend_from_slice(payload),
+    }
+}
+
+/// Appends a close frame with `code` and `reason` (cut to fit 125 bytes at a character
+/// boundary) to `out`.
+pub fn encode_close(code: u16, reason: &str, mask: Option<[u8; 4]>, out: &mut Vec<u8>) {
+    let mut end = reason.len().min(MAX_CONTROL_PAYLOAD - 2);
+    while !reason.is_char_boundary(end) {
+        end -= 1;
+    }
+    let mut payload = Vec::with_capacity(2 + end);
+    payload.extend_from_slice(&code.to_be_bytes());
+    payload.extend_from_slice(&reason.as_bytes()[..end]);
+    encode_frame(true, Opcode::Close, &payload, mask, out);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KEY: [u8; 4] = [0x37, 0xfa, 0x21, 0x3d];
+
+    fn decode_all(d: &mut Decoder, bytes: &[u8]) -> (Vec<Result<Message, WsError>>, usize) {
+        let mut got = Vec::new();
+        let used = d.decode(bytes, |m| {
+            got.push(m);
+            true
+        });
+        (got, used)
+    }
+
+    /// The examples of RFC 6455, section 5.7.
+    #[test]
+    fn the_rfc_examples() {
+        // A single-frame unmasked text message, "Hello".
+        let mut out = Vec::new();
+        encode_frame(true, Opcode::Text, b"Hello", None, &mut out);
+        assert_eq!(out, [0x81, 0x05, 0x48, 0x65, 0x6c, 0x6c, 0x6f]);
+        // The same, masked with 37 fa 21 3d.
+        let mut masked = Vec::new();
+        encode_frame(true, Opcode::Text, b"Hello", Some(KEY), &mut masked);
+        assert_eq!(
+            masked,
+            [0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58]
+        );
+        let mut server = Decoder::new(Role::Server, 1 << 20);
+        let (got, used) = decode_all(&mut server, &masked);
+        assert_eq!(got, [Ok(Message::Text("Hello".into()))]);
+        assert_eq!(used, masked.len());
+        // A fragmented unmasked text message: "Hel", then "lo".
+        let mut client = Decoder::new(Role::Client, 1 << 20);
+        let frags = [0x01, 0x03, 0x48, 0x65, 0x6c, 0x80, 0x02, 0x6c, 0x6f];
+        assert_eq!(
+            decode_all(&mut client, &frags).0,
+            [Ok(Message::Text("Hello".into()))]
+        );
+        // 256 bytes and 64 KiB of binary: the 16-bit and 64-bit lengths.
+        let mut big = Vec::new();
+        encode_frame(true, Opcode::Binary, &[0; 256], None, &mut big);
+        assert_eq!(big[..4], [0x82, 0x7e, 0x01, 0x00]);
+        big.clear();
+        encode_frame(true, Opcode::Binary, &[0; 65536], None, &mut big);
+        assert_eq!(big[..10], [0x82, 0x7f, 0, 0, 0, 0, 0, 1, 0, 0]);
+    }
+
+    fn refused(bytes: &[u8], role: Role) -> u16 {
+        let mut d = Decoder::new(role, 1000);
+        match decode_all(&mut d, bytes).0.pop() {
+            Some(Err(e)) => e.code,
+            other => panic!("{bytes:02x?} was not refused: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_server_side_rules() {
+        let masked = |b0: u8, payload: &[u8]| {
+            let mut v = vec![b0, 0x80 | payload.len() as u8];
+            v.extend_from_slice(&KEY);
+            let start = v.len();
+            v.extend_from_slice(payload);
+            apply_mask(&mut v[start..], KEY, 0);
+            v
+        };
+        assert_eq!(refused(&[0x81, 0x01, b'x'], Role::Server), 1002, "unmasked");
+        assert_eq!(refused(&masked(0xc1, b"x"), Role::Server), 1002, "RSV1");
+        assert_eq!(refused(&masked(0x83, b"x"), Role::Server), 1002, "opcode 3");
+        assert_eq!(
+            refused(&masked(0x09, b""), Role::Server),
+            1002,
+            "ping without FIN"
+        );
+        assert_eq!(
+            refused(&masked(0x80, b"x"), Role::Server),
+            1002,
+            "continuation alone"
+        );
+        let mut two = masked(0x01, b"a");
+        two.extend(masked(0x81, b"b"));
+        assert_eq!(
+            refused(&two, Role::Server),
+            1002,
+            "a new message inside one"
+        );
+        assert_eq!(refused(&masked(0x81, &[0xff]), Role::Server), 1007);
+        assert_eq!(
+            refused(&masked(0x88, &[0x03]), Role::Server),
+            1002,
+            "1-byte close"
+        );
+        assert_eq!(
+            refused(&masked(0x88, &[0x03, 0xed]), Role::Server),
+            1002,
+            "1005"
+        );
+        assert_eq!(
+            refused(&masked(0x88, &[0x03, 0xe8, 0xff]), Role::Server),
+            1007
+        );
+        // A control frame over 125 bytes, from its header alone.
+        assert_eq!(refused(&[0x89, 0xfe, 0x00, 0x7e], Role::Server), 1002);
+        // Over the limit of 1000, from the header alone: no payload follows.
+        let over = [0x82, 0xfe, 0x03, 0xe9, KEY[0], KEY[1], KEY[2], KEY[3]];
+        assert_eq!(refused(&over, Role::Server), 1009);
+        let mut huge = vec![0x82, 0xff];
+        huge.extend_from_slice(&(1u64 << 63).to_be_bytes());
+        assert_eq!(
+            refused(&huge, Role::Server),
+            1002,
+            "top bit of a 64-bit length"
+        );
+        huge[2] = 0x7f;
+        huge.extend_from_slice(&KEY);
+        assert_eq!(refused(&huge, Role::Server), 1009, "2^63 - 1 bytes");
+        // Fragments that add up to more than the limit: 100, then 901.
+        let mut frags = masked(0x02, &[0; 100]);
+        frags.extend([0x80, 0xfe, 0x03, 0x85]);
+        frags.extend(KEY);
+        assert_eq!(refused(&frags, Role::Server), 1009);
+        assert_eq!(
+            refused(&masked(0x81, b"x"), Role::Client),
+            1002,
+            "masked to a client"
+        );
+    }
+
+    #[test]
+    fn control_frames_between_fragments_and_every_split_point() {
+        let mut bytes = Vec::new();
+        encode_frame(
+            false,
+            Opcode::Text,
+            "héllo ".as_bytes(),
+            Some(KEY),
+            &mut bytes,
+        );
+        encode_frame(true, Opcode::Ping, b"are you there", Some(KEY), &mut bytes);
+        encode_frame(
+            true,
+            Opcode::Continuation,
+            "wörld".as_bytes(),
+            Some(KEY),
+            &mut bytes,
+        );
+        encode_close(1000, "bye", Some(KEY), &mut bytes);
+        let want = [
+            Message::Ping(b"are you there".to_vec()),
+            Message::Text("héllo wörld".into()),
+            Message::Close(Some((1000, "bye".into()))),
+        ];
+        for cut in 0..=bytes.len() {
+            let mut d = Decoder::new(Role::Server, 1 << 20);
+            let mut kept = Vec::new();
+            let mut got = Vec::new();
+            for piece in [&bytes[..cut], &bytes[cut..]] {
+                kept.extend_from_slice(piece);
+                let used = d.decode(&kept, |m| {
+                    got.push(m.expect("valid"));
+                    true
+                });
+                kept.drain(..used);
+            }
+            assert_eq!(got, want, "cut at {cut}");
+            assert!(kept.is_empty());
+        }
+    }
+
+    #[test]
+    fn a_close_reason_is_cut_at_a_character_boundary() {
+        let mut out = Vec::new();
+        encode_close(1001, &"é".repeat(100), None, &mut out);
+        assert_eq!(
+            out[1] as usize,
+            2 + 122,
+            "61 two-byte characters fit in 123 bytes"
+        );
+        let mut d = Decoder::new(Role::Client, 1000);
+        let (got, _) = decode_all(&mut d, &out);
+        assert_eq!(got, [Ok(Message::Close(Some((1001, "é".repeat(61)))))]);
+    }
+}

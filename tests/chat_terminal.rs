@@ -52,6 +52,8 @@ fn have_tmux() -> bool {
 /// whatever the test's outcome.
 struct Tmux {
     socket: String,
+    /// Where that server's socket file is: removed at the end (kill-server leaves it).
+    path: String,
 }
 
 impl Tmux {
@@ -62,7 +64,10 @@ impl Tmux {
             std::process::id(),
             NEXT.fetch_add(1, Ordering::SeqCst)
         );
-        let tmux = Tmux { socket };
+        let mut tmux = Tmux {
+            socket,
+            path: String::new(),
+        };
         // No user configuration (-f /dev/null); a screen wide enough that lines do not wrap.
         let status = tmux
             .cmd()
@@ -91,6 +96,7 @@ impl Tmux {
             .status()
             .expect("run tmux");
         assert!(status.success(), "tmux new-session failed");
+        tmux.path = tmux.format("#{socket_path}");
         tmux
     }
 
@@ -209,6 +215,9 @@ impl Tmux {
 impl Drop for Tmux {
     fn drop(&mut self) {
         let _ = self.cmd().arg("kill-server").stderr(Stdio::null()).status();
+        if !self.path.is_empty() {
+            let _ = std::fs::remove_file(&self.path);
+        }
     }
 }
 

@@ -13,7 +13,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use socklab::apps::{chat, scores};
+use socklab::apps::{chat, chat_client, scores};
 use socklab::capture;
 use socklab::events::{Server, ServerConfig};
 use socklab::lesson;
@@ -142,16 +142,7 @@ fn main() -> ExitCode {
             room,
             addr,
             trace,
-        } => {
-            return lesson::run(trace, || {
-                chat::run_terminal(
-                    addr,
-                    &name,
-                    &room,
-                    std::io::BufReader::new(std::io::stdin()),
-                )
-            })
-        }
+        } => return lesson::run(trace, || chat_client::run(addr, &name, &room)),
         Cmd::Watch {
             id,
             count,

@@ -278,6 +278,11 @@ fn a_fresh_capture_matches_the_recorded_one() {
         .status()
         .is_ok_and(|s| s.success());
     if !strace || !capture::can_capture() {
+        // In CI nothing is skipped (.ci/run installs strace, tcpdump and iproute2).
+        assert!(
+            std::env::var_os("SOCKLAB_REQUIRE_CAPTURE").is_none(),
+            "SOCKLAB_REQUIRE_CAPTURE is set, but strace, tcpdump, ip or `unshare --net` is missing"
+        );
         eprintln!(
             "SKIPPED: recording again needs strace, and root, tcpdump and ip to capture (apt-get install strace tcpdump)"
         );

@@ -1,4 +1,5 @@
-//! A chat room server and the logic of its terminal client (`socklab chat`).
+//! A chat room server, and how its client (`socklab chat`, in `chat_client.rs`) reads a typed
+//! line and shows an event.
 //!
 //! The events, all in namespace `/chat`:
 //!
@@ -76,7 +77,7 @@ pub fn mentions(text: &str) -> Vec<String> {
 }
 
 /// A room a person may name: 1 to 64 bytes, and not someone's personal room.
-fn valid_room(room: &str) -> bool {
+pub fn valid_room(room: &str) -> bool {
     !room.is_empty() && room.len() <= 64 && !room.starts_with(PERSONAL)
 }
 
@@ -278,149 +279,6 @@ pub fn render(ev: &Event) -> Option<String> {
         "system" => Some(format!("[{}] * {}", s("room"), s("text"))),
         _ => None,
     }
-}
-
-/// The terminal client behind `socklab chat`: lines from `input` go to the room, events from
-/// the server are printed as they arrive. Returns when the input ends (after the server has
-/// taken everything sent) or the connection does. `Err` carries a refusal or a network error.
-pub fn run_terminal(
-    addr: std::net::SocketAddr,
-    name: &str,
-    room: &str,
-    input: impl std::io::BufRead + Send + 'static,
-) -> Result<(), Box<dyn std::error::Error>> {
-    use crate::events::{Client, ClientOptions, ClientState};
-    use std::time::Duration;
-
-    let mut opts = ClientOptions::new(addr);
-    opts.namespace = NAMESPACE.to_string();
-    opts.auth = Some(json!({"name": name, "room": room}));
-    let mut client = Client::connect(opts)?;
-    let io = client.io();
-    let (me, first_room) = (name.to_string(), room.to_string());
-    io.on("connect", move |_, _| {
-        println!("connected as {me} in {first_room} (type /help for commands)");
-    });
-    io.on_any(|_, ev| {
-        if let Some(line) = render(ev) {
-            println!("{line}");
-        }
-    });
-    io.on("disconnect", |_, ev| {
-        let reason = ev.args.first().and_then(Value::as_str).unwrap_or("");
-        println!("disconnected: {reason}");
-    });
-
-    let handle = client.handle();
-    let start_room = room.to_string();
-    std::thread::spawn(move || {
-        let mut current = start_room;
-        let ack = Duration::from_secs(10);
-        for line in input.lines() {
-            let Ok(line) = line else { break };
-            let sent = match parse_command(&line) {
-                Command::Empty => true,
-                Command::Say(text) => {
-                    let room = current.clone();
-                    handle.run(move |io| {
-                        let _ = io.emit_with_ack(
-                            "chat message",
-                            vec![json!(room), json!(text)],
-                            vec![],
-                            ack,
-                            |_, _| {},
-                        );
-                    })
-                }
-                Command::Join(room) => {
-                    current = room.clone();
-                    handle.run(move |io| {
-                        let _ = io.emit_with_ack("join", vec![json!(room)], vec![], ack, |_, r| {
-                            if let Ok(r) = r {
-                                println!("* your rooms: {}", list(&r.args));
-                            }
-                        });
-                    })
-                }
-                Command::Leave(room) => handle.run(move |io| {
-                    let _ = io.emit_with_ack("leave", vec![json!(room)], vec![], ack, |_, r| {
-                        if let Ok(r) = r {
-                            println!("* your rooms: {}", list(&r.args));
-                        }
-                    });
-                }),
-                Command::Who(room) => {
-                    let room = room.unwrap_or_else(|| current.clone());
-                    handle.run(move |io| {
-                        let shown = room.clone();
-                        let _ =
-                            io.emit_with_ack("who", vec![json!(room)], vec![], ack, move |_, r| {
-                                if let Ok(r) = r {
-                                    println!("* in {shown}: {}", list(&r.args));
-                                }
-                            });
-                    })
-                }
-                Command::Switch(room) => {
-                    println!("* now talking in {room}");
-                    current = room;
-                    true
-                }
-                Command::Help => {
-                    println!("* commands: /join ROOM, /leave ROOM, /room ROOM, /who [ROOM], /quit; @name notifies name");
-                    true
-                }
-                Command::Quit => break,
-            };
-            if !sent {
-                return;
-            }
-        }
-        // End of input: the server answers in order, so once this ack is back everything
-        // typed before it has been handled. Then leave.
-        let room = current;
-        handle.run(move |io| {
-            let leave = move |io: &mut crate::events::ClientIo, room: String| {
-                let _ = io.emit_with_ack("who", vec![json!(room)], vec![], ack, |io, _| {
-                    io.disconnect()
-                });
-            };
-            match io.state() {
-                ClientState::Connected => leave(io, room),
-                // Still connecting: what was typed waits in the offline buffer and goes out
-                // on `connect`; leave right after.
-                ClientState::Connecting | ClientState::Reconnecting => {
-                    let mut room = Some(room);
-                    io.once("connect", move |io, _| {
-                        if let Some(r) = room.take() {
-                            leave(io, r);
-                        }
-                    });
-                }
-                ClientState::Disconnected => {}
-            }
-        });
-    });
-
-    client.run()?;
-    let io = client.io();
-    if let Some(refusal) = io.connect_error() {
-        return Err(format!("the server refused: {refusal}").into());
-    }
-    Ok(())
-}
-
-/// `["a","b"]` as `a, b`.
-fn list(args: &[Value]) -> String {
-    args.first()
-        .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(Value::as_str)
-                .collect::<Vec<_>>()
-                .join(", ")
-        })
-        .unwrap_or_default()
 }
 
 #[cfg(test)]

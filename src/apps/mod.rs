@@ -2,10 +2,16 @@
 //!
 //! | file | what it holds |
 //! |---|---|
-//! | `chat.rs` | a chat server (namespace `/chat`): rooms, `/who`, @mentions as notifications to a personal room; and the terminal client's line handling |
+//! | `chat.rs` | a chat server (namespace `/chat`): rooms, `/who`, @mentions as notifications to a personal room; how a typed line is parsed and an event shown |
+//! | `chat_client.rs` | the client behind `socklab chat`: commands, your rooms, the current room, rejoining after a restart; a terminal client or a line client |
+//! | `terminal.rs` | the chat's screen on a terminal: a line editor whose prompt and half-typed line incoming messages never break |
+//! | `status.rs` | what `chat` and `watch` say about the connection: not reachable, offline, reconnecting, back (and what was missed) |
 //! | `scores.rs` | simulated cricket matches pushed as live-score events (namespace `/scores`, one room per match) |
 //! | `ticker.rs` | a client that ticks through outages (reconnection, offline buffer), for lessons 16 and 17 |
 
 pub mod chat;
+pub mod chat_client;
 pub mod scores;
+pub mod status;
+pub mod terminal;
 pub mod ticker;

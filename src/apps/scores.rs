@@ -246,8 +246,24 @@ pub fn watch(
     let mut client = Client::connect(opts)?;
     let refused: Rc<RefCell<Option<String>>> = Rc::new(RefCell::new(None));
     let io = client.io();
+    let say: super::status::Say = Rc::new(|line| println!("{line}"));
+    super::status::narrate(
+        io,
+        addr,
+        say,
+        super::status::Catchup {
+            fence: "matches",
+            counted: &["score"],
+            noun: ("score update", "score updates"),
+        },
+    );
     let why = refused.clone();
     io.on("connect", move |io, _| {
+        // A recovered session is still in the match's room: the missed scores follow. A
+        // new one (the first, or after a restart) asks to watch, and hears the score now.
+        if io.recovered() {
+            return;
+        }
         let why = why.clone();
         let _ = io.emit_with_ack(
             "watch",

@@ -194,5 +194,8 @@ fn serve(addr: SocketAddr, ping: Duration) -> Result<(), Box<dyn Error>> {
         id_seed: None,
         ..config(ping, 0)
     };
-    lesson::serve_events(config, addr, ticker::install)
+    let start = std::time::Instant::now();
+    lesson::serve_events(config, addr, move |io| {
+        lesson::install_timed_ticker(io, start)
+    })
 }

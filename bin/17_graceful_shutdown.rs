@@ -105,6 +105,9 @@ fn demo() -> Result<(), Box<dyn Error>> {
 
 // ANCHOR: serve
 fn serve(addr: SocketAddr) -> Result<(), Box<dyn Error>> {
-    lesson::serve_events(ServerConfig::default(), addr, ticker::install)
+    let start = Instant::now();
+    lesson::serve_events(ServerConfig::default(), addr, move |io| {
+        lesson::install_timed_ticker(io, start)
+    })
 }
 // ANCHOR_END: serve

@@ -196,7 +196,14 @@ pub fn accept(fd: &Fd, nonblocking: bool) -> Result<(Fd, SocketAddr)> {
 /// returns EINPROGRESS at once (lesson 13).
 pub fn connect(fd: &Fd, addr: &SocketAddr) -> Result<()> {
     let sa = SockAddr::from(*addr);
-    let args = || format!("connect({}, {}, {}", fd.raw(), trace::sockaddr(addr), sa.len());
+    let args = || {
+        format!(
+            "connect({}, {}, {}",
+            fd.raw(),
+            trace::sockaddr(addr),
+            sa.len()
+        )
+    };
     let begun = trace::begin(args);
     // SAFETY: `sa` is a valid sockaddr of `sa.len()` bytes that outlives the call.
     let rc = unsafe { libc::connect(fd.raw(), sa.as_ptr().cast(), sa.len()) };
@@ -306,7 +313,11 @@ pub fn send(fd: &Fd, buf: &[u8], flags: MsgFlags) -> Result<usize> {
     };
     let res = check_fd(rc, "sendto", fd.raw());
     if trace::enabled() {
-        trace::finish(begun, &format!("{})", args()), &ret(&res, |n| n.to_string()));
+        trace::finish(
+            begun,
+            &format!("{})", args()),
+            &ret(&res, |n| n.to_string()),
+        );
     }
     res
 }

@@ -159,8 +159,12 @@ pub fn begin(entering: impl FnOnce() -> String) -> Option<Begun> {
     let id = w.next_id;
     w.next_id += 1;
     let idle = w.pending.iter().all(|p| p.3);
-    w.pending
-        .push((id, Instant::now() + BLOCKING_NOTICE, entering.clone(), false));
+    w.pending.push((
+        id,
+        Instant::now() + BLOCKING_NOTICE,
+        entering.clone(),
+        false,
+    ));
     // Deadlines only grow, so the watchdog needs waking only if it was waiting for nothing.
     if idle {
         cv.notify_one();

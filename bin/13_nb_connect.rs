@@ -144,7 +144,8 @@ fn client(addr: SocketAddr, timeout: Duration) -> Result<(), Box<dyn Error>> {
     match dial(&mut ev, addr, timeout)? {
         Ok(()) => println!("{} connected to {addr}", lesson::elapsed(start)),
         Err(e) => {
-            println!("{} gave up: {e}", lesson::elapsed(start));
+            // The error itself is printed once, on stderr, by `lesson::run`.
+            println!("{} gave up", lesson::elapsed(start));
             return Err(e.into());
         }
     }

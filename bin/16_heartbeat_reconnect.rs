@@ -194,7 +194,7 @@ fn serve(addr: SocketAddr, ping: Duration) -> Result<(), Box<dyn Error>> {
         id_seed: None,
         ..config(ping, 0)
     };
-    let start = std::time::Instant::now();
+    let start = lesson::start_clock();
     lesson::serve_events(config, addr, move |io| {
         lesson::install_timed_ticker(io, start)
     })

@@ -105,7 +105,7 @@ fn demo() -> Result<(), Box<dyn Error>> {
 
 // ANCHOR: serve
 fn serve(addr: SocketAddr) -> Result<(), Box<dyn Error>> {
-    let start = Instant::now();
+    let start = lesson::start_clock();
     lesson::serve_events(ServerConfig::default(), addr, move |io| {
         lesson::install_timed_ticker(io, start)
     })

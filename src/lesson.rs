@@ -335,6 +335,19 @@ pub fn elapsed(start: std::time::Instant) -> String {
     format!("[{:>6} ms]", start.elapsed().as_millis())
 }
 
+/// Starts the clock that [`elapsed`] reads, and prints what time of day (UTC) its 0 is, so
+/// that a moment noted with `date -u +%T.%3N` in another terminal can be placed on it.
+pub fn start_clock() -> std::time::Instant {
+    let start = std::time::Instant::now();
+    let since_epoch = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let (secs, ms) = (since_epoch.as_secs() % 86_400, since_epoch.subsec_millis());
+    let (h, m, s) = (secs / 3600, secs / 60 % 60, secs % 60);
+    println!("[     0 ms] is {h:02}:{m:02}:{s:02}.{ms:03} UTC");
+    start
+}
+
 /// The server of lessons 16 and 17 in two terminals: `apps::ticker`'s server (each `tick` is
 /// acknowledged with how many ticks it has seen), with the time since `start` on every line,
 /// so a connection dropped for a missing PONG can be timed against the client's lines.

@@ -194,8 +194,5 @@ fn serve(addr: SocketAddr, ping: Duration) -> Result<(), Box<dyn Error>> {
         id_seed: None,
         ..config(ping, 0)
     };
-    let start = lesson::start_clock();
-    lesson::serve_events(config, addr, move |io| {
-        lesson::install_timed_ticker(io, start)
-    })
+    lesson::serve_events_timed(config, addr, lesson::install_timed_ticker)
 }

@@ -105,9 +105,6 @@ fn demo() -> Result<(), Box<dyn Error>> {
 
 // ANCHOR: serve
 fn serve(addr: SocketAddr) -> Result<(), Box<dyn Error>> {
-    let start = lesson::start_clock();
-    lesson::serve_events(ServerConfig::default(), addr, move |io| {
-        lesson::install_timed_ticker(io, start)
-    })
+    lesson::serve_events_timed(ServerConfig::default(), addr, lesson::install_timed_ticker)
 }
 // ANCHOR_END: serve

@@ -335,17 +335,36 @@ pub fn elapsed(start: std::time::Instant) -> String {
     format!("[{:>6} ms]", start.elapsed().as_millis())
 }
 
-/// Starts the clock that [`elapsed`] reads, and prints what time of day (UTC) its 0 is, so
-/// that a moment noted with `date -u +%T.%3N` in another terminal can be placed on it.
-pub fn start_clock() -> std::time::Instant {
-    let start = std::time::Instant::now();
+/// Prints what time of day (UTC) `start` was, so that a moment noted with
+/// `date -u +%T.%3N` in another terminal can be placed on the clock [`elapsed`] reads.
+pub fn print_clock_start(start: std::time::Instant) {
     let since_epoch = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
+        .unwrap_or_default()
+        .saturating_sub(start.elapsed());
     let (secs, ms) = (since_epoch.as_secs() % 86_400, since_epoch.subsec_millis());
     let (h, m, s) = (secs / 3600, secs / 60 % 60, secs % 60);
     println!("[     0 ms] is {h:02}:{m:02}:{s:02}.{ms:03} UTC");
-    start
+}
+
+/// [`serve_events`] for the lessons about timing (16 and 17): `setup` gets the moment the
+/// server started listening, the 0 of the clock its lines print ([`elapsed`]), and the line
+/// after `listening on` says what time of day that was.
+pub fn serve_events_timed(
+    config: crate::events::ServerConfig,
+    addr: SocketAddr,
+    setup: impl FnOnce(&mut crate::events::Io, std::time::Instant),
+) -> Result<(), Box<dyn Error>> {
+    let mut server = crate::events::Server::new(config)?;
+    server.stop_on_signals()?;
+    let local = server.listen(addr)?;
+    let start = std::time::Instant::now();
+    setup(server.io(), start);
+    listening(local);
+    print_clock_start(start);
+    server.run()?;
+    println!("stopped cleanly");
+    Ok(())
 }
 
 /// The server of lessons 16 and 17 in two terminals: `apps::ticker`'s server (each `tick` is

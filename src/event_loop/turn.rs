@@ -87,6 +87,7 @@ impl<H: Handler> EventLoop<H> {
         if self.ctx.stop_requested && !self.ctx.stop_begun {
             return Some(Duration::ZERO); // the next turn begins the stop
         }
+        drop_moot_timers(&mut self.ctx, &self.handler);
         self.ctx.poll_timeout(None)
     }
 
@@ -129,6 +130,7 @@ impl<H: Handler> EventLoop<H> {
         // wake-up per such turn.
         flush_dirty(ctx, h);
         close_marked(ctx, h);
+        drop_moot_timers(ctx, h);
         let wait = ctx.poll_timeout(timeout);
         match poller::wait(&mut ctx.poll, &mut self.events, wait) {
             Ok(()) => {}
@@ -250,6 +252,13 @@ fn finish_connect<H: Handler>(ctx: &mut Ctx<H::Timer>, h: &mut H, id: ConnId) {
             h.connected(ctx, id, Err(e));
         }
     }
+}
+
+/// Timers the handler says no longer matter are dropped before the loop sleeps for them:
+/// a wake-up that would find nothing to do is not asked for.
+fn drop_moot_timers<H: Handler>(ctx: &mut Ctx<H::Timer>, h: &H) {
+    ctx.timers
+        .drop_moot(|kind| matches!(kind, TimerKind::User(v) if !h.timer_wanted(v)));
 }
 
 // ANCHOR: fire_timers

@@ -298,6 +298,15 @@ impl event_loop::Handler for ClientCore {
         self.io.flush(ctx);
     }
 
+    /// A PING deadline moved on by a newer PING (or a connection gone) would only wake the
+    /// loop: it is dropped instead (the check `timer` makes).
+    fn timer_wanted(&self, t: &ClientTimer) -> bool {
+        match t {
+            ClientTimer::PingDue(gen) => *gen == self.io.ping_gen && self.io.conn.is_some(),
+            _ => true,
+        }
+    }
+
     fn timer(&mut self, ctx: &mut Ctx<ClientTimer>, _: event_loop::TimerId, t: ClientTimer) {
         let io = &mut self.io;
         match t {

@@ -478,6 +478,20 @@ impl event_loop::Handler for ServerCore {
         self.io.flush(ctx);
     }
 
+    /// A heartbeat timer of a connection that is gone, or a PONG deadline the PONG already
+    /// met, would only wake the loop: it is dropped instead (the checks `timer` makes).
+    fn timer_wanted(&self, t: &ServerTimer) -> bool {
+        match t {
+            ServerTimer::Ping(conn) => self.io.conns.contains_key(conn),
+            ServerTimer::PongDue(conn, seq) => self
+                .io
+                .conns
+                .get(conn)
+                .is_some_and(|c| c.awaiting_pong && c.pings == *seq),
+            ServerTimer::Handshake(_) | ServerTimer::AckTimeout { .. } => true,
+        }
+    }
+
     fn message(&mut self, ctx: &mut Ctx<ServerTimer>, msg: ServerMsg) {
         let io = &mut self.io;
         if let Err(p) = guard::call(|| msg(io)) {

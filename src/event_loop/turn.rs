@@ -254,11 +254,17 @@ fn finish_connect<H: Handler>(ctx: &mut Ctx<H::Timer>, h: &mut H, id: ConnId) {
     }
 }
 
-/// Timers the handler says no longer matter are dropped before the loop sleeps for them:
-/// a wake-up that would find nothing to do is not asked for.
+/// Timers that no longer matter are dropped before the loop sleeps for them: the loop's own
+/// grace and connect deadlines of connections already gone, and the handler's timers it says
+/// it no longer wants. A wake-up that would find nothing to do is not asked for.
 fn drop_moot_timers<H: Handler>(ctx: &mut Ctx<H::Timer>, h: &H) {
-    ctx.timers
-        .drop_moot(|kind| matches!(kind, TimerKind::User(v) if !h.timer_wanted(v)));
+    let conns = &ctx.conns;
+    ctx.timers.drop_moot(|kind| match kind {
+        TimerKind::User(v) => !h.timer_wanted(v),
+        TimerKind::CloseGrace(id) => conns.get(*id).is_none(),
+        TimerKind::ConnectTimeout(id) => !conns.get(*id).is_some_and(|c| c.is_connecting()),
+        TimerKind::AcceptResume(_) | TimerKind::StopGrace => false,
+    });
 }
 
 // ANCHOR: fire_timers

@@ -129,7 +129,7 @@ fn watchdog() {
             if !*shown && *due <= now {
                 *shown = true;
                 // strace's own spelling: what is known of the arguments, a space, the tag.
-                let text = format!("{entering} <unfinished ...>\n");
+                let text = format!("{}\n", unfinished(entering));
                 let _ = std::io::stderr().lock().write_all(text.as_bytes());
             }
         }
@@ -183,13 +183,23 @@ pub fn finish(begun: Option<Begun>, call: &str, result: &str) {
         let at = w.pending.iter().position(|p| p.0 == b.id)?;
         Some(w.pending.swap_remove(at).3)
     });
-    match (shown, call.strip_prefix(b.entering.as_str())) {
-        (Some(true), Some(rest)) => {
-            let name = call.split('(').next().unwrap_or_default();
-            line(&format!("<... {name} resumed>{rest}"), result);
-        }
+    match (shown, resumed(call, &b.entering)) {
+        (Some(true), Some(rest)) => line(&rest, result),
         _ => line(call, result),
     }
+}
+
+/// The second half of a call shown as unfinished, as strace prints it: `<... read resumed>`,
+/// then what follows the part already printed. `None` if `entering` does not start `call`.
+fn resumed(call: &str, entering: &str) -> Option<String> {
+    let rest = call.strip_prefix(entering)?;
+    let name = call.split('(').next().unwrap_or_default();
+    Some(format!("<... {name} resumed>{rest}"))
+}
+
+/// The first half: what was known when the call started, and strace's tag.
+fn unfinished(entering: &str) -> String {
+    format!("{entering} <unfinished ...>")
 }
 
 /// The result column for a call that returned `value`.
@@ -367,6 +377,27 @@ pub fn flag_names(bits: i64, known: &[(i64, &str)]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_blocking_call_is_split_the_way_strace_splits_it() {
+        // `read`: the buffer is known only at the end, so the first half stops at the fd.
+        assert_eq!(unfinished("read(5, "), "read(5,  <unfinished ...>");
+        assert_eq!(
+            resumed(r#"read(5, "", 4096)"#, "read(5, ").as_deref(),
+            Some(r#"<... read resumed>"", 4096)"#)
+        );
+        // `connect`: every argument is known at the start; only `)` and the result wait.
+        let entering = "connect(3, {sa_family=AF_INET}, 16";
+        assert_eq!(
+            unfinished(entering),
+            "connect(3, {sa_family=AF_INET}, 16 <unfinished ...>"
+        );
+        assert_eq!(
+            resumed("connect(3, {sa_family=AF_INET}, 16)", entering).as_deref(),
+            Some("<... connect resumed>)")
+        );
+        assert_eq!(resumed("write(4, \"x\", 1)", "read(4, "), None);
+    }
 
     #[test]
     fn strings_escape_like_strace() {

@@ -478,17 +478,22 @@ impl event_loop::Handler for ServerCore {
         self.io.flush(ctx);
     }
 
-    /// A heartbeat timer of a connection that is gone, or a PONG deadline the PONG already
-    /// met, would only wake the loop: it is dropped instead (the checks `timer` makes).
+    /// A heartbeat timer of a connection that is gone, a PONG deadline the PONG already met,
+    /// or an ack deadline the ack already met would only wake the loop: it is dropped
+    /// instead (the checks `timer` makes).
     fn timer_wanted(&self, t: &ServerTimer) -> bool {
+        let io = &self.io;
         match t {
-            ServerTimer::Ping(conn) => self.io.conns.contains_key(conn),
-            ServerTimer::PongDue(conn, seq) => self
-                .io
+            ServerTimer::Ping(conn) => io.conns.contains_key(conn),
+            ServerTimer::PongDue(conn, seq) => io
                 .conns
                 .get(conn)
                 .is_some_and(|c| c.awaiting_pong && c.pings == *seq),
-            ServerTimer::Handshake(_) | ServerTimer::AckTimeout { .. } => true,
+            ServerTimer::AckTimeout { sid, id } => io
+                .sockets
+                .get(&**sid)
+                .is_some_and(|s| s.acks.contains_key(id)),
+            ServerTimer::Handshake(_) => true,
         }
     }
 

@@ -139,8 +139,15 @@ fn serve(addr: SocketAddr) -> Result<(), Box<dyn Error>> {
 // ANCHOR_END: serve
 
 fn client(addr: SocketAddr, timeout: Duration) -> Result<(), Box<dyn Error>> {
+    let start = Instant::now();
     let mut ev = EventLoop::new(Dialer::default(), Config::default())?;
-    dial(&mut ev, addr, timeout)??;
-    println!("connected to {addr}");
+    match dial(&mut ev, addr, timeout)? {
+        Ok(()) => println!("{} connected to {addr}", lesson::elapsed(start)),
+        Err(e) => {
+            // The error itself is printed once, on stderr, by `lesson::run`.
+            println!("{} gave up", lesson::elapsed(start));
+            return Err(e.into());
+        }
+    }
     Ok(())
 }

@@ -3,15 +3,16 @@
 //! Run it: `cargo run --bin 15_rooms -- --trace`, or `15_rooms serve` and a few
 //! `15_rooms client --name ada --room news`.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::error::Error;
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::rc::Rc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use clap::Args;
 use serde_json::{json, Value};
+use socklab::event_loop::{turn_together_until, Turn};
 use socklab::events::{Client, ClientOptions, Io, Server, ServerConfig};
 use socklab::lesson::{self, Endpoint, Role};
 
@@ -115,18 +116,20 @@ fn demo() -> Result<(), Box<dyn Error>> {
     }
     // alice: news; bob: news and sport; carol: sport.
     let plan: [&[&str]; 3] = [&["news"], &["news", "sport"], &["sport"]];
+    let joined = Rc::new(Cell::new(0));
     for (p, rooms) in people.iter_mut().zip(plan) {
         for room in rooms {
+            let joined = joined.clone();
             p.io().emit_with_ack(
                 "join",
                 vec![json!(room)],
                 vec![],
                 Duration::from_secs(5),
-                |_, _| {},
+                move |_, _| joined.set(joined.get() + 1),
             )?;
         }
     }
-    settle(&mut server, &mut people)?;
+    run_until(&mut server, &mut people, || joined.get() == 4)?;
     let ids: Vec<String> = people
         .iter_mut()
         .map(|p| p.io().id().unwrap_or("").to_string())
@@ -139,7 +142,7 @@ fn demo() -> Result<(), Box<dyn Error>> {
                 send: &dyn Fn(&mut Io) -> usize|
      -> Result<(), Box<dyn Error>> {
         let n = send(server.io());
-        settle(server, people)?;
+        run_until(server, people, || inbox.borrow().len() >= n)?;
         println!("{title}: queued to {n}");
         for line in inbox.borrow_mut().drain(..) {
             println!("  {line}");
@@ -190,17 +193,18 @@ fn demo() -> Result<(), Box<dyn Error>> {
 }
 // ANCHOR_END: demo
 
-/// Turns the server and the clients until nothing moves for a moment (bounded).
-fn settle(server: &mut Server, people: &mut [Client]) -> Result<(), Box<dyn Error>> {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    let mut quiet = 0;
-    while quiet < 5 && Instant::now() < deadline {
-        let mut events = server.turn(Some(Duration::from_millis(2)))?;
-        for p in people.iter_mut() {
-            events += p.turn(Some(Duration::from_millis(1)))?;
-        }
-        quiet = if events == 0 { quiet + 1 } else { 0 };
+/// Runs the server and the clients until `done` (at most 5 s): one `poll` sleeps for all
+/// the loops until one has an event or a timer due (see `event_loop::turn_together`).
+fn run_until(
+    server: &mut Server,
+    people: &mut [Client],
+    done: impl FnMut() -> bool,
+) -> Result<(), Box<dyn Error>> {
+    let mut loops: Vec<&mut dyn Turn> = vec![server];
+    for p in people.iter_mut() {
+        loops.push(p);
     }
+    turn_together_until(&mut loops, Duration::from_secs(5), done)?;
     Ok(())
 }
 

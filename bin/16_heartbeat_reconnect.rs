@@ -9,12 +9,13 @@ use std::error::Error;
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::rc::Rc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use clap::Args;
 use serde_json::json;
 use socklab::apps::ticker;
 use socklab::blocking;
+use socklab::event_loop::{turn_together_until, Turn};
 use socklab::events::{Client, ClientOptions, Server, ServerConfig};
 use socklab::lesson::{self, Endpoint, Role};
 use socklab::sys::{self, MsgFlags};
@@ -62,22 +63,32 @@ fn config(ping: Duration, seed: u64) -> ServerConfig {
 }
 // ANCHOR_END: config
 
-/// Turns the server (if any) and the clients for `how_long`.
+/// Runs the server (if any) and the clients for `how_long`: one `poll` sleeps for all the
+/// loops until one has an event or a timer due (see `event_loop::turn_together`).
 fn run_for(
     server: &mut Option<Server>,
     clients: &mut [Client],
     how_long: Duration,
 ) -> Result<(), Box<dyn Error>> {
-    let end = Instant::now() + how_long;
-    while Instant::now() < end {
-        if let Some(s) = server.as_mut() {
-            s.turn(Some(Duration::from_millis(2)))?;
-        }
-        for c in clients.iter_mut() {
-            c.turn(Some(Duration::from_millis(2)))?;
-        }
-    }
+    run_until(server, clients, how_long, || false)?;
     Ok(())
+}
+
+/// Runs them until `done` says so or `limit` passes; returns whether `done` did.
+fn run_until(
+    server: &mut Option<Server>,
+    clients: &mut [Client],
+    limit: Duration,
+    done: impl FnMut() -> bool,
+) -> Result<bool, Box<dyn Error>> {
+    let mut loops: Vec<&mut dyn Turn> = Vec::new();
+    if let Some(s) = server.as_mut() {
+        loops.push(s);
+    }
+    for c in clients.iter_mut() {
+        loops.push(c);
+    }
+    Ok(turn_together_until(&mut loops, limit, done)?)
 }
 
 // ANCHOR: demo
@@ -121,14 +132,15 @@ fn demo() -> Result<(), Box<dyn Error>> {
     if let Some(s) = server.as_mut() {
         s.io().stop();
     }
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while client.io().is_connected() && Instant::now() < deadline {
-        run_for(
-            &mut server,
-            std::slice::from_mut(&mut client),
-            Duration::from_millis(2),
-        )?;
-    }
+    let connected = Rc::new(Cell::new(true));
+    let flag = connected.clone();
+    client.io().on("disconnect", move |_, _| flag.set(false));
+    run_until(
+        &mut server,
+        std::slice::from_mut(&mut client),
+        Duration::from_secs(5),
+        || !connected.get(),
+    )?;
     server = None;
     for n in 1..=3 {
         client.io().emit("tick", vec![json!(n)])?;
@@ -137,14 +149,12 @@ fn demo() -> Result<(), Box<dyn Error>> {
         "   3 ticks emitted while disconnected wait in the offline buffer: {}",
         client.io().offline_len()
     );
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while attempts.get() < 3 && Instant::now() < deadline {
-        run_for(
-            &mut server,
-            std::slice::from_mut(&mut client),
-            Duration::from_millis(5),
-        )?;
-    }
+    run_until(
+        &mut server,
+        std::slice::from_mut(&mut client),
+        Duration::from_secs(5),
+        || attempts.get() >= 3,
+    )?;
 
     // 3. The server is back on the same port: the client reconnects and sends what waited.
     println!("3. the server starts again on the same address");
@@ -159,14 +169,12 @@ fn demo() -> Result<(), Box<dyn Error>> {
         });
     });
     server = Some(again);
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while seen.borrow().len() < 3 && Instant::now() < deadline {
-        run_for(
-            &mut server,
-            std::slice::from_mut(&mut client),
-            Duration::from_millis(5),
-        )?;
-    }
+    run_until(
+        &mut server,
+        std::slice::from_mut(&mut client),
+        Duration::from_secs(5),
+        || seen.borrow().len() >= 3,
+    )?;
     println!(
         "   the new server got the ticks, in order: {}",
         json!(*seen.borrow())
@@ -186,5 +194,5 @@ fn serve(addr: SocketAddr, ping: Duration) -> Result<(), Box<dyn Error>> {
         id_seed: None,
         ..config(ping, 0)
     };
-    lesson::serve_events(config, addr, ticker::install)
+    lesson::serve_events_timed(config, addr, lesson::install_timed_ticker)
 }

@@ -13,7 +13,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 use socklab::apps::ticker;
-use socklab::events::{Client, ClientOptions, Server, ServerConfig};
+use socklab::event_loop::turn_together;
+use socklab::events::{Client, ClientOptions, ClientState, Server, ServerConfig};
 use socklab::lesson::{self, Endpoint, Role};
 
 /// What `--help` says.
@@ -38,7 +39,8 @@ fn main() -> ExitCode {
     })
 }
 
-/// Turns the server and the client until `done` or 5 s.
+/// Runs the server and the client until `done` or 5 s: one `poll` sleeps for both loops
+/// until one has an event or a timer due (see `event_loop::turn_together`).
 fn step(
     server: &mut Server,
     client: &mut Client,
@@ -46,8 +48,7 @@ fn step(
 ) -> Result<(), Box<dyn Error>> {
     let deadline = Instant::now() + Duration::from_secs(5);
     while !done(server, client) && Instant::now() < deadline {
-        server.turn(Some(Duration::from_millis(2)))?;
-        client.turn(Some(Duration::from_millis(2)))?;
+        turn_together(&mut [server, client], deadline)?;
     }
     Ok(())
 }
@@ -94,17 +95,16 @@ fn demo() -> Result<(), Box<dyn Error>> {
     println!("the server starts again on the same address");
     step(&mut again, &mut client, |_, c| c.io().is_connected())?;
     client.io().disconnect();
-    // A few turns on both sides: the client's DISCONNECT goes out, both ends close.
-    for _ in 0..10 {
-        client.turn(Some(Duration::from_millis(2)))?;
-        again.turn(Some(Duration::from_millis(2)))?;
-    }
+    // The client's DISCONNECT goes out, and both ends close.
+    step(&mut again, &mut client, |s, c| {
+        s.io().sockets("/").is_empty() && c.io().state() == ClientState::Disconnected
+    })?;
     Ok(())
 }
 // ANCHOR_END: demo
 
 // ANCHOR: serve
 fn serve(addr: SocketAddr) -> Result<(), Box<dyn Error>> {
-    lesson::serve_events(ServerConfig::default(), addr, ticker::install)
+    lesson::serve_events_timed(ServerConfig::default(), addr, lesson::install_timed_ticker)
 }
 // ANCHOR_END: serve

@@ -355,6 +355,65 @@ pub fn serve_events(
     Ok(())
 }
 
+/// The time since `start`, as the lessons about timing print it at the start of a line:
+/// `[  2503 ms]`, the format of the ticking client (`apps::ticker`), so that the lines of a
+/// server and of its client can be set side by side.
+pub fn elapsed(start: std::time::Instant) -> String {
+    format!("[{:>6} ms]", start.elapsed().as_millis())
+}
+
+/// Prints what time of day (UTC) `start` was, so that a moment noted with
+/// `date -u +%T.%3N` in another terminal can be placed on the clock [`elapsed`] reads.
+pub fn print_clock_start(start: std::time::Instant) {
+    let since_epoch = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .saturating_sub(start.elapsed());
+    let (secs, ms) = (since_epoch.as_secs() % 86_400, since_epoch.subsec_millis());
+    let (h, m, s) = (secs / 3600, secs / 60 % 60, secs % 60);
+    println!("[     0 ms] is {h:02}:{m:02}:{s:02}.{ms:03} UTC");
+}
+
+/// [`serve_events`] for the lessons about timing (16 and 17): `setup` gets the moment the
+/// server started listening, the 0 of the clock its lines print ([`elapsed`]), and the line
+/// after `listening on` says what time of day that was.
+pub fn serve_events_timed(
+    config: crate::events::ServerConfig,
+    addr: SocketAddr,
+    setup: impl FnOnce(&mut crate::events::Io, std::time::Instant),
+) -> Result<(), Box<dyn Error>> {
+    let mut server = crate::events::Server::new(config)?;
+    server.stop_on_signals()?;
+    let local = server.listen(addr)?;
+    let start = std::time::Instant::now();
+    setup(server.io(), start);
+    listening(local);
+    print_clock_start(start);
+    server.run()?;
+    println!("stopped cleanly");
+    Ok(())
+}
+
+/// The server of lessons 16 and 17 in two terminals: `apps::ticker`'s server (each `tick` is
+/// acknowledged with how many ticks it has seen), with the time since `start` on every line,
+/// so a connection dropped for a missing PONG can be timed against the client's lines.
+pub fn install_timed_ticker(io: &mut crate::events::Io, start: std::time::Instant) {
+    use serde_json::{json, Value};
+    let seen = std::rc::Rc::new(std::cell::Cell::new(0u64));
+    io.on_connection("/", move |io, sid| {
+        println!("{} {sid} connected", elapsed(start));
+        let seen = seen.clone();
+        io.on(sid, "tick", move |io, ev| {
+            seen.set(seen.get() + 1);
+            io.ack(ev, vec![json!(seen.get())]);
+        });
+        io.on(sid, "disconnect", move |_, ev| {
+            let reason = ev.args.first().and_then(Value::as_str).unwrap_or("");
+            println!("{} {} disconnected: {reason}", elapsed(start), ev.socket);
+        });
+    });
+}
+
 /// The lesson binary whose name starts with `NN_`, built next to the running program: both
 /// are in target/release after `cargo build --release`, where `socklab trace NN` and the
 /// benchmark harness (`socklab-bench loop`, in benches/harness) look for them.

@@ -98,6 +98,9 @@ impl Call {
             || self.epoll_target().is_some_and(is_socket)
             || self.name.starts_with("epoll_wait")
             || self.name == "epoll_pwait"
+            // A demo that runs several event loops in one thread sleeps in one `poll` over
+            // their epoll descriptors (`event_loop::turn_together`).
+            || (self.name == "poll" && self.first_arg.contains("<anon_inode:[eventpoll]>"))
     }
 
     /// The line with single spaces around `=`.

@@ -41,6 +41,14 @@ pub trait Handler: Sized {
     /// A timer set with [`Ctx::set_timer`] is due.
     fn timer(&mut self, ctx: &mut Ctx<Self::Timer>, id: TimerId, value: Self::Timer) {}
 
+    /// Whether a timer still matters. Before it sleeps until its nearest timer, the loop asks
+    /// this of it and drops it if not, so a handler that does not keep every [`TimerId`] to
+    /// cancel it (a heartbeat deadline moved on by a newer one, say) does not wake the loop
+    /// for nothing. The default keeps every timer.
+    fn timer_wanted(&self, value: &Self::Timer) -> bool {
+        true
+    }
+
     /// Another thread sent a message through a [`LoopHandle`](super::LoopHandle).
     fn message(&mut self, ctx: &mut Ctx<Self::Timer>, msg: Self::Message) {}
 

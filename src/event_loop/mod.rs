@@ -3,6 +3,7 @@
 //! One thread, one `epoll` instance, many connections. Each turn of the loop:
 //!
 //! ```text
+//!   flush what was queued since the last turn (from outside the loop)
 //!   timeout = nearest timer deadline (0 if work is left over)
 //!   epoll_wait(timeout) ──► for each ready token:
 //!        listener ──► accept4 until EAGAIN ──► Handler::accepted
@@ -62,6 +63,7 @@
 //! | `poller.rs` | mio's registry calls and `poll`, each printing its line for the self-trace |
 //! | `slab.rs` | the table of connections, and [`ConnId`] |
 //! | `timer.rs` | the timer heap, and [`TimerId`] |
+//! | `together.rs` | [`turn_together`]: several loops in one thread sleep in one `poll` (the demos of lessons 15 to 17) |
 //! | `echo.rs` | the smallest handler (lessons 11 and 12) |
 
 mod accept;
@@ -80,6 +82,7 @@ mod read;
 mod slab;
 mod stats;
 mod timer;
+mod together;
 mod token;
 mod turn;
 
@@ -93,4 +96,5 @@ pub use outbound::SendError;
 pub use slab::ConnId;
 pub use stats::Stats;
 pub use timer::TimerId;
+pub use together::{turn_together, turn_together_until, Turn};
 pub use turn::EventLoop;

@@ -55,6 +55,21 @@ impl<T> Timers<T> {
         None
     }
 
+    /// Drops timers from the top of the heap while `moot` says they no longer matter, so
+    /// that the next deadline is one worth waking for.
+    pub(crate) fn drop_moot(&mut self, mut moot: impl FnMut(&T) -> bool) {
+        while let Some(Reverse((_, id))) = self.heap.peek().copied() {
+            match self.live.get(&id) {
+                Some(value) if !moot(value) => return,
+                Some(_) => {
+                    self.live.remove(&id);
+                }
+                None => {}
+            }
+            self.heap.pop();
+        }
+    }
+
     /// One timer whose deadline is at or before `now`, if any.
     pub(crate) fn pop_expired(&mut self, now: Instant) -> Option<(TimerId, T)> {
         while let Some(Reverse((deadline, id))) = self.heap.peek().copied() {
@@ -89,5 +104,20 @@ mod tests {
         assert_eq!(fired, ["a", "c"]);
         assert_eq!(t.next_deadline(), None);
         assert_eq!(t.pop_expired(t0), None);
+    }
+
+    #[test]
+    fn moot_timers_on_top_are_dropped_and_the_rest_kept() {
+        let t0 = Instant::now();
+        let mut t = Timers::new();
+        t.insert(t0 + Duration::from_millis(10), "stale");
+        t.insert(t0 + Duration::from_millis(20), "live");
+        t.insert(
+            t0 + Duration::from_millis(30),
+            "stale too, but behind a live one",
+        );
+        t.drop_moot(|v| v.starts_with("stale"));
+        assert_eq!(t.next_deadline(), Some(t0 + Duration::from_millis(20)));
+        assert_eq!(t.len(), 2);
     }
 }

@@ -80,6 +80,29 @@ impl<H: Handler> EventLoop<H> {
         self.ctx.stop_begun && self.ctx.conns.len() == 0
     }
 
+    /// How long the next [`turn`](Self::turn) may sleep if nothing becomes ready: until the
+    /// nearest timer (`None`: no timer), or not at all when work is left over. For code that
+    /// waits on several loops at once ([`turn_together`](super::turn_together)).
+    pub fn sleep_for(&mut self) -> Option<Duration> {
+        if self.ctx.stop_requested && !self.ctx.stop_begun {
+            return Some(Duration::ZERO); // the next turn begins the stop
+        }
+        drop_moot_timers(&mut self.ctx, &self.handler);
+        self.ctx.poll_timeout(None)
+    }
+
+    /// Hands what was queued from outside the loop (by [`Ctx::send`], say) to the kernel and
+    /// closes what was marked, without waiting: what a turn does first.
+    pub fn flush_queued(&mut self) {
+        flush_dirty(&mut self.ctx, &mut self.handler);
+        close_marked(&mut self.ctx, &mut self.handler);
+    }
+
+    /// The `epoll` descriptor the loop sleeps in: readable when an event is waiting.
+    pub fn poll_fd(&self) -> std::os::fd::RawFd {
+        std::os::fd::AsRawFd::as_raw_fd(&self.ctx.poll)
+    }
+
     /// Turns until [`is_stopped`](Self::is_stopped).
     pub fn run(&mut self) -> io::Result<()> {
         while !self.is_stopped() {
@@ -101,6 +124,13 @@ impl<H: Handler> EventLoop<H> {
         if ctx.stop_begun && ctx.conns.len() == 0 {
             return Ok(0); // stopped: nothing left to wait for (stale timers do not count)
         }
+        // Work queued since the last turn ended (by code outside the loop, or by a `closed`
+        // callback at the end of that turn) goes out before the wait, not after it: waiting
+        // first would have to be a zero-timeout `epoll_wait` that finds nothing, a wasted
+        // wake-up per such turn.
+        flush_dirty(ctx, h);
+        close_marked(ctx, h);
+        drop_moot_timers(ctx, h);
         let wait = ctx.poll_timeout(timeout);
         match poller::wait(&mut ctx.poll, &mut self.events, wait) {
             Ok(()) => {}
@@ -222,6 +252,19 @@ fn finish_connect<H: Handler>(ctx: &mut Ctx<H::Timer>, h: &mut H, id: ConnId) {
             h.connected(ctx, id, Err(e));
         }
     }
+}
+
+/// Timers that no longer matter are dropped before the loop sleeps for them: the loop's own
+/// grace and connect deadlines of connections already gone, and the handler's timers it says
+/// it no longer wants. A wake-up that would find nothing to do is not asked for.
+fn drop_moot_timers<H: Handler>(ctx: &mut Ctx<H::Timer>, h: &H) {
+    let conns = &ctx.conns;
+    ctx.timers.drop_moot(|kind| match kind {
+        TimerKind::User(v) => !h.timer_wanted(v),
+        TimerKind::CloseGrace(id) => conns.get(*id).is_none(),
+        TimerKind::ConnectTimeout(id) => !conns.get(*id).is_some_and(|c| c.is_connecting()),
+        TimerKind::AcceptResume(_) | TimerKind::StopGrace => false,
+    });
 }
 
 // ANCHOR: fire_timers

@@ -139,6 +139,7 @@ pub fn accept(fd: &Fd, nonblocking: bool) -> Result<(Fd, SocketAddr)> {
         flags |= libc::SOCK_NONBLOCK;
     }
     let mut ptr_shown = 0usize;
+    let begun = trace::begin(|| format!("accept4({}, ", fd.raw()));
     // SAFETY: `try_init` hands us zeroed storage and its length, exactly what accept4 fills.
     let res = unsafe {
         SockAddr::try_init(|storage, len| {
@@ -179,7 +180,7 @@ pub fn accept(fd: &Fd, nonblocking: bool) -> Result<(Fd, SocketAddr)> {
                 fd.raw()
             ),
         };
-        trace::line(&call, &ret(&res, |(raw, _)| raw.to_string()));
+        trace::finish(begun, &call, &ret(&res, |(raw, _)| raw.to_string()));
     }
     let (raw, sa) = res?;
     // SAFETY: accept4 just created `raw` for us alone.
@@ -195,19 +196,20 @@ pub fn accept(fd: &Fd, nonblocking: bool) -> Result<(Fd, SocketAddr)> {
 /// returns EINPROGRESS at once (lesson 13).
 pub fn connect(fd: &Fd, addr: &SocketAddr) -> Result<()> {
     let sa = SockAddr::from(*addr);
+    let args = || {
+        format!(
+            "connect({}, {}, {}",
+            fd.raw(),
+            trace::sockaddr(addr),
+            sa.len()
+        )
+    };
+    let begun = trace::begin(args);
     // SAFETY: `sa` is a valid sockaddr of `sa.len()` bytes that outlives the call.
     let rc = unsafe { libc::connect(fd.raw(), sa.as_ptr().cast(), sa.len()) };
     let res = check(rc as isize, "connect", || addr.to_string());
     if trace::enabled() {
-        trace::line(
-            &format!(
-                "connect({}, {}, {})",
-                fd.raw(),
-                trace::sockaddr(addr),
-                sa.len()
-            ),
-            &ret(&res, |_| "0".into()),
-        );
+        trace::finish(begun, &format!("{})", args()), &ret(&res, |_| "0".into()));
     }
     res.map(drop)
 }
@@ -216,6 +218,7 @@ pub fn connect(fd: &Fd, addr: &SocketAddr) -> Result<()> {
 /// many: possibly fewer than asked (a short read), and 0 only when the peer has sent FIN
 /// and everything before it was read (end of file).
 pub fn read(fd: &Fd, buf: &mut [u8]) -> Result<usize> {
+    let begun = trace::begin(|| format!("read({}, ", fd.raw()));
     // SAFETY: `buf` is valid for writes of `buf.len()` bytes for the whole call.
     let rc = unsafe { libc::read(fd.raw(), buf.as_mut_ptr().cast(), buf.len()) };
     let res = check_fd(rc, "read", fd.raw());
@@ -224,7 +227,8 @@ pub fn read(fd: &Fd, buf: &mut [u8]) -> Result<usize> {
             Ok(n) => trace::string(&buf[..*n]),
             Err(_) => format!("{:#x}", buf.as_ptr() as usize),
         };
-        trace::line(
+        trace::finish(
+            begun,
             &format!("read({}, {data}, {})", fd.raw(), buf.len()),
             &ret(&res, |n| n.to_string()),
         );
@@ -237,12 +241,15 @@ pub fn read(fd: &Fd, buf: &mut [u8]) -> Result<usize> {
 /// a short write: callers loop ([`crate::blocking::write_all`]). Writing to a connection the
 /// peer has closed raises SIGPIPE and returns EPIPE.
 pub fn write(fd: &Fd, buf: &[u8]) -> Result<usize> {
+    let args = || format!("write({}, {}, {}", fd.raw(), trace::string(buf), buf.len());
+    let begun = trace::begin(args);
     // SAFETY: `buf` is valid for reads of `buf.len()` bytes for the whole call.
     let rc = unsafe { libc::write(fd.raw(), buf.as_ptr().cast(), buf.len()) };
     let res = check_fd(rc, "write", fd.raw());
     if trace::enabled() {
-        trace::line(
-            &format!("write({}, {}, {})", fd.raw(), trace::string(buf), buf.len()),
+        trace::finish(
+            begun,
+            &format!("{})", args()),
             &ret(&res, |n| n.to_string()),
         );
     }
@@ -251,6 +258,7 @@ pub fn write(fd: &Fd, buf: &[u8]) -> Result<usize> {
 
 /// `recv(2)`, which Linux runs as `recvfrom(2)` with no address: [`read`] with flags.
 pub fn recv(fd: &Fd, buf: &mut [u8], flags: MsgFlags) -> Result<usize> {
+    let begun = trace::begin(|| format!("recvfrom({}, ", fd.raw()));
     // SAFETY: `buf` is valid for writes of `buf.len()` bytes; null address pointers are
     // allowed and mean "don't tell me the sender".
     let rc = unsafe {
@@ -269,7 +277,8 @@ pub fn recv(fd: &Fd, buf: &mut [u8], flags: MsgFlags) -> Result<usize> {
             Ok(n) => trace::string(&buf[..*n]),
             Err(_) => format!("{:#x}", buf.as_ptr() as usize),
         };
-        trace::line(
+        trace::finish(
+            begun,
             &format!(
                 "recvfrom({}, {data}, {}, {}, NULL, NULL)",
                 fd.raw(),
@@ -285,6 +294,11 @@ pub fn recv(fd: &Fd, buf: &mut [u8], flags: MsgFlags) -> Result<usize> {
 /// `send(2)`, which Linux runs as `sendto(2)` with no address: [`write()`] with flags.
 /// With [`MsgFlags::NOSIGNAL`] a closed peer gives EPIPE without a SIGPIPE.
 pub fn send(fd: &Fd, buf: &[u8], flags: MsgFlags) -> Result<usize> {
+    let args = || {
+        let (data, len, flags) = (trace::string(buf), buf.len(), flags.names());
+        format!("sendto({}, {data}, {len}, {flags}, NULL, 0", fd.raw())
+    };
+    let begun = trace::begin(args);
     // SAFETY: `buf` is valid for reads of `buf.len()` bytes; a null address with length 0 is
     // what send(2) itself passes.
     let rc = unsafe {
@@ -299,14 +313,9 @@ pub fn send(fd: &Fd, buf: &[u8], flags: MsgFlags) -> Result<usize> {
     };
     let res = check_fd(rc, "sendto", fd.raw());
     if trace::enabled() {
-        trace::line(
-            &format!(
-                "sendto({}, {}, {}, {}, NULL, 0)",
-                fd.raw(),
-                trace::string(buf),
-                buf.len(),
-                flags.names()
-            ),
+        trace::finish(
+            begun,
+            &format!("{})", args()),
             &ret(&res, |n| n.to_string()),
         );
     }

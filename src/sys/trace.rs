@@ -10,10 +10,37 @@
 //! The format follows strace 6 without `-yy`: descriptors are bare numbers, strings are
 //! escaped and cut at 32 bytes (strace's default `-s 32`), and the `= result` column starts at
 //! column 40 when the call is short.
+//!
+//! # A call that blocks
+//!
+//! A line is printed when its call returns, because only then are the result and the bytes
+//! read known. A call that waits (a `read` on a blocking socket with nothing to read, an
+//! `accept4` with no connection queued) would therefore be invisible while it waits, which is
+//! exactly when a learner wants to see it. So the calls that may block (`read`, `recvfrom`,
+//! `write`, `sendto`, `accept4`, `connect`) are announced to a watchdog thread as they start:
+//! if one has not returned after [`BLOCKING_NOTICE`] (200 ms), the watchdog prints what is
+//! known of it so far, the way strace shows a call another thread interrupted:
+//!
+//! ```text
+//! read(5,  <unfinished ...>
+//! ```
+//!
+//! and when it does return, the rest of it follows on a line of its own:
+//!
+//! ```text
+//! <... read resumed>"", 4096)              = 0
+//! ```
+//!
+//! A call that returns in time (every call of a recorded demonstration, and every call on a
+//! non-blocking socket) prints its one ordinary line, so the recorded traces do not change.
+//! The watchdog costs a thread, started the first time the self-trace is on and such a call
+//! is made; it makes no socket calls, so it adds nothing to a trace.
 
 use std::io::Write;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Condvar, Mutex, OnceLock};
+use std::time::{Duration, Instant};
 
 use super::error::{errno_name, Errno};
 
@@ -57,6 +84,122 @@ pub fn line(call: &str, result: &str) {
     // Stderr is unbuffered: this is a single write(2) of the whole line. A failed write to
     // stderr has nowhere to be reported, so it is ignored on purpose.
     let _ = std::io::stderr().lock().write_all(text.as_bytes());
+}
+
+/// How long a call may wait before the self-trace shows it as `<unfinished ...>`.
+pub const BLOCKING_NOTICE: Duration = Duration::from_millis(200);
+
+/// A call that may block, announced with [`begin`] and printed with [`finish`].
+pub struct Begun {
+    id: u64,
+    /// What was known when the call started: the start of its line.
+    entering: String,
+}
+
+/// The calls under way, for the watchdog.
+struct Watch {
+    next_id: u64,
+    /// Id, deadline, the start of the line, and whether it was printed as unfinished.
+    pending: Vec<(u64, Instant, String, bool)>,
+}
+
+fn watch() -> &'static (Mutex<Watch>, Condvar) {
+    static WATCH: OnceLock<(Mutex<Watch>, Condvar)> = OnceLock::new();
+    WATCH.get_or_init(|| {
+        // Started once, on first use; it lives as long as the process.
+        std::thread::spawn(watchdog);
+        let w = Watch {
+            next_id: 0,
+            pending: Vec::new(),
+        };
+        (Mutex::new(w), Condvar::new())
+    })
+}
+
+/// Sleeps until the oldest call under way is due to be shown, and shows it if it is still
+/// under way then.
+fn watchdog() {
+    let (lock, cv) = watch();
+    // A poisoned lock means a thread panicked while holding it; the trace then stops
+    // showing unfinished calls, which is all this thread is for.
+    let Ok(mut w) = lock.lock() else { return };
+    loop {
+        let now = Instant::now();
+        for (_, due, entering, shown) in w.pending.iter_mut() {
+            if !*shown && *due <= now {
+                *shown = true;
+                // strace's own spelling: what is known of the arguments, a space, the tag.
+                let text = format!("{}\n", unfinished(entering));
+                let _ = std::io::stderr().lock().write_all(text.as_bytes());
+            }
+        }
+        let next = w.pending.iter().filter(|p| !p.3).map(|p| p.1).min();
+        w = match next {
+            Some(due) => match cv.wait_timeout(w, due.saturating_duration_since(now)) {
+                Ok((w, _)) => w,
+                Err(_) => return,
+            },
+            None => match cv.wait(w) {
+                Ok(w) => w,
+                Err(_) => return,
+            },
+        };
+    }
+}
+
+/// Announces a call that may block; `entering` is the start of its line as far as it is known
+/// before the call (`read(5, `, or `connect(3, {...}, 16`). `None` when the trace is off.
+pub fn begin(entering: impl FnOnce() -> String) -> Option<Begun> {
+    if !enabled() {
+        return None;
+    }
+    let entering = entering();
+    let (lock, cv) = watch();
+    let mut w = lock.lock().ok()?;
+    let id = w.next_id;
+    w.next_id += 1;
+    let idle = w.pending.iter().all(|p| p.3);
+    w.pending.push((
+        id,
+        Instant::now() + BLOCKING_NOTICE,
+        entering.clone(),
+        false,
+    ));
+    // Deadlines only grow, so the watchdog needs waking only if it was waiting for nothing.
+    if idle {
+        cv.notify_one();
+    }
+    Some(Begun { id, entering })
+}
+
+/// Prints a call announced with [`begin`]: its ordinary line, or, if the watchdog showed it as
+/// unfinished, `<... name resumed>` and the rest of the line.
+pub fn finish(begun: Option<Begun>, call: &str, result: &str) {
+    let Some(b) = begun else {
+        line(call, result);
+        return;
+    };
+    let shown = watch().0.lock().ok().and_then(|mut w| {
+        let at = w.pending.iter().position(|p| p.0 == b.id)?;
+        Some(w.pending.swap_remove(at).3)
+    });
+    match (shown, resumed(call, &b.entering)) {
+        (Some(true), Some(rest)) => line(&rest, result),
+        _ => line(call, result),
+    }
+}
+
+/// The second half of a call shown as unfinished, as strace prints it: `<... read resumed>`,
+/// then what follows the part already printed. `None` if `entering` does not start `call`.
+fn resumed(call: &str, entering: &str) -> Option<String> {
+    let rest = call.strip_prefix(entering)?;
+    let name = call.split('(').next().unwrap_or_default();
+    Some(format!("<... {name} resumed>{rest}"))
+}
+
+/// The first half: what was known when the call started, and strace's tag.
+fn unfinished(entering: &str) -> String {
+    format!("{entering} <unfinished ...>")
 }
 
 /// The result column for a call that returned `value`.
@@ -234,6 +377,27 @@ pub fn flag_names(bits: i64, known: &[(i64, &str)]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_blocking_call_is_split_the_way_strace_splits_it() {
+        // `read`: the buffer is known only at the end, so the first half stops at the fd.
+        assert_eq!(unfinished("read(5, "), "read(5,  <unfinished ...>");
+        assert_eq!(
+            resumed(r#"read(5, "", 4096)"#, "read(5, ").as_deref(),
+            Some(r#"<... read resumed>"", 4096)"#)
+        );
+        // `connect`: every argument is known at the start; only `)` and the result wait.
+        let entering = "connect(3, {sa_family=AF_INET}, 16";
+        assert_eq!(
+            unfinished(entering),
+            "connect(3, {sa_family=AF_INET}, 16 <unfinished ...>"
+        );
+        assert_eq!(
+            resumed("connect(3, {sa_family=AF_INET}, 16)", entering).as_deref(),
+            Some("<... connect resumed>)")
+        );
+        assert_eq!(resumed("write(4, \"x\", 1)", "read(4, "), None);
+    }
 
     #[test]
     fn strings_escape_like_strace() {

@@ -163,6 +163,24 @@ impl Client {
     }
 }
 
+/// For demos that turn a server and its clients in one thread (`event_loop::turn_together`).
+impl crate::event_loop::Turn for Client {
+    fn poll_fd(&self) -> std::os::fd::RawFd {
+        self.ev.poll_fd()
+    }
+    fn flush_queued(&mut self) {
+        let (core, ctx) = self.ev.parts();
+        core.io.flush(ctx);
+        self.ev.flush_queued();
+    }
+    fn sleep_for(&mut self) -> Option<Duration> {
+        self.ev.sleep_for()
+    }
+    fn turn(&mut self, timeout: Option<Duration>) -> std::io::Result<usize> {
+        Client::turn(self, timeout)
+    }
+}
+
 /// Lets other threads act on a client: the closure runs on the client's loop thread.
 #[derive(Clone)]
 pub struct ClientHandle {

@@ -298,6 +298,26 @@ impl event_loop::Handler for ClientCore {
         self.io.flush(ctx);
     }
 
+    /// A PING deadline moved on by a newer PING (or a connection gone), an ack deadline the
+    /// ack already met, or a CONNECT-reply deadline the reply already met would only wake the
+    /// loop: it is dropped instead (the checks `timer` makes).
+    fn timer_wanted(&self, t: &ClientTimer) -> bool {
+        let io = &self.io;
+        match t {
+            ClientTimer::PingDue(gen) => *gen == io.ping_gen && io.conn.is_some(),
+            ClientTimer::AckTimeout(id) => io.acks.contains_key(id) || io.unacked.contains_key(id),
+            // Once false this stays false: a new connection is a new attempt generation.
+            ClientTimer::ConnectReplyDue(gen) => {
+                let waiting = matches!(
+                    io.state,
+                    ClientState::Connecting | ClientState::Reconnecting
+                );
+                *gen == io.attempt_gen && io.conn.is_some() && waiting
+            }
+            ClientTimer::Reconnect => true,
+        }
+    }
+
     fn timer(&mut self, ctx: &mut Ctx<ClientTimer>, _: event_loop::TimerId, t: ClientTimer) {
         let io = &mut self.io;
         match t {

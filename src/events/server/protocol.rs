@@ -425,6 +425,25 @@ impl event_loop::Handler for ServerCore {
         self.io.flush(ctx);
     }
 
+    /// A heartbeat timer of a connection that is gone, a PONG deadline the PONG already met,
+    /// or an ack deadline the ack already met would only wake the loop: it is dropped
+    /// instead (the checks `timer` makes).
+    fn timer_wanted(&self, t: &ServerTimer) -> bool {
+        let io = &self.io;
+        match t {
+            ServerTimer::Ping(conn) => io.conns.contains_key(conn),
+            ServerTimer::PongDue(conn, seq) => io
+                .conns
+                .get(conn)
+                .is_some_and(|c| c.awaiting_pong && c.pings == *seq),
+            ServerTimer::AckTimeout { sid, id } => io
+                .sockets
+                .get(&**sid)
+                .is_some_and(|s| s.acks.contains_key(id)),
+            ServerTimer::Handshake(_) => true,
+        }
+    }
+
     fn message(&mut self, ctx: &mut Ctx<ServerTimer>, msg: ServerMsg) {
         let io = &mut self.io;
         if let Err(p) = guard::call(|| msg(io)) {

@@ -69,6 +69,24 @@ impl Server {
     }
 }
 
+/// For demos that turn a server and its clients in one thread (`event_loop::turn_together`).
+impl crate::event_loop::Turn for Server {
+    fn poll_fd(&self) -> std::os::fd::RawFd {
+        self.ev.poll_fd()
+    }
+    fn flush_queued(&mut self) {
+        let (core, ctx) = self.ev.parts();
+        core.io.flush(ctx);
+        self.ev.flush_queued();
+    }
+    fn sleep_for(&mut self) -> Option<Duration> {
+        self.ev.sleep_for()
+    }
+    fn turn(&mut self, timeout: Option<Duration>) -> io::Result<usize> {
+        Server::turn(self, timeout)
+    }
+}
+
 /// A server running on a thread of its own (a server holds closures that stay on their
 /// thread, so it is built there).
 pub struct RunningServer {

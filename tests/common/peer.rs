@@ -106,6 +106,26 @@ pub fn raw_connect(
     (stream, reply)
 }
 
+/// A new raw connection that sends HELLO and a CONNECT to namespace `ns` with `auth`: the
+/// stream and the server's answer to the CONNECT (CONNECT or CONNECT_ERROR).
+pub fn raw_connect_ns(addr: SocketAddr, ns: &str, auth: serde_json::Value) -> (TcpStream, Packet) {
+    let mut stream = connect_raw(addr);
+    let mut bytes = frame(&Packet::hello(serde_json::json!({})));
+    bytes.extend(frame(&Packet::Connect {
+        ns: ns.into(),
+        data: Some(auth),
+    }));
+    stream.write_all(&bytes).expect("HELLO and CONNECT sent");
+    for _ in 0..2 {
+        match read_packet(&mut stream) {
+            Ok(Some(Packet::Hello { .. })) => continue,
+            Ok(Some(p)) => return (stream, p),
+            other => panic!("expected HELLO, then the CONNECT's answer; got {other:?}"),
+        }
+    }
+    panic!("no answer to the CONNECT")
+}
+
 /// A raw peer that has completed HELLO and CONNECT: the stream and its socket id.
 pub fn raw_peer(addr: SocketAddr) -> (TcpStream, String) {
     raw_peer_with(addr, None)

@@ -35,8 +35,8 @@
 #[path = "../common/mod.rs"]
 mod common;
 use common::{
-    any_port, ask, frame, lines_of, raw_connect, raw_peer, read_packet, spawn_listening, wait_exit,
-    FakeServer, Reaper, EXIT_WAIT, WAIT,
+    any_port, ask, frame, lines_of, raw_connect, raw_connect_ns, raw_peer, read_packet,
+    spawn_listening, wait_exit, FakeServer, Reaper, EXIT_WAIT, WAIT,
 };
 
 use std::cell::RefCell;

@@ -181,6 +181,33 @@ fn a_client_back_before_its_old_connection_is_noticed_gets_its_session() {
     server.stop().expect("the server stops cleanly");
 }
 
+/// The chat's middleware refuses a name that is taken. A client back over a new connection
+/// before its old one is noticed dead presents its session's private id: the old socket is
+/// replaced before the middleware looks, so the client's own name is free for it, and only
+/// for it.
+#[test]
+fn a_chat_name_is_free_for_its_own_client_back_over_a_new_connection() {
+    let server = RunningServer::start(server_config(), any_port(), socklab::apps::chat::install)
+        .expect("a chat server");
+    let (_old, first) = raw_connect_ns(server.addr, "/chat", json!({"name": "ada"}));
+    let Packet::Connect { data: Some(d), .. } = first else {
+        panic!("ada joins the chat: {first:?}");
+    };
+    let (_other, taken) = raw_connect_ns(server.addr, "/chat", json!({"name": "ada"}));
+    assert!(
+        matches!(taken, Packet::ConnectError { .. }),
+        "someone else cannot take the name: {taken:?}"
+    );
+    let auth = json!({"name": "ada", "pid": d["pid"], "offset": d["offset"]});
+    let (_new, back) = raw_connect_ns(server.addr, "/chat", auth);
+    let Packet::Connect { data: Some(b), .. } = back else {
+        panic!("ada is back with her session: {back:?}");
+    };
+    assert_eq!(b["recovered"], json!(true));
+    assert_eq!(b["sid"], d["sid"], "the same socket id");
+    server.stop().expect("the server stops cleanly");
+}
+
 /// With `replay_limit: 2`, five broadcasts made while the client is away cannot all be
 /// replayed. Then the client must not be told that its session was recovered while it silently
 /// misses three of them: either it is not recovered, or it gets all five.

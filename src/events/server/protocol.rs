@@ -187,6 +187,26 @@ impl Io {
             return; // already connected to it
         }
         let peer = c.peer;
+        // ANCHOR: replaced
+        // The `pid` is a secret that only the client it was given to holds (120 random
+        // bits), so a CONNECT naming the session of a socket that still looks alive is that
+        // client on a new connection, back before this side noticed that the old one died (a
+        // half-open connection). The new connection takes the session over: the old socket
+        // is told why (if it can still hear it) and is parked, to be restored below. This
+        // happens before the middleware runs, so that what the old socket held (a chat name,
+        // say) is free again when the middleware looks.
+        let live = pid.as_ref().and_then(|p| {
+            let conn = *self.live_pids.get(p)?;
+            let sid = self.conns.get(&conn)?.sockets.get(&ns)?;
+            let s = self.sockets.get(&**sid)?;
+            (&s.session.pid == p).then(|| (sid.clone(), conn))
+        });
+        if let Some((old_sid, old_conn)) = live {
+            self.stats.sessions_replaced += 1;
+            self.say_goodbye(&old_sid, reasons::SESSION_REPLACED);
+            self.close_if_unused(old_conn, true);
+        }
+        // ANCHOR_END: replaced
         let Some((ns_name, mut namespace)) = self.namespaces.remove_entry(ns.as_str()) else {
             self.refuse(conn, &ns, "Invalid namespace");
             return;
@@ -213,24 +233,6 @@ impl Io {
             return;
         }
         self.recovery.expire(Instant::now());
-        // ANCHOR: replaced
-        // The `pid` is a secret that only the client it was given to holds (120 random
-        // bits), so a CONNECT naming the session of a socket that still looks alive is that
-        // client on a new connection, back before this side noticed that the old one died (a
-        // half-open connection). The new connection takes the session over: the old socket
-        // is told why (if it can still hear it) and is parked, to be restored just below.
-        let live = pid.as_ref().and_then(|p| {
-            let conn = *self.live_pids.get(p)?;
-            let sid = self.conns.get(&conn)?.sockets.get(&ns)?;
-            let s = self.sockets.get(&**sid)?;
-            (&s.session.pid == p).then(|| (sid.clone(), conn))
-        });
-        if let Some((old_sid, old_conn)) = live {
-            self.stats.sessions_replaced += 1;
-            self.say_goodbye(&old_sid, reasons::SESSION_REPLACED);
-            self.close_if_unused(old_conn, true);
-        }
-        // ANCHOR_END: replaced
         let sockets = &self.sockets;
         let restored = pid.and_then(|p| {
             self.recovery

@@ -97,7 +97,7 @@ fn demo() -> Result<(), Box<dyn Error>> {
     // Fixed seeds: the same socket ids every run, so this output can be recorded.
     let mut first = Server::new(config(ping, 16))?;
     let addr = first.listen("127.0.0.1:0".parse()?)?;
-    ticker::install(first.io());
+    ticker::install(first.io(), None);
     let mut server = Some(first);
 
     // 1. A peer that goes silent: it speaks HELLO and CONNECT, then never answers a PING.
@@ -194,5 +194,5 @@ fn serve(addr: SocketAddr, ping: Duration) -> Result<(), Box<dyn Error>> {
         id_seed: None,
         ..config(ping, 0)
     };
-    lesson::serve_events_timed(config, addr, lesson::install_timed_ticker)
+    lesson::serve_events_timed(config, addr, |io, start| ticker::install(io, Some(start)))
 }

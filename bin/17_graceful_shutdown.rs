@@ -62,7 +62,7 @@ fn demo() -> Result<(), Box<dyn Error>> {
     let mut server = Server::new(config(17))?;
     server.stop_on_signals()?;
     let addr = server.listen("127.0.0.1:0".parse()?)?;
-    ticker::install(server.io());
+    ticker::install(server.io(), None);
 
     let mut opts = ClientOptions::new(addr);
     opts.reconnection_delay = Duration::from_millis(50);
@@ -91,7 +91,7 @@ fn demo() -> Result<(), Box<dyn Error>> {
 
     let mut again = Server::new(config(18))?;
     again.listen(addr)?;
-    ticker::install(again.io());
+    ticker::install(again.io(), None);
     println!("the server starts again on the same address");
     step(&mut again, &mut client, |_, c| c.io().is_connected())?;
     client.io().disconnect();
@@ -105,6 +105,8 @@ fn demo() -> Result<(), Box<dyn Error>> {
 
 // ANCHOR: serve
 fn serve(addr: SocketAddr) -> Result<(), Box<dyn Error>> {
-    lesson::serve_events_timed(ServerConfig::default(), addr, lesson::install_timed_ticker)
+    lesson::serve_events_timed(ServerConfig::default(), addr, |io, start| {
+        ticker::install(io, Some(start))
+    })
 }
 // ANCHOR_END: serve

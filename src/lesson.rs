@@ -359,7 +359,9 @@ pub fn serve_events(
 /// `[  2503 ms]`, the format of the ticking client (`apps::ticker`), so that the lines of a
 /// server and of its client can be set side by side.
 pub fn elapsed(start: std::time::Instant) -> String {
-    format!("[{:>6} ms]", start.elapsed().as_millis())
+    crate::apps::ticker::stamp(Some(start))
+        .trim_end()
+        .to_string()
 }
 
 /// Prints what time of day (UTC) `start` was, so that a moment noted with
@@ -392,26 +394,6 @@ pub fn serve_events_timed(
     server.run()?;
     println!("stopped cleanly");
     Ok(())
-}
-
-/// The server of lessons 16 and 17 in two terminals: `apps::ticker`'s server (each `tick` is
-/// acknowledged with how many ticks it has seen), with the time since `start` on every line,
-/// so a connection dropped for a missing PONG can be timed against the client's lines.
-pub fn install_timed_ticker(io: &mut crate::events::Io, start: std::time::Instant) {
-    use serde_json::{json, Value};
-    let seen = std::rc::Rc::new(std::cell::Cell::new(0u64));
-    io.on_connection("/", move |io, sid| {
-        println!("{} {sid} connected", elapsed(start));
-        let seen = seen.clone();
-        io.on(sid, "tick", move |io, ev| {
-            seen.set(seen.get() + 1);
-            io.ack(ev, vec![json!(seen.get())]);
-        });
-        io.on(sid, "disconnect", move |_, ev| {
-            let reason = ev.args.first().and_then(Value::as_str).unwrap_or("");
-            println!("{} {} disconnected: {reason}", elapsed(start), ev.socket);
-        });
-    });
 }
 
 /// The lesson binary whose name starts with `NN_`, built next to the running program: both

@@ -13,23 +13,33 @@ use serde_json::{json, Value};
 use crate::events::{Client, ClientOptions, Io};
 
 // ANCHOR: install
-/// The server side: acknowledges each `tick` with how many it has seen from anyone.
-pub fn install(io: &mut Io) {
+/// The server side: acknowledges each `tick` with how many it has seen from anyone, and
+/// prints who comes and goes (with the time since `start`, if given).
+pub fn install(io: &mut Io, start: Option<Instant>) {
     let seen = Rc::new(Cell::new(0u64));
     io.on_connection("/", move |io, sid| {
-        println!("{sid} connected");
+        println!("{}{sid} connected", stamp(start));
         let seen = seen.clone();
         io.on(sid, "tick", move |io, ev| {
             seen.set(seen.get() + 1);
             io.ack(ev, vec![json!(seen.get())]);
         });
-        io.on(sid, "disconnect", |_, ev| {
+        io.on(sid, "disconnect", move |_, ev| {
             let reason = ev.args.first().and_then(Value::as_str).unwrap_or("");
-            println!("{} disconnected: {reason}", ev.socket);
+            println!("{}{} disconnected: {reason}", stamp(start), ev.socket);
         });
     });
 }
 // ANCHOR_END: install
+
+/// `[  2503 ms] `: the time since `start`, for lines of lessons whose point is timing
+/// (nothing without a start).
+pub fn stamp(start: Option<Instant>) -> String {
+    match start {
+        Some(t) => format!("[{:>6} ms] ", t.elapsed().as_millis()),
+        None => String::new(),
+    }
+}
 
 /// Prints the client's lifecycle events as they happen, with the time since `start` if
 /// given. (`connect_error` also fires on each failed attempt; `reconnect_error` says it.)
@@ -50,7 +60,7 @@ pub fn narrate(client: &mut Client, start: Option<Instant>) {
                 String::new()
             };
             match start {
-                Some(t) => println!("[{:>6} ms] {name}{arg}{id}", t.elapsed().as_millis()),
+                Some(_) => println!("{}{name}{arg}{id}", stamp(start)),
                 None => println!("   event: {name}{arg}{id}"),
             }
         });
@@ -84,19 +94,16 @@ pub fn run(
                     done.set(done.get() + 1);
                     match r {
                         Ok(a) => println!(
-                            "[{:>6} ms] tick {n} acknowledged: server has seen {}",
-                            start.elapsed().as_millis(),
+                            "{}tick {n} acknowledged: server has seen {}",
+                            stamp(Some(start)),
                             json!(a.args)
                         ),
-                        Err(e) => println!("[{:>6} ms] tick {n}: {e}", start.elapsed().as_millis()),
+                        Err(e) => println!("{}tick {n}: {e}", stamp(Some(start))),
                     }
                 },
             )?;
             if queued {
-                println!(
-                    "[{:>6} ms] tick {n} waits in the offline buffer",
-                    start.elapsed().as_millis()
-                );
+                println!("{}tick {n} waits in the offline buffer", stamp(Some(start)));
             }
             next += every;
         }

@@ -232,6 +232,11 @@ pub const LESSONS: &[(&str, &str, &str)] = &[
         "19_websocket",
         "the upgrade and its accept key; frames, masks, fragments, ping, close",
     ),
+    (
+        "20",
+        "20_engineio",
+        "Engine.IO over WebSocket: the open packet, the server's ping, messages",
+    ),
 ];
 
 /// Bytes as `xxd` shows them: offset, 16 bytes in hex, the printable ones as text.

@@ -13,7 +13,7 @@
 //!     |
 //!   events      the Socket.IO-style API: server/ and client/, one outbox, the wire seam
 //!     |
-//!   transport   HTTP and WebSocket on the loop (lessons 18, 19)
+//!   transport   HTTP, WebSocket and Engine.IO on the loop (lessons 18-20)
 //!     |    \
 //!     |     wire        frames and packets: pure code, no I/O
 //!     |
@@ -28,7 +28,7 @@
 //! | 1½ | [`blocking`] | the loops built from those calls: listen, connect, write-all, read-to-end, serve one connection at a time | 02-08 |
 //! | 2 | [`event_loop`] | a hand-rolled loop over mio: edge-triggered draining, buffered writes with WRITABLE only while output waits, a timer heap that sets the poll timeout, a waker for other threads, graceful stop on SIGINT/SIGTERM | 11-13 and after |
 //! | leaf | [`wire`] | the wire protocol, pure code with no I/O: length-prefixed frames and their incremental decoder (08); the event protocol's packets (14 and after) | 08, 14 and after |
-//! | 2½ | [`transport`] | transports on the loop: an HTTP/1.1 server (requests, keep-alive, pipelining, refusals), a WebSocket server (the upgrade, frames, the close handshake) | 18 and after |
+//! | 2½ | [`transport`] | transports on the loop: an HTTP/1.1 server (requests, keep-alive, pipelining, refusals), a WebSocket server (the upgrade, frames, the close handshake), Engine.IO sessions (the open packet, the heartbeat) | 18 and after |
 //! | 3 | [`events`] | a Socket.IO-style event API: namespaces, middleware, `on`/`emit`, acks with timeouts, rooms, broadcasts, recovery, a client; each connection's packets encoded by its wire | 14 and after |
 //! | 4 | [`apps`] | applications on the event API: the chat server and the live-scores feed behind `socklab serve`, `chat`, `scores`, `watch` | socklab CLI |
 //! | — | [`procnet`] | reading `/proc/net/tcp`, the kernel's socket table that `ss` shows (LISTEN queues, TIME_WAIT) | 01, 06 |
@@ -65,6 +65,7 @@
 //! | 17 | `17_graceful_shutdown` | a signal wakes the loop; tell clients, drain, FIN not RST; clients return |
 //! | 18 | `18_http` | HTTP/1.1 on the loop: a blank line ends a request; keep-alive, pipelining |
 //! | 19 | `19_websocket` | the upgrade and its accept key; frames, masks, fragments, ping, close |
+//! | 20 | `20_engineio` | Engine.IO over WebSocket: the open packet, the server's ping, messages |
 
 #[allow(unsafe_code)]
 pub mod sys;

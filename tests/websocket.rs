@@ -26,7 +26,7 @@ fn start() -> Served {
             max_message: 1000,
             ..Limits::default()
         };
-        WsServer::new(limits, |m| Some(m.clone()))
+        WsServer::new(limits, |m: &Message| Some(m.clone()))
     })
 }
 

@@ -4,6 +4,8 @@
 //! |---|---|---|
 //! | `http.rs` | an HTTP/1.1 server as a loop handler: requests until a blank line, bodies by `Content-Length`, keep-alive, pipelining, `400`/`413`/`431` | 18 |
 //! | `websocket.rs` | a WebSocket server as a loop handler: the upgrade, then frames (ping/pong, fragments, the close handshake, close codes for broken rules) | 19 |
+//! | `engineio.rs` | Engine.IO v4 sessions on those WebSockets: the open packet, the server's ping and the client's pong, messages | 20 |
 
+pub mod engineio;
 pub mod http;
 pub mod websocket;

@@ -20,8 +20,8 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 
-use crate::event_loop::{CloseReason, ConnId, Ctx, Handler};
-use crate::wire::http;
+use crate::event_loop::{CloseReason, ConnId, Ctx, Handler, TimerId};
+use crate::wire::http::{self, Request};
 use crate::wire::websocket::{self, close, Decoder, Message, Opcode, Role};
 
 /// The bounds of one connection.
@@ -43,8 +43,57 @@ impl Default for Limits {
     }
 }
 
-/// What the application answers to a message: nothing, or a message back.
-pub type OnMessage = Box<dyn FnMut(&Message) -> Option<Message>>;
+/// What runs on a WebSocket server's connections: the application behind the frames.
+///
+/// A closure `FnMut(&Message) -> Option<Message>` is one (lesson 19's echo): its answer, if
+/// any, goes back as one frame. Engine.IO (lesson 20) is another, with timers of its own.
+pub trait WsApp {
+    /// What the application's timers carry.
+    type Timer;
+
+    /// Looks at the upgrade request before it is accepted: `Err` refuses it with a status,
+    /// a content type and a body.
+    fn check(&mut self, _req: &Request) -> Result<(), Refusal> {
+        Ok(())
+    }
+
+    /// Connection `id` is upgraded: frames may go out.
+    fn opened(&mut self, _ws: &mut Frames, _ctx: &mut Ctx<Self::Timer>, _id: ConnId) {}
+
+    /// A text or binary message arrived on `id`.
+    fn message(&mut self, ws: &mut Frames, ctx: &mut Ctx<Self::Timer>, id: ConnId, m: Message);
+
+    /// Connection `id` is gone.
+    fn closed(&mut self, _id: ConnId) {}
+
+    /// A timer the application set is due.
+    fn timer(&mut self, _ws: &mut Frames, _ctx: &mut Ctx<Self::Timer>, _t: Self::Timer) {}
+
+    /// Whether a timer still matters (see `Handler::timer_wanted`).
+    fn timer_wanted(&self, _t: &Self::Timer) -> bool {
+        true
+    }
+}
+
+impl<F: FnMut(&Message) -> Option<Message>> WsApp for F {
+    type Timer = ();
+
+    fn message(&mut self, ws: &mut Frames, ctx: &mut Ctx<()>, id: ConnId, m: Message) {
+        match self(&m) {
+            Some(Message::Text(t)) => ws.send(ctx, id, Opcode::Text, t.as_bytes()),
+            Some(Message::Binary(b)) => ws.send(ctx, id, Opcode::Binary, &b),
+            _ => {}
+        }
+    }
+}
+
+/// An upgrade refused by the application.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub status: u16,
+    pub content_type: &'static str,
+    pub body: String,
+}
 
 /// Counters, for lessons and tests.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -66,43 +115,26 @@ enum State {
     Closing,
 }
 
-/// A WebSocket server on the event loop.
-pub struct WsServer {
+/// The frames side of every connection: their states, the one buffer frames are encoded
+/// into, the counters. An application sends through it.
+pub struct Frames {
     limits: Limits,
-    on_message: OnMessage,
     conns: HashMap<ConnId, State>,
     stats: WsStats,
     /// One buffer for every frame sent, reused.
     out: Vec<u8>,
 }
 
-impl WsServer {
-    pub fn new(
-        limits: Limits,
-        on_message: impl FnMut(&Message) -> Option<Message> + 'static,
-    ) -> Self {
-        WsServer {
-            limits,
-            on_message: Box::new(on_message),
-            conns: HashMap::new(),
-            stats: WsStats::default(),
-            out: Vec::new(),
-        }
-    }
-
-    pub fn stats(&self) -> WsStats {
-        self.stats
-    }
-
-    /// Sends one unmasked frame.
-    fn send(&mut self, ctx: &mut Ctx<()>, id: ConnId, opcode: Opcode, payload: &[u8]) {
+impl Frames {
+    /// Sends one unmasked frame on `id`.
+    pub fn send<T>(&mut self, ctx: &mut Ctx<T>, id: ConnId, opcode: Opcode, payload: &[u8]) {
         self.out.clear();
         websocket::encode_frame(true, opcode, payload, None, &mut self.out);
         let _ = ctx.send(id, &self.out);
     }
 
-    /// Sends a close frame with `code` and `reason`, then closes once it is flushed.
-    fn close_with(&mut self, ctx: &mut Ctx<()>, id: ConnId, code: u16, reason: &str) {
+    /// Sends a close frame with `code` and `reason` on `id`, then closes once it is flushed.
+    pub fn close_with<T>(&mut self, ctx: &mut Ctx<T>, id: ConnId, code: u16, reason: &str) {
         self.out.clear();
         websocket::encode_close(code, reason, None, &mut self.out);
         let _ = ctx.send(id, &self.out);
@@ -110,43 +142,97 @@ impl WsServer {
         ctx.close(id);
     }
 
+    /// Whether `id` is upgraded and not closing.
+    pub fn is_open(&self, id: ConnId) -> bool {
+        matches!(self.conns.get(&id), Some(State::Open(_)))
+    }
+
+    fn refuse<T>(&mut self, ctx: &mut Ctx<T>, id: ConnId, status: u16, kind: &str, body: &str) {
+        self.stats.refused_upgrades += 1;
+        let headers = [("Content-Type", kind)];
+        let _ = ctx.send(id, &http::response(status, &headers, body.as_bytes(), true));
+        self.conns.insert(id, State::Closing);
+        ctx.close(id);
+    }
+}
+
+/// A WebSocket server on the event loop, with application `A` behind the frames.
+pub struct WsServer<A: WsApp> {
+    ws: Frames,
+    app: A,
+}
+
+impl<A: WsApp> WsServer<A> {
+    pub fn new(limits: Limits, app: A) -> Self {
+        WsServer {
+            ws: Frames {
+                limits,
+                conns: HashMap::new(),
+                stats: WsStats::default(),
+                out: Vec::new(),
+            },
+            app,
+        }
+    }
+
+    pub fn stats(&self) -> WsStats {
+        self.ws.stats
+    }
+
+    pub fn app(&mut self) -> &mut A {
+        &mut self.app
+    }
+
     /// Reads the upgrade request; returns the bytes it took (all of them if refused), or
     /// `None` while it is incomplete.
-    fn upgrade(&mut self, ctx: &mut Ctx<()>, id: ConnId, bytes: &[u8]) -> Option<usize> {
-        let req = match http::parse_request(bytes, self.limits.max_head, 0) {
+    fn upgrade(&mut self, ctx: &mut Ctx<A::Timer>, id: ConnId, bytes: &[u8]) -> Option<usize> {
+        let refused = |e: http::HttpError| {
+            let text = format!(
+                "{} {}: {}\n",
+                e.status,
+                http::reason_phrase(e.status),
+                e.reason
+            );
+            Refusal {
+                status: e.status,
+                content_type: "text/plain; charset=utf-8",
+                body: text,
+            }
+        };
+        let req = match http::parse_request(bytes, self.ws.limits.max_head, 0) {
             Ok(None) => return None,
             Ok(Some(req)) => req,
             Err(e) => {
-                self.refuse(ctx, id, e.status, e.reason);
+                let r = refused(e);
+                self.ws.refuse(ctx, id, r.status, r.content_type, &r.body);
                 return Some(bytes.len());
             }
         };
-        match http::websocket_upgrade(&req) {
+        // The application looks first: a request it refuses is refused in its own terms
+        // (Engine.IO's JSON body), whatever else is wrong with it.
+        let verdict = self
+            .app
+            .check(&req)
+            .and_then(|()| http::websocket_upgrade(&req).map_err(refused));
+        match verdict {
             Ok(accept) => {
                 let _ = ctx.send(id, &http::switching_protocols(&accept));
-                let decoder = Decoder::new(Role::Server, self.limits.max_message);
-                self.conns.insert(id, State::Open(decoder));
-                self.stats.upgrades += 1;
+                let decoder = Decoder::new(Role::Server, self.ws.limits.max_message);
+                self.ws.conns.insert(id, State::Open(decoder));
+                self.ws.stats.upgrades += 1;
+                self.app.opened(&mut self.ws, ctx, id);
                 Some(req.head_len)
             }
-            Err(e) => {
-                self.refuse(ctx, id, e.status, e.reason);
+            Err(r) => {
+                self.ws.refuse(ctx, id, r.status, r.content_type, &r.body);
                 Some(bytes.len())
             }
         }
     }
 
-    fn refuse(&mut self, ctx: &mut Ctx<()>, id: ConnId, status: u16, why: &str) {
-        self.stats.refused_upgrades += 1;
-        let body = format!("{status} {}: {why}\n", http::reason_phrase(status));
-        let _ = ctx.send(id, &http::response(status, &[], body.as_bytes(), true));
-        self.conns.insert(id, State::Closing);
-        ctx.close(id);
-    }
-
     /// Decodes the frames in `bytes` and acts on each; returns the bytes used.
-    fn frames(&mut self, ctx: &mut Ctx<()>, id: ConnId, bytes: &[u8]) -> usize {
-        let Some(State::Open(decoder)) = self.conns.get_mut(&id) else {
+    fn frames(&mut self, ctx: &mut Ctx<A::Timer>, id: ConnId, bytes: &[u8]) -> usize {
+        let Some(State::Open(decoder)) = self.ws.conns.get_mut(&id) else {
             return bytes.len();
         };
         // The decoder borrows the table; collect what to do, then do it.
@@ -160,26 +246,25 @@ impl WsServer {
         for m in got {
             match m {
                 Ok(Message::Ping(payload)) => {
-                    self.stats.pings += 1;
-                    self.send(ctx, id, Opcode::Pong, &payload);
+                    self.ws.stats.pings += 1;
+                    self.ws.send(ctx, id, Opcode::Pong, &payload);
                 }
                 Ok(Message::Pong(_)) => {}
                 Ok(Message::Close(code)) => {
                     let code = code.map_or(close::NORMAL, |(c, _)| c);
-                    self.close_with(ctx, id, code, "");
+                    self.ws.close_with(ctx, id, code, "");
                     return bytes.len();
                 }
                 Ok(m) => {
-                    self.stats.messages += 1;
-                    match (self.on_message)(&m) {
-                        Some(Message::Text(t)) => self.send(ctx, id, Opcode::Text, t.as_bytes()),
-                        Some(Message::Binary(b)) => self.send(ctx, id, Opcode::Binary, &b),
-                        _ => {}
+                    self.ws.stats.messages += 1;
+                    self.app.message(&mut self.ws, ctx, id, m);
+                    if !self.ws.is_open(id) {
+                        return bytes.len(); // the application closed it
                     }
                 }
                 Err(e) => {
-                    self.stats.violations += 1;
-                    self.close_with(ctx, id, e.code, e.reason);
+                    self.ws.stats.violations += 1;
+                    self.ws.close_with(ctx, id, e.code, e.reason);
                     return bytes.len();
                 }
             }
@@ -189,16 +274,16 @@ impl WsServer {
     }
 }
 
-impl Handler for WsServer {
-    type Timer = ();
+impl<A: WsApp> Handler for WsServer<A> {
+    type Timer = A::Timer;
     type Message = ();
 
-    fn accepted(&mut self, _: &mut Ctx<()>, id: ConnId, _: SocketAddr) {
-        self.conns.insert(id, State::Http);
+    fn accepted(&mut self, _: &mut Ctx<A::Timer>, id: ConnId, _: SocketAddr) {
+        self.ws.conns.insert(id, State::Http);
     }
 
-    fn data(&mut self, ctx: &mut Ctx<()>, id: ConnId, bytes: &[u8]) -> usize {
-        match self.conns.get(&id) {
+    fn data(&mut self, ctx: &mut Ctx<A::Timer>, id: ConnId, bytes: &[u8]) -> usize {
+        match self.ws.conns.get(&id) {
             Some(State::Http) => match self.upgrade(ctx, id, bytes) {
                 None => 0,
                 Some(n) if n == bytes.len() => n,
@@ -209,7 +294,17 @@ impl Handler for WsServer {
         }
     }
 
-    fn closed(&mut self, _: &mut Ctx<()>, id: ConnId, _: CloseReason) {
-        self.conns.remove(&id);
+    fn timer(&mut self, ctx: &mut Ctx<A::Timer>, _: TimerId, t: A::Timer) {
+        self.app.timer(&mut self.ws, ctx, t);
+    }
+
+    fn timer_wanted(&self, t: &A::Timer) -> bool {
+        self.app.timer_wanted(t)
+    }
+
+    fn closed(&mut self, _: &mut Ctx<A::Timer>, id: ConnId, _: CloseReason) {
+        if self.ws.conns.remove(&id).is_some() {
+            self.app.closed(id);
+        }
     }
 }

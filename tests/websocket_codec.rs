@@ -9,7 +9,9 @@
 use std::io::Cursor;
 
 use proptest::prelude::*;
-use socklab::wire::websocket::{self, Decoder, Message, Opcode, Role};
+use socklab::wire::websocket::{
+    self, apply_mask, encode_close, encode_frame, Decoder, Message, Opcode, Role, WsError,
+};
 use tungstenite::protocol::frame::coding::{Control, Data, OpCode};
 use tungstenite::protocol::frame::{Frame, FrameHeader};
 
@@ -194,4 +196,186 @@ fn a_close_from_tungstenite() {
         decode_in_two(&bytes, 0, Role::Server),
         [Message::Close(Some((1001, "going away".into())))]
     );
+}
+
+// ---- byte-level examples and rules (RFC 6455, sections 5 and 7.4) ----
+
+const KEY: [u8; 4] = [0x37, 0xfa, 0x21, 0x3d];
+
+fn decode_all(d: &mut Decoder, bytes: &[u8]) -> (Vec<Result<Message, WsError>>, usize) {
+    let mut got = Vec::new();
+    let used = d.decode(bytes, |m| {
+        got.push(m);
+        true
+    });
+    (got, used)
+}
+
+/// The examples of RFC 6455, section 5.7.
+#[test]
+fn the_rfc_examples() {
+    // A single-frame unmasked text message, "Hello".
+    let mut out = Vec::new();
+    encode_frame(true, Opcode::Text, b"Hello", None, &mut out);
+    assert_eq!(out, [0x81, 0x05, 0x48, 0x65, 0x6c, 0x6c, 0x6f]);
+    // The same, masked with 37 fa 21 3d.
+    let mut masked = Vec::new();
+    encode_frame(true, Opcode::Text, b"Hello", Some(KEY), &mut masked);
+    assert_eq!(
+        masked,
+        [0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58]
+    );
+    let mut server = Decoder::new(Role::Server, 1 << 20);
+    let (got, used) = decode_all(&mut server, &masked);
+    assert_eq!(got, [Ok(Message::Text("Hello".into()))]);
+    assert_eq!(used, masked.len());
+    // A fragmented unmasked text message: "Hel", then "lo".
+    let mut client = Decoder::new(Role::Client, 1 << 20);
+    let frags = [0x01, 0x03, 0x48, 0x65, 0x6c, 0x80, 0x02, 0x6c, 0x6f];
+    assert_eq!(
+        decode_all(&mut client, &frags).0,
+        [Ok(Message::Text("Hello".into()))]
+    );
+    // 256 bytes and 64 KiB of binary: the 16-bit and 64-bit lengths.
+    let mut big = Vec::new();
+    encode_frame(true, Opcode::Binary, &[0; 256], None, &mut big);
+    assert_eq!(big[..4], [0x82, 0x7e, 0x01, 0x00]);
+    big.clear();
+    encode_frame(true, Opcode::Binary, &[0; 65536], None, &mut big);
+    assert_eq!(big[..10], [0x82, 0x7f, 0, 0, 0, 0, 0, 1, 0, 0]);
+}
+
+fn refused(bytes: &[u8], role: Role) -> u16 {
+    let mut d = Decoder::new(role, 1000);
+    match decode_all(&mut d, bytes).0.pop() {
+        Some(Err(e)) => e.code,
+        other => panic!("{bytes:02x?} was not refused: {other:?}"),
+    }
+}
+
+#[test]
+fn the_server_side_rules() {
+    let masked = |b0: u8, payload: &[u8]| {
+        let mut v = vec![b0, 0x80 | payload.len() as u8];
+        v.extend_from_slice(&KEY);
+        let start = v.len();
+        v.extend_from_slice(payload);
+        apply_mask(&mut v[start..], KEY, 0);
+        v
+    };
+    assert_eq!(refused(&[0x81, 0x01, b'x'], Role::Server), 1002, "unmasked");
+    assert_eq!(refused(&masked(0xc1, b"x"), Role::Server), 1002, "RSV1");
+    assert_eq!(refused(&masked(0x83, b"x"), Role::Server), 1002, "opcode 3");
+    assert_eq!(
+        refused(&masked(0x09, b""), Role::Server),
+        1002,
+        "ping without FIN"
+    );
+    assert_eq!(
+        refused(&masked(0x80, b"x"), Role::Server),
+        1002,
+        "continuation alone"
+    );
+    let mut two = masked(0x01, b"a");
+    two.extend(masked(0x81, b"b"));
+    assert_eq!(
+        refused(&two, Role::Server),
+        1002,
+        "a new message inside one"
+    );
+    assert_eq!(refused(&masked(0x81, &[0xff]), Role::Server), 1007);
+    assert_eq!(
+        refused(&masked(0x88, &[0x03]), Role::Server),
+        1002,
+        "1-byte close"
+    );
+    assert_eq!(
+        refused(&masked(0x88, &[0x03, 0xed]), Role::Server),
+        1002,
+        "1005"
+    );
+    assert_eq!(
+        refused(&masked(0x88, &[0x03, 0xe8, 0xff]), Role::Server),
+        1007
+    );
+    // A control frame over 125 bytes, from its header alone.
+    assert_eq!(refused(&[0x89, 0xfe, 0x00, 0x7e], Role::Server), 1002);
+    // Over the limit of 1000, from the header alone: no payload follows.
+    let over = [0x82, 0xfe, 0x03, 0xe9, KEY[0], KEY[1], KEY[2], KEY[3]];
+    assert_eq!(refused(&over, Role::Server), 1009);
+    let mut huge = vec![0x82, 0xff];
+    huge.extend_from_slice(&(1u64 << 63).to_be_bytes());
+    assert_eq!(
+        refused(&huge, Role::Server),
+        1002,
+        "top bit of a 64-bit length"
+    );
+    huge[2] = 0x7f;
+    huge.extend_from_slice(&KEY);
+    assert_eq!(refused(&huge, Role::Server), 1009, "2^63 - 1 bytes");
+    // Fragments that add up to more than the limit: 100, then 901.
+    let mut frags = masked(0x02, &[0; 100]);
+    frags.extend([0x80, 0xfe, 0x03, 0x85]);
+    frags.extend(KEY);
+    assert_eq!(refused(&frags, Role::Server), 1009);
+    assert_eq!(
+        refused(&masked(0x81, b"x"), Role::Client),
+        1002,
+        "masked to a client"
+    );
+}
+
+#[test]
+fn control_frames_between_fragments_and_every_split_point() {
+    let mut bytes = Vec::new();
+    encode_frame(
+        false,
+        Opcode::Text,
+        "héllo ".as_bytes(),
+        Some(KEY),
+        &mut bytes,
+    );
+    encode_frame(true, Opcode::Ping, b"are you there", Some(KEY), &mut bytes);
+    encode_frame(
+        true,
+        Opcode::Continuation,
+        "wörld".as_bytes(),
+        Some(KEY),
+        &mut bytes,
+    );
+    encode_close(1000, "bye", Some(KEY), &mut bytes);
+    let want = [
+        Message::Ping(b"are you there".to_vec()),
+        Message::Text("héllo wörld".into()),
+        Message::Close(Some((1000, "bye".into()))),
+    ];
+    for cut in 0..=bytes.len() {
+        let mut d = Decoder::new(Role::Server, 1 << 20);
+        let mut kept = Vec::new();
+        let mut got = Vec::new();
+        for piece in [&bytes[..cut], &bytes[cut..]] {
+            kept.extend_from_slice(piece);
+            let used = d.decode(&kept, |m| {
+                got.push(m.expect("valid"));
+                true
+            });
+            kept.drain(..used);
+        }
+        assert_eq!(got, want, "cut at {cut}");
+        assert!(kept.is_empty());
+    }
+}
+
+#[test]
+fn a_close_reason_is_cut_at_a_character_boundary() {
+    let mut out = Vec::new();
+    encode_close(1001, &"é".repeat(100), None, &mut out);
+    assert_eq!(
+        out[1] as usize,
+        2 + 122,
+        "61 two-byte characters fit in 123 bytes"
+    );
+    let mut d = Decoder::new(Role::Client, 1000);
+    let (got, _) = decode_all(&mut d, &out);
+    assert_eq!(got, [Ok(Message::Close(Some((1001, "é".repeat(61)))))]);
 }

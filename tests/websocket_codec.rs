@@ -4,7 +4,8 @@
 //!   decoder as the same messages, fragments joined and control frames in between;
 //! - frames written by socklab (a server's, unmasked; a client's, masked) are read back by
 //!   `tungstenite`'s header parser with the same flags, opcode, length and payload;
-//! - random bytes never make the decoder panic, whatever the split.
+//! - random bytes never make the decoder panic, whatever the split;
+//! - the RFC's byte examples, and each rule a server enforces, byte by byte (at the end).
 
 use std::io::Cursor;
 

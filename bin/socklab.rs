@@ -3,7 +3,7 @@
 //! `serve` hosts the chat and live-scores demos on the event API; `chat`, `scores` and
 //! `watch` are their clients and feed; `lessons` lists the lessons. `trace NN` runs lesson NN
 //! under the real strace (what `make trace` uses) and, with `--write` as root, under tcpdump
-//! too, in a network namespace of its own (src/capture.rs), to draw its packet diagram.
+//! too, in a network namespace of its own (src/capture/), to draw its packet diagram.
 
 use std::error::Error;
 use std::path::{Path, PathBuf};
@@ -178,7 +178,7 @@ const IN_NETNS: &str = "SOCKLAB_TRACE_NETNS";
 fn trace(number: &str, write: Option<&Path>) -> Result<(), Box<dyn Error>> {
     // With `--write`, the packets are recorded too, when this machine can (root, tcpdump):
     // this program runs itself again inside a fresh network namespace, whose loopback carries
-    // the lesson's segments and nothing else (src/capture.rs says why).
+    // the lesson's segments and nothing else (src/capture/ says why).
     let capturing = write.is_some() && std::env::var_os(IN_NETNS).is_some();
     if write.is_some() && !capturing {
         if capture::can_capture() {
@@ -319,7 +319,7 @@ fn write_picture(
     }
     let text = format!(
         "# Lesson {number}: the TCP segments on loopback, as `make trace` recorded them with tcpdump\n\
-         # (src/capture.rs: ports as in traces/{number}.txt, relative sequence numbers, no times;\n\
+         # (src/capture/: ports as in traces/{number}.txt, relative sequence numbers, no times;\n\
          # `after N`: sent after call N of traces/{number}.txt started, not counting poll and epoll_wait).\n{segments}"
     );
     let svg = seqdiag::draw(number, calls, &text)?;

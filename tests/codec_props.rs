@@ -154,8 +154,11 @@ fn packet(scale: Scale) -> impl Strategy<Value = Packet> {
         }),
         (namespace(scale), proptest::option::of(json(scale)))
             .prop_map(|(ns, data)| Packet::Connect { ns, data }),
-        (namespace(scale), text(scale.text))
-            .prop_map(|(ns, message)| Packet::ConnectError { ns, message }),
+        (namespace(scale), text(scale.text)).prop_map(|(ns, message)| Packet::ConnectError {
+            ns,
+            message,
+            data: None,
+        }),
         (
             namespace(scale),
             proptest::option::of(

@@ -252,7 +252,7 @@ fn start_server(ping: Option<Duration>) -> (RunningServer, Receiver<String>) {
         };
         let taken = names.clone();
         io.use_middleware("/", move |hs| match name_of(hs.auth.as_ref()) {
-            Some(n) if taken.borrow().contains(&n) => Err("name taken".to_string()),
+            Some(n) if taken.borrow().contains(&n) => Err("name taken".into()),
             _ => Ok(()),
         });
         io.on_connection("/", move |io, sid| {

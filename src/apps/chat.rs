@@ -105,7 +105,7 @@ pub fn install(io: &mut Io) {
             return Err("a name of 1 to 32 letters, digits, - or _ is required".into());
         }
         if taken.borrow().values().any(|n| n == name) {
-            return Err(format!("the name {name} is taken"));
+            return Err(format!("the name {name} is taken").into());
         }
         Ok(())
     });

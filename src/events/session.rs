@@ -76,6 +76,15 @@ impl Session {
         }
     }
 
+    /// The session with its rooms and private id, but no handled events or answers.
+    pub(super) fn without_answers(self) -> Session {
+        Session {
+            pid: self.pid,
+            joined: self.joined,
+            ..Session::default()
+        }
+    }
+
     fn forget_oldest(&mut self) {
         if let Some(old) = self.handled_order.pop_front() {
             if let Some(Some(frame)) = self.handled.remove(&old) {

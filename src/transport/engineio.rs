@@ -127,12 +127,29 @@ impl EngineIo {
 }
 
 /// A session id: 20 URL-safe characters from the operating system's random generator.
-fn session_id() -> Option<String> {
+pub(crate) fn session_id() -> Option<String> {
     use base64::Engine as _;
     let mut raw = [0u8; 15];
     getrandom::fill(&mut raw).ok()?;
     Some(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw))
 }
+
+// ANCHOR: check
+/// Engine.IO's refusal of a handshake request, if it is one: a path not in `paths`, a
+/// protocol version other than 4, a transport other than WebSocket.
+pub fn handshake_refusal(req: &Request, paths: &[&str]) -> Option<Refusal> {
+    if !paths.contains(&req.path.as_str()) {
+        return Some(refusal(0, "Transport unknown"));
+    }
+    if req.param("EIO") != Some("4") {
+        return Some(refusal(5, "Unsupported protocol version"));
+    }
+    if req.param("transport") != Some("websocket") {
+        return Some(refusal(0, "Transport unknown"));
+    }
+    None
+}
+// ANCHOR_END: check
 
 /// Engine.IO's refusal: `400` with its JSON error body.
 fn refusal(code: u8, message: &str) -> Refusal {
@@ -146,20 +163,9 @@ fn refusal(code: u8, message: &str) -> Refusal {
 impl WsApp for EngineIo {
     type Timer = EioTimer;
 
-    // ANCHOR: check
     fn check(&mut self, req: &Request) -> Result<(), Refusal> {
-        if !matches!(req.path.as_str(), "/engine.io/" | "/socket.io/") {
-            return Err(refusal(0, "Transport unknown"));
-        }
-        if req.param("EIO") != Some("4") {
-            return Err(refusal(5, "Unsupported protocol version"));
-        }
-        if req.param("transport") != Some("websocket") {
-            return Err(refusal(0, "Transport unknown"));
-        }
-        Ok(())
+        handshake_refusal(req, &["/engine.io/", "/socket.io/"]).map_or(Ok(()), Err)
     }
-    // ANCHOR_END: check
 
     // ANCHOR: opened
     fn opened(&mut self, ws: &mut Frames, ctx: &mut Ctx<EioTimer>, id: ConnId) {

@@ -8,10 +8,12 @@
 //! | `websocket.rs` | WebSocket frames (RFC 6455): [`websocket::encode_frame`] and the incremental [`websocket::Decoder`] with a server's rules | 19 and after |
 //! | `engineio.rs` | Engine.IO v4 packets: the layer between a WebSocket (or long-polling) and Socket.IO | 20 and after |
 //! | `socketio.rs` | Socket.IO v5 packets: namespaces, events, acks, binary placeholders | 21 and after |
+//! | `sio_packet.rs` | the event layer's packets on the Socket.IO wire: as WebSocket frames out, from Socket.IO packets in | 21 and after |
 
 pub mod engineio;
 pub mod frame;
 pub mod http;
 pub mod packet;
+pub mod sio_packet;
 pub mod socketio;
 pub mod websocket;

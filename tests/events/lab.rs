@@ -90,8 +90,8 @@ pub(crate) fn install_lab(io: &mut Io, tx: Sender<Report>) {
         let token = hs.auth.as_ref().and_then(|a| a.get("token"));
         match token.and_then(Value::as_str) {
             Some("letmein") => Ok(()),
-            Some(_) => Err(BAD_TOKEN.to_string()),
-            None => Err(NO_TOKEN.to_string()),
+            Some(_) => Err(BAD_TOKEN.into()),
+            None => Err(NO_TOKEN.into()),
         }
     });
     io.on_connection(ADMIN, move |io, sid| {

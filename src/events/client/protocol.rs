@@ -15,7 +15,7 @@ use crate::events::names::Name;
 use crate::events::outbox::{Item, MAX_ROUNDS};
 use crate::events::{reasons, AckError, AckReply};
 use crate::sys;
-use crate::wire::packet::{Packet, RESERVED_EVENTS};
+use crate::wire::packet::{self, Packet, RESERVED_EVENTS};
 
 /// The client's timers.
 #[derive(Debug)]
@@ -265,7 +265,7 @@ impl event_loop::Handler for ClientCore {
         let limits = self.io.opts.limits;
         let io = &mut self.io;
         let mut bad = false;
-        let used = Wire::Socklab.decode_stream(bytes, &limits, |res| match res {
+        let used = packet::decode_stream(bytes, &limits, |res| match res {
             Ok(p) => {
                 io.on_packet(p.into_owned());
                 // Stop at once if a listener disconnected or the connection was lost.

@@ -19,7 +19,7 @@ use crate::wire::packet::{self, EventRef};
 /// sockets sorts them once, not once per message (`make bench`, fan-out).
 pub(super) struct Everyone {
     ns: Name,
-    conns: Vec<ConnId>,
+    conns: Vec<(ConnId, Wire)>,
 }
 
 /// A broadcast being put together: `io.broadcast("/").to("room").except("x").emit(...)`.
@@ -124,14 +124,14 @@ impl Broadcast<'_> {
             chosen.extend(
                 of_ns
                     .filter(|(sid, _)| !self.excluded(sid))
-                    .map(|(sid, s)| (sid.clone(), s.conn)),
+                    .map(|(sid, s)| (sid.clone(), s.conn, s.wire)),
             );
         } else {
             for room in self.to.as_slice() {
                 for sid in io.members(&self.ns, room) {
                     if let Some(s) = io.sockets.get(&**sid) {
                         if !self.excluded(sid) {
-                            chosen.push((sid.clone(), s.conn));
+                            chosen.push((sid.clone(), s.conn, s.wire));
                         }
                     }
                 }
@@ -178,16 +178,17 @@ impl Broadcast<'_> {
         // back can say what it saw last. Volatile broadcasts are never replayed, so they
         // take no offset.
         let offset = (!self.volatile).then(|| self.io.recovery.last_offset() + 1);
+        let ns = self.ns.clone();
         let e = EventRef {
-            ns: &self.ns,
+            ns: &ns,
             name: event,
             args,
             attachments,
             id: None,
             offset,
         };
-        // Encoded once, for the one wire there is; another wire would be encoded once more,
-        // only if a recipient speaks it.
+        // Encoded once per wire: socklab's bytes always (the replay log keeps them), the
+        // Socket.IO bytes when the first recipient that speaks it is met.
         let frame = self
             .io
             .out
@@ -195,6 +196,8 @@ impl Broadcast<'_> {
         let io_stats = &mut self.io.stats;
         io_stats.broadcasts += 1;
         io_stats.bytes_encoded += frame.len() as u64;
+        let mut frames = [None; Wire::COUNT];
+        frames[Wire::Socklab.index()] = Some(frame);
 
         // The recipients: the list kept from the last broadcast to this whole namespace
         // if no socket came or went since, or chosen now (and kept, if whole).
@@ -207,22 +210,33 @@ impl Broadcast<'_> {
         let everyone = cached.or_else(|| {
             whole.then(|| Everyone {
                 ns: self.ns.clone(),
-                conns: io.chosen.iter().map(|&(_, conn)| conn).collect(),
+                conns: io.chosen.iter().map(|&(_, conn, w)| (conn, w)).collect(),
             })
         });
-        let mut deliver = |conn: ConnId| {
+        let limits = io.config.limits;
+        let mut deliver = |conn: ConnId, wire: Wire| {
+            let frame = match frames[wire.index()] {
+                Some(f) => f,
+                None => match io.out.encode_event(wire, &e, &limits) {
+                    Ok(f) => {
+                        io.stats.bytes_encoded += f.len() as u64;
+                        *frames[wire.index()].insert(f)
+                    }
+                    Err(_) => return, // over the limit in this wire's encoding only
+                },
+            };
             if let Some(offset) = offset {
                 io.recovery.note_sent(conn, offset);
             }
             io.out.send(conn, frame, self.volatile);
         };
         let count = match &everyone {
-            Some(e) => {
-                e.conns.iter().for_each(|&conn| deliver(conn));
-                e.conns.len()
+            Some(everyone) => {
+                everyone.conns.iter().for_each(|&(c, w)| deliver(c, w));
+                everyone.conns.len()
             }
             None => {
-                io.chosen.iter().for_each(|&(_, conn)| deliver(conn));
+                io.chosen.iter().for_each(|&(_, c, w)| deliver(c, w));
                 io.chosen.len()
             }
         };

@@ -12,7 +12,9 @@ use crate::wire::packet::Limits;
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
     pub limits: Limits,
-    /// How long a new connection may take to join its first namespace (default 45 s).
+    /// How long a new connection may take to join its first namespace (default 45 s, like
+    /// Socket.IO's `connectTimeout`): a Socket.IO client's HTTP upgrade request counts in
+    /// it, so a head that never ends is closed by then too.
     pub handshake_timeout: Duration,
     /// Sent to clients in HELLO; heartbeats use them (see the resilience lessons).
     pub ping_interval: Duration,
@@ -63,6 +65,42 @@ pub struct Handshake {
     pub namespace: String,
 }
 
+/// Why middleware refused a client: the message, and details for the client. A string
+/// converts into one, so middleware may return `Err("...")`.
+///
+/// A Socket.IO client sees both (`err.message`, `err.data`); socklab's CONNECT_ERROR
+/// carries the message only.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Refused {
+    pub message: String,
+    pub data: Option<Value>,
+}
+
+impl Refused {
+    /// A refusal with details.
+    pub fn with_data(message: impl Into<String>, data: Value) -> Refused {
+        Refused {
+            message: message.into(),
+            data: Some(data),
+        }
+    }
+}
+
+impl From<String> for Refused {
+    fn from(message: String) -> Refused {
+        Refused {
+            message,
+            data: None,
+        }
+    }
+}
+
+impl From<&str> for Refused {
+    fn from(message: &str) -> Refused {
+        Refused::from(message.to_string())
+    }
+}
+
 /// Counters for tests, demos and benchmarks.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct EventStats {
@@ -88,4 +126,8 @@ pub struct EventStats {
     pub replay_dropped: u64,
     /// Bytes of frames the replay log holds now (from the log itself).
     pub replay_bytes: u64,
+    /// Connections upgraded to the Socket.IO wire (the others speak socklab's).
+    pub socketio_connections: u64,
+    /// HTTP requests refused (not a Socket.IO upgrade, or a bad request).
+    pub http_refused: u64,
 }

@@ -13,6 +13,7 @@ use crate::events::listeners::Event;
 use crate::events::outbox::Frame;
 use crate::events::{AckError, AckReply, EmitError};
 use crate::wire::packet::{EventRef, Packet};
+use crate::wire::websocket::{self, close};
 
 /// One emit, with everything optional spelled out: `Emit::new("name").arg(..).ack(..)`.
 pub struct Emit {
@@ -92,10 +93,25 @@ impl Io {
         Some(frame)
     }
 
-    /// Queues the close of `conn` for the loop (after flushing its output, if `flush`).
+    /// Queues the close of `conn` for the loop (after flushing its output, if `flush`). A
+    /// Socket.IO connection is told first with a WebSocket close frame: 1001 (going away)
+    /// if the server is stopping, 1000 otherwise.
     pub(super) fn close_later(&mut self, conn: ConnId, flush: bool) {
+        let mut farewell = false;
         if let Some(c) = self.conns.get_mut(&conn) {
+            farewell = flush && !c.closing && c.wire == Wire::SocketIo;
             c.closing = true;
+        }
+        if farewell {
+            let code = if self.stopping {
+                close::GOING_AWAY
+            } else {
+                close::NORMAL
+            };
+            let mut bytes = Vec::with_capacity(4);
+            websocket::encode_close(code, "", None, &mut bytes);
+            let frame = self.out.copy(&bytes);
+            self.out.send(conn, frame, false);
         }
         self.out.push(Action::Close { conn, flush });
     }

@@ -14,6 +14,7 @@
 //! | `rooms.rs` | `Rooms`: who is in which room of which namespace |
 //! | `recovery.rs` | `Recovery`: parked sessions, the replay log, what was sent to whom |
 //! | `sockets.rs` | a socket's end: `disconnecting`, leaving rooms, parking, `disconnect` |
+//! | `reading.rs` | a connection's first byte chooses its wire; each wire's reader hands packets to `protocol.rs` |
 //! | `protocol.rs` | the packets, as the event loop's handler: HELLO, CONNECT, EVENT, ACK, heartbeat |
 //! | `flush.rs` | handing the outbox to the loop |
 //! | `run.rs` | [`Server`], [`RunningServer`], [`ServerHandle`] |
@@ -23,6 +24,7 @@ mod config;
 mod emit;
 mod flush;
 mod protocol;
+mod reading;
 mod recovery;
 mod rooms;
 mod run;
@@ -32,7 +34,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 
 pub use broadcast::Broadcast;
-pub use config::{EventStats, Handshake, ServerConfig};
+pub use config::{EventStats, Handshake, Refused, ServerConfig};
 pub use emit::Emit;
 pub use run::{RunningServer, Server, ServerHandle};
 
@@ -50,7 +52,7 @@ use protocol::Action;
 use recovery::Recovery;
 use rooms::Rooms;
 
-type Middleware = Box<dyn FnMut(&Handshake) -> Result<(), String>>;
+type Middleware = Box<dyn FnMut(&Handshake) -> Result<(), Refused>>;
 type ConnectionHandler = Box<dyn FnMut(&mut Io, &str)>;
 type AckCallback = Box<dyn FnOnce(&mut Io, Result<AckReply, AckError>)>;
 
@@ -63,6 +65,9 @@ struct Namespace {
 /// One socket: a connection's membership of one namespace.
 struct SocketState {
     conn: ConnId,
+    /// Its connection's wire (kept here too: a broadcast picks each recipient's encoding
+    /// without a second lookup).
+    wire: Wire,
     namespace: Name,
     listeners: Listeners<Io>,
     acks: HashMap<u32, AckCallback>,
@@ -74,8 +79,11 @@ struct SocketState {
 /// One connection.
 struct ConnState {
     peer: SocketAddr,
-    /// How its packets are written and read.
+    /// How its packets are written...
     wire: Wire,
+    /// ...and read (`reading.rs`).
+    reader: Reader,
+    /// Its handshake is done: socklab's HELLO, or Socket.IO's upgrade.
     hello: bool,
     /// Namespace -> socket id.
     sockets: NsSockets,
@@ -84,6 +92,16 @@ struct ConnState {
     awaiting_pong: bool,
     /// A close was queued for it: what it sends from now on is not handled.
     closing: bool,
+}
+
+/// How a connection's bytes are read: chosen by its first byte (`reading.rs`).
+enum Reader {
+    /// Nothing read yet.
+    First,
+    /// socklab frames.
+    Socklab,
+    /// Socket.IO: an HTTP upgrade, then WebSocket frames.
+    SocketIo(Box<crate::transport::socketio::SioReader>),
 }
 
 /// Namespace -> socket id, for the one or few namespaces a connection joins. A short list
@@ -157,7 +175,9 @@ pub struct Io {
     everyone: Option<Everyone>,
     /// A broadcast's recipients while they are chosen: kept between broadcasts, so that
     /// choosing them allocates nothing once it has grown.
-    chosen: Vec<(Name, ConnId)>,
+    chosen: Vec<(Name, ConnId, Wire)>,
+    /// The server is stopping: Socket.IO connections are closed with 1001 (going away).
+    stopping: bool,
 }
 
 impl Io {
@@ -177,6 +197,7 @@ impl Io {
             recovery: Recovery::default(),
             everyone: None,
             chosen: Vec::new(),
+            stopping: false,
             config,
         }
     }
@@ -243,11 +264,12 @@ impl Io {
     }
 
     /// Adds middleware to namespace `ns`: it sees each handshake and may refuse it with a
-    /// message, which the client receives as `connect_error`.
+    /// [`Refused`] (`Err("message".into())`, or with details), which the client receives
+    /// as `connect_error`.
     pub fn use_middleware(
         &mut self,
         ns: &str,
-        f: impl FnMut(&Handshake) -> Result<(), String> + 'static,
+        f: impl FnMut(&Handshake) -> Result<(), Refused> + 'static,
     ) {
         self.namespace_entry(ns).middleware.push(Box::new(f));
     }

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use super::{ConnState, Io, NsSockets, SocketState};
+use super::{ConnState, Io, NsSockets, Reader, Refused, SocketState};
 use crate::event_loop::{self, CloseReason, ConnId, Ctx};
 use crate::events::encoder::Wire;
 use crate::events::guard;
@@ -39,6 +39,8 @@ pub(super) enum Action {
 }
 
 impl Io {
+    /// A new connection says nothing until its client does: its first byte tells which
+    /// wire it speaks (`reading.rs`).
     fn accepted(&mut self, conn: ConnId, peer: SocketAddr) {
         self.recovery.connected(conn);
         self.conns.insert(
@@ -46,6 +48,7 @@ impl Io {
             ConnState {
                 peer,
                 wire: Wire::Socklab,
+                reader: Reader::First,
                 hello: false,
                 sockets: NsSockets::default(),
                 pings: 0,
@@ -53,33 +56,27 @@ impl Io {
                 closing: false,
             },
         );
-        let hello = Packet::hello(json!({
-            "pingInterval": self.config.ping_interval.as_millis() as u64,
-            "pingTimeout": self.config.ping_timeout.as_millis() as u64,
-            "maxPayload": self.config.limits.max_frame,
-        }));
-        self.queue_packet(conn, &hello);
-        let (handshake, ping) = (self.config.handshake_timeout, self.config.ping_interval);
+        let handshake = self.config.handshake_timeout;
         self.out
             .push(Action::Timer(handshake, ServerTimer::Handshake(conn)));
-        self.out.push(Action::Timer(ping, ServerTimer::Ping(conn)));
     }
 
-    fn refuse(&mut self, conn: ConnId, ns: &str, message: &str) {
+    fn refuse(&mut self, conn: ConnId, ns: &str, refused: Refused) {
         self.stats.connects_refused += 1;
         let p = Packet::ConnectError {
             ns: ns.to_string(),
-            message: message.to_string(),
+            message: refused.message,
+            data: refused.data,
         };
         self.queue_packet(conn, &p);
     }
 
-    fn protocol_error(&mut self, conn: ConnId) {
+    pub(super) fn protocol_error(&mut self, conn: ConnId) {
         self.stats.parse_errors += 1;
         self.close_conn(conn, reasons::PARSE_ERROR, true);
     }
 
-    fn on_packet(&mut self, conn: ConnId, p: Decoded<'_>) {
+    pub(super) fn on_packet(&mut self, conn: ConnId, p: Decoded<'_>) {
         let Some(c) = self.conns.get_mut(&conn) else {
             return;
         };
@@ -208,7 +205,7 @@ impl Io {
         }
         // ANCHOR_END: replaced
         let Some((ns_name, mut namespace)) = self.namespaces.remove_entry(ns.as_str()) else {
-            self.refuse(conn, &ns, "Invalid namespace");
+            self.refuse(conn, &ns, "Invalid namespace".into());
             return;
         };
         let handshake = super::Handshake {
@@ -225,11 +222,11 @@ impl Io {
         .unwrap_or_else(|p| {
             // The client is refused with `server error`; no socket exists yet.
             self.callback_panicked("middleware", None, &p);
-            Err("server error".to_string())
+            Err("server error".into())
         });
-        if let Err(message) = verdict {
+        if let Err(refused) = verdict {
             self.namespaces.insert(ns_name, namespace);
-            self.refuse(conn, &ns, &message);
+            self.refuse(conn, &ns, refused);
             return;
         }
         self.recovery.expire(Instant::now());
@@ -240,7 +237,12 @@ impl Io {
         });
         let recovered = restored.is_some();
         let last_sent = restored.as_ref().map_or(0, |p| p.last_sent);
+        let wire = self.wire_of(conn);
         let (sid, session) = match restored {
+            // Answers kept for retries are bytes of the wire the session spoke: a client
+            // back on the other wire (it would have to be given the session's secret) gets
+            // none of them.
+            Some(p) if p.wire != wire => (p.sid, p.session.without_answers()),
             Some(p) => (p.sid, p.session),
             None => {
                 let ids = self.ids.next_id().zip(self.ids.next_id());
@@ -248,7 +250,7 @@ impl Io {
                     // No id without the operating system's generator: refuse rather than
                     // hand out a guessable one.
                     self.namespaces.insert(ns_name, namespace);
-                    self.refuse(conn, &ns, "server error");
+                    self.refuse(conn, &ns, "server error".into());
                     return;
                 };
                 (Name::from(sid), Session::new(pid))
@@ -261,6 +263,7 @@ impl Io {
         self.live_pids.insert(pid.clone(), conn);
         let state = SocketState {
             conn,
+            wire,
             namespace: ns_name.clone(),
             listeners: Listeners::default(),
             acks: Default::default(),
@@ -370,7 +373,12 @@ fn split_connect_data(data: Option<Value>) -> (Option<Value>, Option<String>, u6
     let pid = obj
         .remove("pid")
         .and_then(|v| v.as_str().map(str::to_string));
-    let offset = obj.remove("offset").and_then(|v| v.as_u64()).unwrap_or(0);
+    // A number from socklab's client, a string from Socket.IO's (the last argument of the
+    // last broadcast it got, see `wire/sio_packet.rs`).
+    let offset = obj
+        .remove("offset")
+        .and_then(|v| v.as_u64().or_else(|| v.as_str()?.parse().ok()))
+        .unwrap_or(0);
     let auth = (!obj.is_empty()).then_some(Value::Object(obj));
     (auth, pid, offset)
 }
@@ -393,27 +401,8 @@ impl event_loop::Handler for ServerCore {
     }
 
     fn data(&mut self, ctx: &mut Ctx<ServerTimer>, conn: ConnId, bytes: &[u8]) -> usize {
-        let limits = self.io.config.limits;
-        let io = &mut self.io;
-        let wire = io.wire_of(conn);
-        let mut bad = false;
-        // Stop after a packet that closed the connection: what follows it is not handled.
-        let used = wire.decode_stream(bytes, &limits, |res| match res {
-            Ok(p) => {
-                io.on_packet(conn, p);
-                io.conns.get(&conn).is_some_and(|c| !c.closing)
-            }
-            Err(_) => {
-                bad = true;
-                false
-            }
-        });
-        if bad {
-            io.protocol_error(conn);
-            io.flush(ctx);
-            return bytes.len();
-        }
-        io.flush(ctx);
+        let used = self.io.read(conn, bytes);
+        self.io.flush(ctx);
         used
     }
 

@@ -9,6 +9,7 @@ use std::time::Instant;
 use super::config::ServerConfig;
 use super::Io;
 use crate::event_loop::ConnId;
+use crate::events::encoder::Wire;
 use crate::events::names::Name;
 use crate::events::replay::{Bounds, Entry, ReplayLog};
 use crate::events::session::{Parked, Session};
@@ -166,9 +167,23 @@ impl Io {
             .recovery
             .replay
             .missed(&s.namespace, sid, &s.session.joined, offset);
+        let wire = s.wire;
+        let mut joined = Vec::new();
         for (o, (head, tail)) in missed {
             self.stats.broadcasts_replayed += 1;
-            let frame = self.out.copy_parts(head, tail);
+            // The log keeps socklab's bytes; another wire gets them re-encoded.
+            let frame = if wire == Wire::Socklab {
+                self.out.copy_parts(head, tail)
+            } else {
+                joined.clear();
+                joined.extend_from_slice(head);
+                joined.extend_from_slice(tail);
+                let mut bytes = Vec::new();
+                if !wire.transcode_event(&joined, &mut bytes) {
+                    continue;
+                }
+                self.out.copy(&bytes)
+            };
             self.out.send(conn, frame, false);
             last = last.max(o);
         }

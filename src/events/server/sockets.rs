@@ -120,6 +120,7 @@ impl Io {
 
     // ANCHOR: shutting_down
     pub(super) fn shutting_down(&mut self) {
+        self.stopping = true;
         let sids: Vec<Name> = self.sockets.keys().cloned().collect();
         for sid in sids {
             self.say_goodbye(&sid, reasons::SERVER_SHUTTING_DOWN);

@@ -236,6 +236,7 @@ pub fn decode_in_place<'a>(payload: &'a [u8], limits: &Limits) -> Result<Decoded
         4 => Packet::ConnectError {
             ns: c.namespace()?,
             message: c.u16_str("message")?,
+            data: None,
         },
         1 => {
             let ns = c.namespace()?;

@@ -89,7 +89,7 @@ pub fn encode(packet: &Packet, out: &mut Vec<u8>) {
             put_short_str(out, ns);
             put_json(out, data.as_ref());
         }
-        Packet::ConnectError { ns, message } => {
+        Packet::ConnectError { ns, message, .. } => {
             put_short_str(out, ns);
             put_u16_str(out, message);
         }

@@ -80,10 +80,13 @@ pub enum Packet {
         ns: String,
         data: Option<Value>,
     },
-    /// Server: the namespace refused the client (middleware, unknown namespace).
+    /// Server: the namespace refused the client (middleware, unknown namespace). `data` is
+    /// the middleware's details for the client: Socket.IO's wire carries it, socklab's
+    /// carries the message only (section 4.2 of `docs/protocol.md`).
     ConnectError {
         ns: String,
         message: String,
+        data: Option<Value>,
     },
     /// Either side: leave namespace `ns`, with an optional reason for the other side to show.
     Disconnect {
@@ -247,7 +250,7 @@ impl fmt::Display for Packet {
             Packet::Hello { version, info } => write!(f, "HELLO v{version} {info}"),
             Packet::Connect { ns, data: Some(d) } => write!(f, "CONNECT {ns} {d}"),
             Packet::Connect { ns, data: None } => write!(f, "CONNECT {ns}"),
-            Packet::ConnectError { ns, message } => write!(f, "CONNECT_ERROR {ns} {message:?}"),
+            Packet::ConnectError { ns, message, .. } => write!(f, "CONNECT_ERROR {ns} {message:?}"),
             Packet::Disconnect { ns, reason } => match reason {
                 Some(r) => write!(f, "DISCONNECT {ns} {r:?}"),
                 None => write!(f, "DISCONNECT {ns}"),
@@ -308,6 +311,7 @@ mod tests {
         roundtrip(Packet::ConnectError {
             ns: "/".into(),
             message: "not authorized".into(),
+            data: None,
         });
         roundtrip(Packet::Disconnect {
             ns: "/".into(),

@@ -1,0 +1,411 @@
+//! One connection of the Socket.IO wire, read side (lesson 21): the bytes a client sends,
+//! layer by layer, up to the event layer's packets. Pure: bytes in, [`Got`]s out, no I/O.
+//!
+//! ```text
+//! bytes ── HTTP upgrade ──> WebSocket frames ──> Engine.IO packets ──> Socket.IO packets ──> Packet
+//!          (once: 101)      ping/pong/close      2 3 1 (4 = message)   5N-/6N- wait for N
+//!                           answered here        answered here         binary frames
+//! ```
+//!
+//! What each layer answers itself, the event layer never sees: a WebSocket ping (pong), a
+//! close frame (closed), Engine.IO's probe (`2probe` -> `3probe`). A broken rule at any
+//! layer ends the connection with its reason: a WebSocket violation with the close code
+//! RFC 6455 gives it (1002, 1007, 1009), a packet that is not Engine.IO or Socket.IO with
+//! 1008 and `parse error`, like a bad socklab frame. Every number a client sends is bounded
+//! before it is used: the head's bytes, a message's bytes (`maxPayload`), the attachments a
+//! packet announces (the server's limit, 16 by default), an event name's bytes.
+
+use super::engineio::handshake_refusal;
+use super::websocket::Refusal;
+use crate::wire::http::{self, Request};
+use crate::wire::packet::{Limits, Packet};
+use crate::wire::sio_packet::{self, MapError};
+use crate::wire::websocket::{self, close, Decoder, Message, Opcode, Role};
+use crate::wire::{engineio, socketio};
+
+/// The path Socket.IO clients use.
+pub const PATH: &str = "/socket.io/";
+
+/// Bytes of an upgrade request's head, at most.
+pub const MAX_HEAD: usize = 8 * 1024;
+
+/// What the bytes of a connection amounted to.
+#[derive(Debug, PartialEq)]
+pub enum Got {
+    /// The upgrade was accepted: send these bytes (`101 Switching Protocols`), then the
+    /// Engine.IO open packet.
+    Upgraded(Vec<u8>),
+    /// Send these bytes now (a WebSocket pong, Engine.IO's `3probe`).
+    Reply(Vec<u8>),
+    /// A packet for the event layer.
+    Packet(Packet),
+    /// Send these bytes (a refusal, or a close frame), then close: `why` is the reason.
+    End { bytes: Vec<u8>, why: End },
+}
+
+/// Why a connection ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum End {
+    /// The HTTP request was not a Socket.IO upgrade.
+    Refused,
+    /// The client closed: a WebSocket close frame, or Engine.IO's `1`.
+    Closed,
+    /// The client broke a rule; the text says which.
+    Broken(&'static str),
+}
+
+enum State {
+    /// Waiting for the upgrade request.
+    Http,
+    /// WebSocket frames, and the binary event waiting for its attachments, if any.
+    Open {
+        frames: Decoder,
+        pending: Option<(socketio::Packet, Vec<Vec<u8>>)>,
+    },
+    /// Ended: nothing more is read.
+    Done,
+}
+
+/// The read side of one Socket.IO connection.
+pub struct SioReader {
+    state: State,
+    limits: Limits,
+}
+
+impl SioReader {
+    /// A connection whose messages are bounded by `limits.max_frame` bytes (Engine.IO's
+    /// `maxPayload`) and whose packets by the rest of `limits`.
+    pub fn new(limits: Limits) -> SioReader {
+        SioReader {
+            state: State::Http,
+            limits,
+        }
+    }
+
+    /// Whether the upgrade happened and the connection has not ended.
+    pub fn is_open(&self) -> bool {
+        matches!(self.state, State::Open { .. })
+    }
+
+    /// Reads what `bytes` holds, handing each result to `each` until it returns `false` or
+    /// the connection ends; returns the bytes used (the rest is incomplete: offer it again
+    /// with more behind it).
+    pub fn read(&mut self, bytes: &[u8], mut each: impl FnMut(Got) -> bool) -> usize {
+        let mut used = 0;
+        if let State::Http = self.state {
+            let req = match http::parse_request(bytes, MAX_HEAD, 0) {
+                Ok(None) => return 0,
+                Ok(Some(req)) => req,
+                Err(e) => {
+                    let text = format!(
+                        "{} {}: {}\n",
+                        e.status,
+                        http::reason_phrase(e.status),
+                        e.reason
+                    );
+                    self.refuse(&mut each, e.status, "text/plain; charset=utf-8", &text);
+                    return bytes.len();
+                }
+            };
+            match upgrade(&req) {
+                Ok(answer) => {
+                    self.state = State::Open {
+                        frames: Decoder::new(Role::Server, self.limits.max_frame),
+                        pending: None,
+                    };
+                    if !each(Got::Upgraded(answer)) {
+                        return req.head_len;
+                    }
+                    used = req.head_len;
+                }
+                Err(r) => {
+                    self.refuse(&mut each, r.status, r.content_type, &r.body);
+                    return bytes.len();
+                }
+            }
+        }
+        let State::Open { frames, pending } = &mut self.state else {
+            return bytes.len();
+        };
+        let limits = &self.limits;
+        let mut ended = false;
+        used += frames.decode(&bytes[used..], |m| {
+            let got = match m {
+                Ok(m) => message(m, pending, limits),
+                Err(e) => Some(end_with(e.code, e.reason, End::Broken(e.reason))),
+            };
+            match got {
+                None => true,
+                Some(got) => {
+                    ended = matches!(got, Got::End { .. });
+                    each(got) && !ended
+                }
+            }
+        });
+        if ended {
+            self.state = State::Done;
+            return bytes.len();
+        }
+        used
+    }
+
+    fn refuse(&mut self, each: &mut impl FnMut(Got) -> bool, status: u16, kind: &str, body: &str) {
+        let headers = [("Content-Type", kind)];
+        let bytes = http::response(status, &headers, body.as_bytes(), true);
+        self.state = State::Done;
+        each(Got::End {
+            bytes,
+            why: End::Refused,
+        });
+    }
+}
+
+/// The answer to an upgrade request: `101` with its accept key, or the refusal.
+fn upgrade(req: &Request) -> Result<Vec<u8>, Refusal> {
+    if req.path != PATH {
+        return Err(Refusal {
+            status: 404,
+            content_type: "text/plain; charset=utf-8",
+            body: format!("404 Not Found: {} (Socket.IO is at {PATH})\n", req.path),
+        });
+    }
+    if let Some(r) = handshake_refusal(req, &[PATH]) {
+        return Err(r);
+    }
+    match http::websocket_upgrade(req) {
+        Ok(accept) => Ok(http::switching_protocols(&accept)),
+        Err(e) => Err(Refusal {
+            status: e.status,
+            content_type: "text/plain; charset=utf-8",
+            body: format!(
+                "{} {}: {}\n",
+                e.status,
+                http::reason_phrase(e.status),
+                e.reason
+            ),
+        }),
+    }
+}
+
+/// A close frame with `code` and `reason`, then the end.
+fn end_with(code: u16, reason: &str, why: End) -> Got {
+    let mut bytes = Vec::new();
+    websocket::encode_close(code, reason, None, &mut bytes);
+    Got::End { bytes, why }
+}
+
+fn broken(why: &'static str) -> Got {
+    end_with(close::POLICY_VIOLATION, "parse error", End::Broken(why))
+}
+
+fn frame(opcode: Opcode, payload: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    websocket::encode_frame(true, opcode, payload, None, &mut out);
+    out
+}
+
+/// One WebSocket message or control frame: what it amounts to, if anything.
+fn message(
+    m: Message,
+    pending: &mut Option<(socketio::Packet, Vec<Vec<u8>>)>,
+    limits: &Limits,
+) -> Option<Got> {
+    match m {
+        Message::Ping(payload) => Some(Got::Reply(frame(Opcode::Pong, &payload))),
+        Message::Pong(_) => None,
+        Message::Close(code) => {
+            let code = code.map_or(close::NORMAL, |(c, _)| c);
+            Some(end_with(code, "", End::Closed))
+        }
+        Message::Binary(bytes) => {
+            let Some((_, got)) = pending.as_mut() else {
+                return Some(broken("a binary message with no packet waiting for it"));
+            };
+            got.push(bytes);
+            let (p, got) = pending.take_if(|(p, got)| got.len() == p.attachments)?;
+            Some(mapped(sio_packet::to_packet(p, got, limits)))
+        }
+        Message::Text(text) => {
+            if pending.is_some() {
+                return Some(broken("a text message while attachments were awaited"));
+            }
+            engine_io(&text, pending, limits)
+        }
+    }
+}
+
+/// An Engine.IO text packet.
+fn engine_io(
+    text: &str,
+    pending: &mut Option<(socketio::Packet, Vec<Vec<u8>>)>,
+    limits: &Limits,
+) -> Option<Got> {
+    match engineio::decode_text(text) {
+        Ok(engineio::Packet::Pong(_)) => Some(Got::Packet(Packet::Pong)),
+        Ok(engineio::Packet::Ping(data)) => {
+            let mut pong = String::new();
+            engineio::encode_text(&engineio::Packet::Pong(data), &mut pong);
+            Some(Got::Reply(frame(Opcode::Text, pong.as_bytes())))
+        }
+        Ok(engineio::Packet::Close) => Some(end_with(close::NORMAL, "", End::Closed)),
+        Ok(engineio::Packet::Message(body)) => {
+            let p = match socketio::decode(&body) {
+                Ok(p) => p,
+                Err(_) => return Some(broken("not a Socket.IO packet")),
+            };
+            if let Err(e) = sio_packet::check(&p, limits) {
+                return Some(mapped(Err(e)));
+            }
+            if p.attachments > 0 {
+                *pending = Some((p, Vec::with_capacity(0)));
+                return None;
+            }
+            Some(mapped(sio_packet::to_packet(p, Vec::new(), limits)))
+        }
+        Ok(_) => Some(broken("an Engine.IO packet a client does not send here")),
+        Err(_) => Some(broken("not an Engine.IO packet")),
+    }
+}
+
+fn mapped(r: Result<Packet, MapError>) -> Got {
+    match r {
+        Ok(p) => Got::Packet(p),
+        Err(MapError::Sio(_)) => broken("not a Socket.IO packet"),
+        Err(MapError::LongName(_)) => broken("an event name over the limit"),
+        Err(MapError::TooManyAttachments(_)) => broken("more attachments than the limit"),
+        Err(MapError::ServerOnly) => broken("a CONNECT_ERROR from a client"),
+        Err(MapError::AckWithoutId) => broken("an ACK without an id"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const UPGRADE: &str = "GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: x\r\n\
+        Upgrade: websocket\r\nConnection: Upgrade\r\n\
+        Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
+
+    fn masked(opcode: Opcode, payload: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        websocket::encode_frame(true, opcode, payload, Some([1, 2, 3, 4]), &mut out);
+        out
+    }
+
+    fn read_all(r: &mut SioReader, bytes: &[u8]) -> Vec<Got> {
+        let mut got = Vec::new();
+        let used = r.read(bytes, |g| {
+            got.push(g);
+            true
+        });
+        assert_eq!(used, bytes.len());
+        got
+    }
+
+    #[test]
+    fn an_upgrade_then_an_event_with_an_attachment() {
+        let mut r = SioReader::new(Limits::default());
+        let mut bytes = UPGRADE.as_bytes().to_vec();
+        bytes.extend(masked(Opcode::Text, b"3"));
+        bytes.extend(masked(
+            Opcode::Text,
+            br#"451-/chat,7["up",{"_placeholder":true,"num":0}]"#,
+        ));
+        bytes.extend(masked(Opcode::Binary, &[9, 9]));
+        let got = read_all(&mut r, &bytes);
+        assert!(matches!(&got[0], Got::Upgraded(b) if b.starts_with(b"HTTP/1.1 101")));
+        assert_eq!(got[1], Got::Packet(Packet::Pong));
+        assert_eq!(
+            got[2],
+            Got::Packet(Packet::Event {
+                ns: "/chat".into(),
+                name: "up".into(),
+                args: vec![json!({"_placeholder": true, "num": 0})],
+                attachments: vec![vec![9, 9]],
+                id: Some(7),
+                offset: None,
+            })
+        );
+    }
+
+    #[test]
+    fn a_head_in_pieces_waits() {
+        let mut r = SioReader::new(Limits::default());
+        let half = &UPGRADE.as_bytes()[..40];
+        assert_eq!(r.read(half, |_| true), 0);
+        assert!(!r.is_open());
+        assert_eq!(read_all(&mut r, UPGRADE.as_bytes()).len(), 1);
+        assert!(r.is_open());
+    }
+
+    #[test]
+    fn refusals_and_broken_rules_end_the_connection() {
+        let cases: [(&[u8], End); 4] = [
+            (b"GET / HTTP/1.1\r\n\r\n", End::Refused),
+            (
+                b"GET /socket.io/?EIO=3&transport=websocket HTTP/1.1\r\n\r\n",
+                End::Refused,
+            ),
+            (b"\x16\x03\x01 not http\r\n\r\n", End::Refused),
+            (
+                b"GET /socket.io/?EIO=4&transport=polling HTTP/1.1\r\n\r\n",
+                End::Refused,
+            ),
+        ];
+        for (bytes, why) in cases {
+            let mut r = SioReader::new(Limits::default());
+            let got = read_all(&mut r, bytes);
+            assert!(
+                matches!(&got[..], [Got::End { why: w, .. }] if *w == why),
+                "{got:?}"
+            );
+        }
+        for text in [
+            "4abc",
+            "42{}",
+            "42abc[\"x\"]",
+            r#"42["disconnect"]"#,
+            "9",
+            "44{}",
+        ] {
+            let mut r = SioReader::new(Limits::default());
+            let mut bytes = UPGRADE.as_bytes().to_vec();
+            bytes.extend(masked(Opcode::Text, text.as_bytes()));
+            bytes.extend(masked(Opcode::Text, b"3")); // not read: the connection ended
+            let got = read_all(&mut r, &bytes);
+            assert_eq!(got.len(), 2, "{text}: {got:?}");
+            assert!(
+                matches!(
+                    got[1],
+                    Got::End {
+                        why: End::Broken(_),
+                        ..
+                    }
+                ),
+                "{text}"
+            );
+        }
+        let mut r = SioReader::new(Limits::default());
+        let mut bytes = UPGRADE.as_bytes().to_vec();
+        let mut unmasked = Vec::new();
+        websocket::encode_frame(true, Opcode::Text, b"3", None, &mut unmasked);
+        bytes.extend(unmasked);
+        let got = read_all(&mut r, &bytes);
+        let Got::End { bytes, .. } = &got[1] else {
+            panic!("{got:?}")
+        };
+        assert_eq!(&bytes[2..4], &close::PROTOCOL_ERROR.to_be_bytes());
+    }
+
+    #[test]
+    fn pings_and_probes_are_answered_here() {
+        let mut r = SioReader::new(Limits::default());
+        let mut bytes = UPGRADE.as_bytes().to_vec();
+        bytes.extend(masked(Opcode::Ping, b"hi"));
+        bytes.extend(masked(Opcode::Text, b"2probe"));
+        let got = read_all(&mut r, &bytes);
+        assert_eq!(got[1], Got::Reply(frame(Opcode::Pong, b"hi")));
+        assert_eq!(got[2], Got::Reply(frame(Opcode::Text, b"3probe")));
+    }
+}

@@ -1,0 +1,476 @@
+//! The event layer's packets ([`packet::Packet`]) on the Socket.IO wire, as pure code: each
+//! packet as the WebSocket frames that carry its Engine.IO message, and a decoded Socket.IO
+//! packet back as the event layer's packet.
+//!
+//! One chat message, as each wire writes it (lesson 21 counts the bytes):
+//!
+//! ```text
+//! socklab:    00 00 00 2e 02 01 05 2f 63 68 61 74 ...        a frame: length, type, flags, ...
+//! Socket.IO:  81 2c 34 32 2f 63 68 61 74 2c 5b ...           a WebSocket text frame holding
+//!                   4  2  /  c  h  a  t  ,  [                 Engine.IO `4` + Socket.IO `2/chat,[...]`
+//! ```
+//!
+//! What maps to what:
+//!
+//! | event layer | Socket.IO over WebSocket |
+//! |---|---|
+//! | HELLO (the server's settings) | Engine.IO open packet `0{"sid",...}` |
+//! | PING / PONG | Engine.IO `2` / `3` |
+//! | CONNECT, CONNECT_ERROR, DISCONNECT | `0`, `4`, `1` (the namespace written unless `/`) |
+//! | EVENT, ACK | `2` / `3`; with attachments `5N-` / `6N-` and N binary frames |
+//!
+//! Differences a reader meets:
+//! - **Attachments.** socklab keeps an event's binary attachments beside its JSON arguments;
+//!   Socket.IO puts a placeholder `{"_placeholder":true,"num":N}` where each binary value
+//!   was. Decoding keeps the placeholders where the sender put them and the bytes in order of
+//!   `num`; encoding appends a placeholder argument for each attachment that no argument
+//!   already points at.
+//! - **The broadcast offset** is a header field on socklab's wire; Socket.IO 4.8 sends it as
+//!   an extra last argument, a string, which its client keeps for connection state recovery.
+//! - **A DISCONNECT for `server shutting down`** is not written: Socket.IO's client would take
+//!   `1` for "the server does not want me" and never reconnect; the WebSocket close that
+//!   follows (1001, going away) makes it reconnect, as a restart should.
+
+use std::fmt;
+
+use serde_json::Value;
+
+use super::packet::{EventRef, Limits, Packet, DEFAULT_NAMESPACE};
+use super::socketio::{self, Kind, SioError};
+use super::websocket::{self, Opcode};
+use crate::wire::packet::RESERVED_EVENTS;
+
+/// The reason a server DISCONNECT is not written as Socket.IO's `1` (see the file's notes).
+pub const SHUTTING_DOWN: &str = "server shutting down";
+
+/// Appends the WebSocket frames of `p` to `out`.
+pub fn encode(p: &Packet, out: &mut Vec<u8>) {
+    match p {
+        Packet::Event {
+            ns,
+            name,
+            args,
+            attachments,
+            id,
+            offset,
+        } => encode_event(
+            &EventRef {
+                ns,
+                name,
+                args,
+                attachments,
+                id: *id,
+                offset: *offset,
+            },
+            out,
+        ),
+        Packet::Ack {
+            ns,
+            id,
+            args,
+            attachments,
+        } => {
+            text_frame(out, |t| {
+                write_head(t, attachments.len(), ns, Some(*id), Kind::Ack);
+                write_array(t, None, args, attachments.len(), None);
+            });
+            binary_frames(attachments, out);
+        }
+        Packet::Disconnect { reason, .. } if reason.as_deref() == Some(SHUTTING_DOWN) => {}
+        other => text_frame(out, |t| write_text(other, t)),
+    }
+}
+
+/// Appends the frames of an EVENT given by its parts to `out`: a broadcast is written once
+/// and the same bytes go to every recipient (server frames are never masked).
+pub fn encode_event(e: &EventRef<'_>, out: &mut Vec<u8>) {
+    text_frame(out, |t| {
+        write_head(t, e.attachments.len(), e.ns, e.id, Kind::Event);
+        write_array(t, Some(e.name), e.args, e.attachments.len(), e.offset);
+    });
+    binary_frames(e.attachments, out);
+}
+
+/// The Engine.IO text of a packet that is not an EVENT or ACK.
+fn write_text(p: &Packet, t: &mut Vec<u8>) {
+    match p {
+        Packet::Hello { info, .. } => {
+            t.push(b'0');
+            let _ = serde_json::to_writer(&mut *t, info);
+        }
+        Packet::Ping => t.push(b'2'),
+        Packet::Pong => t.push(b'3'),
+        Packet::Connect { ns, data } => {
+            write_head(t, 0, ns, None, Kind::Connect);
+            if let Some(d) = data {
+                let _ = serde_json::to_writer(&mut *t, d);
+            }
+        }
+        Packet::ConnectError { ns, message, data } => {
+            write_head(t, 0, ns, None, Kind::ConnectError);
+            let mut body = serde_json::Map::new();
+            body.insert("message".into(), Value::from(message.as_str()));
+            if let Some(d) = data {
+                body.insert("data".into(), d.clone());
+            }
+            let _ = serde_json::to_writer(&mut *t, &body);
+        }
+        Packet::Disconnect { ns, .. } => write_head(t, 0, ns, None, Kind::Disconnect),
+        // Written by `encode` itself.
+        Packet::Event { .. } | Packet::Ack { .. } => {}
+    }
+}
+
+/// `4` (Engine.IO message), the Socket.IO type (binary if there are attachments), their
+/// count, the namespace unless `/`, the ack id.
+fn write_head(t: &mut Vec<u8>, attachments: usize, ns: &str, id: Option<u32>, kind: Kind) {
+    let kind = match (kind, attachments > 0) {
+        (Kind::Event, true) => Kind::BinaryEvent,
+        (Kind::Ack, true) => Kind::BinaryAck,
+        (k, _) => k,
+    };
+    t.push(b'4');
+    t.push(b'0' + kind as u8);
+    if attachments > 0 {
+        t.extend_from_slice(attachments.to_string().as_bytes());
+        t.push(b'-');
+    }
+    if ns != DEFAULT_NAMESPACE {
+        t.extend_from_slice(ns.as_bytes());
+        t.push(b',');
+    }
+    if let Some(id) = id {
+        t.extend_from_slice(id.to_string().as_bytes());
+    }
+}
+
+/// `[name?, args..., a placeholder for each attachment no argument points at, "offset"?]`.
+fn write_array(
+    t: &mut Vec<u8>,
+    name: Option<&str>,
+    args: &[Value],
+    attachments: usize,
+    offset: Option<u64>,
+) {
+    // Writing JSON into a Vec cannot fail.
+    let mut open = false;
+    let mut next = |t: &mut Vec<u8>| {
+        t.push(if open { b',' } else { b'[' });
+        open = true;
+    };
+    if let Some(n) = name {
+        next(t);
+        let _ = serde_json::to_writer(&mut *t, n);
+    }
+    for a in args {
+        next(t);
+        let _ = serde_json::to_writer(&mut *t, a);
+    }
+    if attachments > 0 {
+        let mut used = vec![false; attachments];
+        args.iter().for_each(|a| mark_placeholders(a, &mut used));
+        for (num, _) in used.iter().enumerate().filter(|(_, u)| !**u) {
+            next(t);
+            let _ = serde_json::to_writer(&mut *t, &socketio::placeholder(num));
+        }
+    }
+    if let Some(o) = offset {
+        next(t);
+        let _ = serde_json::to_writer(&mut *t, &o.to_string());
+    }
+    if !open {
+        t.push(b'[');
+    }
+    t.push(b']');
+}
+
+/// Marks in `used` the attachments that placeholders inside `v` point at.
+fn mark_placeholders(v: &Value, used: &mut [bool]) {
+    if let Some(num) = socketio::placeholder_num(v) {
+        if let Some(u) = used.get_mut(num) {
+            *u = true;
+        }
+        return;
+    }
+    match v {
+        Value::Array(a) => a.iter().for_each(|v| mark_placeholders(v, used)),
+        Value::Object(o) => o.values().for_each(|v| mark_placeholders(v, used)),
+        _ => {}
+    }
+}
+
+/// Appends one unmasked text frame whose payload `fill` writes, without a second buffer:
+/// the payload is written after room for the longest header, then moved up against the
+/// header its length needs.
+fn text_frame(out: &mut Vec<u8>, fill: impl FnOnce(&mut Vec<u8>)) {
+    const ROOM: usize = 10; // 2 bytes + a 64-bit length: the longest unmasked header
+    let start = out.len();
+    out.extend_from_slice(&[0; ROOM]);
+    fill(out);
+    let len = out.len() - start - ROOM;
+    let mut head = [0u8; ROOM];
+    head[0] = 0x80 | Opcode::Text as u8; // FIN, text
+    let h = match len {
+        0..=125 => {
+            head[1] = len as u8;
+            2
+        }
+        126..=0xffff => {
+            head[1] = 126;
+            head[2..4].copy_from_slice(&(len as u16).to_be_bytes());
+            4
+        }
+        _ => {
+            head[1] = 127;
+            head[2..10].copy_from_slice(&(len as u64).to_be_bytes());
+            10
+        }
+    };
+    out[start..start + h].copy_from_slice(&head[..h]);
+    if h < ROOM {
+        out.copy_within(start + ROOM.., start + h);
+        out.truncate(start + h + len);
+    }
+}
+
+/// One binary frame per attachment, in order.
+fn binary_frames(attachments: &[Vec<u8>], out: &mut Vec<u8>) {
+    for a in attachments {
+        websocket::encode_frame(true, Opcode::Binary, a, None, out);
+    }
+}
+
+/// Why a Socket.IO packet from a client is not one the event layer takes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MapError {
+    Sio(SioError),
+    /// An event name over the server's limit.
+    LongName(usize),
+    /// More attachments than the server's limit.
+    TooManyAttachments(usize),
+    /// A packet only a server sends (CONNECT_ERROR).
+    ServerOnly,
+    /// An ACK without its id.
+    AckWithoutId,
+}
+
+impl fmt::Display for MapError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            MapError::Sio(e) => e.fmt(f),
+            MapError::LongName(n) => write!(f, "an event name of {n} bytes"),
+            MapError::TooManyAttachments(n) => write!(f, "{n} attachments"),
+            MapError::ServerOnly => f.write_str("a CONNECT_ERROR from a client"),
+            MapError::AckWithoutId => f.write_str("an ACK without an id"),
+        }
+    }
+}
+
+/// Checks a decoded packet's header against the server's limits (before its attachments
+/// are waited for): how many attachments it announces.
+pub fn check(p: &socketio::Packet, limits: &Limits) -> Result<(), MapError> {
+    if p.attachments > limits.max_attachments {
+        return Err(MapError::TooManyAttachments(p.attachments));
+    }
+    Ok(())
+}
+
+/// A client's Socket.IO packet, with its attachments, as the event layer's packet.
+pub fn to_packet(
+    p: socketio::Packet,
+    attachments: Vec<Vec<u8>>,
+    limits: &Limits,
+) -> Result<Packet, MapError> {
+    check(&p, limits)?;
+    let ns = p.ns;
+    Ok(match p.kind {
+        Kind::Connect => Packet::Connect { ns, data: p.data },
+        Kind::Disconnect => Packet::Disconnect { ns, reason: None },
+        Kind::ConnectError => return Err(MapError::ServerOnly),
+        Kind::Event | Kind::BinaryEvent => {
+            let Some(Value::Array(mut a)) = p.data else {
+                return Err(MapError::Sio(SioError::BadData(
+                    "EVENT data must be an array",
+                )));
+            };
+            let name = match a.first() {
+                Some(Value::String(_)) => match a.remove(0) {
+                    Value::String(s) => s,
+                    _ => unreachable!("checked above"),
+                },
+                _ => return Err(MapError::Sio(SioError::BadData("an event needs a name"))),
+            };
+            if name.len() > limits.max_event_name {
+                return Err(MapError::LongName(name.len()));
+            }
+            if RESERVED_EVENTS.contains(&name.as_str()) {
+                return Err(MapError::Sio(SioError::ReservedEvent(name)));
+            }
+            Packet::Event {
+                ns,
+                name,
+                args: a,
+                attachments,
+                id: p.id,
+                offset: None,
+            }
+        }
+        Kind::Ack | Kind::BinaryAck => {
+            let id = p.id.ok_or(MapError::AckWithoutId)?;
+            let Some(Value::Array(args)) = p.data else {
+                return Err(MapError::Sio(SioError::BadData(
+                    "ACK data must be an array",
+                )));
+            };
+            Packet::Ack {
+                ns,
+                id,
+                args,
+                attachments,
+            }
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// The payloads of the frames in `bytes` (server frames: unmasked).
+    fn payloads(bytes: &[u8]) -> Vec<(u8, Vec<u8>)> {
+        let mut d = websocket::Decoder::new(websocket::Role::Client, 1 << 24);
+        let mut out = Vec::new();
+        let used = d.decode(bytes, |m| {
+            out.push(match m.expect("a frame") {
+                websocket::Message::Text(t) => (1, t.into_bytes()),
+                websocket::Message::Binary(b) => (2, b),
+                other => panic!("{other:?}"),
+            });
+            true
+        });
+        assert_eq!(used, bytes.len());
+        out
+    }
+
+    fn text(p: &Packet) -> String {
+        let mut out = Vec::new();
+        encode(p, &mut out);
+        let mut frames = payloads(&out);
+        assert_eq!(frames.len(), 1);
+        String::from_utf8(frames.remove(0).1).unwrap()
+    }
+
+    #[test]
+    fn the_packets_as_socket_io_writes_them() {
+        let hello = Packet::hello(json!({"sid": "abc", "upgrades": []}));
+        assert_eq!(text(&hello), r#"0{"sid":"abc","upgrades":[]}"#);
+        assert_eq!(text(&Packet::Ping), "2");
+        let connect = Packet::Connect {
+            ns: "/chat".into(),
+            data: Some(json!({"sid": "x"})),
+        };
+        assert_eq!(text(&connect), r#"40/chat,{"sid":"x"}"#);
+        let refused = Packet::ConnectError {
+            ns: "/".into(),
+            message: "no".into(),
+            data: Some(json!({"why": 1})),
+        };
+        // (serde_json writes an object's keys in order)
+        assert_eq!(text(&refused), r#"44{"data":{"why":1},"message":"no"}"#);
+        let bye = Packet::Disconnect {
+            ns: "/chat".into(),
+            reason: Some("server namespace disconnect".into()),
+        };
+        assert_eq!(text(&bye), "41/chat,");
+        let event = Packet::Event {
+            ns: "/".into(),
+            name: "chat message".into(),
+            args: vec![json!("hi")],
+            attachments: vec![],
+            id: Some(12),
+            offset: Some(7),
+        };
+        assert_eq!(text(&event), r#"4212["chat message","hi","7"]"#);
+        let ack = Packet::Ack {
+            ns: "/chat".into(),
+            id: 3,
+            args: vec![],
+            attachments: vec![],
+        };
+        assert_eq!(text(&ack), "43/chat,3[]");
+    }
+
+    #[test]
+    fn shutting_down_is_not_written_as_a_disconnect() {
+        let mut out = Vec::new();
+        let p = Packet::Disconnect {
+            ns: "/".into(),
+            reason: Some(SHUTTING_DOWN.into()),
+        };
+        encode(&p, &mut out);
+        assert!(out.is_empty());
+    }
+
+    #[test]
+    fn attachments_follow_as_binary_frames_with_placeholders_appended() {
+        let p = Packet::Event {
+            ns: "/".into(),
+            name: "file".into(),
+            args: vec![json!("a.bin"), socketio::placeholder(1)],
+            attachments: vec![vec![1, 2], vec![3]],
+            id: None,
+            offset: None,
+        };
+        let mut out = Vec::new();
+        encode(&p, &mut out);
+        let frames = payloads(&out);
+        assert_eq!(frames.len(), 3);
+        assert_eq!(
+            String::from_utf8(frames[0].1.clone()).unwrap(),
+            r#"452-["file","a.bin",{"_placeholder":true,"num":1},{"_placeholder":true,"num":0}]"#
+        );
+        assert_eq!(frames[1], (2, vec![1, 2]));
+        assert_eq!(frames[2], (2, vec![3]));
+    }
+
+    #[test]
+    fn lengths_over_125_and_65535_get_the_longer_headers() {
+        for n in [0, 1, 120, 125, 126, 200, 65_535, 65_536, 70_000] {
+            let p = Packet::Event {
+                ns: "/".into(),
+                name: "x".into(),
+                args: vec![json!("y".repeat(n))],
+                attachments: vec![],
+                id: None,
+                offset: None,
+            };
+            let t = text(&p);
+            assert_eq!(t.len(), n + r#"42["x",""]"#.len(), "{n}");
+        }
+    }
+
+    #[test]
+    fn client_packets_map_to_the_event_layer() {
+        let limits = Limits::default();
+        let p = socketio::decode(r#"2/chat,5["join","lobby"]"#).unwrap();
+        assert_eq!(
+            to_packet(p, vec![], &limits),
+            Ok(Packet::Event {
+                ns: "/chat".into(),
+                name: "join".into(),
+                args: vec![json!("lobby")],
+                attachments: vec![],
+                id: Some(5),
+                offset: None,
+            })
+        );
+        let long = format!(r#"2["{}"]"#, "n".repeat(129));
+        let p = socketio::decode(&long).unwrap();
+        assert_eq!(to_packet(p, vec![], &limits), Err(MapError::LongName(129)));
+        let p = socketio::decode(r#"4{"message":"x"}"#).unwrap();
+        assert_eq!(to_packet(p, vec![], &limits), Err(MapError::ServerOnly));
+        let p = socketio::decode(r#"517-["x"]"#).unwrap();
+        assert_eq!(check(&p, &limits), Err(MapError::TooManyAttachments(17)));
+    }
+}

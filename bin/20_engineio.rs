@@ -8,14 +8,12 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use socklab::blocking;
 use socklab::event_loop::{Config, EventLoop};
 use socklab::lesson::{self, Endpoint, Role};
-use socklab::sys::{self, Fd};
 use socklab::transport::engineio::{self, EioConfig, EngineIo};
 use socklab::transport::websocket::WsServer;
-use socklab::wire::http;
-use socklab::wire::websocket::{self, Decoder, Message, Opcode};
+use socklab::transport::ws_client::WsClient;
+use socklab::wire::websocket::Message;
 
 /// What `--help` says.
 const HELP: lesson::Help = lesson::Help {
@@ -51,82 +49,15 @@ fn echo(_sid: &str, text: &str) -> Option<String> {
 /// one per frame).
 const KEY: [u8; 4] = [0x37, 0xfa, 0x21, 0x3d];
 
-/// The upgrade request of an Engine.IO client: the path, `EIO=4`, `transport=websocket`.
-fn ask(fd: &Fd, eio: &str) -> Result<(), Box<dyn Error>> {
-    let request = format!(
-        "GET /engine.io/?EIO={eio}&transport=websocket HTTP/1.1\r\nHost: lesson20\r\n\
-         Upgrade: websocket\r\nConnection: Upgrade\r\n\
-         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
-    );
-    blocking::write_all(fd, request.as_bytes())?;
-    Ok(())
-}
-
-/// A client's side of one connection: what was read and not yet used, and the decoder.
-struct Peer {
-    fd: Fd,
-    kept: Vec<u8>,
-    frames: Decoder,
-}
-
-impl Peer {
-    fn read_more(&mut self) -> Result<(), Box<dyn Error>> {
-        let mut buf = [0u8; 4096];
-        let n = sys::read(&self.fd, &mut buf)?;
-        if n == 0 {
-            return Err("the server closed the connection".into());
-        }
-        self.kept.extend_from_slice(&buf[..n]);
-        Ok(())
-    }
-
-    /// The answer to the upgrade request: its status, and its body if it has one.
-    fn answer(&mut self) -> Result<(u16, String), Box<dyn Error>> {
-        loop {
-            if let Some(res) = http::parse_response(&self.kept)? {
-                let whole = res.head_len + res.content_length;
-                if self.kept.len() >= whole {
-                    let body = String::from_utf8_lossy(&self.kept[res.head_len..whole]);
-                    let body = body.into_owned();
-                    self.kept.drain(..whole);
-                    return Ok((res.status, body));
-                }
-            }
-            self.read_more()?;
-        }
-    }
-
-    /// The next message from the server.
-    fn next(&mut self) -> Result<Message, Box<dyn Error>> {
-        loop {
-            let mut got = None;
-            let used = self.frames.decode(&self.kept, |m| {
-                got = Some(m);
-                false
-            });
-            self.kept.drain(..used);
-            if let Some(m) = got {
-                return Ok(m?);
-            }
-            self.read_more()?;
-        }
-    }
-
-    /// Sends one Engine.IO packet as a masked text frame.
-    fn send(&mut self, text: &str) -> Result<(), Box<dyn Error>> {
-        let mut frame = Vec::new();
-        websocket::encode_frame(true, Opcode::Text, text.as_bytes(), Some(KEY), &mut frame);
-        blocking::write_all(&self.fd, &frame)?;
-        Ok(())
-    }
-}
-
-fn connect(addr: SocketAddr) -> Result<Peer, Box<dyn Error>> {
-    Ok(Peer {
-        fd: blocking::connect_tcp(addr)?,
-        kept: Vec::new(),
-        frames: Decoder::new(websocket::Role::Client, 1 << 20),
-    })
+/// A client that asked for an Engine.IO session (`EIO=4`, `transport=websocket`) or, with
+/// another `eio`, for another version of the protocol.
+fn ask(addr: SocketAddr, eio: &str) -> Result<WsClient, Box<dyn Error>> {
+    let c = WsClient::connect(addr, KEY)?;
+    c.request_upgrade(
+        &format!("/engine.io/?EIO={eio}&transport=websocket"),
+        "lesson20",
+    )?;
+    Ok(c)
 }
 
 // ANCHOR: demo
@@ -141,8 +72,7 @@ fn demo() -> Result<(), Box<dyn Error>> {
     let addr = ev.ctx().listen("127.0.0.1:0".parse()?)?;
     println!("listening on {addr}");
     let step = Some(Duration::from_secs(1));
-    let mut c = connect(addr)?;
-    ask(&c.fd, "4")?;
+    let mut c = ask(addr, "4")?;
     ev.turn(step)?; // accept
     ev.turn(step)?; // the upgrade, then the open packet
     let (status, _) = c.answer()?;
@@ -152,7 +82,7 @@ fn demo() -> Result<(), Box<dyn Error>> {
         println!("the open packet: 0{data}");
     }
 
-    c.send("4hello")?;
+    c.send_text("4hello")?;
     ev.turn(step)?;
     println!("sent 4hello, got back {:?}", c.next()?);
 
@@ -164,7 +94,7 @@ fn demo() -> Result<(), Box<dyn Error>> {
         ev.turn(step)?; // sleeps until the ping timer
     }
     println!("300 ms later the server pings: {:?}", c.next()?);
-    c.send("3")?;
+    c.send_text("3")?;
     ev.turn(step)?;
     println!(
         "the client answers 3 (pong); pongs seen: {}",
@@ -181,8 +111,7 @@ fn demo() -> Result<(), Box<dyn Error>> {
     println!("after the next ping: {:?}", c.next()?);
     println!("then {:?}", c.next()?);
 
-    let mut old = connect(addr)?;
-    ask(&old.fd, "3")?;
+    let mut old = ask(addr, "3")?;
     ev.turn(step)?; // accept
     ev.turn(step)?; // refuse
     let (status, body) = old.answer()?;
@@ -207,8 +136,7 @@ fn serve(addr: SocketAddr) -> Result<(), Box<dyn Error>> {
 }
 
 fn client(addr: SocketAddr) -> Result<(), Box<dyn Error>> {
-    let mut c = connect(addr)?;
-    ask(&c.fd, "4")?;
+    let mut c = ask(addr, "4")?;
     let (status, body) = c.answer()?;
     if status != 101 {
         return Err(format!("refused: {status} {body}").into());
@@ -220,7 +148,7 @@ fn client(addr: SocketAddr) -> Result<(), Box<dyn Error>> {
         match c.next()? {
             Message::Text(t) if t == "2" => {
                 println!("ping; answering 3");
-                c.send("3")?;
+                c.send_text("3")?;
                 continue;
             }
             Message::Text(t) if t.starts_with('0') => println!("open: {t}"),
@@ -231,9 +159,11 @@ fn client(addr: SocketAddr) -> Result<(), Box<dyn Error>> {
             }
         }
         match lines.next() {
-            Some(line) => c.send(&format!("4{line}"))?,
+            Some(line) => {
+                c.send_text(&format!("4{line}"))?;
+            }
             None => {
-                c.send("1")?;
+                c.send_text("1")?;
                 println!("sent 1 (close)");
                 return Ok(());
             }

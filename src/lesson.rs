@@ -237,6 +237,11 @@ pub const LESSONS: &[(&str, &str, &str)] = &[
         "20_engineio",
         "Engine.IO over WebSocket: the open packet, the server's ping, messages",
     ),
+    (
+        "21",
+        "21_socketio",
+        "Socket.IO packets in Engine.IO: CONNECT, EVENT, ACK, binary, both encodings counted",
+    ),
 ];
 
 /// Bytes as `xxd` shows them: offset, 16 bytes in hex, the printable ones as text.

@@ -66,6 +66,7 @@
 //! | 18 | `18_http` | HTTP/1.1 on the loop: a blank line ends a request; keep-alive, pipelining |
 //! | 19 | `19_websocket` | the upgrade and its accept key; frames, masks, fragments, ping, close |
 //! | 20 | `20_engineio` | Engine.IO over WebSocket: the open packet, the server's ping, messages |
+//! | 21 | `21_socketio` | Socket.IO packets in Engine.IO: CONNECT, EVENT, ACK, binary, both encodings counted |
 
 #[allow(unsafe_code)]
 pub mod sys;

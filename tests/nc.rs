@@ -196,13 +196,22 @@ const CASES: &[Case] = &[
     },
     Case {
         page: "14-events.md",
-        command: "printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc 127.0.0.1 7014 | xxd | head -2",
+        command: "printf '\\0\\0\\0\\1\\2' | nc 127.0.0.1 7014 | xxd | head -2",
         lesson: env!("CARGO_BIN_EXE_14_events"),
         input: Input::Ends,
         prints: &[
             "00000000: 0000 004c 0753 4f43 4b4c 4142 0200 0000  ...L.SOCKLAB....",
             "00000010: 3f7b 226d 6178 5061 796c 6f61 6422 3a31  ?{\"maxPayload\":1",
         ],
+        server_prints: None,
+        ends: Ends::Exits,
+    },
+    Case {
+        page: "14-events.md",
+        command: "printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc 127.0.0.1 7014 | head -1",
+        lesson: env!("CARGO_BIN_EXE_14_events"),
+        input: Input::Ends,
+        prints: &["HTTP/1.1 404 Not Found"],
         server_prints: None,
         ends: Ends::Exits,
     },

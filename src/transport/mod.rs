@@ -6,8 +6,10 @@
 //! | `websocket.rs` | a WebSocket server as a loop handler: the upgrade, then frames (ping/pong, fragments, the close handshake, close codes for broken rules) | 19 |
 //! | `engineio.rs` | Engine.IO v4 sessions on those WebSockets: the open packet, the server's ping and the client's pong, messages | 20 |
 //! | `socketio.rs` | one Socket.IO connection's read side, pure: the upgrade, frames, Engine.IO, Socket.IO packets with their attachments, up to the event layer's packets | 21 |
+//! | `ws_client.rs` | a blocking WebSocket client on the `sys` calls, for the lessons that show the client's bytes | 20, 21 |
 
 pub mod engineio;
 pub mod http;
 pub mod socketio;
 pub mod websocket;
+pub mod ws_client;

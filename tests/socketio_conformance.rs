@@ -843,6 +843,8 @@ fn the_server_stopping_sends_1001_and_no_41() {
         Ending::Close(Some((code, _))) => assert_eq!(code, close::GOING_AWAY),
         other => panic!("expected close 1001, got {other:?}"),
     }
+    // The server lingers for our FIN (up to its stop grace) before its thread ends.
+    drop(peer);
     lab.server.stop().expect("the server thread ends cleanly");
 }
 

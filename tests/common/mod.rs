@@ -18,6 +18,7 @@ mod peer;
 mod proc_stats;
 mod process;
 mod served;
+mod sio_peer;
 
 #[allow(unused_imports)] // each test binary uses its own subset
 pub use fake_server::*;
@@ -29,6 +30,8 @@ pub use proc_stats::*;
 pub use process::*;
 #[allow(unused_imports)] // each test binary uses its own subset
 pub use served::*;
+#[allow(unused_imports)] // each test binary uses its own subset
+pub use sio_peer::*;
 
 use std::net::SocketAddr;
 use std::sync::mpsc;

@@ -7,6 +7,7 @@ use serde_json::json;
 use super::protocol::Action;
 use super::Io;
 use crate::event_loop::ConnId;
+use crate::events::encoder::Wire;
 use crate::events::guard;
 use crate::events::listeners::Event;
 use crate::events::names::Name;
@@ -124,6 +125,15 @@ impl Io {
         let sids: Vec<Name> = self.sockets.keys().cloned().collect();
         for sid in sids {
             self.say_goodbye(&sid, reasons::SERVER_SHUTTING_DOWN);
+        }
+        // Socket.IO connections are told with a close frame (1001, going away), written by
+        // `close_later`; the loop would otherwise close them without one.
+        let sio: Vec<ConnId> = (self.conns.iter())
+            .filter(|(_, c)| c.wire == Wire::SocketIo)
+            .map(|(conn, _)| *conn)
+            .collect();
+        for conn in sio {
+            self.close_later(conn, true);
         }
     }
     // ANCHOR_END: shutting_down

@@ -14,6 +14,7 @@
 #![allow(dead_code)] // each test binary uses its own subset
 
 mod fake_server;
+mod interop;
 mod peer;
 mod proc_stats;
 mod process;
@@ -22,6 +23,8 @@ mod sio_peer;
 
 #[allow(unused_imports)] // each test binary uses its own subset
 pub use fake_server::*;
+#[allow(unused_imports)] // each test binary uses its own subset
+pub use interop::*;
 #[allow(unused_imports)] // each test binary uses its own subset
 pub use peer::*;
 #[allow(unused_imports)] // each test binary uses its own subset

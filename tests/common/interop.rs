@@ -1,0 +1,154 @@
+//! Real Socket.IO clients as child processes: socket.io-client on Node.js and python-socketio,
+//! installed in `tests/interop/` (see its package.json and requirements.txt), each running one
+//! scenario of `client.js` / `client.py`. And the one rule for a tool a test needs but the
+//! machine may lack: [`skip_or_require`].
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+
+use super::{Input, Proc};
+
+/// A language whose Socket.IO client the interop tests run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Runtime {
+    Node,
+    Python,
+}
+
+impl Runtime {
+    pub fn name(self) -> &'static str {
+        match self {
+            Runtime::Node => "node",
+            Runtime::Python => "python",
+        }
+    }
+
+    /// The variable that turns a missing client into a failure (CI sets it).
+    fn require_var(self) -> &'static str {
+        match self {
+            Runtime::Node => "SOCKLAB_REQUIRE_NODE",
+            Runtime::Python => "SOCKLAB_REQUIRE_PYTHON",
+        }
+    }
+
+    /// How to install it, from the repository's root.
+    fn install(self) -> &'static str {
+        match self {
+            Runtime::Node => "npm ci --prefix tests/interop",
+            Runtime::Python => {
+                "python3 -m venv tests/interop/.venv && \
+                 tests/interop/.venv/bin/pip install -r tests/interop/requirements.txt"
+            }
+        }
+    }
+
+    /// The interpreter and the script, if this client is installed; else why not. Looked up
+    /// once per test binary.
+    fn found(self) -> &'static Result<(PathBuf, PathBuf), String> {
+        static NODE: OnceLock<Result<(PathBuf, PathBuf), String>> = OnceLock::new();
+        static PYTHON: OnceLock<Result<(PathBuf, PathBuf), String>> = OnceLock::new();
+        match self {
+            Runtime::Node => NODE.get_or_init(find_node),
+            Runtime::Python => PYTHON.get_or_init(find_python),
+        }
+    }
+}
+
+/// `tests/interop/` in this checkout.
+pub fn interop_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop")
+}
+
+/// Whether `cmd` runs and exits 0 (its output is not wanted).
+fn succeeds(cmd: &mut Command) -> bool {
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+fn find_node() -> Result<(PathBuf, PathBuf), String> {
+    let dir = interop_dir();
+    if !succeeds(Command::new("node").arg("--version")) {
+        return Err("node not found on PATH".into());
+    }
+    // The installed copy must be the pinned one: a stale node_modules would test another
+    // client than the one package-lock.json names.
+    let installed = dir.join("node_modules/socket.io-client/package.json");
+    let version = std::fs::read_to_string(&installed)
+        .ok()
+        .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok())
+        .and_then(|v| v["version"].as_str().map(str::to_string));
+    match version.as_deref() {
+        Some("4.8.4") => Ok(("node".into(), dir.join("client.js"))),
+        Some(other) => Err(format!(
+            "tests/interop/node_modules holds socket.io-client {other}, not the pinned 4.8.4"
+        )),
+        None => Err("socket.io-client is not installed in tests/interop/node_modules".into()),
+    }
+}
+
+fn find_python() -> Result<(PathBuf, PathBuf), String> {
+    let dir = interop_dir();
+    let python = dir.join(".venv/bin/python");
+    if !python.exists() {
+        return Err("tests/interop/.venv does not exist".into());
+    }
+    let pinned = Command::new(&python)
+        .args([
+            "-c",
+            "import socketio, importlib.metadata as m; print(m.version('python-socketio'))",
+        ])
+        .stderr(Stdio::null())
+        .output();
+    match pinned {
+        Ok(out) if out.status.success() => {
+            let version = String::from_utf8_lossy(&out.stdout).trim().to_string();
+            let requirements = std::fs::read_to_string(dir.join("requirements.txt"))
+                .expect("tests/interop/requirements.txt is in the repository");
+            if requirements.contains(&format!("python-socketio[client]=={version}\n")) {
+                Ok((python, dir.join("client.py")))
+            } else {
+                Err(format!(
+                    "tests/interop/.venv holds python-socketio {version}, not the pinned one"
+                ))
+            }
+        }
+        _ => Err("python-socketio is not installed in tests/interop/.venv".into()),
+    }
+}
+
+/// The one rule for a tool a test needs and the machine may lack: returns false (skip)
+/// after saying plainly what was skipped, why and how to get it; panics instead when
+/// `require_var` is `1` (CI sets it: there, nothing may be skipped).
+pub fn skip_or_require(require_var: &str, what: &str, why: &str, fix: &str) -> bool {
+    if std::env::var_os(require_var).is_some_and(|v| v == "1") {
+        panic!("{what}: {why}, and {require_var}=1 (run: {fix})");
+    }
+    eprintln!("SKIPPED: {what}: {why} (run: {fix})");
+    false
+}
+
+/// Starts `rt`'s client on `scenario` against the server at `addr`, its stdin open for the
+/// scenario's commands; `None` (after saying so) if that client is not installed.
+pub fn interop_client(rt: Runtime, scenario: &str, addr: SocketAddr) -> Option<Proc> {
+    let (interpreter, script) = match rt.found() {
+        Ok(found) => found,
+        Err(why) => {
+            let what = format!("the {} client's `{scenario}` scenario", rt.name());
+            skip_or_require(rt.require_var(), &what, why, rt.install());
+            return None;
+        }
+    };
+    let url = format!("http://{addr}");
+    let interpreter = interpreter.to_str().expect("the checkout's path is UTF-8");
+    let script = script.to_str().expect("the checkout's path is UTF-8");
+    Some(Proc::spawn(
+        interpreter,
+        &[script, scenario, &url],
+        Input::Open,
+    ))
+}

@@ -45,7 +45,8 @@ use std::time::Instant;
 use serde_json::{json, Value};
 use socklab::apps::chat;
 use socklab::events::{
-    AckError, AckReply, Client, ClientOptions, ClientState, Emit, Io, RunningServer, ServerConfig,
+    AckError, AckReply, Client, ClientOptions, ClientState, Emit, Io, Refused, RunningServer,
+    ServerConfig,
 };
 
 /// The namespace whose middleware refuses with details unless the auth has the token.
@@ -125,14 +126,13 @@ fn report_sockets(io: &mut Io, ns: &str, tx: &Sender<Seen>) {
 /// middleware with details on [`VAULT`].
 fn install(io: &mut Io, tx: Sender<Seen>) {
     chat::install(io);
-    // The refusal should carry details (`Refused::with_data("not authorized", json!({"code":
-    // 403}))`, which the client reads as `err.data`), but `Refused` is not exported from
-    // `socklab::events` (src/events/mod.rs), so code outside the crate cannot name it and
-    // can refuse with a message only. Until it is, this checks the message and that `data`
-    // is absent.
+    // A refusal with details: the client reads them as `err.data`.
     io.use_middleware(VAULT, |hs| match hs.auth.as_ref().map(|a| &a["token"]) {
         Some(Value::String(t)) if t == "letmein" => Ok(()),
-        _ => Err("not authorized".into()),
+        _ => Err(Refused::with_data(
+            "not authorized",
+            json!({"code": 403, "hint": "ask for a token"}),
+        )),
     });
     for ns in ["/", chat::NAMESPACE, VAULT] {
         report_sockets(io, ns, &tx);
@@ -674,7 +674,8 @@ fn refused(rt: Runtime) {
         rt,
         &[
             "connect_error /nope Invalid namespace data=none".into(),
-            "connect_error /vault not authorized data=none".into(),
+            r#"connect_error /vault not authorized data={"code":403,"hint":"ask for a token"}"#
+                .into(),
             format!("connect /vault ok sid={sid}"),
             "bye".into(),
         ],

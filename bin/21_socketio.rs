@@ -14,6 +14,7 @@ use socklab::events::{Emit, Io, Server, ServerConfig};
 use socklab::lesson::{self, Endpoint, Role};
 use socklab::transport::ws_client::WsClient;
 use socklab::wire::packet::{self, Packet};
+use socklab::wire::sio_packet;
 use socklab::wire::websocket::{Decoder, Message, Opcode, Role as WsRole};
 
 /// What `--help` says.
@@ -211,6 +212,29 @@ fn count_bytes(sio: &[usize]) {
     for ((name, p), s) in names.zip(&socklab).zip(sio) {
         let frame = packet::encode_to_vec(p);
         println!("  {name:<28} {:>8} {s:>10}", frame.len());
+    }
+    // One chat message of `socklab chat`, both ways, encoded by each wire's encoder (a
+    // client's frame carries 4 more bytes: its masking key).
+    let chat = |args, offset| Packet::Event {
+        ns: "/chat".into(),
+        name: "chat message".into(),
+        args,
+        attachments: vec![],
+        id: None,
+        offset,
+    };
+    let said = chat(vec![json!("lobby"), json!("hi")], None);
+    let text = json!({"from": "ada", "room": "lobby", "text": "hi"});
+    let heard = chat(vec![text], Some(1));
+    println!("one chat message on /chat (computed):");
+    for (name, p, mask) in [
+        ("sent by ada", &said, 4),
+        ("broadcast to the room", &heard, 0),
+    ] {
+        let mut sio = Vec::new();
+        sio_packet::encode(p, &mut sio);
+        let frame = packet::encode_to_vec(p);
+        println!("  {name:<28} {:>8} {:>10}", frame.len(), sio.len() + mask);
     }
 }
 // ANCHOR_END: count

@@ -256,3 +256,40 @@ fn calls_quoted_in_lesson_pages_are_in_the_recorded_trace() {
         wrong.join("\n")
     );
 }
+
+/// The byte counts on the page that compares the two wires are the ones lesson 21 printed
+/// when `make trace` recorded it (which `tests/trace.rs` checks against the binary), and the
+/// placeholder's size is the encoder's.
+#[test]
+fn the_two_wires_page_counts_what_lesson_21_printed() {
+    let page = read(&root().join("docs/src/two-wires.md"));
+    let output = read(&root().join("docs/src/output/21.txt"));
+    let mut rows = 0;
+    let mut prefix = "";
+    for line in output.lines() {
+        if line.starts_with("one chat message") {
+            prefix = "one chat message: ";
+        }
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let [name @ .., socklab, sio] = words.as_slice() else {
+            continue;
+        };
+        if !line.starts_with("  ")
+            || name.is_empty()
+            || !socklab.bytes().all(|b| b.is_ascii_digit())
+            || !sio.bytes().all(|b| b.is_ascii_digit())
+        {
+            continue;
+        }
+        let row = format!("| {prefix}{} | {socklab} | {sio} |", name.join(" "));
+        assert!(page.contains(&row), "two-wires.md lacks the row {row}");
+        rows += 1;
+    }
+    assert_eq!(rows, 7, "lesson 21's output has the seven counted rows");
+    let placeholder = socklab::wire::socketio::placeholder(0).to_string();
+    let said = format!("`{placeholder}`, {} bytes)", placeholder.len());
+    assert!(page.contains(&said), "two-wires.md should say {said}");
+    let http = "(129 bytes of HTTP)";
+    assert!(output.contains(http), "lesson 21's 101 is 129 bytes");
+    assert!(page.contains("the `101` (129) and the open packet (109)"));
+}

@@ -186,6 +186,15 @@ const CASES: &[Case] = &[
         ends: Ends::Exits,
     },
     Case {
+        page: "21-socketio.md",
+        command: "printf 'GET /socket.io/?EIO=3&transport=websocket HTTP/1.1\\r\\n\\r\\n' | nc -N 127.0.0.1 7021",
+        lesson: env!("CARGO_BIN_EXE_21_socketio"),
+        input: Input::Ends,
+        prints: &["HTTP/1.1 400 Bad Request", "{\"code\":5,\"message\":\"Unsupported protocol version\"}"],
+        server_prints: None,
+        ends: Ends::Exits,
+    },
+    Case {
         page: "20-engineio.md",
         command: "printf 'GET /engine.io/?EIO=3&transport=websocket HTTP/1.1\\r\\n\\r\\n' | nc -N 127.0.0.1 7020",
         lesson: env!("CARGO_BIN_EXE_20_engineio"),

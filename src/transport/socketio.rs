@@ -204,6 +204,7 @@ fn frame(opcode: Opcode, payload: &[u8]) -> Vec<u8> {
     out
 }
 
+// ANCHOR: layers
 /// One WebSocket message or control frame: what it amounts to, if anything.
 fn message(
     m: Message,
@@ -266,6 +267,8 @@ fn engine_io(
         Err(_) => Some(broken("not an Engine.IO packet")),
     }
 }
+
+// ANCHOR_END: layers
 
 fn mapped(r: Result<Packet, MapError>) -> Got {
     match r {

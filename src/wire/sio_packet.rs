@@ -81,6 +81,7 @@ pub fn encode(p: &Packet, out: &mut Vec<u8>) {
     }
 }
 
+// ANCHOR: encode_event
 /// Appends the frames of an EVENT given by its parts to `out`: a broadcast is written once
 /// and the same bytes go to every recipient (server frames are never masked).
 pub fn encode_event(e: &EventRef<'_>, out: &mut Vec<u8>) {
@@ -90,6 +91,7 @@ pub fn encode_event(e: &EventRef<'_>, out: &mut Vec<u8>) {
     });
     binary_frames(e.attachments, out);
 }
+// ANCHOR_END: encode_event
 
 /// The Engine.IO text of a packet that is not an EVENT or ACK.
 fn write_text(p: &Packet, t: &mut Vec<u8>) {

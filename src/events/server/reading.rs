@@ -19,6 +19,7 @@ use crate::transport::socketio::{End, Got, SioReader};
 use crate::wire::packet::{self, Decoded, EventView, Packet};
 
 impl Io {
+    // ANCHOR: first_byte
     /// Reads `bytes` from `conn`; returns how many were used (the rest waits for more).
     pub(super) fn read(&mut self, conn: ConnId, bytes: &[u8]) -> usize {
         let Some(c) = self.conns.get_mut(&conn) else {
@@ -41,6 +42,7 @@ impl Io {
             _ => bytes.len(),
         }
     }
+    // ANCHOR_END: first_byte
 
     /// The server's HELLO, and the first PING's timer.
     fn greet(&mut self, conn: ConnId) {

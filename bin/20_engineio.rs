@@ -77,14 +77,14 @@ fn demo() -> Result<(), Box<dyn Error>> {
     ev.turn(step)?; // the upgrade, then the open packet
     let (status, _) = c.answer()?;
     println!("{status}: the connection is a WebSocket");
-    if let Message::Text(open) = c.next()? {
+    if let Message::Text(open) = c.next_message()? {
         let data = engineio::open_data(&open).ok_or("no open packet")?;
         println!("the open packet: 0{data}");
     }
 
     c.send_text("4hello")?;
     ev.turn(step)?;
-    println!("sent 4hello, got back {:?}", c.next()?);
+    println!("sent 4hello, got back {:?}", c.next_message()?);
 
     let stats = |server: &mut WsServer<EngineIo>| server.app().stats();
     for _ in 0..10 {
@@ -93,7 +93,7 @@ fn demo() -> Result<(), Box<dyn Error>> {
         }
         ev.turn(step)?; // sleeps until the ping timer
     }
-    println!("300 ms later the server pings: {:?}", c.next()?);
+    println!("300 ms later the server pings: {:?}", c.next_message()?);
     c.send_text("3")?;
     ev.turn(step)?;
     println!(
@@ -108,8 +108,8 @@ fn demo() -> Result<(), Box<dyn Error>> {
         }
         ev.turn(step)?;
     }
-    println!("after the next ping: {:?}", c.next()?);
-    println!("then {:?}", c.next()?);
+    println!("after the next ping: {:?}", c.next_message()?);
+    println!("then {:?}", c.next_message()?);
 
     let mut old = ask(addr, "3")?;
     ev.turn(step)?; // accept
@@ -145,7 +145,7 @@ fn client(addr: SocketAddr) -> Result<(), Box<dyn Error>> {
     std::io::Read::read_to_string(&mut std::io::stdin(), &mut input)?;
     let mut lines = input.lines();
     loop {
-        match c.next()? {
+        match c.next_message()? {
             Message::Text(t) if t == "2" => {
                 println!("ping; answering 3");
                 c.send_text("3")?;

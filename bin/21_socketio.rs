@@ -140,14 +140,14 @@ fn demo() -> Result<(), Box<dyn Error>> {
     let (status, _) = c.answer()?;
     println!(
         "the client got {status} and the open packet: {:?}",
-        c.next()?
+        c.next_message()?
     );
 
     let mut sio_bytes = Vec::new();
     sio_bytes.push(send(&mut c, Opcode::Text, br#"40{"name":"ada"}"#)?);
     turn(1)?; // CONNECT: the reply, then the server's question (ack id 1)
-    let connected = c.next()?;
-    let question = c.next()?;
+    let connected = c.next_message()?;
+    let question = c.next_message()?;
     println!("the client got {connected:?} and {question:?}");
     sio_bytes.push(send(&mut c, Opcode::Text, br#"420["greet","ada"]"#)?);
     let placeholder = r#"451-1["upload",{"_placeholder":true,"num":0}]"#;
@@ -156,10 +156,14 @@ fn demo() -> Result<(), Box<dyn Error>> {
     sio_bytes.push(upload);
     sio_bytes.push(send(&mut c, Opcode::Text, br#"431["yes"]"#)?);
     turn(1)?; // the two acks; the answer to the question
-    println!("the client got {:?} and {:?}", c.next()?, c.next()?);
+    println!(
+        "the client got {:?} and {:?}",
+        c.next_message()?,
+        c.next_message()?
+    );
     sio_bytes.push(send(&mut c, Opcode::Text, b"41")?);
     turn(1)?; // DISCONNECT: no namespace left, so the server closes
-    println!("the client got {:?}", c.next()?);
+    println!("the client got {:?}", c.next_message()?);
     turn(2)?;
     count_bytes(&sio_bytes);
     Ok(())

@@ -91,7 +91,7 @@ impl WsClient {
     }
 
     /// The next message (or control frame) from the server.
-    pub fn next(&mut self) -> Result<Message> {
+    pub fn next_message(&mut self) -> Result<Message> {
         Ok(self.next_framed()?.0)
     }
 

@@ -286,13 +286,23 @@ def scenario_restart():
         out(f"connect / ok sid={sio.get_sid('/')}")
         connects.release()
 
+    disconnects = threading.Semaphore(0)
+
+    def disconnected(reason):
+        out(f"disconnect {reason}")
+        disconnects.release()
+
     sio.on("connect", connected)
-    sio.on("disconnect", lambda reason: out(f"disconnect {reason}"))
+    sio.on("disconnect", disconnected)
     connect(sio, ["/"])
     if not connects.acquire(timeout=STEP):
         fail("no first connect")
+    # Each wait is bounded on its own: the server's stop and restart are the test's, and
+    # take longer on a loaded machine.
+    if not disconnects.acquire(timeout=STEP):
+        fail(f"no disconnect within {STEP} s of the first connect")
     if not connects.acquire(timeout=STEP):
-        fail(f"no reconnection within {STEP} s")
+        fail(f"no reconnection within {STEP} s of the disconnect")
     finish(sio)
 
 

@@ -152,7 +152,7 @@ pub fn handshake_refusal(req: &Request, paths: &[&str]) -> Option<Refusal> {
 // ANCHOR_END: check
 
 /// Engine.IO's refusal: `400` with its JSON error body.
-fn refusal(code: u8, message: &str) -> Refusal {
+pub(crate) fn refusal(code: u8, message: &str) -> Refusal {
     Refusal {
         status: 400,
         content_type: "application/json",

@@ -104,24 +104,6 @@ impl HttpServer {
     }
 }
 
-/// Whether the connection stays open after answering `req`: HTTP/1.1 keeps it unless the
-/// client said `Connection: close`; HTTP/1.0 closes it unless the client asked to keep it.
-fn keep_alive(req: &Request, raw_head: &[u8]) -> bool {
-    let http10 = raw_head
-        .split(|&b| b == b'\n')
-        .next()
-        .is_some_and(|line| line.ends_with(b"HTTP/1.0\r") || line.ends_with(b"HTTP/1.0"));
-    let said = |t: &str| {
-        req.header("connection")
-            .is_some_and(|v| v.split(',').any(|x| x.trim().eq_ignore_ascii_case(t)))
-    };
-    if http10 {
-        said("keep-alive")
-    } else {
-        !said("close")
-    }
-}
-
 impl Handler for HttpServer {
     type Timer = ();
     type Message = ();
@@ -148,7 +130,7 @@ impl Handler for HttpServer {
             }
             let body = &rest[req.head_len..whole];
             let reply = (self.routes)(&req, body);
-            let keep = keep_alive(&req, &rest[..req.head_len]);
+            let keep = req.keep_alive();
             let headers: Vec<(&str, &str)> = reply
                 .headers
                 .iter()

@@ -39,6 +39,9 @@ pub enum Got {
     Reply(Vec<u8>),
     /// A packet for the event layer.
     Packet(Packet),
+    /// An HTTP request that is not an upgrade, with its body: the server answers it, and
+    /// the connection stays HTTP (keep-alive) unless the server closes it.
+    Request { req: Request, body: Vec<u8> },
     /// Send these bytes (a refusal, or a close frame), then close: `why` is the reason.
     End { bytes: Vec<u8>, why: End },
 }
@@ -92,9 +95,11 @@ impl SioReader {
     /// with more behind it).
     pub fn read(&mut self, bytes: &[u8], mut each: impl FnMut(Got) -> bool) -> usize {
         let mut used = 0;
-        if let State::Http = self.state {
-            let req = match http::parse_request(bytes, MAX_HEAD, 0) {
-                Ok(None) => return 0,
+        // Requests that are not an upgrade go to the server one by one (keep-alive).
+        while let State::Http = self.state {
+            let rest = &bytes[used..];
+            let req = match http::parse_request(rest, MAX_HEAD, self.limits.max_frame) {
+                Ok(None) => return used,
                 Ok(Some(req)) => req,
                 Err(e) => {
                     let text = format!(
@@ -107,16 +112,29 @@ impl SioReader {
                     return bytes.len();
                 }
             };
+            if req.header("Upgrade").is_none() {
+                let end = req.head_len + req.content_length;
+                let Some(body) = rest.get(req.head_len..end) else {
+                    return used; // the body is still on its way
+                };
+                let body = body.to_vec();
+                used += end;
+                if !each(Got::Request { req, body }) {
+                    return used;
+                }
+                continue;
+            }
+            let req_len = req.head_len;
             match upgrade(&req) {
                 Ok(answer) => {
                     self.state = State::Open {
                         frames: Decoder::new(Role::Server, self.limits.max_frame),
                         pending: None,
                     };
+                    used += req_len;
                     if !each(Got::Upgraded(answer)) {
-                        return req.head_len;
+                        return used;
                     }
-                    used = req.head_len;
                 }
                 Err(r) => {
                     self.refuse(&mut each, r.status, r.content_type, &r.body);
@@ -344,23 +362,22 @@ mod tests {
 
     #[test]
     fn refusals_and_broken_rules_end_the_connection() {
-        let cases: [(&[u8], End); 4] = [
-            (b"GET / HTTP/1.1\r\n\r\n", End::Refused),
-            (
-                b"GET /socket.io/?EIO=3&transport=websocket HTTP/1.1\r\n\r\n",
-                End::Refused,
-            ),
-            (b"\x16\x03\x01 not http\r\n\r\n", End::Refused),
-            (
-                b"GET /socket.io/?EIO=4&transport=polling HTTP/1.1\r\n\r\n",
-                End::Refused,
-            ),
+        let refused: [&[u8]; 3] = [
+            b"\x16\x03\x01 not http\r\n\r\n",
+            b"GET /socket.io/?EIO=3&transport=websocket HTTP/1.1\r\nUpgrade: websocket\r\n\r\n",
+            b"GET /chat HTTP/1.1\r\nUpgrade: websocket\r\n\r\n",
         ];
-        for (bytes, why) in cases {
+        for bytes in refused {
             let mut r = SioReader::new(Limits::default());
             let got = read_all(&mut r, bytes);
             assert!(
-                matches!(&got[..], [Got::End { why: w, .. }] if *w == why),
+                matches!(
+                    &got[..],
+                    [Got::End {
+                        why: End::Refused,
+                        ..
+                    }]
+                ),
                 "{got:?}"
             );
         }
@@ -399,6 +416,33 @@ mod tests {
             panic!("{got:?}")
         };
         assert_eq!(&bytes[2..4], &close::PROTOCOL_ERROR.to_be_bytes());
+    }
+
+    #[test]
+    fn requests_that_are_not_upgrades_go_to_the_server_one_by_one() {
+        let mut r = SioReader::new(Limits::default());
+        let two = b"GET / HTTP/1.1\r\n\r\nPOST /x HTTP/1.1\r\nContent-Length: 3\r\n\r\nab";
+        let mut got = Vec::new();
+        let used = r.read(two, |g| {
+            got.push(g);
+            true
+        });
+        // The second body is one byte short: only the first request is used.
+        assert_eq!(used, "GET / HTTP/1.1\r\n\r\n".len());
+        assert!(
+            matches!(&got[..], [Got::Request { req, body }] if req.path == "/" && body.is_empty())
+        );
+        let mut got = Vec::new();
+        let rest = b"POST /x HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc";
+        let used = r.read(rest, |g| {
+            got.push(g);
+            true
+        });
+        assert_eq!(used, rest.len());
+        assert!(
+            matches!(&got[..], [Got::Request { req, body }] if req.method == "POST" && body == b"abc")
+        );
+        assert!(!r.is_open());
     }
 
     #[test]

@@ -45,6 +45,8 @@ pub struct Request {
     pub head_len: usize,
     /// The body's length from `Content-Length` (0 without it).
     pub content_length: usize,
+    /// The minor version: 1 for HTTP/1.1, 0 for HTTP/1.0.
+    pub version: u8,
 }
 
 impl Request {
@@ -63,6 +65,17 @@ impl Request {
             .iter()
             .find(|(k, _)| k == key)
             .map(|(_, v)| v.as_str())
+    }
+
+    /// Whether the connection stays open after the answer: HTTP/1.1 keeps it unless the
+    /// client said `Connection: close`; HTTP/1.0 closes it unless the client asked to keep
+    /// it.
+    pub fn keep_alive(&self) -> bool {
+        if self.version == 0 {
+            self.has_token("Connection", "keep-alive")
+        } else {
+            !self.has_token("Connection", "close")
+        }
     }
 
     /// Whether header `name` holds `token` in its comma-separated list (without case).
@@ -174,6 +187,7 @@ pub fn parse_request(
         headers,
         head_len,
         content_length,
+        version: req.version.unwrap_or(1),
     }))
 }
 

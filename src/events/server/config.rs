@@ -130,4 +130,6 @@ pub struct EventStats {
     pub socketio_connections: u64,
     /// HTTP requests refused (not a Socket.IO upgrade, or a bad request).
     pub http_refused: u64,
+    /// HTTP requests that were not an upgrade (the application's routes, refusals).
+    pub http_requests: u64,
 }

@@ -15,6 +15,7 @@
 //! | `recovery.rs` | `Recovery`: parked sessions, the replay log, what was sent to whom |
 //! | `sockets.rs` | a socket's end: `disconnecting`, leaving rooms, parking, `disconnect` |
 //! | `reading.rs` | a connection's first byte chooses its wire; each wire's reader hands packets to `protocol.rs` |
+//! | `http.rs` | HTTP requests that are not an upgrade: Engine.IO's refusals, the application's routes (`on_http`) |
 //! | `protocol.rs` | the packets, as the event loop's handler: HELLO, CONNECT, EVENT, ACK, heartbeat |
 //! | `flush.rs` | handing the outbox to the loop |
 //! | `run.rs` | [`Server`], [`RunningServer`], [`ServerHandle`] |
@@ -23,6 +24,7 @@ mod broadcast;
 mod config;
 mod emit;
 mod flush;
+mod http;
 mod protocol;
 mod reading;
 mod recovery;
@@ -178,6 +180,8 @@ pub struct Io {
     chosen: Vec<(Name, ConnId, Wire)>,
     /// The server is stopping: Socket.IO connections are closed with 1001 (going away).
     stopping: bool,
+    /// The application's HTTP routes (`http.rs`).
+    http_routes: Option<http::HttpRoutes>,
 }
 
 impl Io {
@@ -198,6 +202,7 @@ impl Io {
             everyone: None,
             chosen: Vec::new(),
             stopping: false,
+            http_routes: None,
             config,
         }
     }

@@ -100,6 +100,7 @@ impl Io {
                 self.open_session(conn);
             }
             Got::Reply(bytes) => self.queue_bytes(conn, &bytes),
+            Got::Request { req, body } => self.http_request(conn, req, body),
             Got::Packet(Packet::Event {
                 ns,
                 name,

@@ -11,8 +11,9 @@
 //! upgrade, a fragmented message, a binary event waiting for its attachments): the server's
 //! `server/reading.rs` holds a reader for each connection.
 
+use crate::wire::frame;
 use crate::wire::packet::{self, EventRef, Packet};
-use crate::wire::{frame, sio_packet};
+use crate::wire::sio_packet::{self, Carrier};
 
 /// How one connection's packets become bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -22,12 +23,14 @@ pub(crate) enum Wire {
     Socklab,
     /// Socket.IO v5 in Engine.IO v4 messages, in WebSocket frames.
     SocketIo,
+    /// The same messages as the records of HTTP long-polling bodies.
+    Polling,
 }
 
 impl Wire {
     /// The number of wires, and this one's index among them (a broadcast keeps one
     /// encoding per wire).
-    pub(crate) const COUNT: usize = 2;
+    pub(crate) const COUNT: usize = 3;
 
     pub(crate) fn index(self) -> usize {
         self as usize
@@ -38,6 +41,7 @@ impl Wire {
         match self {
             Wire::Socklab => packet::encode(p, out),
             Wire::SocketIo => sio_packet::encode(p, out),
+            Wire::Polling => sio_packet::encode_for(Carrier::Polling, p, out),
         }
     }
 
@@ -46,6 +50,7 @@ impl Wire {
         match self {
             Wire::Socklab => packet::encode_event(e, out),
             Wire::SocketIo => sio_packet::encode_event(e, out),
+            Wire::Polling => sio_packet::encode_event_for(Carrier::Polling, e, out),
         }
     }
 
@@ -55,6 +60,7 @@ impl Wire {
         match self {
             Wire::Socklab => len.saturating_sub(frame::HEADER_LEN),
             Wire::SocketIo => len.saturating_sub(2),
+            Wire::Polling => len,
         }
     }
 

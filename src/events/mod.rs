@@ -13,6 +13,7 @@
 //! | `listeners.rs` | `on`/`once`/`off`/`on_any` tables shared by both sides, and [`Event`] |
 //! | `outbox.rs` | what handlers emitted, waiting for the loop: one arena of encoded frames, and the flush policy (both sides) |
 //! | `encoder.rs` | the seam to the wire: a connection's `Wire` turns packets into frames and back |
+//! | `link.rs` | what the server calls a connection: a TCP connection, or a long-polling session across several |
 //! | `names.rs` | shared names (namespaces, rooms, socket ids) instead of copies |
 //! | `session.rs` | a session kept beyond its connection: private id, rooms, handled acks with their answers (bounded) |
 //! | `replay.rs` | the replay log for connection state recovery, bounded by age, count and bytes |
@@ -35,6 +36,7 @@ mod encoder;
 mod error;
 mod guard;
 mod ids;
+mod link;
 mod listeners;
 mod names;
 mod outbox;

@@ -40,11 +40,11 @@ impl Frame {
 }
 
 /// One thing for the loop to do.
-pub(super) enum Item<A> {
+pub(super) enum Item<A, K = ConnId> {
     /// Copy `frame` into `conn`'s outbound buffer; if `volatile`, drop it instead when the
     /// connection is backed up.
     Send {
-        conn: ConnId,
+        conn: K,
         frame: Frame,
         volatile: bool,
     },
@@ -56,27 +56,29 @@ pub(super) enum Item<A> {
 /// the action list. `Copy`, so that handing a round over reads each item where it lies
 /// instead of moving it (a broadcast to a thousand sockets is a thousand items).
 #[derive(Clone, Copy)]
-enum Slot {
+enum Slot<K> {
     Send {
-        conn: ConnId,
+        conn: K,
         frame: Frame,
         volatile: bool,
     },
     Do(usize),
 }
 
-pub(super) struct Outbox<A> {
+/// `K` names a connection: the loop's [`ConnId`] for the client, the server's `Link` (a TCP
+/// connection, or an Engine.IO session over long-polling).
+pub(super) struct Outbox<A, K: Copy = ConnId> {
     arena: Vec<u8>,
     /// Items queued since the current round began, and their actions.
-    queued: Vec<Slot>,
+    queued: Vec<Slot<K>>,
     actions: Vec<Option<A>>,
     /// The round being handed over: its items, its actions, and the next item's index.
-    round: Vec<Slot>,
+    round: Vec<Slot<K>>,
     round_actions: Vec<Option<A>>,
     at: usize,
 }
 
-impl<A> Default for Outbox<A> {
+impl<A, K: Copy> Default for Outbox<A, K> {
     fn default() -> Self {
         Outbox {
             arena: Vec::new(),
@@ -89,7 +91,7 @@ impl<A> Default for Outbox<A> {
     }
 }
 
-impl<A> Outbox<A> {
+impl<A, K: Copy> Outbox<A, K> {
     /// Encodes `p` for `wire` into the arena, or refuses it (leaving the arena as it was)
     /// when its payload is over `limits.max_frame`.
     pub(super) fn encode(
@@ -167,7 +169,7 @@ impl<A> Outbox<A> {
     }
 
     /// Queues `frame` for `conn`.
-    pub(super) fn send(&mut self, conn: ConnId, frame: Frame, volatile: bool) {
+    pub(super) fn send(&mut self, conn: K, frame: Frame, volatile: bool) {
         self.queued.push(Slot::Send {
             conn,
             frame,
@@ -199,7 +201,7 @@ impl<A> Outbox<A> {
     }
 
     /// The round's next item.
-    pub(super) fn next(&mut self) -> Option<Item<A>> {
+    pub(super) fn next(&mut self) -> Option<Item<A, K>> {
         let slot = *self.round.get(self.at)?;
         self.at += 1;
         Some(match slot {

@@ -136,15 +136,18 @@ pub(crate) fn session_id() -> Option<String> {
 
 // ANCHOR: check
 /// Engine.IO's refusal of a handshake request, if it is one: a path not in `paths`, a
-/// protocol version other than 4, a transport other than WebSocket.
-pub fn handshake_refusal(req: &Request, paths: &[&str]) -> Option<Refusal> {
+/// protocol version other than 4, a transport not in `transports`.
+pub fn handshake_refusal(req: &Request, paths: &[&str], transports: &[&str]) -> Option<Refusal> {
     if !paths.contains(&req.path.as_str()) {
         return Some(refusal(0, "Transport unknown"));
     }
     if req.param("EIO") != Some("4") {
         return Some(refusal(5, "Unsupported protocol version"));
     }
-    if req.param("transport") != Some("websocket") {
+    if !req
+        .param("transport")
+        .is_some_and(|t| transports.contains(&t))
+    {
         return Some(refusal(0, "Transport unknown"));
     }
     None
@@ -164,7 +167,7 @@ impl WsApp for EngineIo {
     type Timer = EioTimer;
 
     fn check(&mut self, req: &Request) -> Result<(), Refusal> {
-        handshake_refusal(req, &["/engine.io/", "/socket.io/"]).map_or(Ok(()), Err)
+        handshake_refusal(req, &["/engine.io/", "/socket.io/"], &["websocket"]).map_or(Ok(()), Err)
     }
 
     // ANCHOR: opened

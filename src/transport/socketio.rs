@@ -32,11 +32,23 @@ pub const MAX_HEAD: usize = 8 * 1024;
 /// What the bytes of a connection amounted to.
 #[derive(Debug, PartialEq)]
 pub enum Got {
-    /// The upgrade was accepted: send these bytes (`101 Switching Protocols`), then the
-    /// Engine.IO open packet.
-    Upgraded(Vec<u8>),
-    /// Send these bytes now (a WebSocket pong, Engine.IO's `3probe`).
+    /// A valid upgrade: send `answer` (`101 Switching Protocols`), then the Engine.IO open
+    /// packet; or, with a `sid`, the upgrade of that long-polling session (no open packet:
+    /// the session has one), if the server knows it.
+    Upgraded {
+        answer: Vec<u8>,
+        sid: Option<String>,
+    },
+    /// Send these bytes now (a WebSocket pong, an answer to Engine.IO's ping).
     Reply(Vec<u8>),
+    /// Engine.IO's `2probe` on a WebSocket that upgrades a long-polling session: send
+    /// these bytes (`3probe`), and end the session's pending poll.
+    Probe(Vec<u8>),
+    /// Engine.IO's ping, with its data (from [`EioReader`]; the WebSocket reader answers it
+    /// itself).
+    Ping(String),
+    /// Engine.IO's `5`: the session switches to this WebSocket.
+    Upgrade,
     /// A packet for the event layer.
     Packet(Packet),
     /// An HTTP request that is not an upgrade, with its body: the server answers it, and
@@ -61,10 +73,7 @@ enum State {
     /// Waiting for the upgrade request.
     Http,
     /// WebSocket frames, and the binary event waiting for its attachments, if any.
-    Open {
-        frames: Decoder,
-        pending: Option<(socketio::Packet, Vec<Vec<u8>>)>,
-    },
+    Open { frames: Decoder, eio: EioReader },
     /// Ended: nothing more is read.
     Done,
 }
@@ -129,10 +138,11 @@ impl SioReader {
                 Ok(answer) => {
                     self.state = State::Open {
                         frames: Decoder::new(Role::Server, self.limits.max_frame),
-                        pending: None,
+                        eio: EioReader::default(),
                     };
                     used += req_len;
-                    if !each(Got::Upgraded(answer)) {
+                    let sid = req.param("sid").map(str::to_string);
+                    if !each(Got::Upgraded { answer, sid }) {
                         return used;
                     }
                 }
@@ -142,14 +152,14 @@ impl SioReader {
                 }
             }
         }
-        let State::Open { frames, pending } = &mut self.state else {
+        let State::Open { frames, eio } = &mut self.state else {
             return bytes.len();
         };
         let limits = &self.limits;
         let mut ended = false;
         used += frames.decode(&bytes[used..], |m| {
             let got = match m {
-                Ok(m) => message(m, pending, limits),
+                Ok(m) => message(m, eio, limits),
                 Err(e) => Some(end_with(e.code, e.reason, End::Broken(e.reason))),
             };
             match got {
@@ -187,7 +197,7 @@ fn upgrade(req: &Request) -> Result<Vec<u8>, Refusal> {
             body: format!("404 Not Found: {} (Socket.IO is at {PATH})\n", req.path),
         });
     }
-    if let Some(r) = handshake_refusal(req, &[PATH]) {
+    if let Some(r) = handshake_refusal(req, &[PATH], &["websocket"]) {
         return Err(r);
     }
     match http::websocket_upgrade(req) {
@@ -224,65 +234,79 @@ fn frame(opcode: Opcode, payload: &[u8]) -> Vec<u8> {
 
 // ANCHOR: layers
 /// One WebSocket message or control frame: what it amounts to, if anything.
-fn message(
-    m: Message,
-    pending: &mut Option<(socketio::Packet, Vec<Vec<u8>>)>,
-    limits: &Limits,
-) -> Option<Got> {
-    match m {
-        Message::Ping(payload) => Some(Got::Reply(frame(Opcode::Pong, &payload))),
-        Message::Pong(_) => None,
+fn message(m: Message, eio: &mut EioReader, limits: &Limits) -> Option<Got> {
+    let p = match m {
+        Message::Ping(payload) => return Some(Got::Reply(frame(Opcode::Pong, &payload))),
+        Message::Pong(_) => return None,
         Message::Close(code) => {
             let code = code.map_or(close::NORMAL, |(c, _)| c);
-            Some(end_with(code, "", End::Closed))
+            return Some(end_with(code, "", End::Closed));
         }
-        Message::Binary(bytes) => {
+        Message::Binary(bytes) => engineio::Packet::Binary(bytes),
+        Message::Text(text) => match engineio::decode_text(&text) {
+            Ok(p) => p,
+            Err(_) => return Some(broken("not an Engine.IO packet")),
+        },
+    };
+    match eio.packet(p, limits)? {
+        // Engine.IO's own ping (the probe of an upgrade) is answered on this WebSocket.
+        Got::Ping(data) => {
+            let mut pong = String::new();
+            engineio::encode_text(&engineio::Packet::Pong(data.clone()), &mut pong);
+            let pong = frame(Opcode::Text, pong.as_bytes());
+            Some(if data == "probe" {
+                Got::Probe(pong)
+            } else {
+                Got::Reply(pong)
+            })
+        }
+        got => Some(got),
+    }
+}
+
+/// The Engine.IO level of one session, the same over a WebSocket and over long-polling:
+/// its packets up to the event layer's, a binary packet held until its attachments came.
+#[derive(Debug, Default)]
+pub struct EioReader {
+    pending: Option<(socketio::Packet, Vec<Vec<u8>>)>,
+}
+
+impl EioReader {
+    /// What one Engine.IO packet from the client amounts to, if anything.
+    pub fn packet(&mut self, p: engineio::Packet, limits: &Limits) -> Option<Got> {
+        let pending = &mut self.pending;
+        if let engineio::Packet::Binary(bytes) = p {
             let Some((_, got)) = pending.as_mut() else {
                 return Some(broken("a binary message with no packet waiting for it"));
             };
             got.push(bytes);
             let (p, got) = pending.take_if(|(p, got)| got.len() == p.attachments)?;
-            Some(mapped(sio_packet::to_packet(p, got, limits)))
+            return Some(mapped(sio_packet::to_packet(p, got, limits)));
         }
-        Message::Text(text) => {
-            if pending.is_some() {
-                return Some(broken("a text message while attachments were awaited"));
+        if pending.is_some() {
+            return Some(broken("a text message while attachments were awaited"));
+        }
+        match p {
+            engineio::Packet::Pong(_) => Some(Got::Packet(Packet::Pong)),
+            engineio::Packet::Ping(data) => Some(Got::Ping(data)),
+            engineio::Packet::Close => Some(end_with(close::NORMAL, "", End::Closed)),
+            engineio::Packet::Upgrade => Some(Got::Upgrade),
+            engineio::Packet::Message(body) => {
+                let p = match socketio::decode(&body) {
+                    Ok(p) => p,
+                    Err(_) => return Some(broken("not a Socket.IO packet")),
+                };
+                if let Err(e) = sio_packet::check(&p, limits) {
+                    return Some(mapped(Err(e)));
+                }
+                if p.attachments > 0 {
+                    *pending = Some((p, Vec::with_capacity(0)));
+                    return None;
+                }
+                Some(mapped(sio_packet::to_packet(p, Vec::new(), limits)))
             }
-            engine_io(&text, pending, limits)
+            _ => Some(broken("an Engine.IO packet a client does not send")),
         }
-    }
-}
-
-/// An Engine.IO text packet.
-fn engine_io(
-    text: &str,
-    pending: &mut Option<(socketio::Packet, Vec<Vec<u8>>)>,
-    limits: &Limits,
-) -> Option<Got> {
-    match engineio::decode_text(text) {
-        Ok(engineio::Packet::Pong(_)) => Some(Got::Packet(Packet::Pong)),
-        Ok(engineio::Packet::Ping(data)) => {
-            let mut pong = String::new();
-            engineio::encode_text(&engineio::Packet::Pong(data), &mut pong);
-            Some(Got::Reply(frame(Opcode::Text, pong.as_bytes())))
-        }
-        Ok(engineio::Packet::Close) => Some(end_with(close::NORMAL, "", End::Closed)),
-        Ok(engineio::Packet::Message(body)) => {
-            let p = match socketio::decode(&body) {
-                Ok(p) => p,
-                Err(_) => return Some(broken("not a Socket.IO packet")),
-            };
-            if let Err(e) = sio_packet::check(&p, limits) {
-                return Some(mapped(Err(e)));
-            }
-            if p.attachments > 0 {
-                *pending = Some((p, Vec::with_capacity(0)));
-                return None;
-            }
-            Some(mapped(sio_packet::to_packet(p, Vec::new(), limits)))
-        }
-        Ok(_) => Some(broken("an Engine.IO packet a client does not send here")),
-        Err(_) => Some(broken("not an Engine.IO packet")),
     }
 }
 
@@ -335,7 +359,9 @@ mod tests {
         ));
         bytes.extend(masked(Opcode::Binary, &[9, 9]));
         let got = read_all(&mut r, &bytes);
-        assert!(matches!(&got[0], Got::Upgraded(b) if b.starts_with(b"HTTP/1.1 101")));
+        assert!(
+            matches!(&got[0], Got::Upgraded { answer: b, sid: None } if b.starts_with(b"HTTP/1.1 101"))
+        );
         assert_eq!(got[1], Got::Packet(Packet::Pong));
         assert_eq!(
             got[2],
@@ -453,6 +479,6 @@ mod tests {
         bytes.extend(masked(Opcode::Text, b"2probe"));
         let got = read_all(&mut r, &bytes);
         assert_eq!(got[1], Got::Reply(frame(Opcode::Pong, b"hi")));
-        assert_eq!(got[2], Got::Reply(frame(Opcode::Text, b"3probe")));
+        assert_eq!(got[2], Got::Probe(frame(Opcode::Text, b"3probe")));
     }
 }

@@ -151,13 +151,13 @@ pub fn decode_polling(body: &str) -> Result<Vec<Packet>, EioError> {
 }
 
 /// Standard base64 with padding (RFC 4648, 4), as Engine.IO's polling bodies use it.
-fn base64(bytes: &[u8]) -> String {
+pub fn base64(bytes: &[u8]) -> String {
     use base64::Engine as _;
     base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
 /// The bytes of standard base64 text; `None` if it is not that.
-fn unbase64(text: &str) -> Option<Vec<u8>> {
+pub fn unbase64(text: &str) -> Option<Vec<u8>> {
     use base64::Engine as _;
     base64::engine::general_purpose::STANDARD.decode(text).ok()
 }

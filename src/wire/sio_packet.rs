@@ -35,6 +35,7 @@ use std::fmt;
 
 use serde_json::Value;
 
+use super::engineio;
 use super::packet::{EventRef, Limits, Packet, DEFAULT_NAMESPACE};
 use super::socketio::{self, Kind, SioError};
 use super::websocket::{self, Opcode};
@@ -43,8 +44,21 @@ use crate::wire::packet::RESERVED_EVENTS;
 /// The reason a server DISCONNECT is not written as Socket.IO's `1` (see the file's notes).
 pub const SHUTTING_DOWN: &str = "server shutting down";
 
+/// How Engine.IO messages are carried: one WebSocket frame each, or as the records of a
+/// long-polling body (text as it is, binary as `b` + base64, separated by `\x1e`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Carrier {
+    WebSocket,
+    Polling,
+}
+
 /// Appends the WebSocket frames of `p` to `out`.
 pub fn encode(p: &Packet, out: &mut Vec<u8>) {
+    encode_for(Carrier::WebSocket, p, out)
+}
+
+/// Appends `p` to `out` as `carrier` carries it.
+pub fn encode_for(carrier: Carrier, p: &Packet, out: &mut Vec<u8>) {
     match p {
         Packet::Event {
             ns,
@@ -53,7 +67,8 @@ pub fn encode(p: &Packet, out: &mut Vec<u8>) {
             attachments,
             id,
             offset,
-        } => encode_event(
+        } => encode_event_for(
+            carrier,
             &EventRef {
                 ns,
                 name,
@@ -70,14 +85,14 @@ pub fn encode(p: &Packet, out: &mut Vec<u8>) {
             args,
             attachments,
         } => {
-            text_frame(out, |t| {
+            text_frame(carrier, out, |t| {
                 write_head(t, attachments.len(), ns, Some(*id), Kind::Ack);
                 write_array(t, None, args, attachments.len(), None);
             });
-            binary_frames(attachments, out);
+            binary_frames(carrier, attachments, out);
         }
         Packet::Disconnect { reason, .. } if reason.as_deref() == Some(SHUTTING_DOWN) => {}
-        other => text_frame(out, |t| write_text(other, t)),
+        other => text_frame(carrier, out, |t| write_text(other, t)),
     }
 }
 
@@ -85,11 +100,16 @@ pub fn encode(p: &Packet, out: &mut Vec<u8>) {
 /// Appends the frames of an EVENT given by its parts to `out`: a broadcast is written once
 /// and the same bytes go to every recipient (server frames are never masked).
 pub fn encode_event(e: &EventRef<'_>, out: &mut Vec<u8>) {
-    text_frame(out, |t| {
+    encode_event_for(Carrier::WebSocket, e, out)
+}
+
+/// [`encode_event`] as `carrier` carries it.
+pub fn encode_event_for(carrier: Carrier, e: &EventRef<'_>, out: &mut Vec<u8>) {
+    text_frame(carrier, out, |t| {
         write_head(t, e.attachments.len(), e.ns, e.id, Kind::Event);
         write_array(t, Some(e.name), e.args, e.attachments.len(), e.offset);
     });
-    binary_frames(e.attachments, out);
+    binary_frames(carrier, e.attachments, out);
 }
 // ANCHOR_END: encode_event
 
@@ -204,7 +224,10 @@ fn mark_placeholders(v: &Value, used: &mut [bool]) {
 /// Appends one unmasked text frame whose payload `fill` writes, without a second buffer:
 /// the payload is written after room for the longest header, then moved up against the
 /// header its length needs.
-fn text_frame(out: &mut Vec<u8>, fill: impl FnOnce(&mut Vec<u8>)) {
+fn text_frame(carrier: Carrier, out: &mut Vec<u8>, fill: impl FnOnce(&mut Vec<u8>)) {
+    if carrier == Carrier::Polling {
+        return fill(out); // a text record is the text alone
+    }
     const ROOM: usize = 10; // 2 bytes + a 64-bit length: the longest unmasked header
     let start = out.len();
     out.extend_from_slice(&[0; ROOM]);
@@ -235,10 +258,18 @@ fn text_frame(out: &mut Vec<u8>, fill: impl FnOnce(&mut Vec<u8>)) {
     }
 }
 
-/// One binary frame per attachment, in order.
-fn binary_frames(attachments: &[Vec<u8>], out: &mut Vec<u8>) {
+/// One binary frame per attachment, in order; on long-polling, one record each, `b` and the
+/// bytes in base64, after the separator.
+fn binary_frames(carrier: Carrier, attachments: &[Vec<u8>], out: &mut Vec<u8>) {
     for a in attachments {
-        websocket::encode_frame(true, Opcode::Binary, a, None, out);
+        match carrier {
+            Carrier::WebSocket => websocket::encode_frame(true, Opcode::Binary, a, None, out),
+            Carrier::Polling => {
+                out.push(engineio::RECORD_SEPARATOR as u8);
+                out.push(b'b');
+                out.extend_from_slice(engineio::base64(a).as_bytes());
+            }
+        }
     }
 }
 

@@ -6,9 +6,9 @@ use std::time::Instant;
 use serde_json::Value;
 
 use super::Io;
-use crate::event_loop::ConnId;
 use crate::events::encoder::Wire;
 use crate::events::error::{check_attachments, check_name};
+use crate::events::link::Link;
 use crate::events::names::{Name, Names};
 use crate::events::replay::Entry;
 use crate::events::EmitError;
@@ -19,7 +19,7 @@ use crate::wire::packet::{self, EventRef};
 /// sockets sorts them once, not once per message (`make bench`, fan-out).
 pub(super) struct Everyone {
     ns: Name,
-    conns: Vec<(ConnId, Wire)>,
+    conns: Vec<(Link, Wire)>,
 }
 
 /// A broadcast being put together: `io.broadcast("/").to("room").except("x").emit(...)`.
@@ -214,7 +214,7 @@ impl Broadcast<'_> {
             })
         });
         let limits = io.config.limits;
-        let mut deliver = |conn: ConnId, wire: Wire| {
+        let mut deliver = |conn: Link, wire: Wire| {
             let frame = match frames[wire.index()] {
                 Some(f) => f,
                 None => match io.out.encode_event(wire, &e, &limits) {

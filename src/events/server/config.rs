@@ -37,6 +37,11 @@ pub struct ServerConfig {
     /// is recorded; such ids are predictable, so anyone could take a session: never use
     /// one in a server that others can reach.
     pub id_seed: Option<u64>,
+    /// Origins whose pages may poll this server from another origin (CORS, as Socket.IO's
+    /// `cors.origin`): their long-polling answers carry `Access-Control-Allow-Origin` and
+    /// a preflight is answered. Empty by default: only pages of the server's own origin;
+    /// `"*"` allows any. A WebSocket is not held back by CORS.
+    pub cors_origins: Vec<String>,
 }
 
 impl Default for ServerConfig {
@@ -52,6 +57,7 @@ impl Default for ServerConfig {
             replay_max_bytes: 16 << 20,
             max_parked_sessions: 10_000,
             id_seed: None,
+            cors_origins: Vec::new(),
         }
     }
 }

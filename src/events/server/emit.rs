@@ -6,9 +6,9 @@ use serde_json::Value;
 
 use super::protocol::{Action, ServerTimer};
 use super::{AckCallback, Io};
-use crate::event_loop::ConnId;
 use crate::events::encoder::Wire;
 use crate::events::error::{check_attachments, check_name};
+use crate::events::link::Link;
 use crate::events::listeners::Event;
 use crate::events::outbox::Frame;
 use crate::events::{AckError, AckReply, EmitError};
@@ -72,13 +72,13 @@ impl Emit {
 
 impl Io {
     /// The wire connection `conn` speaks.
-    pub(super) fn wire_of(&self, conn: ConnId) -> Wire {
+    pub(super) fn wire_of(&self, conn: Link) -> Wire {
         self.conns.get(&conn).map(|c| c.wire).unwrap_or_default()
     }
 
     /// Encodes `p` for `conn`'s wire into the outbox; `None` if it is over the frame limit
     /// (which the protocol's own packets never are).
-    fn encode_for(&mut self, conn: ConnId, p: &Packet) -> Result<Frame, EmitError> {
+    fn encode_for(&mut self, conn: Link, p: &Packet) -> Result<Frame, EmitError> {
         let wire = self.wire_of(conn);
         let frame = self.out.encode(wire, p, &self.config.limits)?;
         self.stats.bytes_encoded += frame.len() as u64;
@@ -87,7 +87,7 @@ impl Io {
 
     /// Encodes `p` and queues it for `conn`; returns its frame (`None` if it was over the
     /// frame limit, which the protocol's own packets never are).
-    pub(super) fn queue_packet(&mut self, conn: ConnId, p: &Packet) -> Option<Frame> {
+    pub(super) fn queue_packet(&mut self, conn: Link, p: &Packet) -> Option<Frame> {
         let frame = self.encode_for(conn, p).ok()?;
         self.out.send(conn, frame, false);
         Some(frame)
@@ -96,7 +96,7 @@ impl Io {
     /// Queues the close of `conn` for the loop (after flushing its output, if `flush`). A
     /// Socket.IO connection is told first with a WebSocket close frame: 1001 (going away)
     /// if the server is stopping, 1000 otherwise.
-    pub(super) fn close_later(&mut self, conn: ConnId, flush: bool) {
+    pub(super) fn close_later(&mut self, conn: Link, flush: bool) {
         let mut farewell = false;
         if let Some(c) = self.conns.get_mut(&conn) {
             farewell = flush && !c.closing && c.wire == Wire::SocketIo;

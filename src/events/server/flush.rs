@@ -5,8 +5,9 @@
 
 use super::protocol::{Action, ServerTimer};
 use super::Io;
-use crate::event_loop::{ConnId, Ctx, SendError};
+use crate::event_loop::{Ctx, SendError};
 use crate::events::guard;
+use crate::events::link::Link;
 use crate::events::outbox::{Item, MAX_ROUNDS};
 use crate::events::reasons;
 
@@ -16,11 +17,12 @@ impl Io {
     /// `outbound buffer full`) after the round; volatile sends to a backed-up connection
     /// are dropped instead.
     pub(crate) fn flush(&mut self, ctx: &mut Ctx<ServerTimer>) {
+        let max_queued = self.config.loop_config.max_outbound;
         for _ in 0..MAX_ROUNDS {
             if !self.out.start_round() {
                 break;
             }
-            let mut full: Vec<ConnId> = Vec::new();
+            let mut full: Vec<Link> = Vec::new();
             while let Some(item) = self.out.next() {
                 match item {
                     Item::Send {
@@ -28,7 +30,17 @@ impl Io {
                         frame,
                         volatile,
                     } => {
-                        if volatile && ctx.backed_up(conn) {
+                        // A TCP connection, or a long-polling session's queue (or the
+                        // WebSocket it upgraded to).
+                        let tcp = match conn {
+                            Link::Tcp(c) => Some(c),
+                            Link::Polling { .. } => self.polling.carrier(conn),
+                        };
+                        let backed_up = match tcp {
+                            Some(c) => ctx.backed_up(c),
+                            None => self.polling.backed_up(conn),
+                        };
+                        if volatile && backed_up {
                             self.stats.volatile_dropped += 1;
                             continue;
                         }
@@ -37,19 +49,19 @@ impl Io {
                             self.callback_panicked("tap", None, &p);
                         }
                         let bytes = self.out.bytes(frame);
-                        if let Err(SendError::Full { .. }) = ctx.send(conn, bytes) {
-                            if !full.contains(&conn) {
-                                full.push(conn);
-                            }
+                        let refused = match tcp {
+                            Some(c) => matches!(ctx.send(c, bytes), Err(SendError::Full { .. })),
+                            None => self.polling.queue(conn, bytes, max_queued).is_err(),
+                        };
+                        if refused && !full.contains(&conn) {
+                            full.push(conn);
                         }
                     }
-                    Item::Do(Action::Close { conn, flush }) => {
-                        if flush {
-                            ctx.close(conn)
-                        } else {
-                            ctx.abort(conn)
-                        }
-                    }
+                    Item::Do(Action::Close { conn, flush }) => match conn {
+                        Link::Tcp(c) if flush => ctx.close(c),
+                        Link::Tcp(c) => ctx.abort(c),
+                        Link::Polling { .. } => self.close_polling(ctx, conn, flush),
+                    },
                     Item::Do(Action::Timer(after, t)) => {
                         ctx.set_timer(after, t);
                     }
@@ -60,6 +72,7 @@ impl Io {
                 self.close_conn(conn, reasons::OUTBOUND_FULL, false);
             }
         }
+        self.answer_polls(ctx);
         self.out.settle();
     }
 }

@@ -4,11 +4,12 @@
 //! the next request (keep-alive) unless the client asked for `Connection: close`.
 
 use super::Io;
-use crate::event_loop::ConnId;
 use crate::events::guard;
-use crate::transport::engineio::handshake_refusal;
+use crate::events::link::Link;
+use crate::transport::engineio::{handshake_refusal, refusal};
 use crate::transport::http::Reply;
 use crate::transport::socketio::PATH;
+use crate::transport::websocket::Refusal;
 use crate::wire::http::{self, Request};
 
 /// The application's routes: a request and its body in, a reply out, or `None` for `404`.
@@ -22,20 +23,31 @@ impl Io {
     }
 
     /// Answers one request read on `conn`.
-    pub(super) fn http_request(&mut self, conn: ConnId, req: Request, body: Vec<u8>) {
+    pub(super) fn http_request(&mut self, conn: Link, req: Request, body: Vec<u8>) {
         self.stats.http_requests += 1;
         let mut close = !req.keep_alive();
         let reply = if req.path == PATH {
-            // Not an upgrade: Engine.IO's refusal, in its own JSON.
-            let r = handshake_refusal(&req, &[PATH])
-                .unwrap_or_else(|| crate::transport::engineio::refusal(0, "Transport unknown"));
-            self.stats.http_refused += 1;
-            close = true;
-            Reply {
-                status: r.status,
-                headers: vec![("Content-Type".into(), r.content_type.into())],
-                body: r.body.into_bytes(),
+            let cors = self.cors_headers(&req);
+            let reply = if req.method == "OPTIONS" {
+                // A browser's preflight before a cross-origin POST.
+                Some(match cors.is_empty() {
+                    true => engineio_error(&refusal(2, "Bad handshake method")),
+                    false => preflight(&req),
+                })
+            } else if let Some(r) = handshake_refusal(&req, &[PATH], &["polling"]) {
+                close = true;
+                Some(engineio_error(&r))
+            } else {
+                self.polling_request(conn, &req, &body, &cors)
+            };
+            let Some(mut reply) = reply else {
+                return; // a GET held until there is something to send
+            };
+            if reply.status >= 400 {
+                self.stats.http_refused += 1;
             }
+            reply.headers.extend(cors);
+            reply
         } else {
             self.route(&req, &body)
         };
@@ -50,6 +62,23 @@ impl Io {
         if close {
             self.close_later(conn, true);
         }
+    }
+
+    /// The CORS headers for `req`'s `Origin`, if the server allows it
+    /// (`ServerConfig::cors_origins`; none by default).
+    fn cors_headers(&self, req: &Request) -> Vec<(String, String)> {
+        let Some(origin) = req.header("Origin") else {
+            return Vec::new();
+        };
+        let allowed = &self.config.cors_origins;
+        if !allowed.iter().any(|o| o == "*" || o == origin) {
+            return Vec::new();
+        }
+        vec![
+            ("Access-Control-Allow-Origin".into(), origin.into()),
+            ("Access-Control-Allow-Credentials".into(), "true".into()),
+            ("Vary".into(), "Origin".into()),
+        ]
     }
 
     /// The application's answer to `req`, `404` if it has none, `500` if it panicked.
@@ -67,6 +96,29 @@ impl Io {
                 Reply::text(500, "500 Internal Server Error\n")
             }
         }
+    }
+}
+
+/// The answer to a preflight: the methods and headers a cross-origin poll may use.
+fn preflight(req: &Request) -> Reply {
+    let asked = req.header("Access-Control-Request-Headers").unwrap_or("");
+    Reply {
+        status: 204,
+        headers: vec![
+            ("Access-Control-Allow-Methods".into(), "GET, POST".into()),
+            ("Access-Control-Allow-Headers".into(), asked.into()),
+            ("Access-Control-Max-Age".into(), "86400".into()),
+        ],
+        body: Vec::new(),
+    }
+}
+
+/// Engine.IO's refusal as a reply.
+fn engineio_error(r: &Refusal) -> Reply {
+    Reply {
+        status: r.status,
+        headers: vec![("Content-Type".into(), r.content_type.into())],
+        body: r.body.clone().into_bytes(),
     }
 }
 

@@ -16,6 +16,7 @@
 //! | `sockets.rs` | a socket's end: `disconnecting`, leaving rooms, parking, `disconnect` |
 //! | `reading.rs` | a connection's first byte chooses its wire; each wire's reader hands packets to `protocol.rs` |
 //! | `http.rs` | HTTP requests that are not an upgrade: Engine.IO's refusals, the application's routes (`on_http`) |
+//! | `polling.rs` | Engine.IO sessions over HTTP long-polling, and their upgrade to a WebSocket |
 //! | `protocol.rs` | the packets, as the event loop's handler: HELLO, CONNECT, EVENT, ACK, heartbeat |
 //! | `flush.rs` | handing the outbox to the loop |
 //! | `run.rs` | [`Server`], [`RunningServer`], [`ServerHandle`] |
@@ -25,6 +26,7 @@ mod config;
 mod emit;
 mod flush;
 mod http;
+mod polling;
 mod protocol;
 mod reading;
 mod recovery;
@@ -48,7 +50,7 @@ use super::names::Name;
 use super::outbox::Outbox;
 use super::session::Session;
 use super::{reasons, AckError, AckReply};
-use crate::event_loop::ConnId;
+use crate::events::link::Link;
 use broadcast::Everyone;
 use protocol::Action;
 use recovery::Recovery;
@@ -66,7 +68,7 @@ struct Namespace {
 
 /// One socket: a connection's membership of one namespace.
 struct SocketState {
-    conn: ConnId,
+    conn: Link,
     /// Its connection's wire (kept here too: a broadcast picks each recipient's encoding
     /// without a second lookup).
     wire: Wire,
@@ -85,6 +87,9 @@ struct ConnState {
     wire: Wire,
     /// ...and read (`reading.rs`).
     reader: Reader,
+    /// A WebSocket that probes or carries a long-polling session: its packets are the
+    /// session's (`polling.rs`).
+    route: Option<Link>,
     /// Its handshake is done: socklab's HELLO, or Socket.IO's upgrade.
     hello: bool,
     /// Namespace -> socket id.
@@ -104,6 +109,8 @@ enum Reader {
     Socklab,
     /// Socket.IO: an HTTP upgrade, then WebSocket frames.
     SocketIo(Box<crate::transport::socketio::SioReader>),
+    /// A long-polling session: read through the HTTP requests that name it.
+    Session,
 }
 
 /// Namespace -> socket id, for the one or few namespaces a connection joins. A short list
@@ -154,14 +161,14 @@ pub struct Io {
     /// (up to half of it after growing), and a spare slot costs a pointer, not a whole
     /// `SocketState` (some 400 bytes).
     sockets: HashMap<Name, Box<SocketState>>,
-    conns: HashMap<ConnId, ConnState>,
+    conns: HashMap<Link, ConnState>,
     /// Private id -> connection, for the sockets in `sockets`: a client that comes back
     /// while its old connection still looks alive is found without searching every socket
     /// (a restarted server meets thousands of such CONNECTs at once). The connection, not
     /// the socket id: the id is the connection's socket in the namespace.
-    live_pids: HashMap<String, ConnId>,
+    live_pids: HashMap<String, Link>,
     rooms: Rooms,
-    out: Outbox<Action>,
+    out: Outbox<Action, Link>,
     ids: Ids,
     stats: EventStats,
     /// Whatever the application keeps beside the server, one value per type.
@@ -177,11 +184,13 @@ pub struct Io {
     everyone: Option<Everyone>,
     /// A broadcast's recipients while they are chosen: kept between broadcasts, so that
     /// choosing them allocates nothing once it has grown.
-    chosen: Vec<(Name, ConnId, Wire)>,
+    chosen: Vec<(Name, Link, Wire)>,
     /// The server is stopping: Socket.IO connections are closed with 1001 (going away).
     stopping: bool,
     /// The application's HTTP routes (`http.rs`).
     http_routes: Option<http::HttpRoutes>,
+    /// Engine.IO sessions over long-polling (`polling.rs`).
+    polling: polling::Sessions,
 }
 
 impl Io {
@@ -203,6 +212,7 @@ impl Io {
             chosen: Vec::new(),
             stopping: false,
             http_routes: None,
+            polling: polling::Sessions::default(),
             config,
         }
     }

@@ -11,6 +11,7 @@ use super::{ConnState, Io, NsSockets, Reader, Refused, SocketState};
 use crate::event_loop::{self, CloseReason, ConnId, Ctx};
 use crate::events::encoder::Wire;
 use crate::events::guard;
+use crate::events::link::Link;
 use crate::events::listeners::{Event, Listeners};
 use crate::events::names::Name;
 use crate::events::session::Session;
@@ -20,20 +21,22 @@ use crate::wire::packet::{Decoded, EventView, Packet, RESERVED_EVENTS};
 /// The loop's timers for the server.
 #[derive(Debug)]
 pub enum ServerTimer {
-    Handshake(ConnId),
+    Handshake(Link),
     AckTimeout {
         sid: Name,
         id: u32,
     },
     /// Time to send connection `conn` its next PING.
-    Ping(ConnId),
+    Ping(Link),
     /// The PONG for PING number `seq` is due.
-    PongDue(ConnId, u64),
+    PongDue(Link, u64),
+    /// The WebSocket probing a long-polling session must have sent `5` by now.
+    UpgradeDue(Link, ConnId),
 }
 
 /// What the server's outbox asks of the loop besides sending frames.
 pub(super) enum Action {
-    Close { conn: ConnId, flush: bool },
+    Close { conn: Link, flush: bool },
     Timer(Duration, ServerTimer),
     Stop,
 }
@@ -41,7 +44,7 @@ pub(super) enum Action {
 impl Io {
     /// A new connection says nothing until its client does: its first byte tells which
     /// wire it speaks (`reading.rs`).
-    fn accepted(&mut self, conn: ConnId, peer: SocketAddr) {
+    fn accepted(&mut self, conn: Link, peer: SocketAddr) {
         self.recovery.connected(conn);
         self.conns.insert(
             conn,
@@ -49,6 +52,7 @@ impl Io {
                 peer,
                 wire: Wire::Socklab,
                 reader: Reader::First,
+                route: None,
                 hello: false,
                 sockets: NsSockets::default(),
                 pings: 0,
@@ -61,7 +65,7 @@ impl Io {
             .push(Action::Timer(handshake, ServerTimer::Handshake(conn)));
     }
 
-    fn refuse(&mut self, conn: ConnId, ns: &str, refused: Refused) {
+    fn refuse(&mut self, conn: Link, ns: &str, refused: Refused) {
         self.stats.connects_refused += 1;
         let p = Packet::ConnectError {
             ns: ns.to_string(),
@@ -71,12 +75,12 @@ impl Io {
         self.queue_packet(conn, &p);
     }
 
-    pub(super) fn protocol_error(&mut self, conn: ConnId) {
+    pub(super) fn protocol_error(&mut self, conn: Link) {
         self.stats.parse_errors += 1;
         self.close_conn(conn, reasons::PARSE_ERROR, true);
     }
 
-    pub(super) fn on_packet(&mut self, conn: ConnId, p: Decoded<'_>) {
+    pub(super) fn on_packet(&mut self, conn: Link, p: Decoded<'_>) {
         let Some(c) = self.conns.get_mut(&conn) else {
             return;
         };
@@ -137,11 +141,11 @@ impl Io {
     }
 
     /// The socket connection `conn` has in namespace `ns`, if any.
-    fn sid_on(&self, conn: ConnId, ns: &str) -> Option<Name> {
+    fn sid_on(&self, conn: Link, ns: &str) -> Option<Name> {
         self.conns.get(&conn)?.sockets.get(ns).cloned()
     }
 
-    fn on_event(&mut self, conn: ConnId, e: EventView<'_>) {
+    fn on_event(&mut self, conn: Link, e: EventView<'_>) {
         let Some(sid) = self.sid_on(conn, e.ns) else {
             return; // not connected to that namespace: ignored, as Socket.IO does
         };
@@ -174,7 +178,7 @@ impl Io {
         self.dispatch_guarded(&event);
     }
 
-    fn on_connect(&mut self, conn: ConnId, ns: String, data: Option<Value>) {
+    fn on_connect(&mut self, conn: Link, ns: String, data: Option<Value>) {
         // The client's session to restore, if it names one; the rest is its auth payload.
         let (auth, pid, offset) = split_connect_data(data);
         let Some(c) = self.conns.get(&conn) else {
@@ -308,7 +312,7 @@ impl Io {
         }
     }
 
-    fn loop_closed(&mut self, conn: ConnId, reason: &CloseReason) {
+    pub(super) fn loop_closed(&mut self, conn: Link, reason: &CloseReason) {
         let why = match reason {
             CloseReason::PeerClosed => reasons::TRANSPORT_CLOSE,
             CloseReason::Error(_) => reasons::TRANSPORT_ERROR,
@@ -321,7 +325,20 @@ impl Io {
             CloseReason::Local => reasons::FORCED_CLOSE,
         };
         self.remove_conn_sockets(conn, why);
-        self.conns.remove(&conn);
+        if let Some(c) = self.conns.remove(&conn) {
+            // A WebSocket of a long-polling session: an upgraded session goes with it, one
+            // still probing stays on polling.
+            if let (Some(link), Link::Tcp(tcp)) = (c.route, conn) {
+                if self.polling.carrier(link) == Some(tcp) {
+                    self.close_conn(link, why, false);
+                } else {
+                    self.abandon_upgrade(link, tcp);
+                }
+            }
+        }
+        if let Link::Tcp(tcp) = conn {
+            self.polling_conn_closed(tcp);
+        }
     }
 
     fn timer(&mut self, t: ServerTimer) {
@@ -351,6 +368,7 @@ impl Io {
                 }
             }
             // ANCHOR_END: heartbeat
+            ServerTimer::UpgradeDue(link, tcp) => self.upgrade_due(link, tcp),
             ServerTimer::AckTimeout { sid, id } => {
                 let cb = self.sockets.get_mut(&*sid).and_then(|s| s.acks.remove(&id));
                 if let Some(cb) = cb {
@@ -396,18 +414,18 @@ impl event_loop::Handler for ServerCore {
     type Message = ServerMsg;
 
     fn accepted(&mut self, ctx: &mut Ctx<ServerTimer>, id: ConnId, peer: SocketAddr) {
-        self.io.accepted(id, peer);
+        self.io.accepted(Link::Tcp(id), peer);
         self.io.flush(ctx);
     }
 
     fn data(&mut self, ctx: &mut Ctx<ServerTimer>, conn: ConnId, bytes: &[u8]) -> usize {
-        let used = self.io.read(conn, bytes);
+        let used = self.io.read(Link::Tcp(conn), bytes);
         self.io.flush(ctx);
         used
     }
 
     fn closed(&mut self, ctx: &mut Ctx<ServerTimer>, id: ConnId, reason: CloseReason) {
-        self.io.loop_closed(id, &reason);
+        self.io.loop_closed(Link::Tcp(id), &reason);
         self.io.flush(ctx);
     }
 
@@ -431,7 +449,7 @@ impl event_loop::Handler for ServerCore {
                 .sockets
                 .get(&**sid)
                 .is_some_and(|s| s.acks.contains_key(id)),
-            ServerTimer::Handshake(_) => true,
+            ServerTimer::Handshake(_) | ServerTimer::UpgradeDue(..) => true,
         }
     }
 

@@ -12,8 +12,8 @@ use serde_json::json;
 
 use super::protocol::{Action, ServerTimer};
 use super::{Io, Reader};
-use crate::event_loop::ConnId;
 use crate::events::encoder::Wire;
+use crate::events::link::Link;
 use crate::events::reasons;
 use crate::transport::socketio::{End, Got, SioReader};
 use crate::wire::packet::{self, Decoded, EventView, Packet};
@@ -21,7 +21,7 @@ use crate::wire::packet::{self, Decoded, EventView, Packet};
 impl Io {
     // ANCHOR: first_byte
     /// Reads `bytes` from `conn`; returns how many were used (the rest waits for more).
-    pub(super) fn read(&mut self, conn: ConnId, bytes: &[u8]) -> usize {
+    pub(super) fn read(&mut self, conn: Link, bytes: &[u8]) -> usize {
         let Some(c) = self.conns.get_mut(&conn) else {
             return bytes.len();
         };
@@ -45,7 +45,7 @@ impl Io {
     // ANCHOR_END: first_byte
 
     /// The server's HELLO, and the first PING's timer.
-    fn greet(&mut self, conn: ConnId) {
+    fn greet(&mut self, conn: Link) {
         let hello = Packet::hello(json!({
             "pingInterval": self.config.ping_interval.as_millis() as u64,
             "pingTimeout": self.config.ping_timeout.as_millis() as u64,
@@ -56,7 +56,7 @@ impl Io {
         self.out.push(Action::Timer(ping, ServerTimer::Ping(conn)));
     }
 
-    fn read_socklab(&mut self, conn: ConnId, bytes: &[u8]) -> usize {
+    fn read_socklab(&mut self, conn: Link, bytes: &[u8]) -> usize {
         let limits = self.config.limits;
         let mut bad = false;
         // Stop after a packet that closed the connection: what follows it is not handled.
@@ -77,7 +77,7 @@ impl Io {
         used
     }
 
-    fn read_socketio(&mut self, conn: ConnId, bytes: &[u8]) -> usize {
+    fn read_socketio(&mut self, conn: Link, bytes: &[u8]) -> usize {
         // The reader is taken out while it reads, so that what it hands over can use `self`.
         let Some(c) = self.conns.get_mut(&conn) else {
             return bytes.len();
@@ -93,13 +93,31 @@ impl Io {
     }
 
     /// One result of the Socket.IO reader; `false` once the connection is closing.
-    fn got(&mut self, conn: ConnId, got: Got) -> bool {
+    fn got(&mut self, conn: Link, got: Got) -> bool {
+        // A WebSocket that probes or carries a long-polling session reads for the session.
+        let route = self.conns.get(&conn).and_then(|c| c.route);
+        let to = route.unwrap_or(conn);
         match got {
-            Got::Upgraded(answer) => {
+            Got::Upgraded { answer, sid: None } => {
                 self.queue_bytes(conn, &answer);
                 self.open_session(conn);
             }
+            Got::Upgraded {
+                answer,
+                sid: Some(sid),
+            } => self.upgrade_polling(conn, &sid, &answer),
             Got::Reply(bytes) => self.queue_bytes(conn, &bytes),
+            Got::Probe(bytes) => {
+                self.queue_bytes(conn, &bytes);
+                if let Some(link) = route {
+                    self.probed(link);
+                }
+            }
+            Got::Upgrade => match (route, conn) {
+                (Some(link), Link::Tcp(tcp)) => self.upgraded(link, tcp),
+                _ => self.protocol_error(conn),
+            },
+            Got::Ping(_) => {}
             Got::Request { req, body } => self.http_request(conn, req, body),
             Got::Packet(Packet::Event {
                 ns,
@@ -117,9 +135,9 @@ impl Io {
                     id,
                     offset,
                 };
-                self.on_packet(conn, Decoded::Event(e));
+                self.on_packet(to, Decoded::Event(e));
             }
-            Got::Packet(p) => self.on_packet(conn, Decoded::Other(p)),
+            Got::Packet(p) => self.on_packet(to, Decoded::Other(p)),
             Got::End { bytes, why } => {
                 self.queue_bytes(conn, &bytes);
                 if let Some(c) = self.conns.get_mut(&conn) {
@@ -143,7 +161,7 @@ impl Io {
 
     /// The WebSocket is open: the Engine.IO open packet (the Socket.IO wire's HELLO), and the
     /// first ping's timer. Socket.IO's handshake takes the place of socklab's HELLO.
-    fn open_session(&mut self, conn: ConnId) {
+    fn open_session(&mut self, conn: Link) {
         let Some(sid) = self.ids.next_id() else {
             // No id without the operating system's generator.
             self.close_conn(conn, reasons::PARSE_ERROR, false);
@@ -167,7 +185,7 @@ impl Io {
     }
 
     /// Queues bytes already in their wire's form.
-    fn queue_bytes(&mut self, conn: ConnId, bytes: &[u8]) {
+    pub(super) fn queue_bytes(&mut self, conn: Link, bytes: &[u8]) {
         let frame = self.out.copy(bytes);
         self.out.send(conn, frame, false);
     }

@@ -8,8 +8,8 @@ use std::time::Instant;
 
 use super::config::ServerConfig;
 use super::Io;
-use crate::event_loop::ConnId;
 use crate::events::encoder::Wire;
+use crate::events::link::Link;
 use crate::events::names::Name;
 use crate::events::replay::{Bounds, Entry, ReplayLog};
 use crate::events::session::{Parked, Session};
@@ -57,9 +57,9 @@ impl Recovery {
         self.replay.push(offset, entry, bounds, now);
     }
 
-    /// A new connection in slot `conn.slot()` (slots are reused): sent nothing yet.
-    pub(super) fn connected(&mut self, conn: ConnId) {
-        let slot = conn.slot();
+    /// A new connection at index `conn.index()` (slots are reused): sent nothing yet.
+    pub(super) fn connected(&mut self, conn: Link) {
+        let slot = conn.index();
         if self.last_sent.len() <= slot {
             self.last_sent.resize(slot + 1, 0);
         }
@@ -67,14 +67,14 @@ impl Recovery {
     }
 
     /// Remembers that broadcast `offset` was queued to `conn` (see `Parked::last_sent`).
-    pub(super) fn note_sent(&mut self, conn: ConnId, offset: u64) {
-        if let Some(last) = self.last_sent.get_mut(conn.slot()) {
+    pub(super) fn note_sent(&mut self, conn: Link, offset: u64) {
+        if let Some(last) = self.last_sent.get_mut(conn.index()) {
             *last = (*last).max(offset);
         }
     }
 
-    fn last_sent(&self, conn: ConnId) -> u64 {
-        self.last_sent.get(conn.slot()).copied().unwrap_or(0)
+    fn last_sent(&self, conn: Link) -> u64 {
+        self.last_sent.get(conn.index()).copied().unwrap_or(0)
     }
 
     /// The parked session of socket `sid`, if it is away.
@@ -141,7 +141,7 @@ impl Recovery {
 impl Io {
     /// Parks the session of socket `sid`, just removed from connection `conn`, for its
     /// client's return.
-    pub(super) fn park(&mut self, sid: Name, ns: Name, conn: ConnId, session: Session) {
+    pub(super) fn park(&mut self, sid: Name, ns: Name, conn: Link, session: Session) {
         let p = Parked {
             sid,
             namespace: ns,
@@ -158,7 +158,7 @@ impl Io {
     /// Queues to restored socket `sid` on `conn` the broadcasts it missed while away, in
     /// order, after the client's `offset`. What it was sent before it left (up to
     /// `last_sent`) is owed again until its client says it saw it.
-    pub(super) fn replay_missed(&mut self, conn: ConnId, sid: &str, offset: u64, last_sent: u64) {
+    pub(super) fn replay_missed(&mut self, conn: Link, sid: &str, offset: u64, last_sent: u64) {
         let Some(s) = self.sockets.get(sid) else {
             return;
         };

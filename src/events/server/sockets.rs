@@ -6,9 +6,9 @@ use serde_json::json;
 
 use super::protocol::Action;
 use super::Io;
-use crate::event_loop::ConnId;
 use crate::events::encoder::Wire;
 use crate::events::guard;
+use crate::events::link::Link;
 use crate::events::listeners::Event;
 use crate::events::names::Name;
 use crate::events::{reasons, AckError};
@@ -31,7 +31,7 @@ impl Io {
 
     // ANCHOR: say_goodbye
     /// Sends socket `sid` a DISCONNECT with `reason` and removes it; returns its connection.
-    pub(super) fn say_goodbye(&mut self, sid: &str, reason: &str) -> Option<ConnId> {
+    pub(super) fn say_goodbye(&mut self, sid: &str, reason: &str) -> Option<Link> {
         let s = self.sockets.get(sid)?;
         let (conn, ns) = (s.conn, s.namespace.to_string());
         let p = Packet::Disconnect {
@@ -45,7 +45,7 @@ impl Io {
     // ANCHOR_END: say_goodbye
 
     /// Closes `conn` (after flushing, if `flush`) once no namespace is left on it.
-    pub(super) fn close_if_unused(&mut self, conn: ConnId, flush: bool) {
+    pub(super) fn close_if_unused(&mut self, conn: Link, flush: bool) {
         if self.conns.get(&conn).is_some_and(|c| c.sockets.is_empty()) {
             self.close_later(conn, flush);
         }
@@ -53,7 +53,7 @@ impl Io {
 
     /// Ends connection `conn`: every socket on it is removed with `reason`, then the loop
     /// closes it (after flushing, if `flush`).
-    pub(super) fn close_conn(&mut self, conn: ConnId, reason: &str, flush: bool) {
+    pub(super) fn close_conn(&mut self, conn: Link, reason: &str, flush: bool) {
         self.remove_conn_sockets(conn, reason);
         if self.conns.contains_key(&conn) {
             self.close_later(conn, flush);
@@ -61,7 +61,7 @@ impl Io {
     }
 
     /// Removes every socket of connection `conn`, with `reason`.
-    pub(super) fn remove_conn_sockets(&mut self, conn: ConnId, reason: &str) {
+    pub(super) fn remove_conn_sockets(&mut self, conn: Link, reason: &str) {
         let sids: Vec<Name> = self
             .conns
             .get(&conn)
@@ -128,7 +128,7 @@ impl Io {
         }
         // Socket.IO connections are told with a close frame (1001, going away), written by
         // `close_later`; the loop would otherwise close them without one.
-        let sio: Vec<ConnId> = (self.conns.iter())
+        let sio: Vec<Link> = (self.conns.iter())
             .filter(|(_, c)| c.wire == Wire::SocketIo)
             .map(|(conn, _)| *conn)
             .collect();

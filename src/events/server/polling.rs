@@ -1,0 +1,507 @@
+//! Engine.IO over HTTP long-polling (lesson 22): a session that lives across requests, and
+//! its upgrade to a WebSocket.
+//!
+//! ```text
+//! GET  /socket.io/?EIO=4&transport=polling            -> 0{"sid":"S","upgrades":["websocket"],...}
+//! POST /socket.io/?EIO=4&transport=polling&sid=S  40  -> ok        (client packets, \x1e between)
+//! GET  /socket.io/?EIO=4&transport=polling&sid=S      -> held until there is something to send,
+//!                                                        then 40{"sid":...}\x1e2 ...
+//! GET  /socket.io/?EIO=4&transport=websocket&sid=S    -> 101; 2probe -> 3probe, the held GET gets 6;
+//!                                                        5: the session now lives on the WebSocket
+//! ```
+//!
+//! A session is one connection to the event layer ([`Link::Polling`]): what is sent to it
+//! waits in its queue, bounded like a TCP connection's outbound buffer, until a GET takes it.
+//! It is closed by the same heartbeat as any connection: its pings wait in the queue, and a
+//! client that stops polling cannot answer them. The rules, each answered as Engine.IO does:
+//! a second GET while one is held closes the session; a bad packet closes it; a request
+//! for a session that is unknown, upgraded or closed gets `400`; a body over `maxPayload`
+//! gets `413` (the reader's bound).
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use serde_json::json;
+
+use super::protocol::{Action, ServerTimer};
+use super::{ConnState, Io, NsSockets, Reader};
+use crate::event_loop::{ConnId, Ctx, SendError};
+use crate::events::encoder::Wire;
+use crate::events::link::Link;
+use crate::events::reasons;
+use crate::transport::http::Reply;
+use crate::transport::socketio::{EioReader, End, Got};
+use crate::wire::engineio::{self, RECORD_SEPARATOR};
+use crate::wire::http::{self, Request};
+use crate::wire::packet::{Decoded, EventView, Packet};
+use crate::wire::websocket::{self, Opcode};
+
+/// How long an upgrade may take from its `101` to the client's `5` (Engine.IO's default).
+pub(super) const UPGRADE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A GET held open: its connection, and the headers and close its answer takes.
+struct Held {
+    conn: ConnId,
+    headers: Vec<(String, String)>,
+    close: bool,
+}
+
+/// One long-polling session.
+struct Session {
+    sid: String,
+    /// Records for the next poll, `\x1e` between them.
+    queue: Vec<u8>,
+    held: Option<Held>,
+    /// The client's packets across POSTs (a binary event's attachments may come later).
+    eio: EioReader,
+    /// The WebSocket probing it, or carrying it once `upgraded`.
+    ws: Option<ConnId>,
+    upgraded: bool,
+}
+
+/// Every session, in slots that are reused with a new generation.
+#[derive(Default)]
+pub(super) struct Sessions {
+    slots: Vec<(u32, Option<Session>)>,
+    free: Vec<u32>,
+    by_sid: HashMap<String, Link>,
+    /// Sessions that got bytes since the last flush ended: their held GET is answered.
+    ready: Vec<Link>,
+}
+
+impl Sessions {
+    fn get_mut(&mut self, link: Link) -> Option<&mut Session> {
+        let Link::Polling { slot, gen } = link else {
+            return None;
+        };
+        match self.slots.get_mut(slot as usize)? {
+            (g, Some(s)) if *g == gen => Some(s),
+            _ => None,
+        }
+    }
+
+    fn insert(&mut self, sid: String) -> Link {
+        let session = Session {
+            sid: sid.clone(),
+            queue: Vec::new(),
+            held: None,
+            eio: EioReader::default(),
+            ws: None,
+            upgraded: false,
+        };
+        let link = match self.free.pop() {
+            Some(slot) => {
+                let entry = &mut self.slots[slot as usize];
+                entry.0 = entry.0.wrapping_add(1);
+                entry.1 = Some(session);
+                Link::Polling { slot, gen: entry.0 }
+            }
+            None => {
+                self.slots.push((0, Some(session)));
+                let slot = (self.slots.len() - 1) as u32;
+                Link::Polling { slot, gen: 0 }
+            }
+        };
+        self.by_sid.insert(sid, link);
+        link
+    }
+
+    fn remove(&mut self, link: Link) -> Option<Session> {
+        let Link::Polling { slot, gen } = link else {
+            return None;
+        };
+        let entry = self.slots.get_mut(slot as usize)?;
+        if entry.0 != gen {
+            return None;
+        }
+        let s = entry.1.take()?;
+        self.free.push(slot);
+        self.by_sid.remove(&s.sid);
+        Some(s)
+    }
+
+    /// The WebSocket connection that carries `link` now, if it upgraded.
+    pub(super) fn carrier(&mut self, link: Link) -> Option<ConnId> {
+        self.get_mut(link)
+            .and_then(|s| s.upgraded.then_some(s.ws).flatten())
+    }
+
+    /// Whether a volatile packet for `link` is dropped: no GET is held to take it.
+    pub(super) fn backed_up(&mut self, link: Link) -> bool {
+        self.get_mut(link).is_some_and(|s| s.held.is_none())
+    }
+
+    /// Queues the records `bytes` for `link`; `Err` past `max` bytes waiting.
+    pub(super) fn queue(&mut self, link: Link, bytes: &[u8], max: usize) -> Result<(), ()> {
+        let Some(s) = self.get_mut(link) else {
+            return Ok(());
+        };
+        if bytes.is_empty() {
+            return Ok(());
+        }
+        if s.queue.len() + 1 + bytes.len() > max {
+            return Err(());
+        }
+        if !s.queue.is_empty() {
+            s.queue.push(RECORD_SEPARATOR as u8);
+        }
+        s.queue.extend_from_slice(bytes);
+        self.ready.push(link);
+        Ok(())
+    }
+}
+
+/// Engine.IO's JSON error answer.
+fn error(code: u8, message: &str) -> Reply {
+    Reply {
+        status: 400,
+        headers: vec![("Content-Type".into(), "application/json".into())],
+        body: json!({"code": code, "message": message})
+            .to_string()
+            .into_bytes(),
+    }
+}
+
+fn text(body: Vec<u8>) -> Reply {
+    let kind = "text/plain; charset=UTF-8";
+    Reply {
+        status: 200,
+        headers: vec![("Content-Type".into(), kind.into())],
+        body,
+    }
+}
+
+impl Io {
+    /// A long-polling request on TCP connection `conn` (`http.rs` checked its path, version
+    /// and transport). Returns the answer, or `None` when a GET is held.
+    /// `headers` go on every answer to it (CORS), a held one's too.
+    pub(super) fn polling_request(
+        &mut self,
+        conn: Link,
+        req: &Request,
+        body: &[u8],
+        headers: &[(String, String)],
+    ) -> Option<Reply> {
+        let Some(sid) = req.param("sid") else {
+            return Some(match req.method.as_str() {
+                "GET" => self.open_polling(conn),
+                _ => error(2, "Bad handshake method"),
+            });
+        };
+        let Some(&link) = self.polling.by_sid.get(sid) else {
+            return Some(error(1, "Session ID unknown"));
+        };
+        let Some(session) = self.polling.get_mut(link) else {
+            return Some(error(1, "Session ID unknown"));
+        };
+        if session.upgraded {
+            return Some(error(3, "Bad request"));
+        }
+        match req.method.as_str() {
+            "GET" if session.held.is_some() => {
+                // Two polls at once: Engine.IO closes the session.
+                self.stats.parse_errors += 1;
+                self.close_conn(link, reasons::PARSE_ERROR, true);
+                Some(error(3, "Bad request"))
+            }
+            "GET" if !session.queue.is_empty() => Some(text(std::mem::take(&mut session.queue))),
+            "GET" => match conn.tcp() {
+                Some(tcp) => {
+                    session.held = Some(Held {
+                        conn: tcp,
+                        headers: headers.to_vec(),
+                        close: !req.keep_alive(),
+                    });
+                    None
+                }
+                None => Some(error(3, "Bad request")),
+            },
+            "POST" => Some(self.polling_post(link, body)),
+            _ => Some(error(2, "Bad handshake method")),
+        }
+    }
+
+    /// A new session: its link, its open packet as the answer, its heartbeat.
+    fn open_polling(&mut self, conn: Link) -> Reply {
+        let Some(peer) = self.conns.get(&conn).map(|c| c.peer) else {
+            return error(3, "Bad request");
+        };
+        let Some(sid) = self.ids.next_id() else {
+            return Reply::text(500, "500 Internal Server Error: no random id\n");
+        };
+        let link = self.polling.insert(sid.clone());
+        self.recovery.connected(link);
+        self.conns.insert(
+            link,
+            ConnState {
+                peer,
+                wire: Wire::Polling,
+                reader: Reader::Session,
+                hello: true,
+                route: None,
+                sockets: NsSockets::default(),
+                pings: 0,
+                awaiting_pong: false,
+                closing: false,
+            },
+        );
+        self.stats.socketio_connections += 1;
+        let (handshake, ping) = (self.config.handshake_timeout, self.config.ping_interval);
+        self.out
+            .push(Action::Timer(handshake, ServerTimer::Handshake(link)));
+        self.out.push(Action::Timer(ping, ServerTimer::Ping(link)));
+        let open = engineio::Packet::Open(json!({
+            "sid": sid,
+            "upgrades": ["websocket"],
+            "pingInterval": self.config.ping_interval.as_millis() as u64,
+            "pingTimeout": self.config.ping_timeout.as_millis() as u64,
+            "maxPayload": self.config.limits.max_frame,
+        }));
+        let mut body = String::new();
+        engineio::encode_text(&open, &mut body);
+        text(body.into_bytes())
+    }
+
+    /// The client's packets in a POST body.
+    fn polling_post(&mut self, link: Link, body: &[u8]) -> Reply {
+        let packets = std::str::from_utf8(body)
+            .ok()
+            .and_then(|b| engineio::decode_polling(b).ok());
+        let Some(packets) = packets else {
+            self.stats.parse_errors += 1;
+            self.close_conn(link, reasons::PARSE_ERROR, true);
+            return error(3, "Bad request");
+        };
+        let limits = self.config.limits;
+        for p in packets {
+            let Some(s) = self.polling.get_mut(link) else {
+                break;
+            };
+            let Some(got) = s.eio.packet(p, &limits) else {
+                continue;
+            };
+            match got {
+                Got::Packet(Packet::Event {
+                    ns,
+                    name,
+                    args,
+                    attachments,
+                    id,
+                    offset,
+                }) => {
+                    let e = EventView {
+                        ns: &ns,
+                        name: &name,
+                        args,
+                        attachments,
+                        id,
+                        offset,
+                    };
+                    self.on_packet(link, Decoded::Event(e));
+                }
+                Got::Packet(p) => self.on_packet(link, Decoded::Other(p)),
+                Got::End {
+                    why: End::Closed, ..
+                } => {
+                    self.close_conn(link, reasons::TRANSPORT_CLOSE, true);
+                    break;
+                }
+                Got::End { .. } | Got::Upgrade => {
+                    self.stats.parse_errors += 1;
+                    self.close_conn(link, reasons::PARSE_ERROR, true);
+                    return error(3, "Bad request");
+                }
+                // A ping over polling is not Engine.IO v4's; nothing else comes from here.
+                _ => {}
+            }
+        }
+        Reply {
+            status: 200,
+            headers: vec![("Content-Type".into(), "text/html".into())],
+            body: b"ok".to_vec(),
+        }
+    }
+
+    /// A WebSocket on TCP connection `conn` asks to carry session `sid`: `101` if the
+    /// session is there and not upgrading yet, `400` otherwise.
+    pub(super) fn upgrade_polling(&mut self, conn: Link, sid: &str, answer: &[u8]) {
+        let link = self.polling.by_sid.get(sid).copied();
+        let tcp = conn.tcp();
+        let ok = match (link.and_then(|l| self.polling.get_mut(l)), tcp) {
+            (Some(s), Some(tcp)) if s.ws.is_none() && !s.upgraded => {
+                s.ws = Some(tcp);
+                true
+            }
+            _ => false,
+        };
+        let (Some(link), Some(tcp), true) = (link, tcp, ok) else {
+            let r = error(1, "Session ID unknown");
+            let kind = [("Content-Type", "application/json")];
+            self.queue_bytes(conn, &http::response(400, &kind, &r.body, true));
+            self.stats.http_refused += 1;
+            self.close_later(conn, true);
+            return;
+        };
+        self.queue_bytes(conn, answer);
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.route = Some(link);
+            c.hello = true;
+        }
+        let due = ServerTimer::UpgradeDue(link, tcp);
+        self.out.push(Action::Timer(UPGRADE_TIMEOUT, due));
+    }
+
+    /// The probe came on the WebSocket: the held GET ends with a noop, so that the client
+    /// stops polling and can switch.
+    pub(super) fn probed(&mut self, link: Link) {
+        let _ = self.polling.queue(link, b"6", usize::MAX);
+    }
+
+    /// The client sent `5` on WebSocket `tcp`: from now on the session lives there. What
+    /// waited for a poll goes over the WebSocket, each record as a frame.
+    pub(super) fn upgraded(&mut self, link: Link, tcp: ConnId) {
+        let Some(s) = self.polling.get_mut(link) else {
+            return;
+        };
+        if s.ws != Some(tcp) {
+            return;
+        }
+        s.upgraded = true;
+        let waiting = std::mem::take(&mut s.queue);
+        let held = s.held.take();
+        self.polling.ready.retain(|l| *l != link);
+        if let Some(h) = held {
+            self.answer_held(h, b"6".to_vec());
+        }
+        if let Some(c) = self.conns.get_mut(&link) {
+            c.wire = Wire::SocketIo;
+        }
+        let sids: Vec<_> = self
+            .conns
+            .get(&link)
+            .map(|c| c.sockets.values().cloned().collect())
+            .unwrap_or_default();
+        for sid in sids {
+            if let Some(s) = self.sockets.get_mut(&*sid) {
+                s.wire = Wire::SocketIo;
+            }
+        }
+        self.everyone = None; // it keeps each recipient's wire
+        let mut frames = Vec::new();
+        for record in waiting.split(|&b| b == RECORD_SEPARATOR as u8) {
+            match record.strip_prefix(b"b") {
+                Some(b64) => {
+                    let bytes = std::str::from_utf8(b64).ok().and_then(engineio::unbase64);
+                    let bytes = bytes.unwrap_or_default();
+                    websocket::encode_frame(true, Opcode::Binary, &bytes, None, &mut frames);
+                }
+                None if record.is_empty() => {}
+                None => websocket::encode_frame(true, Opcode::Text, record, None, &mut frames),
+            }
+        }
+        if !frames.is_empty() {
+            self.queue_bytes(Link::Tcp(tcp), &frames);
+        }
+    }
+
+    /// The upgrade's time is up: a WebSocket that has not sent `5` is dropped.
+    pub(super) fn upgrade_due(&mut self, link: Link, tcp: ConnId) {
+        let abandoned = self
+            .polling
+            .get_mut(link)
+            .is_some_and(|s| s.ws == Some(tcp) && !s.upgraded);
+        if abandoned {
+            self.abandon_upgrade(link, tcp);
+            self.close_conn(Link::Tcp(tcp), reasons::TRANSPORT_CLOSE, true);
+        }
+    }
+
+    /// The WebSocket that was probing `link` is gone: the session stays on polling.
+    pub(super) fn abandon_upgrade(&mut self, link: Link, tcp: ConnId) {
+        if let Some(s) = self.polling.get_mut(link) {
+            if s.ws == Some(tcp) && !s.upgraded {
+                s.ws = None;
+            }
+        }
+    }
+
+    /// TCP connection `tcp` is gone: a GET it held is forgotten (the session lives on, and
+    /// its heartbeat ends it if no other poll comes).
+    pub(super) fn polling_conn_closed(&mut self, tcp: ConnId) {
+        for (_, s) in self.polling.slots.iter_mut() {
+            if let Some(s) = s {
+                if s.held.as_ref().is_some_and(|h| h.conn == tcp) {
+                    s.held = None;
+                }
+            }
+        }
+    }
+
+    /// Ends session `link` for the loop: a held GET gets what is queued and `1`; an
+    /// upgraded one closes its WebSocket. The event layer's side of it goes as for a closed
+    /// TCP connection.
+    pub(super) fn close_polling(&mut self, ctx: &mut Ctx<ServerTimer>, link: Link, flush: bool) {
+        let Some(mut s) = self.polling.remove(link) else {
+            return;
+        };
+        match (s.upgraded, s.ws) {
+            (true, Some(ws)) if flush => ctx.close(ws),
+            (true, Some(ws)) => ctx.abort(ws),
+            _ => {
+                if let Some(h) = s.held.take() {
+                    let mut body = std::mem::take(&mut s.queue);
+                    if !body.is_empty() {
+                        body.push(RECORD_SEPARATOR as u8);
+                    }
+                    body.push(b'1');
+                    let bytes = held_response(&h, body);
+                    let _ = ctx.send(h.conn, &bytes);
+                }
+            }
+        }
+        self.loop_closed(link, &crate::event_loop::CloseReason::Local);
+    }
+
+    /// Answers the held GETs of the sessions that got records during the flush.
+    pub(super) fn answer_polls(&mut self, ctx: &mut Ctx<ServerTimer>) {
+        let ready = std::mem::take(&mut self.polling.ready);
+        for link in ready {
+            let Some(s) = self.polling.get_mut(link) else {
+                continue;
+            };
+            if s.queue.is_empty() {
+                continue;
+            }
+            let Some(h) = s.held.take() else {
+                continue;
+            };
+            let body = std::mem::take(&mut s.queue);
+            let bytes = held_response(&h, body);
+            if let Err(SendError::Full { .. }) = ctx.send(h.conn, &bytes) {
+                ctx.abort(h.conn);
+            }
+            if h.close {
+                ctx.close(h.conn);
+            }
+        }
+    }
+
+    fn answer_held(&mut self, h: Held, body: Vec<u8>) {
+        let bytes = held_response(&h, body);
+        self.queue_bytes(Link::Tcp(h.conn), &bytes);
+        if h.close {
+            self.close_later(Link::Tcp(h.conn), true);
+        }
+    }
+}
+
+fn held_response(h: &Held, body: Vec<u8>) -> Vec<u8> {
+    let mut reply = text(body);
+    reply.headers.extend(h.headers.iter().cloned());
+    let headers: Vec<(&str, &str)> = reply
+        .headers
+        .iter()
+        .map(|(n, v)| (n.as_str(), v.as_str()))
+        .collect();
+    http::response(200, &headers, &reply.body, h.close)
+}

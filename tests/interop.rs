@@ -34,7 +34,7 @@
 //! `Reaper`), every server is stopped by `RunningServer` (also on drop). Loopback only.
 
 mod common;
-use common::{any_port, ask, interop_client, Proc, Runtime, WAIT};
+use common::{any_port, ask, interop_client, over, Proc, Runtime, WAIT};
 
 use std::cell::RefCell;
 use std::net::SocketAddr;
@@ -789,6 +789,10 @@ fn python_restart() {
 
 #[test]
 fn node_recovery() {
+    recovery();
+}
+
+fn recovery() {
     let rt = Runtime::Node;
     let mut server = Interop::start();
     let Some(mut client) = interop_client(rt, "recovery", server.addr()) else {
@@ -836,4 +840,72 @@ fn node_recovery() {
         ],
     );
     server.stop();
+}
+
+// ---------------------------------------------------------------------------------------------
+// The same checks over HTTP long-polling, and over long-polling then the upgrade to WebSocket
+// (socket.io-client's default): the same lines, whatever carries them.
+// ---------------------------------------------------------------------------------------------
+
+const POLLING: &str = "polling";
+const UPGRADE: &str = "polling,websocket";
+
+#[test]
+fn node_ack_over_polling() {
+    over(POLLING, || acks(Runtime::Node));
+}
+
+#[test]
+fn python_ack_over_polling() {
+    over(POLLING, || acks(Runtime::Python));
+}
+
+#[test]
+fn node_server_ack_over_polling() {
+    over(POLLING, || server_ack(Runtime::Node));
+}
+
+#[test]
+fn node_binary_over_polling() {
+    over(POLLING, || binary(Runtime::Node));
+}
+
+#[test]
+fn python_binary_over_polling() {
+    over(POLLING, || binary(Runtime::Python));
+}
+
+#[test]
+fn node_rooms_over_polling() {
+    over(POLLING, || rooms(Runtime::Node));
+}
+
+#[test]
+fn node_kick_over_polling() {
+    over(POLLING, || kick(Runtime::Node));
+}
+
+#[test]
+fn node_recovery_over_polling() {
+    over(POLLING, recovery);
+}
+
+#[test]
+fn node_rooms_with_the_upgrade() {
+    over(UPGRADE, || rooms(Runtime::Node));
+}
+
+#[test]
+fn python_rooms_with_the_upgrade() {
+    over(UPGRADE, || rooms(Runtime::Python));
+}
+
+#[test]
+fn node_binary_with_the_upgrade() {
+    over(UPGRADE, || binary(Runtime::Node));
+}
+
+#[test]
+fn node_recovery_with_the_upgrade() {
+    over(UPGRADE, recovery);
 }

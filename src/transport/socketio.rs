@@ -49,6 +49,9 @@ pub enum Got {
     Ping(String),
     /// Engine.IO's `5`: the session switches to this WebSocket.
     Upgrade,
+    /// An Engine.IO packet for the long-polling session this WebSocket upgrades, to be read
+    /// by the session's own reader (a binary event's attachments may come over either).
+    Eio(engineio::Packet),
     /// A packet for the event layer.
     Packet(Packet),
     /// An HTTP request that is not an upgrade, with its body: the server answers it, and
@@ -73,7 +76,11 @@ enum State {
     /// Waiting for the upgrade request.
     Http,
     /// WebSocket frames, and the binary event waiting for its attachments, if any.
-    Open { frames: Decoder, eio: EioReader },
+    Open {
+        frames: Decoder,
+        /// `None` on the WebSocket of a long-polling session (see `message`).
+        eio: Option<EioReader>,
+    },
     /// Ended: nothing more is read.
     Done,
 }
@@ -136,12 +143,12 @@ impl SioReader {
             let req_len = req.head_len;
             match upgrade(&req) {
                 Ok(answer) => {
+                    let sid = req.param("sid").map(str::to_string);
                     self.state = State::Open {
                         frames: Decoder::new(Role::Server, self.limits.max_frame),
-                        eio: EioReader::default(),
+                        eio: sid.is_none().then(EioReader::default),
                     };
                     used += req_len;
-                    let sid = req.param("sid").map(str::to_string);
                     if !each(Got::Upgraded { answer, sid }) {
                         return used;
                     }
@@ -233,8 +240,10 @@ fn frame(opcode: Opcode, payload: &[u8]) -> Vec<u8> {
 }
 
 // ANCHOR: layers
-/// One WebSocket message or control frame: what it amounts to, if anything.
-fn message(m: Message, eio: &mut EioReader, limits: &Limits) -> Option<Got> {
+/// One WebSocket message or control frame: what it amounts to, if anything. Without an
+/// Engine.IO reader of its own (the WebSocket of a long-polling session, whose reader is the
+/// session's), its Engine.IO packets are handed over as they are.
+fn message(m: Message, eio: &mut Option<EioReader>, limits: &Limits) -> Option<Got> {
     let p = match m {
         Message::Ping(payload) => return Some(Got::Reply(frame(Opcode::Pong, &payload))),
         Message::Pong(_) => return None,
@@ -248,7 +257,14 @@ fn message(m: Message, eio: &mut EioReader, limits: &Limits) -> Option<Got> {
             Err(_) => return Some(broken("not an Engine.IO packet")),
         },
     };
-    match eio.packet(p, limits)? {
+    let got = match (eio, p) {
+        (Some(eio), p) => eio.packet(p, limits)?,
+        (None, engineio::Packet::Ping(data)) => Got::Ping(data),
+        (None, engineio::Packet::Upgrade) => Got::Upgrade,
+        (None, engineio::Packet::Close) => end_with(close::NORMAL, "", End::Closed),
+        (None, p) => Got::Eio(p),
+    };
+    match got {
         // Engine.IO's own ping (the probe of an upgrade) is answered on this WebSocket.
         Got::Ping(data) => {
             let mut pong = String::new();

@@ -132,6 +132,21 @@ pub fn skip_or_require(require_var: &str, what: &str, why: &str, fix: &str) -> b
     false
 }
 
+thread_local! {
+    /// The transports the clients of this test use (see [`over`]).
+    static TRANSPORTS: std::cell::Cell<&'static str> = const { std::cell::Cell::new("websocket") };
+}
+
+/// Runs `f` with the clients it starts on `transports` (the clients' option, comma-separated:
+/// `polling`, or `polling,websocket` for long-polling then the upgrade); WebSocket otherwise.
+/// Each test runs on a thread of its own, so the setting is that test's alone.
+pub fn over<T>(transports: &'static str, f: impl FnOnce() -> T) -> T {
+    TRANSPORTS.with(|t| t.set(transports));
+    let out = f();
+    TRANSPORTS.with(|t| t.set("websocket"));
+    out
+}
+
 /// Starts `rt`'s client on `scenario` against the server at `addr`, its stdin open for the
 /// scenario's commands; `None` (after saying so) if that client is not installed.
 pub fn interop_client(rt: Runtime, scenario: &str, addr: SocketAddr) -> Option<Proc> {
@@ -146,9 +161,10 @@ pub fn interop_client(rt: Runtime, scenario: &str, addr: SocketAddr) -> Option<P
     let url = format!("http://{addr}");
     let interpreter = interpreter.to_str().expect("the checkout's path is UTF-8");
     let script = script.to_str().expect("the checkout's path is UTF-8");
+    let transports = TRANSPORTS.with(|t| t.get());
     Some(Proc::spawn(
         interpreter,
-        &[script, scenario, &url],
+        &[script, scenario, &url, transports],
         Input::Open,
     ))
 }

@@ -1,6 +1,10 @@
 // socket.io-client 4.8.4 against socklab's server: one scenario a run, one line a thing seen.
 //
-//   node client.js SCENARIO URL        e.g.  node client.js ack http://127.0.0.1:7100
+//   node client.js SCENARIO URL [TRANSPORTS]   e.g.  node client.js ack http://127.0.0.1:7100
+//
+// TRANSPORTS is socket.io-client's `transports` option, comma-separated: `websocket` (the
+// default here), `polling`, or `polling,websocket` (the client's own default: long-polling
+// first, then the upgrade).
 //
 // tests/interop.rs starts a server with the handlers each scenario needs, runs this script,
 // reads what it prints and checks what the server saw. Lines are plain words, then JSON:
@@ -13,8 +17,6 @@
 // one; it waits for the lines that show the state it wants instead. Every wait is bounded:
 // the script prints `fail ...` and exits 1 when something is wrong, and `timeout` (exit 3)
 // when the whole run takes longer than LIMIT_MS, whatever it was waiting for.
-//
-// The connection is WebSocket only: socklab does not speak HTTP long-polling yet.
 "use strict";
 
 const readline = require("node:readline");
@@ -23,7 +25,8 @@ const { io } = require("socket.io-client");
 const LIMIT_MS = 20000; // the whole run
 const STEP_MS = 8000; // one wait (under the Rust side's WAIT of 10 s, so we speak first)
 
-const [scenario, url] = process.argv.slice(2);
+const [scenario, url, transportList] = process.argv.slice(2);
+const transports = (transportList || "websocket").split(",");
 if (!scenario || !url) {
   process.stderr.write("usage: node client.js SCENARIO URL\n");
   process.exit(2);
@@ -106,11 +109,11 @@ function next(emitter, event) {
   return bounded(new Promise((resolve) => emitter.once(event, (...a) => resolve(a))), event);
 }
 
-// A socket of namespace `ns`, WebSocket only; `extra` are more client options. Each connect
+// A socket of namespace `ns` over `transports`; `extra` are more client options. Each connect
 // prints `connect NS ok sid=SID` from the listener itself: an event that came in the same
 // read as the CONNECT (a replayed broadcast) prints after it, as it happened.
 function open(ns, extra = {}) {
-  const s = io(url + ns, { transports: ["websocket"], reconnection: false, ...extra });
+  const s = io(url + ns, { transports, reconnection: false, ...extra });
   s.on("connect", () => out(`connect ${ns} ok sid=${s.id}`));
   return s;
 }

@@ -114,7 +114,7 @@ def print_connects(sio, *namespaces):
 def connect(sio, namespaces, auth=None):
     try:
         sio.connect(
-            URL, transports=["websocket"], namespaces=namespaces, auth=auth, wait_timeout=STEP
+            URL, transports=TRANSPORTS, namespaces=namespaces, auth=auth, wait_timeout=STEP
         )
     except socketio.exceptions.ConnectionError as e:
         fail(f"connect {namespaces}: {e}")
@@ -246,7 +246,7 @@ def scenario_refused():
         sio.on("connect_error", lambda data: errors.append(data), namespace=ns)
         try:
             sio.connect(
-                URL, transports=["websocket"], namespaces=[ns], auth=auth, wait_timeout=STEP
+                URL, transports=TRANSPORTS, namespaces=[ns], auth=auth, wait_timeout=STEP
             )
             fail(f"{ns}: connected")
         except socketio.exceptions.ConnectionError:
@@ -318,10 +318,12 @@ SCENARIOS = {
 }
 
 if __name__ == "__main__":
-    if len(sys.argv) != 3:
-        sys.stderr.write("usage: client.py SCENARIO URL\n")
+    if len(sys.argv) not in (3, 4):
+        sys.stderr.write("usage: client.py SCENARIO URL [TRANSPORTS]\n")
         sys.exit(2)
     scenario, URL = sys.argv[1], sys.argv[2]
+    # python-socketio's `transports`, comma-separated (as client.js takes it).
+    TRANSPORTS = (sys.argv[3] if len(sys.argv) == 4 else "websocket").split(",")
     if scenario not in SCENARIOS:
         fail(f"unknown scenario {scenario}")
     limit = threading.Timer(LIMIT, timeout)

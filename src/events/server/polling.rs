@@ -57,6 +57,9 @@ struct Session {
     /// The WebSocket probing it, or carrying it once `upgraded`.
     ws: Option<ConnId>,
     upgraded: bool,
+    /// Closed by the server while no GET was held: its last records (and `1`) wait for the
+    /// client's next poll, which ends it.
+    closing: bool,
 }
 
 /// Every session, in slots that are reused with a new generation.
@@ -88,6 +91,7 @@ impl Sessions {
             eio: EioReader::default(),
             ws: None,
             upgraded: false,
+            closing: false,
         };
         let link = match self.free.pop() {
             Some(slot) => {
@@ -197,6 +201,19 @@ impl Io {
         if session.upgraded {
             return Some(error(3, "Bad request"));
         }
+        if session.closing {
+            // A session the server closed: what waited, then `1` in a poll of its own (see
+            // `close_polling`), then it is gone.
+            if req.method != "GET" {
+                return Some(error(1, "Session ID unknown"));
+            }
+            let last = std::mem::take(&mut session.queue);
+            if !last.is_empty() {
+                return Some(text(last));
+            }
+            self.polling.remove(link);
+            return Some(text(b"1".to_vec()));
+        }
         match req.method.as_str() {
             "GET" if session.held.is_some() => {
                 // Two polls at once: Engine.IO closes the session.
@@ -272,47 +289,9 @@ impl Io {
             self.close_conn(link, reasons::PARSE_ERROR, true);
             return error(3, "Bad request");
         };
-        let limits = self.config.limits;
         for p in packets {
-            let Some(s) = self.polling.get_mut(link) else {
-                break;
-            };
-            let Some(got) = s.eio.packet(p, &limits) else {
-                continue;
-            };
-            match got {
-                Got::Packet(Packet::Event {
-                    ns,
-                    name,
-                    args,
-                    attachments,
-                    id,
-                    offset,
-                }) => {
-                    let e = EventView {
-                        ns: &ns,
-                        name: &name,
-                        args,
-                        attachments,
-                        id,
-                        offset,
-                    };
-                    self.on_packet(link, Decoded::Event(e));
-                }
-                Got::Packet(p) => self.on_packet(link, Decoded::Other(p)),
-                Got::End {
-                    why: End::Closed, ..
-                } => {
-                    self.close_conn(link, reasons::TRANSPORT_CLOSE, true);
-                    break;
-                }
-                Got::End { .. } | Got::Upgrade => {
-                    self.stats.parse_errors += 1;
-                    self.close_conn(link, reasons::PARSE_ERROR, true);
-                    return error(3, "Bad request");
-                }
-                // A ping over polling is not Engine.IO v4's; nothing else comes from here.
-                _ => {}
+            if !self.session_packet(link, p) {
+                return error(3, "Bad request");
             }
         }
         Reply {
@@ -320,6 +299,53 @@ impl Io {
             headers: vec![("Content-Type".into(), "text/html".into())],
             body: b"ok".to_vec(),
         }
+    }
+
+    /// One Engine.IO packet of session `link` (from a POST, or from the WebSocket that
+    /// upgrades it), read by the session's own reader; `false` if it broke the protocol
+    /// (the session is then closed).
+    pub(super) fn session_packet(&mut self, link: Link, p: engineio::Packet) -> bool {
+        let limits = self.config.limits;
+        let Some(s) = self.polling.get_mut(link) else {
+            return true;
+        };
+        let Some(got) = s.eio.packet(p, &limits) else {
+            return true;
+        };
+        match got {
+            Got::Packet(Packet::Event {
+                ns,
+                name,
+                args,
+                attachments,
+                id,
+                offset,
+            }) => {
+                let e = EventView {
+                    ns: &ns,
+                    name: &name,
+                    args,
+                    attachments,
+                    id,
+                    offset,
+                };
+                self.on_packet(link, Decoded::Event(e));
+            }
+            Got::Packet(p) => self.on_packet(link, Decoded::Other(p)),
+            Got::End {
+                why: End::Closed, ..
+            } => {
+                self.close_conn(link, reasons::TRANSPORT_CLOSE, true);
+            }
+            Got::End { .. } | Got::Upgrade => {
+                self.stats.parse_errors += 1;
+                self.close_conn(link, reasons::PARSE_ERROR, true);
+                return false;
+            }
+            // A ping over polling is not Engine.IO v4's; nothing else comes from here.
+            _ => {}
+        }
+        true
     }
 
     /// A WebSocket on TCP connection `conn` asks to carry session `sid`: `101` if the
@@ -441,25 +467,59 @@ impl Io {
     /// upgraded one closes its WebSocket. The event layer's side of it goes as for a closed
     /// TCP connection.
     pub(super) fn close_polling(&mut self, ctx: &mut Ctx<ServerTimer>, link: Link, flush: bool) {
-        let Some(mut s) = self.polling.remove(link) else {
+        let Some(s) = self.polling.get_mut(link) else {
             return;
         };
+        let mut keep = false;
         match (s.upgraded, s.ws) {
             (true, Some(ws)) if flush => ctx.close(ws),
             (true, Some(ws)) => ctx.abort(ws),
             _ => {
-                if let Some(h) = s.held.take() {
-                    let mut body = std::mem::take(&mut s.queue);
-                    if !body.is_empty() {
-                        body.push(RECORD_SEPARATOR as u8);
+                // Engine.IO's close `1` goes in a poll of its own: socket.io-client handles
+                // the packets of a payload a tick later than a close, so a `41` (the server's
+                // DISCONNECT) in the same payload would reach it as `transport close`.
+                let last = match std::mem::take(&mut s.queue) {
+                    q if q.is_empty() => b"1".to_vec(),
+                    q => {
+                        // What waited now (or at the next poll), then `1`.
+                        s.closing = flush;
+                        keep = flush;
+                        q
                     }
-                    body.push(b'1');
-                    let bytes = held_response(&h, body);
-                    let _ = ctx.send(h.conn, &bytes);
+                };
+                match s.held.take() {
+                    Some(h) => {
+                        let bytes = held_response(&h, last);
+                        let _ = ctx.send(h.conn, &bytes);
+                        if h.close {
+                            ctx.close(h.conn);
+                        }
+                    }
+                    None if flush => {
+                        s.queue = last;
+                        s.closing = true;
+                        keep = true;
+                    }
+                    None => {}
+                }
+                if keep {
+                    // Kept for the client's last polls, at most a ping timeout.
+                    let after = self.config.ping_timeout;
+                    ctx.set_timer(after, ServerTimer::PollingGone(link));
                 }
             }
         }
+        if !keep {
+            self.polling.remove(link);
+        }
         self.loop_closed(link, &crate::event_loop::CloseReason::Local);
+    }
+
+    /// A closed session's last poll did not come in time.
+    pub(super) fn polling_gone(&mut self, link: Link) {
+        if self.polling.get_mut(link).is_some_and(|s| s.closing) {
+            self.polling.remove(link);
+        }
     }
 
     /// Answers the held GETs of the sessions that got records during the flush.

@@ -32,6 +32,8 @@ pub enum ServerTimer {
     PongDue(Link, u64),
     /// The WebSocket probing a long-polling session must have sent `5` by now.
     UpgradeDue(Link, ConnId),
+    /// A long-polling session the server closed is forgotten, its last poll or not.
+    PollingGone(Link),
 }
 
 /// What the server's outbox asks of the loop besides sending frames.
@@ -369,6 +371,7 @@ impl Io {
             }
             // ANCHOR_END: heartbeat
             ServerTimer::UpgradeDue(link, tcp) => self.upgrade_due(link, tcp),
+            ServerTimer::PollingGone(link) => self.polling_gone(link),
             ServerTimer::AckTimeout { sid, id } => {
                 let cb = self.sockets.get_mut(&*sid).and_then(|s| s.acks.remove(&id));
                 if let Some(cb) = cb {
@@ -450,6 +453,7 @@ impl event_loop::Handler for ServerCore {
                 .get(&**sid)
                 .is_some_and(|s| s.acks.contains_key(id)),
             ServerTimer::Handshake(_) | ServerTimer::UpgradeDue(..) => true,
+            ServerTimer::PollingGone(_) => true,
         }
     }
 

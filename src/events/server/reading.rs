@@ -118,6 +118,12 @@ impl Io {
                 _ => self.protocol_error(conn),
             },
             Got::Ping(_) => {}
+            Got::Eio(p) => match route {
+                Some(link) => {
+                    self.session_packet(link, p);
+                }
+                None => self.protocol_error(conn),
+            },
             Got::Request { req, body } => self.http_request(conn, req, body),
             Got::Packet(Packet::Event {
                 ns,
@@ -142,6 +148,22 @@ impl Io {
                 self.queue_bytes(conn, &bytes);
                 if let Some(c) = self.conns.get_mut(&conn) {
                     c.closing = true; // its last bytes are queued: no close frame after them
+                }
+                if let (Some(link), Link::Tcp(tcp)) = (route, conn) {
+                    // The WebSocket of a long-polling session: an upgraded session ends with
+                    // it, for the same reason; one still probing stays on polling.
+                    if self.polling.carrier(link) == Some(tcp) {
+                        let reason = match why {
+                            End::Closed => reasons::TRANSPORT_CLOSE,
+                            _ => reasons::PARSE_ERROR,
+                        };
+                        if let Some(c) = self.conns.get_mut(&link) {
+                            c.closing = true; // the close frame is the one queued above
+                        }
+                        self.close_conn(link, reason, true);
+                    } else {
+                        self.abandon_upgrade(link, tcp);
+                    }
                 }
                 match why {
                     End::Refused => {

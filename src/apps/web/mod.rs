@@ -101,8 +101,8 @@ pub fn asset(path: &str) -> Option<&'static Asset> {
 /// method on one of them, `None` (the server's `404`) for any other path.
 ///
 /// `HEAD` is answered `405` too, for now: a right answer to it carries the `Content-Length`
-/// of the body it leaves out, and the server's hook sets `Content-Length` from the body it
-/// is given (see the report of issue 13's web branch).
+/// of the body it leaves out, and the server sets `Content-Length` from the body it is
+/// given (`src/events/server/http.rs`); an empty body would say `0`, which is not true.
 pub fn answer(req: &Request) -> Option<Reply> {
     let found = asset(&req.path)?;
     if req.method != "GET" {

@@ -13,7 +13,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use socklab::apps::{chat, chat_client, scores};
+use socklab::apps::{chat, chat_client, scores, web};
 use socklab::capture;
 use socklab::events::{Server, ServerConfig};
 use socklab::lesson;
@@ -31,7 +31,8 @@ struct Cli {
 #[derive(Subcommand)]
 enum Cmd {
     /// Run the event server that hosts the demos: the chat (namespace /chat) and live
-    /// scores (namespace /scores). Stops cleanly on Ctrl-C or SIGTERM
+    /// scores (namespace /scores), and their web pages on the same port (open
+    /// http://HOST:PORT/ in a browser). Stops cleanly on Ctrl-C or SIGTERM
     Serve(DemoServer),
     /// Join the chat: typed lines go to the room, others' messages appear as they arrive.
     /// Commands: /join ROOM, /leave ROOM, /room ROOM, /who [ROOM], /quit; @name notifies
@@ -119,10 +120,14 @@ fn serve(
     let local = server.listen(addr)?;
     if with_chat {
         chat::install(server.io());
+        web::install(server.io());
     }
     scores::install(server.io(), matches);
     let feed = scores::start_feed(server.handle(), matches, interval, 0x5eed);
     lesson::listening(local);
+    if with_chat {
+        println!("open http://{local}/ in a browser");
+    }
     server.run()?;
     // The loop has stopped (within `stop_grace`); the feed wakes from its wait and ends now,
     // whatever its interval.

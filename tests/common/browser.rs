@@ -71,9 +71,19 @@ impl Browser {
             .expect("the driver runs until finish()")
     }
 
-    /// Waits (at most `WAIT`) for a line of the driver that `want` accepts, skipping others.
+    /// Waits (at most `WAIT`) for a line of the driver that `want` accepts, skipping others;
+    /// panics at once on its `fail ...` or `timeout` line, with everything it printed.
     pub fn expect_line(&mut self, desc: &str, want: impl Fn(&str) -> bool) -> String {
-        self.driver().expect_line(desc, want)
+        let ended = |l: &str| l.starts_with("fail ") || l == "timeout";
+        let line = self.driver().expect_line(desc, |l| want(l) || ended(l));
+        if ended(&line) && !want(&line) {
+            let out = self.driver.take().expect("the driver was running").finish();
+            panic!(
+                "the browser's scenario ended before {desc}\n{}",
+                out.describe()
+            );
+        }
+        line
     }
 
     /// Waits for exactly `line`.

@@ -95,18 +95,17 @@ impl Browser {
         self.driver().write_stdin(text);
     }
 
-    /// Waits for the driver to exit and returns all it printed; prints its screenshots'
-    /// paths, and checks that it ended well and that they are there.
+    /// Waits for the driver to exit and returns all it printed; prints it (its screenshots'
+    /// paths too), and checks that it ended well and that they are there.
     pub fn finish(mut self) -> Exited {
         let out = self
             .driver
             .take()
             .expect("finish() runs once: it takes self")
             .finish();
+        // What the pages saw and where their screenshots are (`-- --nocapture` shows it).
         for line in &out.stdout {
-            if let Some(path) = line.strip_prefix("screenshot ") {
-                println!("screenshot: {path}");
-            }
+            println!("{line}");
         }
         assert!(
             out.code() == Some(0) && out.has_line("bye"),

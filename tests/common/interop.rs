@@ -1,6 +1,7 @@
 //! Real Socket.IO clients as child processes: socket.io-client on Node.js and python-socketio,
 //! installed in `tests/interop/` (see its package.json and requirements.txt), each running one
-//! scenario of `client.js` / `client.py`. And the one rule for a tool a test needs but the
+//! scenario of `client.js` / `client.py`; and a browser, Chromium driven by puppeteer-core
+//! (`browser.js`, see [`browser_ready`]). And the one rule for a tool a test needs but the
 //! machine may lack: [`skip_or_require`].
 
 use std::net::SocketAddr;
@@ -167,4 +168,63 @@ pub fn interop_client(rt: Runtime, scenario: &str, addr: SocketAddr) -> Option<P
         &[script, scenario, &url, transports],
         Input::Open,
     ))
+}
+
+/// Chromium, where the browser driver looks for it: `SOCKLAB_CHROMIUM`, else Debian's.
+pub fn chromium_path() -> PathBuf {
+    std::env::var_os("SOCKLAB_CHROMIUM")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| "/usr/bin/chromium".into())
+}
+
+/// What tests/browser.rs needs: node with the pinned socket.io-client (its browser bundle
+/// goes into the pages), the pinned puppeteer-core, and Chromium; `Err` says what is missing.
+fn find_browser() -> Result<(), String> {
+    find_node()?;
+    let dir = interop_dir();
+    let version_in = |file: &str, pointer: &str| {
+        std::fs::read_to_string(dir.join(file))
+            .ok()
+            .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok())
+            .and_then(|v| {
+                v.pointer(pointer)
+                    .and_then(|v| v.as_str())
+                    .map(str::to_string)
+            })
+    };
+    // The pin is read from package.json, so this check cannot drift from it.
+    let pinned = version_in("package.json", "/dependencies/puppeteer-core")
+        .ok_or("tests/interop/package.json pins no puppeteer-core")?;
+    match version_in("node_modules/puppeteer-core/package.json", "/version") {
+        Some(v) if v == pinned => {}
+        Some(other) => {
+            return Err(format!(
+                "tests/interop/node_modules holds puppeteer-core {other}, not the pinned {pinned}"
+            ))
+        }
+        None => return Err("puppeteer-core is not installed in tests/interop/node_modules".into()),
+    }
+    let chromium = chromium_path();
+    if !succeeds(Command::new(&chromium).arg("--version")) {
+        return Err(format!(
+            "{} does not run (set SOCKLAB_CHROMIUM to another Chromium)",
+            chromium.display()
+        ));
+    }
+    Ok(())
+}
+
+/// Whether the browser tests can run here; if not, says so (a `SKIPPED:` line) or fails
+/// when `SOCKLAB_REQUIRE_BROWSER=1` (CI). Looked up once per test binary.
+pub fn browser_ready(test: &str) -> bool {
+    static FOUND: OnceLock<Result<(), String>> = OnceLock::new();
+    match FOUND.get_or_init(find_browser) {
+        Ok(()) => true,
+        Err(why) => skip_or_require(
+            "SOCKLAB_REQUIRE_BROWSER",
+            &format!("the browser test {test}"),
+            why,
+            "apt-get install chromium fonts-liberation && npm ci --prefix tests/interop",
+        ),
+    }
 }

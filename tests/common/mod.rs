@@ -1,5 +1,6 @@
 //! Helpers shared by the integration tests, one file a concern:
 //!
+//! - [`browser`]: a Chromium scenario of `tests/interop/browser.js`, its lines, its screenshots;
 //! - [`peer`]: a raw peer's frames, its HELLO/CONNECT handshake, reading packets back;
 //! - [`fake_server`]: a listener whose connections the test's closure handles by hand;
 //! - [`process`]: child processes, their output, their signals; the socket lessons run to
@@ -13,6 +14,7 @@
 
 #![allow(dead_code)] // each test binary uses its own subset
 
+mod browser;
 mod fake_server;
 mod interop;
 mod peer;
@@ -21,6 +23,8 @@ mod process;
 mod served;
 mod sio_peer;
 
+#[allow(unused_imports)] // each test binary uses its own subset
+pub use browser::*;
 #[allow(unused_imports)] // each test binary uses its own subset
 pub use fake_server::*;
 #[allow(unused_imports)] // each test binary uses its own subset

@@ -13,11 +13,8 @@
 //! | b. `bundle_polling_then_upgrade_chat` | the same, default transports | a.'s checks; polling first, then the upgrade to WebSocket |
 //! | c. `bundle_polling_only_chat` | the same, `transports: ["polling"]` | a.'s checks, on polling all along |
 //! | d. `bundle_recovery_and_restart` | 2 × the bundle, WebSocket only | a dropped transport comes back `recovered` with the missed message; after a restart on the same port both reconnect and chat |
-//! | e. `pages_chat` | 2 × socklab's `/chat` | as a., typed and clicked; a room; after a restart the status line goes `reconnecting (attempt N)`, then `connected`, and chat works |
+//! | e. `pages_chat` | 2 × socklab's `/chat` | as a., typed and clicked; a room; after a restart the status line goes `offline` (or `reconnecting (attempt N)`), then `connected`, and chat works |
 //! | e. `pages_scores` | socklab's `/scores` | shows the score `socklab watch` was just pushed |
-//!
-//! b. and c. wait for HTTP long-polling in the server, e. for the server's own pages (both
-//! being written for issue 13): they are `#[ignore]`d until then.
 //!
 //! Every test writes a screenshot of each page to `target/browser/TEST-PAGE.png` and prints
 //! the path (`cargo test --test browser -- --nocapture` shows them, and the driver's lines).
@@ -174,13 +171,11 @@ fn bundle_websocket_chat() {
 }
 
 #[test]
-#[ignore = "needs long-polling (issue 13)"]
 fn bundle_polling_then_upgrade_chat() {
     bundle_chat("bundle_polling_then_upgrade_chat", Transports::Default);
 }
 
 #[test]
-#[ignore = "needs long-polling (issue 13)"]
 fn bundle_polling_only_chat() {
     bundle_chat("bundle_polling_only_chat", Transports::Polling);
 }
@@ -251,7 +246,6 @@ fn bundle_recovery_and_restart() {
 /// e. socklab's own `/chat` page: two of them and the terminal client in lobby, then a room,
 /// then a server restart (see the driver's `pages-chat`).
 #[test]
-#[ignore = "needs the web pages (issue 13)"]
 fn pages_chat() {
     let test = "pages_chat";
     let (server, addr) = serve("127.0.0.1:0", &[]);
@@ -284,11 +278,14 @@ fn pages_chat() {
     line_after(&out, 0, "ben message [lobby] ann: hello from ann");
     let restart = line_after(&out, 0, "ready for restart");
     for page in ["ann", "ben"] {
-        let status = format!("{page} status reconnecting (attempt ");
+        // Away: `offline` at once, `reconnecting (attempt N)` while it retries (a restart
+        // quicker than the first retry shows only `offline`).
+        let offline = format!("{page} status offline");
+        let retrying = format!("{page} status reconnecting (attempt ");
         let retrying = out.stdout[restart..]
             .iter()
-            .position(|l| l.starts_with(&status))
-            .unwrap_or_else(|| panic!("{page} never showed reconnecting\n{}", out.describe()));
+            .position(|l| *l == offline || l.starts_with(&retrying))
+            .unwrap_or_else(|| panic!("{page} never showed it was away\n{}", out.describe()));
         line_after(
             &out,
             restart + retrying,
@@ -321,7 +318,6 @@ fn watched(line: &str) -> (String, String, String) {
 /// e. socklab's own `/scores` page shows what the feed pushes: the score `socklab watch`
 /// received appears in a score row too (as the page's row changes are lines of the driver).
 #[test]
-#[ignore = "needs the web pages (issue 13)"]
 fn pages_scores() {
     let test = "pages_scores";
     // A ball every 200 ms: match 1 changes every 0.6 s or so.

@@ -45,6 +45,7 @@ const TESTID = {
   message: "message", // one row a message: `[lobby] ada: hi`
   status: "status", // `connected`, `offline`, `reconnecting (attempt N)`
   score: "score", // one row a match
+  watch: "watch-button", // one a match, with data-match="ID"
 };
 const byTestid = (id) => `[data-testid="${id}"]`;
 
@@ -358,6 +359,7 @@ const scenarios = {
     const ann = await pageTab("ann", "/chat");
     const ben = await pageTab("ben", "/chat");
     for (const tab of [ann, ben]) {
+      await tab.page.bringToFront(); // a background tab may not get input events
       await tab.page.type(byTestid(TESTID.name), tab.name);
       await tab.page.click(byTestid(TESTID.connect));
       await tab.see("status connected", (l) => l === "status connected");
@@ -369,6 +371,7 @@ const scenarios = {
       await tab.see("term's row", (l) => l === "message [lobby] term: hello from term");
     }
     for (const tab of [ann, ben]) {
+      await tab.page.bringToFront();
       await tab.page.type(byTestid(TESTID.room), "kitchen");
       await tab.page.click(byTestid(TESTID.join));
     }
@@ -379,10 +382,11 @@ const scenarios = {
     await ben.see("ann's kitchen row", (l) => l === "message [kitchen] ann: in the kitchen");
 
     out("ready for restart");
+    // The page says it is away: `offline` at once, `reconnecting (attempt N)` while it
+    // tries (a restart quicker than the first retry may show only `offline`).
     for (const tab of [ann, ben]) {
-      await tab.see("reconnecting", (l) => /^status reconnecting \(attempt \d+\)$/.test(l), {
-        ms: RESTART_MS,
-      });
+      const away = /^status (offline|reconnecting \(attempt \d+\))$/;
+      await tab.see("offline or reconnecting", (l) => away.test(l), { ms: RESTART_MS });
     }
     for (const tab of [ann, ben]) {
       await tab.see("connected again", (l) => l === "status connected", { ms: RESTART_MS });
@@ -396,6 +400,10 @@ const scenarios = {
   async "pages-scores"() {
     const tab = await pageTab("scores", "/scores");
     await tab.see("status connected", (l) => l === "status connected");
+    // Watch match 1, as a person would: the page lists the matches with a button each.
+    const watch = `${byTestid(TESTID.watch)}[data-match="1"]`;
+    await bounded(tab.page.waitForSelector(watch), "the watch button of match 1");
+    await tab.page.click(watch);
     await tab.see("a score row", (l) => l.startsWith("score "));
     out("ready");
     const c = await command("done", LIMIT_MS);
@@ -405,6 +413,7 @@ const scenarios = {
 
 // Types `text` into a project page's message input and clicks send.
 async function say(tab, text) {
+  await tab.page.bringToFront();
   await tab.page.type(byTestid(TESTID.text), text);
   await tab.page.click(byTestid(TESTID.send));
 }

@@ -52,7 +52,7 @@ const KEY: [u8; 4] = [0x37, 0xfa, 0x21, 0x3d];
 /// A client that asked for an Engine.IO session (`EIO=4`, `transport=websocket`) or, with
 /// another `eio`, for another version of the protocol.
 fn ask(addr: SocketAddr, eio: &str) -> Result<WsClient, Box<dyn Error>> {
-    let c = WsClient::connect(addr, KEY)?;
+    let mut c = WsClient::connect(addr, KEY)?;
     c.request_upgrade(
         &format!("/engine.io/?EIO={eio}&transport=websocket"),
         "lesson20",

@@ -242,6 +242,11 @@ pub const LESSONS: &[(&str, &str, &str)] = &[
         "21_socketio",
         "Socket.IO packets in Engine.IO: CONNECT, EVENT, ACK, binary, both encodings counted",
     ),
+    (
+        "22",
+        "22_polling_upgrade",
+        "long-polling: a held GET, POSTs, records; the upgrade: probe, noop, 5",
+    ),
 ];
 
 /// Bytes as `xxd` shows them: offset, 16 bytes in hex, the printable ones as text.

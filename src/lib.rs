@@ -67,6 +67,7 @@
 //! | 19 | `19_websocket` | the upgrade and its accept key; frames, masks, fragments, ping, close |
 //! | 20 | `20_engineio` | Engine.IO over WebSocket: the open packet, the server's ping, messages |
 //! | 21 | `21_socketio` | Socket.IO packets in Engine.IO: CONNECT, EVENT, ACK, binary, both encodings counted |
+//! | 22 | `22_polling_upgrade` | long-polling: a held GET, POSTs, records; the upgrade: probe, noop, 5 |
 
 #[allow(unsafe_code)]
 pub mod sys;

@@ -186,6 +186,15 @@ const CASES: &[Case] = &[
         ends: Ends::Exits,
     },
     Case {
+        page: "22-polling-upgrade.md",
+        command: "printf 'GET /socket.io/?EIO=4&transport=polling HTTP/1.0\\r\\n\\r\\n' | nc -N 127.0.0.1 7022",
+        lesson: env!("CARGO_BIN_EXE_22_polling_upgrade"),
+        input: Input::Ends,
+        prints: &["HTTP/1.1 200 OK", "\"upgrades\":[\"websocket\"]"],
+        server_prints: None,
+        ends: Ends::Exits,
+    },
+    Case {
         page: "21-socketio.md",
         command: "printf 'GET /socket.io/?EIO=3&transport=websocket HTTP/1.1\\r\\n\\r\\n' | nc -N 127.0.0.1 7021",
         lesson: env!("CARGO_BIN_EXE_21_socketio"),

@@ -20,6 +20,9 @@ pub struct WsClient {
     /// The masking key of every frame sent. A real client draws one per frame; a lesson
     /// keeps one, so that its recorded bytes are the same every run.
     key: [u8; 4],
+    /// Bytes written and read so far (the upgrade included), for the lessons' counts.
+    pub sent: usize,
+    pub received: usize,
 }
 
 impl WsClient {
@@ -34,17 +37,20 @@ impl WsClient {
             kept: Vec::new(),
             frames: Decoder::new(Role::Client, 1 << 20),
             key,
+            sent: 0,
+            received: 0,
         })
     }
 
     /// Sends the upgrade request for `target` (a path and its query) with header `Host`.
-    pub fn request_upgrade(&self, target: &str, host: &str) -> Result<()> {
+    pub fn request_upgrade(&mut self, target: &str, host: &str) -> Result<()> {
         let request = format!(
             "GET {target} HTTP/1.1\r\nHost: {host}\r\n\
              Upgrade: websocket\r\nConnection: Upgrade\r\n\
              Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
         );
         blocking::write_all(&self.fd, request.as_bytes())?;
+        self.sent += request.len();
         Ok(())
     }
 
@@ -67,6 +73,7 @@ impl WsClient {
                     let body = String::from_utf8_lossy(&self.kept[res.head_len..whole]);
                     let body = body.into_owned();
                     self.kept.drain(..whole);
+                    self.received += whole;
                     return Ok((res.status, body));
                 }
             }
@@ -83,6 +90,7 @@ impl WsClient {
                 false
             });
             let bytes: Vec<u8> = self.kept.drain(..used).collect();
+            self.received += bytes.len();
             if let Some(m) = got {
                 return Ok((m?, bytes));
             }
@@ -100,6 +108,7 @@ impl WsClient {
         let mut frame = Vec::new();
         websocket::encode_frame(true, opcode, payload, Some(self.key), &mut frame);
         blocking::write_all(&self.fd, &frame)?;
+        self.sent += frame.len();
         Ok(frame)
     }
 

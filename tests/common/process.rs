@@ -31,7 +31,9 @@ impl Drop for Reaper {
 
 /// Reads a child's pipe line by line on a thread of its own, into a channel that ends at end
 /// of file (at the latest when the child dies). Lines are cut of trailing white space; bytes
-/// that are not UTF-8 are replaced, not an error.
+/// that are not UTF-8 are replaced, not an error. Once nobody holds the channel the lines
+/// are read and dropped: the pipe stays open until the child ends, so that a child that
+/// prints a line later (`stopped`) is not killed by SIGPIPE for it.
 pub fn lines_of(pipe: impl Read + Send + 'static) -> Receiver<String> {
     let (tx, rx) = mpsc::channel();
     thread::spawn(move || {
@@ -39,9 +41,7 @@ pub fn lines_of(pipe: impl Read + Send + 'static) -> Receiver<String> {
         let mut line = Vec::new();
         while matches!(out.read_until(b'\n', &mut line), Ok(n) if n > 0) {
             let text = String::from_utf8_lossy(&line).trim_end().to_string();
-            if tx.send(text).is_err() {
-                return;
-            }
+            let _ = tx.send(text);
             line.clear();
         }
     });

@@ -11,8 +11,9 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use clap::Args;
-use serde_json::{json, Value};
-use socklab::events::{AckError, AckReply, Client, ClientOptions, Emit, Io, Server, ServerConfig};
+use serde_json::json;
+use socklab::apps::greeter;
+use socklab::events::{AckError, AckReply, Client, ClientOptions, Server, ServerConfig};
 use socklab::lesson::{self, Endpoint, Role};
 use socklab::wire::{frame, packet};
 
@@ -56,32 +57,6 @@ fn show_frame(from: &str, bytes: &[u8]) {
     print!("{}", lesson::hexdump(bytes));
 }
 
-// ANCHOR: server
-/// The server's side: two events it answers, and a question it asks each client.
-fn install(io: &mut Io) {
-    io.on_connection("/", |io, sid| {
-        io.on(sid, "greet", |io, ev| {
-            let name = ev
-                .args
-                .first()
-                .and_then(Value::as_str)
-                .unwrap_or("stranger");
-            io.ack(ev, vec![json!(format!("hello, {name}"))]);
-        });
-        io.on(sid, "upload", |io, ev| {
-            let size = ev.attachments.first().map_or(0, Vec::len);
-            io.ack(ev, vec![json!(size)]);
-        });
-        let ask = Emit::new("question").arg(json!("ready?"));
-        let ask = ask.ack(Duration::from_secs(5), |_, answer| match answer {
-            Ok(a) => println!("  (the server's ack callback got {})", json!(a.args)),
-            Err(e) => println!("  (the server's ack callback: {e})"),
-        });
-        let _ = io.send(sid, ask);
-    });
-}
-// ANCHOR_END: server
-
 // ANCHOR: demo
 fn demo() -> Result<(), Box<dyn Error>> {
     // A fixed seed makes the socket id the same every run, so this output can be recorded.
@@ -91,7 +66,7 @@ fn demo() -> Result<(), Box<dyn Error>> {
     };
     let mut server = Server::new(config)?;
     let addr = server.listen("127.0.0.1:0".parse()?)?;
-    install(server.io());
+    greeter::install(server.io());
     server
         .io()
         .set_tap(|bytes| show_frame("server -> client", bytes));
@@ -148,7 +123,7 @@ fn demo() -> Result<(), Box<dyn Error>> {
 // ANCHOR_END: demo
 
 fn serve(addr: SocketAddr) -> Result<(), Box<dyn Error>> {
-    lesson::serve_events(ServerConfig::default(), addr, install)
+    lesson::serve_events(ServerConfig::default(), addr, greeter::install)
 }
 
 // ANCHOR: client

@@ -10,7 +10,8 @@ use std::time::Duration;
 
 use clap::Args;
 use serde_json::{json, Value};
-use socklab::events::{Emit, Io, Server, ServerConfig};
+use socklab::apps::greeter;
+use socklab::events::{Server, ServerConfig};
 use socklab::lesson::{self, Endpoint, Role};
 use socklab::transport::ws_client::WsClient;
 use socklab::wire::packet::{self, Packet};
@@ -51,32 +52,6 @@ fn main() -> ExitCode {
         Some(Role::Client(c)) => client(c.endpoint.addr, &c.name),
     })
 }
-
-// ANCHOR: server
-/// Lesson 14's server, unchanged: two events it answers, and a question it asks each client.
-fn install(io: &mut Io) {
-    io.on_connection("/", |io, sid| {
-        io.on(sid, "greet", |io, ev| {
-            let name = ev
-                .args
-                .first()
-                .and_then(Value::as_str)
-                .unwrap_or("stranger");
-            io.ack(ev, vec![json!(format!("hello, {name}"))]);
-        });
-        io.on(sid, "upload", |io, ev| {
-            let size = ev.attachments.first().map_or(0, Vec::len);
-            io.ack(ev, vec![json!(size)]);
-        });
-        let ask = Emit::new("question").arg(json!("ready?"));
-        let ask = ask.ack(Duration::from_secs(5), |_, answer| match answer {
-            Ok(a) => println!("  (the server's ack callback got {})", json!(a.args)),
-            Err(e) => println!("  (the server's ack callback: {e})"),
-        });
-        let _ = io.send(sid, ask);
-    });
-}
-// ANCHOR_END: server
 
 /// Prints what one side sent: each WebSocket frame's payload as text (or its size, if it is
 /// binary), then all the bytes.
@@ -124,7 +99,7 @@ fn demo() -> Result<(), Box<dyn Error>> {
     let mut server = Server::new(config)?;
     let addr = server.listen("127.0.0.1:0".parse()?)?;
     println!("listening on {addr}");
-    install(server.io());
+    greeter::install(server.io());
     server.io().set_tap(|bytes| show("server -> client", bytes));
     let mut turn = |n| -> Result<(), Box<dyn Error>> {
         for _ in 0..n {
@@ -244,7 +219,7 @@ fn count_bytes(sio: &[usize]) {
 // ANCHOR_END: count
 
 fn serve(addr: SocketAddr) -> Result<(), Box<dyn Error>> {
-    lesson::serve_events(ServerConfig::default(), addr, install)
+    lesson::serve_events(ServerConfig::default(), addr, greeter::install)
 }
 
 // ANCHOR: client

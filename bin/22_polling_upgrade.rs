@@ -8,8 +8,9 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use serde_json::{json, Value};
-use socklab::events::{Emit, Io, Server, ServerConfig};
+use serde_json::Value;
+use socklab::apps::greeter;
+use socklab::events::{Server, ServerConfig};
 use socklab::lesson::{self, Endpoint, Role};
 use socklab::transport::http_client::{Answer, HttpClient};
 use socklab::transport::ws_client::WsClient;
@@ -38,22 +39,6 @@ fn main() -> ExitCode {
         Some(Role::Serve(e)) => serve(e.addr),
         Some(Role::Client(e)) => client(e.addr, &mut |_| Ok(())).map(|_| ()),
     })
-}
-
-/// Lesson 14's server: `greet` is answered, and each client is asked a question.
-fn install(io: &mut Io) {
-    io.on_connection("/", |io, sid| {
-        io.on(sid, "greet", |io, ev| {
-            let name = ev
-                .args
-                .first()
-                .and_then(Value::as_str)
-                .unwrap_or("stranger");
-            io.ack(ev, vec![json!(format!("hello, {name}"))]);
-        });
-        let ask = Emit::new("question").arg(json!("ready?"));
-        let _ = io.send(sid, ask.ack(Duration::from_secs(5), |_, _| {}));
-    });
 }
 
 /// The Engine.IO path for long-polling, with the session once there is one.
@@ -224,7 +209,7 @@ fn demo() -> Result<(), Box<dyn Error>> {
     let mut server = Server::new(config)?;
     let addr = server.listen("127.0.0.1:0".parse()?)?;
     println!("listening on {addr}");
-    install(server.io());
+    greeter::install(server.io());
     let mut turn = |n: u32| -> Result<(), Box<dyn Error>> {
         for _ in 0..n {
             server.turn(Some(Duration::from_millis(50)))?;
@@ -244,5 +229,5 @@ fn demo() -> Result<(), Box<dyn Error>> {
 }
 
 fn serve(addr: SocketAddr) -> Result<(), Box<dyn Error>> {
-    lesson::serve_events(ServerConfig::default(), addr, install)
+    lesson::serve_events(ServerConfig::default(), addr, greeter::install)
 }

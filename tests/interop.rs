@@ -895,9 +895,12 @@ fn node_rooms_with_the_upgrade() {
     over(UPGRADE, || rooms(Runtime::Node));
 }
 
+// (python-socketio runs event handlers on threads of their own and acks at once, so a
+// broadcast and an ack that share a long-polling body may print in either order: its rooms
+// scenario, which checks the order, runs over a WebSocket only.)
 #[test]
-fn python_rooms_with_the_upgrade() {
-    over(UPGRADE, || rooms(Runtime::Python));
+fn python_acks_with_the_upgrade() {
+    over(UPGRADE, || acks(Runtime::Python));
 }
 
 #[test]

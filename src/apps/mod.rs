@@ -2,6 +2,7 @@
 //!
 //! | file | what it holds |
 //! |---|---|
+//! | `greeter.rs` | the server of lessons 14, 21 and 22: `greet` and `upload` answered, a question asked of each client |
 //! | `chat.rs` | a chat server (namespace `/chat`): rooms, `/who`, @mentions as notifications to a personal room; how a typed line is parsed and an event shown |
 //! | `chat_client.rs` | the client behind `socklab chat`: commands, your rooms, the current room, rejoining after a restart; a terminal client or a line client |
 //! | `terminal.rs` | the chat's screen on a terminal: a line editor whose prompt and half-typed line incoming messages never break |
@@ -12,6 +13,7 @@
 
 pub mod chat;
 pub mod chat_client;
+pub mod greeter;
 pub mod scores;
 pub mod status;
 pub mod terminal;

@@ -33,7 +33,6 @@ use crate::transport::http::Reply;
 use crate::transport::socketio::{EioReader, End, Got};
 use crate::wire::engineio::{self, RECORD_SEPARATOR};
 use crate::wire::http::{self, Request};
-use crate::wire::packet::{Decoded, EventView, Packet};
 use crate::wire::websocket::{self, Opcode};
 
 /// How long an upgrade may take from its `101` to the client's `5` (Engine.IO's default).
@@ -313,25 +312,7 @@ impl Io {
             return true;
         };
         match got {
-            Got::Packet(Packet::Event {
-                ns,
-                name,
-                args,
-                attachments,
-                id,
-                offset,
-            }) => {
-                let e = EventView {
-                    ns: &ns,
-                    name: &name,
-                    args,
-                    attachments,
-                    id,
-                    offset,
-                };
-                self.on_packet(link, Decoded::Event(e));
-            }
-            Got::Packet(p) => self.on_packet(link, Decoded::Other(p)),
+            Got::Packet(p) => self.on_owned_packet(link, p),
             Got::End {
                 why: End::Closed, ..
             } => {

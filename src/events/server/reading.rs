@@ -125,25 +125,7 @@ impl Io {
                 None => self.protocol_error(conn),
             },
             Got::Request { req, body } => self.http_request(conn, req, body),
-            Got::Packet(Packet::Event {
-                ns,
-                name,
-                args,
-                attachments,
-                id,
-                offset,
-            }) => {
-                let e = EventView {
-                    ns: &ns,
-                    name: &name,
-                    args,
-                    attachments,
-                    id,
-                    offset,
-                };
-                self.on_packet(to, Decoded::Event(e));
-            }
-            Got::Packet(p) => self.on_packet(to, Decoded::Other(p)),
+            Got::Packet(p) => self.on_owned_packet(to, p),
             Got::End { bytes, why } => {
                 self.queue_bytes(conn, &bytes);
                 if let Some(c) = self.conns.get_mut(&conn) {
@@ -179,6 +161,32 @@ impl Io {
             }
         }
         self.conns.get(&conn).is_some_and(|c| !c.closing)
+    }
+
+    /// A packet a reader handed over whole: an EVENT is looked at in place, as socklab's
+    /// frames are (`EventView`), so that its names are not copied again.
+    pub(super) fn on_owned_packet(&mut self, conn: Link, p: Packet) {
+        match p {
+            Packet::Event {
+                ns,
+                name,
+                args,
+                attachments,
+                id,
+                offset,
+            } => {
+                let e = EventView {
+                    ns: &ns,
+                    name: &name,
+                    args,
+                    attachments,
+                    id,
+                    offset,
+                };
+                self.on_packet(conn, Decoded::Event(e));
+            }
+            p => self.on_packet(conn, Decoded::Other(p)),
+        }
     }
 
     /// The WebSocket is open: the Engine.IO open packet (the Socket.IO wire's HELLO), and the

@@ -303,3 +303,100 @@ fn a_watched_socket_that_leaves_is_reported_gone() {
         }
     }
 }
+
+/// The page's decoder (`wire-decode.js`, under Node) on frames made by the Rust encoders:
+/// what it says each field is must be what the encoder wrote.
+#[test]
+fn the_page_decodes_the_servers_frames_field_by_field() {
+    use std::process::{Command, Stdio};
+    let node = Command::new("node")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !node
+        && !common::skip_or_require(
+            "SOCKLAB_REQUIRE_NODE",
+            "wire-decode.js under Node",
+            "node not found on PATH",
+            "apt-get install nodejs",
+        )
+    {
+        return;
+    }
+    let event = Packet::Event {
+        ns: "/chat".into(),
+        name: "chat message".into(),
+        args: vec![json!("lobby"), json!("hi")],
+        attachments: vec![vec![1, 2, 3]],
+        id: Some(7),
+        offset: Some(42),
+    };
+    let socklab = encode_to_vec(&event);
+    let text = r#"42/chat,7["chat message","lobby","hi"]"#;
+    let mut two = peer_text_frame(text); // masked, as a client sends it
+    two.extend(server_text_frame("3"));
+    let b64 = |b: &[u8]| socklab::wire::engineio::base64(b);
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/apps/web/assets");
+    let script = r#"
+        const W = require(process.argv[1] + "/wire-decode.js");
+        const b = (s) => new Uint8Array(Buffer.from(s, "base64"));
+        const out = [
+            W.describe(b(process.argv[2]), "socklab"),
+            W.describe(b(process.argv[3]), "websocket"),
+            W.describe(new TextEncoder().encode(process.argv[4]), "polling"),
+        ];
+        console.log(JSON.stringify(out));
+    "#;
+    let mut child = Command::new("node")
+        .args(["-e", script, "--"])
+        .arg(&dir)
+        .arg(b64(&socklab))
+        .arg(b64(&two))
+        .arg(format!("4{}\u{1e}2", &text[1..]))
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("node starts");
+    let deadline = Instant::now() + WAIT;
+    while child.try_wait().expect("wait for node").is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("node did not finish within {WAIT:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().expect("node's output");
+    assert!(out.status.success());
+    let parts: Value = serde_json::from_slice(&out.stdout).expect("JSON from the script");
+    let field = |part: &Value, label: &str| {
+        let f = part["fields"].as_array().expect("fields");
+        let f = f.iter().find(|f| f["label"] == label);
+        f.map(|f| f["value"].clone())
+            .unwrap_or_else(|| panic!("{label} in {part}"))
+    };
+    let s = &parts[0][0];
+    assert_eq!(
+        s["title"],
+        json!("EVENT /chat ack 7 \"chat message\""),
+        "{s}"
+    );
+    assert_eq!(
+        field(s, "frame length"),
+        json!((socklab.len() - 4).to_string())
+    );
+    assert_eq!(field(s, "offset (broadcast)"), json!("42"));
+    assert_eq!(field(s, "attachment 0"), json!("01 02 03"));
+    assert!(s.get("error").is_none(), "{s}");
+    let (ws, pong) = (&parts[1][0], &parts[1][1]);
+    assert_eq!(field(ws, "masking key"), json!("37 fa 21 3d"));
+    assert_eq!(
+        field(ws, "payload as text"),
+        json!(text),
+        "unmasked with its key"
+    );
+    assert_eq!(field(ws, "ack id"), json!("7"));
+    assert_eq!(field(pong, "Engine.IO type"), json!("3 pong"));
+    let records = parts[2].as_array().expect("records");
+    assert_eq!(records.len(), 2);
+    assert_eq!(field(&records[0], "namespace"), json!("/chat"));
+}

@@ -400,3 +400,55 @@ fn the_page_decodes_the_servers_frames_field_by_field() {
     assert_eq!(records.len(), 2);
     assert_eq!(field(&records[0], "namespace"), json!("/chat"));
 }
+
+/// A long-polling socket: what comes in is each POST body, what goes out each record as it
+/// is queued for the next poll.
+#[test]
+fn a_polling_socket_shows_its_post_bodies_and_records() {
+    use common::http_exchange;
+    let (server, _feed) = start();
+    let path = "/socket.io/?EIO=4&transport=polling";
+    let request = |method: &str, sid: Option<&str>, body: &str| {
+        let target = sid.map_or(path.to_string(), |s| format!("{path}&sid={s}"));
+        let head = format!(
+            "{method} {target} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: {}\r\n\
+             Content-Type: text/plain;charset=UTF-8\r\nConnection: close\r\n\r\n",
+            body.len()
+        );
+        let (_, res, answer, _) = http_exchange(server.addr, format!("{head}{body}").as_bytes());
+        assert_eq!(res.status, 200, "{method} {body}: {answer:?}");
+        String::from_utf8(answer).expect("a text body")
+    };
+    let open = request("GET", None, "");
+    let open: Value = serde_json::from_str(&open[1..]).expect("the open packet");
+    let session = open["sid"].as_str().expect("a session id");
+    request("POST", Some(session), r#"40/chat,{"name":"cy"}"#);
+    let reply = request("GET", Some(session), "");
+    let connect = reply.split('\u{1e}').next().expect("a record");
+    let json = connect.strip_prefix("40/chat,").expect("the CONNECT reply");
+    let sid = serde_json::from_str::<Value>(json).expect("JSON")["sid"]
+        .as_str()
+        .expect("a sid")
+        .to_string();
+
+    let (mut inspector, _) = SioPeer::connect(server.addr, "/wire", None);
+    let watched = ask(&mut inspector, 0, json!(["watch", sid]));
+    assert_eq!(watched[1]["transport"], json!("polling"), "{watched}");
+    let body = r#"42/chat,5["who","lobby"]"#;
+    request("POST", Some(session), body);
+    let got = packets_until(&mut inspector, |got| {
+        got.iter().any(|p| p["out"] == json!(true))
+    });
+    let came = got
+        .iter()
+        .find(|p| p["out"] == json!(false))
+        .expect("the POST");
+    assert_eq!(bytes_of(came), body.as_bytes());
+    assert_eq!(came["transport"], json!("polling"));
+    let went = got
+        .iter()
+        .find(|p| p["out"] == json!(true))
+        .expect("the ack");
+    assert_eq!(bytes_of(went), br#"43/chat,5[["cy"]]"#);
+    assert_eq!(request("GET", Some(session), ""), r#"43/chat,5[["cy"]]"#);
+}

@@ -13,7 +13,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use socklab::apps::{chat, chat_client, scores, web};
+use socklab::apps::{chat, chat_client, scores, web, wire};
 use socklab::capture;
 use socklab::events::{Server, ServerConfig};
 use socklab::lesson;
@@ -32,7 +32,8 @@ struct Cli {
 enum Cmd {
     /// Run the event server that hosts the demos: the chat (namespace /chat) and live
     /// scores (namespace /scores), and their web pages on the same port (open
-    /// http://HOST:PORT/ in a browser). Stops cleanly on Ctrl-C or SIGTERM
+    /// http://HOST:PORT/ in a browser; /wire shows any socket's packets live). Stops
+    /// cleanly on Ctrl-C or SIGTERM
     Serve(DemoServer),
     /// Join the chat: typed lines go to the room, others' messages appear as they arrive.
     /// Commands: /join ROOM, /leave ROOM, /room ROOM, /who [ROOM], /quit; @name notifies
@@ -118,9 +119,13 @@ fn serve(
     let mut server = Server::new(ServerConfig::default())?;
     server.stop_on_signals()?;
     let local = server.listen(addr)?;
+    // The wire inspector (the `/wire` page) comes with the pages.
+    let mut inspector = None;
     if with_chat {
         chat::install(server.io());
         web::install(server.io());
+        let active = wire::install(server.io());
+        inspector = Some(wire::start_feed(server.handle(), active));
     }
     scores::install(server.io(), matches);
     let feed = scores::start_feed(server.handle(), matches, interval, 0x5eed);
@@ -132,6 +137,9 @@ fn serve(
     // The loop has stopped (within `stop_grace`); the feed wakes from its wait and ends now,
     // whatever its interval.
     feed.stop();
+    if let Some(inspector) = inspector {
+        inspector.stop();
+    }
     println!("stopped");
     Ok(())
 }

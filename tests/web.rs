@@ -156,6 +156,9 @@ fn every_page_and_file_is_served_with_its_headers() {
         ("/socklab-packets.js", "text/javascript; charset=utf-8"),
         ("/chat.js", "text/javascript; charset=utf-8"),
         ("/scores.js", "text/javascript; charset=utf-8"),
+        ("/wire", "text/html; charset=utf-8"),
+        ("/wire.js", "text/javascript; charset=utf-8"),
+        ("/wire-decode.js", "text/javascript; charset=utf-8"),
         ("/favicon.svg", "image/svg+xml"),
     ] {
         let r = get(&server, path);
@@ -169,7 +172,7 @@ fn every_page_and_file_is_served_with_its_headers() {
             "{path}: the body read by its Content-Length"
         );
     }
-    assert_eq!(web::ASSETS.len(), 9, "a new asset is checked above too");
+    assert_eq!(web::ASSETS.len(), 12, "a new asset is checked above too");
     // A query does not change what is served.
     assert_eq!(get(&server, "/chat?room=news").status, 200);
 }
@@ -260,7 +263,7 @@ fn pages_reference_only_files_that_exist() {
         .iter()
         .filter(|a| a.content_type.starts_with("text/html"))
         .collect();
-    assert_eq!(pages.len(), 3);
+    assert_eq!(pages.len(), 4);
     let mut local = 0;
     for page in pages {
         let html = std::str::from_utf8(page.body).expect("a page is UTF-8");
@@ -331,7 +334,7 @@ fn the_scripts_parse() {
         );
         checked += 1;
     }
-    assert_eq!(checked, 4);
+    assert_eq!(checked, 6);
 }
 
 #[test]

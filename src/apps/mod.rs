@@ -9,6 +9,7 @@
 //! | `status.rs` | what `chat` and `watch` say about the connection: not reachable, offline, reconnecting, back (and what was missed) |
 //! | `scores.rs` | simulated cricket matches pushed as live-score events (namespace `/scores`, one room per match) |
 //! | `ticker.rs` | a client that ticks through outages (reconnection, offline buffer), for lessons 16 and 17 |
+//! | `wire.rs` | the wire inspector (namespace `/wire`): any socket's packets as bytes, recorded by the server's wire tap and delivered live to the `/wire` page |
 //! | `web/` | the chat and the scores as web pages, with their own Socket.IO client, embedded in the binary and served on the event server's port |
 
 pub mod chat;
@@ -19,3 +20,4 @@ pub mod status;
 pub mod terminal;
 pub mod ticker;
 pub mod web;
+pub mod wire;

@@ -7,6 +7,8 @@
 //! | `assets/index.html` | `/`: what the pages are, links to them and to the book |
 //! | `assets/chat.html`, `assets/chat.js` | `/chat`: the chat of `socklab chat` |
 //! | `assets/scores.html`, `assets/scores.js` | `/scores`: the live scores of `socklab watch` |
+//! | `assets/wire.html`, `assets/wire.js` | `/wire`: the inspector, any socket's packets live (`src/apps/wire.rs`) |
+//! | `assets/wire-decode.js` | its decoding of bytes, field by field: socklab frames, HTTP, WebSocket frames, Engine.IO, Socket.IO, polling records |
 //! | `assets/socklab-io.js` | a small Socket.IO client, the browser side of lesson 21: the WebSocket, Engine.IO, namespaces, acks, reconnection, recovery |
 //! | `assets/socklab-packets.js` | its packets: Socket.IO v5 as text and binary frames, pure code |
 //! | `assets/style.css`, `assets/favicon.svg` | one style sheet for every page; an icon |
@@ -54,6 +56,11 @@ pub const ASSETS: &[Asset] = &[
         body: include_bytes!("assets/scores.html"),
     },
     Asset {
+        path: "/wire",
+        content_type: HTML,
+        body: include_bytes!("assets/wire.html"),
+    },
+    Asset {
         path: "/style.css",
         content_type: CSS,
         body: include_bytes!("assets/style.css"),
@@ -77,6 +84,16 @@ pub const ASSETS: &[Asset] = &[
         path: "/scores.js",
         content_type: JS,
         body: include_bytes!("assets/scores.js"),
+    },
+    Asset {
+        path: "/wire.js",
+        content_type: JS,
+        body: include_bytes!("assets/wire.js"),
+    },
+    Asset {
+        path: "/wire-decode.js",
+        content_type: JS,
+        body: include_bytes!("assets/wire-decode.js"),
     },
     Asset {
         path: "/favicon.svg",

@@ -4,7 +4,7 @@
 //! for the rounds).
 
 use super::protocol::{Action, ServerTimer};
-use super::Io;
+use super::{show_wire, Io};
 use crate::event_loop::{Ctx, SendError};
 use crate::events::guard;
 use crate::events::link::Link;
@@ -47,6 +47,14 @@ impl Io {
                         let bytes = self.out.bytes(frame);
                         if let Err(p) = guard::tap(&mut self.tap, bytes) {
                             self.callback_panicked("tap", None, &p);
+                        }
+                        if self.wire_tap.is_some() {
+                            let bytes = self.out.bytes(frame);
+                            let (tap, conns) = (&mut self.wire_tap, &self.conns);
+                            let shown = show_wire(tap, conns, conn, tcp.is_some(), true, bytes);
+                            if let Err(p) = shown {
+                                self.callback_panicked("wire tap", None, &p);
+                            }
                         }
                         let bytes = self.out.bytes(frame);
                         let refused = match tcp {

@@ -18,7 +18,7 @@
 //! | `http.rs` | HTTP requests that are not an upgrade: Engine.IO's refusals, the application's routes (`on_http`) |
 //! | `polling.rs` | Engine.IO sessions over HTTP long-polling, and their upgrade to a WebSocket |
 //! | `protocol.rs` | the packets, as the event loop's handler: HELLO, CONNECT, EVENT, ACK, heartbeat |
-//! | `flush.rs` | handing the outbox to the loop |
+//! | `flush.rs` | handing the outbox to the loop (the taps see what leaves; the wire tap also what comes in, in `reading.rs` and `polling.rs`) |
 //! | `run.rs` | [`Server`], [`RunningServer`], [`ServerHandle`] |
 
 mod broadcast;
@@ -36,6 +36,7 @@ mod sockets;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::time::Instant;
 
 pub use broadcast::Broadcast;
 pub use config::{EventStats, Handshake, Refused, ServerConfig};
@@ -59,6 +60,21 @@ use rooms::Rooms;
 type Middleware = Box<dyn FnMut(&Handshake) -> Result<(), Refused>>;
 type ConnectionHandler = Box<dyn FnMut(&mut Io, &str)>;
 type AckCallback = Box<dyn FnOnce(&mut Io, Result<AckReply, AckError>)>;
+type WireTap = Box<dyn FnMut(&WireSeen)>;
+
+/// What the wire tap is shown (see [`Io::set_wire_tap`]): bytes that crossed one connection.
+#[derive(Debug, Clone, Copy)]
+pub struct WireSeen<'a> {
+    /// The connection, as [`Io::conn_number`] numbers it.
+    pub conn: u64,
+    /// Sent by the server (`true`), or received.
+    pub out: bool,
+    pub bytes: &'a [u8],
+    pub at: Instant,
+    /// How these bytes travel: `"socklab"` (frames on TCP), `"websocket"` (HTTP, then
+    /// WebSocket frames, on TCP) or `"polling"` (the records of a long-polling session).
+    pub transport: &'static str,
+}
 
 #[derive(Default)]
 struct Namespace {
@@ -175,6 +191,8 @@ pub struct Io {
     data: HashMap<std::any::TypeId, Box<dyn std::any::Any>>,
     /// Sees every frame handed to the loop (lesson 14 prints them).
     tap: Option<super::Tap>,
+    /// Sees the bytes of every connection, both ways (the `/wire` inspector).
+    wire_tap: Option<WireTap>,
     /// User callbacks that panicked (see `guard.rs`).
     panics: Panics,
     /// Parked sessions, the replay log, and what was sent to each connection.
@@ -206,6 +224,7 @@ impl Io {
             stats: EventStats::default(),
             data: HashMap::new(),
             tap: None,
+            wire_tap: None,
             panics: Panics::default(),
             recovery: Recovery::default(),
             everyone: None,
@@ -243,6 +262,57 @@ impl Io {
     /// recipient). For lessons and debugging.
     pub fn set_tap(&mut self, f: impl FnMut(&[u8]) + 'static) {
         self.tap = Some(Box::new(f));
+    }
+
+    /// Calls `f` with the raw bytes of every connection as they cross the wire, both ways:
+    /// for the `/wire` inspector. Out: each frame as the flush hands it to its TCP connection
+    /// (a socklab frame; an HTTP answer or a WebSocket frame), or, for a long-polling session,
+    /// each record as it is queued for the next poll (the poll's answer carries the records
+    /// queued by then, `\x1e` between them). In: the bytes a TCP read used (whole frames, for
+    /// socklab), and each POST body of a long-polling session. A WebSocket that probes or
+    /// carries a long-polling session counts as the session's connection.
+    ///
+    /// `f` runs inside the flush, while the server is borrowed: it records, it cannot emit.
+    /// A tap that panics is removed (it would panic again on every frame).
+    pub fn set_wire_tap(&mut self, f: impl FnMut(&WireSeen) + 'static) {
+        self.wire_tap = Some(Box::new(f));
+    }
+
+    /// The number the wire tap gives socket `sid`'s connection.
+    pub fn conn_number(&self, sid: &str) -> Option<u64> {
+        self.sockets.get(sid).map(|s| conn_number(s.conn))
+    }
+
+    /// Every socket, with its namespace: `(id, namespace)`, sorted by namespace, then id.
+    pub fn all_sockets(&self) -> Vec<(String, String)> {
+        let mut v: Vec<(String, String)> = self
+            .sockets
+            .iter()
+            .map(|(id, s)| (id.to_string(), s.namespace.to_string()))
+            .collect();
+        v.sort_by(|a, b| (&a.1, &a.0).cmp(&(&b.1, &b.0)));
+        v
+    }
+
+    /// How socket `sid`'s connection is carried now: `"socklab"`, `"websocket"` or
+    /// `"polling"`.
+    pub fn transport(&self, sid: &str) -> Option<&'static str> {
+        self.sockets.get(sid).map(|s| match s.wire {
+            Wire::Socklab => "socklab",
+            Wire::SocketIo => "websocket",
+            Wire::Polling => "polling",
+        })
+    }
+
+    /// Shows bytes that came in on `conn` to the wire tap, if there is one.
+    fn wire_in(&mut self, conn: Link, bytes: &[u8]) {
+        if self.wire_tap.is_none() {
+            return;
+        }
+        let on_tcp = conn.tcp().is_some();
+        if let Err(p) = show_wire(&mut self.wire_tap, &self.conns, conn, on_tcp, false, bytes) {
+            self.callback_panicked("wire tap", None, &p);
+        }
     }
 
     /// The value of type `T` stored with [`insert_data`](Io::insert_data).
@@ -376,4 +446,50 @@ impl Io {
             io.sockets.get_mut(&*event.socket).map(|s| &mut s.listeners)
         })
     }
+}
+
+/// A connection's number for the wire tap: its link's slot and generation, and which kind of
+/// link it is, in one integer. A JavaScript page reads it exactly below 2^53: for the first
+/// million generations of a slot.
+fn conn_number(link: Link) -> u64 {
+    match link {
+        Link::Tcp(c) => c.as_u64() << 1,
+        Link::Polling { slot, gen } => (u64::from(gen) << 33) | (u64::from(slot) << 1) | 1,
+    }
+}
+
+/// Shows `bytes` of `conn` to the wire tap (see [`Io::set_wire_tap`]); `on_tcp` says whether
+/// they go on a TCP connection (a long-polling session's do once it upgraded). A tap that
+/// panics is removed.
+fn show_wire(
+    tap: &mut Option<WireTap>,
+    conns: &HashMap<Link, ConnState>,
+    conn: Link,
+    on_tcp: bool,
+    out: bool,
+    bytes: &[u8],
+) -> Result<(), Panicked> {
+    let Some(f) = tap.as_mut() else {
+        return Ok(());
+    };
+    if bytes.is_empty() {
+        return Ok(());
+    }
+    let state = conns.get(&conn);
+    let transport = match (conn, state.map(|c| &c.reader)) {
+        (Link::Polling { .. }, _) if !on_tcp => "polling",
+        (_, Some(Reader::Socklab)) => "socklab",
+        // Before the reader is chosen (or after the connection's state is gone), the first
+        // byte says it, as it does for the reader.
+        (Link::Tcp(_), Some(Reader::First) | None) if bytes[0] == 0 => "socklab",
+        _ => "websocket",
+    };
+    let seen = WireSeen {
+        conn: conn_number(state.and_then(|c| c.route).unwrap_or(conn)),
+        out,
+        bytes,
+        at: Instant::now(),
+        transport,
+    };
+    super::guard::call(|| f(&seen)).inspect_err(|_| *tap = None)
 }

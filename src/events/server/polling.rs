@@ -280,6 +280,7 @@ impl Io {
 
     /// The client's packets in a POST body.
     fn polling_post(&mut self, link: Link, body: &[u8]) -> Reply {
+        self.wire_in(link, body);
         let packets = std::str::from_utf8(body)
             .ok()
             .and_then(|b| engineio::decode_polling(b).ok());

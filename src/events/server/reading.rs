@@ -36,11 +36,14 @@ impl Io {
                 c.reader = Reader::SocketIo(Box::new(SioReader::new(self.config.limits)));
             }
         }
-        match self.conns.get(&conn).map(|c| &c.reader) {
+        let used = match self.conns.get(&conn).map(|c| &c.reader) {
             Some(Reader::Socklab) => self.read_socklab(conn, bytes),
             Some(Reader::SocketIo(_)) => self.read_socketio(conn, bytes),
             _ => bytes.len(),
-        }
+        };
+        // The wire tap sees what was used: a frame once, whole, however the reads cut it.
+        self.wire_in(conn, &bytes[..used.min(bytes.len())]);
+        used
     }
     // ANCHOR_END: first_byte
 

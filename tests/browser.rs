@@ -15,6 +15,7 @@
 //! | d. `bundle_recovery_and_restart` | 2 × the bundle, WebSocket only | a dropped transport comes back `recovered` with the missed message; after a restart on the same port both reconnect and chat |
 //! | e. `pages_chat` | 2 × socklab's `/chat` | as a., typed and clicked; a room; after a restart the status line goes `offline` (or `reconnecting (attempt N)`), then `connected`, and chat works |
 //! | e. `pages_scores` | socklab's `/scores` | shows the score `socklab watch` was just pushed |
+//! | e. `pages_wire` | socklab's `/chat` and `/wire` | the inspector lists and watches the chat's socket; its message shows as a packet in (masked, decoded) and the ack as a packet out |
 //!
 //! Every test writes a screenshot of each page to `target/browser/TEST-PAGE.png` and prints
 //! the path (`cargo test --test browser -- --nocapture` shows them, and the driver's lines).
@@ -360,6 +361,26 @@ fn pages_scores() {
     browser.write_stdin("done\n");
     let out = browser.finish();
     line_after(&out, 0, "scores page /scores 200");
+    assert!(errors(&out).is_empty(), "{}", out.describe());
+    stop(server);
+}
+
+/// e. socklab's own `/wire` page: it lists ann's chat socket, watches it, and shows ann's
+/// message as a packet the server received over her WebSocket (masked, decoded with its
+/// key) and its ack as one the server sent.
+#[test]
+fn pages_wire() {
+    let test = "pages_wire";
+    let (server, addr) = serve("127.0.0.1:0", &["--matches", "0"]);
+    let Some(browser) = Browser::start(test, "pages-wire", addr) else {
+        return;
+    };
+    let out = browser.finish();
+    assert_eq!(out.code(), Some(0), "{}", out.describe());
+    line_after(&out, 0, "wire page /wire 200");
+    line_after(&out, 0, "wire in websocket");
+    line_after(&out, 0, "wire out websocket");
+    line_after(&out, 0, "wire decoded mask");
     assert!(errors(&out).is_empty(), "{}", out.describe());
     stop(server);
 }

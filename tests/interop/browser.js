@@ -395,6 +395,60 @@ const scenarios = {
     await ben.see("ann's row", (l) => /^message \[[^\]]+\] ann: after the restart$/.test(l));
   },
 
+  // e. socklab's /wire page watches ann's chat socket: ann's message shows there as a packet
+  // the server received, and its ack as one it sent; clicking a row decodes it.
+  async "pages-wire"() {
+    const ann = await pageTab("ann", "/chat");
+    await ann.page.bringToFront();
+    await ann.page.type(byTestid(TESTID.name), ann.name);
+    await ann.page.click(byTestid(TESTID.connect));
+    await ann.see("status connected", (l) => l === "status connected");
+    const wire = await newTab("wire");
+    const response = await wire.page.goto(url + "/wire");
+    wire.push(`page /wire ${response ? response.status() : "no response"}`);
+    await wire.page.bringToFront();
+    const chatRow = `${byTestid("socket")}`;
+    await bounded(
+      wire.page.waitForFunction(
+        (sel) => [...document.querySelectorAll(sel)].some((li) => li.textContent.startsWith("/chat ")),
+        {},
+        chatRow,
+      ),
+      "ann's socket in the list",
+    );
+    await wire.page.evaluate((sel) => {
+      const li = [...document.querySelectorAll(sel)].find((x) => x.textContent.startsWith("/chat "));
+      li.querySelector('[data-testid="watch-button"]').click();
+    }, chatRow);
+    await bounded(
+      wire.page.waitForFunction(() => document.querySelector('[data-testid="socket"][data-watched="true"]')),
+      "the watch to take",
+    );
+    await say(ann, "hello wire");
+    await ann.see("ann's own row", (l) => l === "message [lobby] ann: hello wire");
+    await wire.page.bringToFront();
+    const rows = await bounded(
+      wire.page.waitForFunction(() => {
+        const texts = (dir) =>
+          [...document.querySelectorAll(`[data-testid="packet"][data-dir="${dir}"]`)].map((li) => li.textContent);
+        const inn = texts("in").find((t) => t.includes('EVENT /chat') && t.includes('"chat message"'));
+        const out = texts("out").find((t) => t.includes("ACK /chat"));
+        return inn && out ? [inn, out] : null;
+      }),
+      "the message's packets on /wire",
+    ).then((h) => h.jsonValue());
+    out(`wire in ${rows[0].includes("websocket") ? "websocket" : "other"}`);
+    out(`wire out ${rows[1].includes("websocket") ? "websocket" : "other"}`);
+    await wire.page.evaluate(() => {
+      const li = [...document.querySelectorAll('[data-testid="packet"][data-dir="in"]')].find((x) =>
+        x.textContent.includes('"chat message"'),
+      );
+      li.click();
+    });
+    const decoded = await wire.page.$eval('[data-testid="decoded"]', (e) => e.textContent);
+    out(`wire decoded ${decoded.includes("masking key") || decoded.includes("mask") ? "mask" : "no mask"}`);
+  },
+
   // e. socklab's /scores page shows the feed's pushes: each new score row is a line, until
   // the test (which compares them with `socklab watch`) says `done`.
   async "pages-scores"() {

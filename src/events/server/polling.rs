@@ -19,7 +19,6 @@
 //! gets `413` (the reader's bound).
 
 use std::collections::HashMap;
-use std::time::Duration;
 
 use serde_json::json;
 
@@ -35,9 +34,6 @@ use crate::wire::engineio::{self, RECORD_SEPARATOR};
 use crate::wire::http::{self, Request};
 use crate::wire::packet::{Decoded, EventView, Packet};
 use crate::wire::websocket::{self, Opcode};
-
-/// How long an upgrade may take from its `101` to the client's `5` (Engine.IO's default).
-pub(super) const UPGRADE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A GET held open: its connection, and the headers and close its answer takes.
 struct Held {
@@ -211,7 +207,7 @@ impl Io {
             if !last.is_empty() {
                 return Some(text(last));
             }
-            self.polling.remove(link);
+            self.forget_session(link);
             return Some(text(b"1".to_vec()));
         }
         match req.method.as_str() {
@@ -247,6 +243,7 @@ impl Io {
             return Reply::text(500, "500 Internal Server Error: no random id\n");
         };
         let link = self.polling.insert(sid.clone());
+        self.stats.polling_sessions = self.polling.by_sid.len() as u64;
         self.recovery.connected(link);
         self.conns.insert(
             link,
@@ -374,7 +371,8 @@ impl Io {
             c.hello = true;
         }
         let due = ServerTimer::UpgradeDue(link, tcp);
-        self.out.push(Action::Timer(UPGRADE_TIMEOUT, due));
+        let after = self.config.upgrade_timeout;
+        self.out.push(Action::Timer(after, due));
     }
 
     /// The probe came on the WebSocket: the held GET ends with a noop, so that the client
@@ -510,15 +508,21 @@ impl Io {
             }
         }
         if !keep {
-            self.polling.remove(link);
+            self.forget_session(link);
         }
         self.loop_closed(link, &crate::event_loop::CloseReason::Local);
+    }
+
+    /// Removes session `link` from the table (its slot is reused), and counts what is left.
+    fn forget_session(&mut self, link: Link) {
+        self.polling.remove(link);
+        self.stats.polling_sessions = self.polling.by_sid.len() as u64;
     }
 
     /// A closed session's last poll did not come in time.
     pub(super) fn polling_gone(&mut self, link: Link) {
         if self.polling.get_mut(link).is_some_and(|s| s.closing) {
-            self.polling.remove(link);
+            self.forget_session(link);
         }
     }
 

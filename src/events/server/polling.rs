@@ -476,25 +476,25 @@ impl Io {
                 // Engine.IO's close `1` goes in a poll of its own: socket.io-client handles
                 // the packets of a payload a tick later than a close, so a `41` (the server's
                 // DISCONNECT) in the same payload would reach it as `transport close`.
-                let last = match std::mem::take(&mut s.queue) {
-                    q if q.is_empty() => b"1".to_vec(),
-                    q => {
-                        // What waited now (or at the next poll), then `1`.
-                        s.closing = flush;
-                        keep = flush;
-                        q
-                    }
-                };
+                let waiting = std::mem::take(&mut s.queue);
                 match s.held.take() {
                     Some(h) => {
-                        let bytes = held_response(&h, last);
+                        // What waited now and `1` at the next poll; or `1` now.
+                        let last_poll = waiting.is_empty();
+                        let body = if last_poll { b"1".to_vec() } else { waiting };
+                        let bytes = held_response(&h, body);
                         let _ = ctx.send(h.conn, &bytes);
                         if h.close {
                             ctx.close(h.conn);
                         }
+                        s.closing = flush && !last_poll;
+                        keep = s.closing;
                     }
                     None if flush => {
-                        s.queue = last;
+                        // What waited at the next poll, then `1`. Not `1` queued: a closing
+                        // session answers `1` itself once its queue is empty, and a queued
+                        // one would come twice.
+                        s.queue = waiting;
                         s.closing = true;
                         keep = true;
                     }

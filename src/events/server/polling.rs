@@ -419,7 +419,9 @@ impl Io {
                     let bytes = bytes.unwrap_or_default();
                     websocket::encode_frame(true, Opcode::Binary, &bytes, None, &mut frames);
                 }
-                None if record.is_empty() => {}
+                // The probe's noop, left for a poll that never came: it is the polling
+                // transport's, not a packet for the WebSocket.
+                None if record.is_empty() || record == b"6" => {}
                 None => websocket::encode_frame(true, Opcode::Text, record, None, &mut frames),
             }
         }

@@ -23,6 +23,8 @@
 //! | `the_get_and_the_post_may_come_on_different_connections` | a held GET on one connection, a POST on another | the GET gets the POST's ack |
 //! | `keep_alive_serves_every_request_on_one_connection` | handshake, CONNECT, polls, an event, one connection | every answer on it, none says `Connection: close` |
 //! | `the_upgrade_probes_then_moves_the_session_to_the_websocket` | WebSocket `&sid=S`, `2probe`, `5` | `101` without an open packet; `3probe`; the held GET gets `6`; what was queued (a binary event too) comes over the WebSocket; emits then do; a poll gets `400` |
+//! | `the_probe_noop_does_not_follow_onto_the_websocket` | `2probe` with no poll held, `5` | the first WebSocket message is the next emit, not the `6` |
+//! | `an_upgraded_session_outlives_the_handshake_timeout` | the upgrade, then quiet past `handshake_timeout` | still connected, round trips over the WebSocket (ignored: fails, a server bug) |
 //! | `an_upgrade_for_an_unknown_sid_is_400` | WebSocket `&sid=` never given | `400` code 1, closed |
 //! | `an_abandoned_upgrade_is_dropped_and_the_session_stays_on_polling` | `2probe`, then no `5` | the WebSocket closed after `upgrade_timeout`; the session still answers by poll and may upgrade again |
 //! | `a_server_disconnect_is_41_then_1_in_a_poll_of_its_own` | (`io.disconnect(sid)`) | a held poll gets `41`, the next `1`, then `400`; the same when no poll was held |
@@ -604,6 +606,23 @@ fn the_upgrade_probes_then_moves_the_session_to_the_websocket() {
     assert!(lab.connected(&sid));
 }
 
+/// The `6` that ends a poll during the probe is for the polling transport: when no poll was
+/// held to take it, it is not carried over to the WebSocket with what else waited.
+#[test]
+fn the_probe_noop_does_not_follow_onto_the_websocket() {
+    let lab = Lab::start();
+    let (peer, sid) = PollingPeer::connect(lab.addr());
+    let (mut ws, _) = SioPeer::upgrade_with(lab.addr(), &sio_upgrade(&peer.sid));
+    ws.send_text("2probe");
+    assert_eq!(ws.expect_text("the probe's answer"), "3probe");
+    ws.send_text("5");
+    lab.run(move |io| io.emit(&sid, "first", vec![]).expect("emit first"));
+    assert_eq!(
+        ws.expect_text("the first message after 5"),
+        r#"42["first"]"#
+    );
+}
+
 /// A WebSocket that names a session the server does not know: `400` code 1, closed.
 #[test]
 fn an_upgrade_for_an_unknown_sid_is_400() {
@@ -793,5 +812,32 @@ fn a_preflight_from_an_allowed_origin_is_204() {
     assert_eq!(
         pre.header("access-control-allow-headers"),
         Some("content-type")
+    );
+}
+
+/// The WebSocket that carries an upgraded session has joined no namespace itself (its
+/// sockets are the session's): its own handshake timer must not end it.
+#[test]
+#[ignore = "server bug: the carrying WebSocket's own handshake timer closes it (reason \
+            `forced close`); the fix is in protocol.rs's Handshake timer, see the report of \
+            branch polltests"]
+fn an_upgraded_session_outlives_the_handshake_timeout() {
+    const HANDSHAKE: Duration = Duration::from_millis(300);
+    let mut lab = Lab::with(ServerConfig {
+        handshake_timeout: HANDSHAKE,
+        ..config()
+    });
+    let (peer, sid) = PollingPeer::connect(lab.addr());
+    let (mut ws, _) = SioPeer::upgrade_with(lab.addr(), &sio_upgrade(&peer.sid));
+    ws.send_text("2probe");
+    assert_eq!(ws.expect_text("the probe's answer"), "3probe");
+    ws.send_text("5");
+    thread::sleep(HANDSHAKE * 3);
+    lab.kept.extend(lab.seen.try_iter());
+    assert!(lab.kept.is_empty(), "{:?}", lab.kept);
+    assert!(lab.connected(&sid));
+    assert_eq!(
+        ws.round_trip("/", 3, &json!(["echo", "later"])),
+        json!(["later"])
     );
 }

@@ -474,7 +474,12 @@ impl Io {
         match (s.upgraded, s.ws) {
             (true, Some(ws)) if flush => ctx.close(ws),
             (true, Some(ws)) => ctx.abort(ws),
-            _ => {
+            (_, probing) => {
+                // A WebSocket still probing goes with its session: nothing else would close
+                // it before its own timers.
+                if let Some(ws) = probing {
+                    ctx.close(ws);
+                }
                 // Engine.IO's close `1` goes in a poll of its own: socket.io-client handles
                 // the packets of a payload a tick later than a close, so a `41` (the server's
                 // DISCONNECT) in the same payload would reach it as `transport close`.

@@ -25,6 +25,7 @@
 //! | `the_upgrade_probes_then_moves_the_session_to_the_websocket` | WebSocket `&sid=S`, `2probe`, `5` | `101` without an open packet; `3probe`; the held GET gets `6`; what was queued (a binary event too) comes over the WebSocket; emits then do; a poll gets `400` |
 //! | `the_probe_noop_does_not_follow_onto_the_websocket` | `2probe` with no poll held, `5` | the first WebSocket message is the next emit, not the `6` |
 //! | `an_upgraded_session_outlives_the_handshake_timeout` | the upgrade, then quiet past `handshake_timeout` | still connected, round trips over the WebSocket (ignored: fails, a server bug) |
+//! | `a_session_that_ends_while_probed_closes_the_probing_websocket` | `2probe`, then `POST 1` | the probing WebSocket closed at once |
 //! | `an_upgrade_for_an_unknown_sid_is_400` | WebSocket `&sid=` never given | `400` code 1, closed |
 //! | `an_abandoned_upgrade_is_dropped_and_the_session_stays_on_polling` | `2probe`, then no `5` | the WebSocket closed after `upgrade_timeout`; the session still answers by poll and may upgrade again |
 //! | `a_server_disconnect_is_41_then_1_in_a_poll_of_its_own` | (`io.disconnect(sid)`) | a held poll gets `41`, the next `1`, then `400`; the same when no poll was held |
@@ -620,6 +621,29 @@ fn the_probe_noop_does_not_follow_onto_the_websocket() {
     assert_eq!(
         ws.expect_text("the first message after 5"),
         r#"42["first"]"#
+    );
+}
+
+/// A session that ends while a WebSocket probes it takes that WebSocket with it, at once:
+/// neither the upgrade timeout nor the handshake timeout is left to close it.
+#[test]
+fn a_session_that_ends_while_probed_closes_the_probing_websocket() {
+    let mut lab = Lab::with(ServerConfig {
+        upgrade_timeout: Duration::from_secs(30),
+        ..config()
+    });
+    let (peer, sid) = PollingPeer::connect(lab.addr());
+    let (mut ws, _) = SioPeer::upgrade_with(lab.addr(), &sio_upgrade(&peer.sid));
+    ws.send_text("2probe");
+    assert_eq!(ws.expect_text("the probe's answer"), "3probe");
+    let started = Instant::now();
+    assert_ok(&peer.post(b"1"));
+    assert_eq!(lab.reason(&sid), reasons::TRANSPORT_CLOSE);
+    let ending = ws.ending("the probing WebSocket");
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_secs(5),
+        "closed after {took:?} ({ending:?})"
     );
 }
 

@@ -22,6 +22,7 @@
 //! | `a_session_that_neither_polls_nor_pongs_is_closed_by_the_heartbeat` | nothing | reason `ping timeout`; then `400` code 1; no session left |
 //! | `the_get_and_the_post_may_come_on_different_connections` | a held GET on one connection, a POST on another | the GET gets the POST's ack |
 //! | `keep_alive_serves_every_request_on_one_connection` | handshake, CONNECT, polls, an event, one connection | every answer on it, none says `Connection: close` |
+//! | `a_held_poll_outlives_the_handshake_timeout_of_its_connection` | a GET held past `handshake_timeout` | answered when the server emits (ignored: fails, a server bug) |
 //! | `the_upgrade_probes_then_moves_the_session_to_the_websocket` | WebSocket `&sid=S`, `2probe`, `5` | `101` without an open packet; `3probe`; the held GET gets `6`; what was queued (a binary event too) comes over the WebSocket; emits then do; a poll gets `400` |
 //! | `the_probe_noop_does_not_follow_onto_the_websocket` | `2probe` with no poll held, `5` | the first WebSocket message is the next emit, not the `6` |
 //! | `an_upgraded_session_outlives_the_handshake_timeout` | the upgrade, then quiet past `handshake_timeout` | still connected, round trips over the WebSocket (ignored: fails, a server bug) |
@@ -563,6 +564,29 @@ fn keep_alive_serves_every_request_on_one_connection() {
         assert!(!connection.eq_ignore_ascii_case("close"), "{a:?}");
     }
     assert_eq!(lab.stats().http_requests, 5);
+}
+
+/// A TCP connection that carries polls joins no namespace itself (the session does): its own
+/// handshake timer must not cut a GET held on it. (Engine.IO holds a poll up to
+/// pingInterval, and a browser reuses a keep-alive connection well past 45 s.)
+#[test]
+#[ignore = "server bug: the connection's own handshake timer closes it under a held GET \
+            (end of file, no answer); the fix is in protocol.rs's Handshake timer, see the \
+            report of branch polltests"]
+fn a_held_poll_outlives_the_handshake_timeout_of_its_connection() {
+    const HANDSHAKE: Duration = Duration::from_millis(300);
+    let mut lab = Lab::with(ServerConfig {
+        handshake_timeout: HANDSHAKE,
+        ..config()
+    });
+    let (peer, sid) = PollingPeer::connect(lab.addr());
+    let mut held = lab.hold(&peer, "");
+    thread::sleep(HANDSHAKE * 3);
+    let to = sid.clone();
+    lab.run(move |io| io.emit(&to, "late", vec![]).expect("emit late"));
+    assert_eq!(held.answer("the held poll").text(), r#"42["late"]"#);
+    lab.kept.extend(lab.seen.try_iter());
+    assert!(lab.kept.is_empty(), "{:?}", lab.kept);
 }
 
 // =============================================================================================

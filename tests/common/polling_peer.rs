@@ -78,6 +78,8 @@ pub struct HttpConn {
     pub stream: TcpStream,
     /// Bytes read and not yet taken as an answer.
     buf: Vec<u8>,
+    /// The request line of the last request sent, for messages.
+    last: String,
 }
 
 impl HttpConn {
@@ -85,6 +87,7 @@ impl HttpConn {
         HttpConn {
             stream: connect_raw(addr),
             buf: Vec::new(),
+            last: String::new(),
         }
     }
 
@@ -95,6 +98,7 @@ impl HttpConn {
 
     /// Sends one request (see [`polling_request`]) without reading its answer.
     pub fn send(&mut self, method: &str, query: &str, body: &[u8], extra: &str) {
+        self.last = format!("{method} ?{query}");
         self.send_raw(&polling_request(method, query, body, extra));
     }
 
@@ -135,7 +139,10 @@ impl HttpConn {
                 .expect("SO_RCVTIMEO");
             let mut chunk = [0u8; 16 * 1024];
             match self.stream.read(&mut chunk) {
-                Ok(0) => panic!("end of file before a whole answer: {:?}", self.buf),
+                Ok(0) => panic!(
+                    "{}: end of file before a whole answer: {:?}",
+                    self.last, self.buf
+                ),
                 Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
                 Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
                     return None
@@ -189,11 +196,17 @@ impl PollingPeer {
     }
 
     /// [`open`](PollingPeer::open), then CONNECT to `/` (`POST 40`) and the reply from the
-    /// next poll: the peer and the socket id.
+    /// next poll: the peer and the socket id. A ping that came with the reply (a server
+    /// with a short pingInterval) is answered.
     pub fn connect(addr: SocketAddr) -> (PollingPeer, String) {
         let peer = PollingPeer::open(addr);
         assert_eq!(peer.post(b"40").text(), "ok");
-        let reply = peer.get().text();
+        let records = peer.get().records();
+        for r in &records[1..] {
+            assert_eq!(r, "2", "after the CONNECT reply: {records:?}");
+            assert_eq!(peer.post(b"3").text(), "ok");
+        }
+        let reply = &records[0];
         let json = reply
             .strip_prefix("40")
             .unwrap_or_else(|| panic!("expected 40{{...}}, got {reply}"));

@@ -2,6 +2,8 @@
 //!
 //! - [`browser`]: a Chromium scenario of `tests/interop/browser.js`, its lines, its screenshots;
 //! - [`peer`]: a raw peer's frames, its HELLO/CONNECT handshake, reading packets back;
+//! - [`polling_peer`]: a raw Engine.IO long-polling peer: HTTP requests by hand, answers,
+//!   records, a held GET told from an answer;
 //! - [`fake_server`]: a listener whose connections the test's closure handles by hand;
 //! - [`process`]: child processes, their output, their signals; the socket lessons run to
 //!   completion;
@@ -18,6 +20,7 @@ mod browser;
 mod fake_server;
 mod interop;
 mod peer;
+mod polling_peer;
 mod proc_stats;
 mod process;
 mod served;
@@ -31,6 +34,8 @@ pub use fake_server::*;
 pub use interop::*;
 #[allow(unused_imports)] // each test binary uses its own subset
 pub use peer::*;
+#[allow(unused_imports)] // each test binary uses its own subset
+pub use polling_peer::*;
 #[allow(unused_imports)] // each test binary uses its own subset
 pub use proc_stats::*;
 #[allow(unused_imports)] // each test binary uses its own subset

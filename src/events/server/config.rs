@@ -42,6 +42,10 @@ pub struct ServerConfig {
     /// a preflight is answered. Empty by default: only pages of the server's own origin;
     /// `"*"` allows any. A WebSocket is not held back by CORS.
     pub cors_origins: Vec<String>,
+    /// How long a WebSocket that upgrades a long-polling session may take from its `101`
+    /// to the client's `5` (default 10 s, Engine.IO's `upgradeTimeout`); after it the
+    /// WebSocket is dropped and the session stays on polling.
+    pub upgrade_timeout: Duration,
 }
 
 impl Default for ServerConfig {
@@ -58,6 +62,7 @@ impl Default for ServerConfig {
             max_parked_sessions: 10_000,
             id_seed: None,
             cors_origins: Vec::new(),
+            upgrade_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -138,4 +143,7 @@ pub struct EventStats {
     pub http_refused: u64,
     /// HTTP requests that were not an upgrade (the application's routes, refusals).
     pub http_requests: u64,
+    /// Long-polling sessions the server holds now (open, or closed and waiting for their
+    /// last poll; an upgraded one counts until it ends).
+    pub polling_sessions: u64,
 }

@@ -19,7 +19,6 @@
 //! gets `413` (the reader's bound).
 
 use std::collections::HashMap;
-use std::time::Duration;
 
 use serde_json::json;
 
@@ -34,9 +33,6 @@ use crate::transport::socketio::{EioReader, End, Got};
 use crate::wire::engineio::{self, RECORD_SEPARATOR};
 use crate::wire::http::{self, Request};
 use crate::wire::websocket::{self, Opcode};
-
-/// How long an upgrade may take from its `101` to the client's `5` (Engine.IO's default).
-pub(super) const UPGRADE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A GET held open: its connection, and the headers and close its answer takes.
 struct Held {
@@ -210,7 +206,7 @@ impl Io {
             if !last.is_empty() {
                 return Some(text(last));
             }
-            self.polling.remove(link);
+            self.forget_session(link);
             return Some(text(b"1".to_vec()));
         }
         match req.method.as_str() {
@@ -246,6 +242,7 @@ impl Io {
             return Reply::text(500, "500 Internal Server Error: no random id\n");
         };
         let link = self.polling.insert(sid.clone());
+        self.stats.polling_sessions = self.polling.by_sid.len() as u64;
         self.recovery.connected(link);
         self.conns.insert(
             link,
@@ -356,7 +353,8 @@ impl Io {
             c.hello = true;
         }
         let due = ServerTimer::UpgradeDue(link, tcp);
-        self.out.push(Action::Timer(UPGRADE_TIMEOUT, due));
+        let after = self.config.upgrade_timeout;
+        self.out.push(Action::Timer(after, due));
     }
 
     /// The probe came on the WebSocket: the held GET ends with a noop, so that the client
@@ -403,7 +401,9 @@ impl Io {
                     let bytes = bytes.unwrap_or_default();
                     websocket::encode_frame(true, Opcode::Binary, &bytes, None, &mut frames);
                 }
-                None if record.is_empty() => {}
+                // The probe's noop, left for a poll that never came: it is the polling
+                // transport's, not a packet for the WebSocket.
+                None if record.is_empty() || record == b"6" => {}
                 None => websocket::encode_frame(true, Opcode::Text, record, None, &mut frames),
             }
         }
@@ -456,29 +456,34 @@ impl Io {
         match (s.upgraded, s.ws) {
             (true, Some(ws)) if flush => ctx.close(ws),
             (true, Some(ws)) => ctx.abort(ws),
-            _ => {
+            (_, probing) => {
+                // A WebSocket still probing goes with its session: nothing else would close
+                // it before its own timers.
+                if let Some(ws) = probing {
+                    ctx.close(ws);
+                }
                 // Engine.IO's close `1` goes in a poll of its own: socket.io-client handles
                 // the packets of a payload a tick later than a close, so a `41` (the server's
                 // DISCONNECT) in the same payload would reach it as `transport close`.
-                let last = match std::mem::take(&mut s.queue) {
-                    q if q.is_empty() => b"1".to_vec(),
-                    q => {
-                        // What waited now (or at the next poll), then `1`.
-                        s.closing = flush;
-                        keep = flush;
-                        q
-                    }
-                };
+                let waiting = std::mem::take(&mut s.queue);
                 match s.held.take() {
                     Some(h) => {
-                        let bytes = held_response(&h, last);
+                        // What waited now and `1` at the next poll; or `1` now.
+                        let last_poll = waiting.is_empty();
+                        let body = if last_poll { b"1".to_vec() } else { waiting };
+                        let bytes = held_response(&h, body);
                         let _ = ctx.send(h.conn, &bytes);
                         if h.close {
                             ctx.close(h.conn);
                         }
+                        s.closing = flush && !last_poll;
+                        keep = s.closing;
                     }
                     None if flush => {
-                        s.queue = last;
+                        // What waited at the next poll, then `1`. Not `1` queued: a closing
+                        // session answers `1` itself once its queue is empty, and a queued
+                        // one would come twice.
+                        s.queue = waiting;
                         s.closing = true;
                         keep = true;
                     }
@@ -492,15 +497,21 @@ impl Io {
             }
         }
         if !keep {
-            self.polling.remove(link);
+            self.forget_session(link);
         }
         self.loop_closed(link, &crate::event_loop::CloseReason::Local);
+    }
+
+    /// Removes session `link` from the table (its slot is reused), and counts what is left.
+    fn forget_session(&mut self, link: Link) {
+        self.polling.remove(link);
+        self.stats.polling_sessions = self.polling.by_sid.len() as u64;
     }
 
     /// A closed session's last poll did not come in time.
     pub(super) fn polling_gone(&mut self, link: Link) {
         if self.polling.get_mut(link).is_some_and(|s| s.closing) {
-            self.polling.remove(link);
+            self.forget_session(link);
         }
     }
 

@@ -22,10 +22,10 @@
 //! | `a_session_that_neither_polls_nor_pongs_is_closed_by_the_heartbeat` | nothing | reason `ping timeout`; then `400` code 1; no session left |
 //! | `the_get_and_the_post_may_come_on_different_connections` | a held GET on one connection, a POST on another | the GET gets the POST's ack |
 //! | `keep_alive_serves_every_request_on_one_connection` | handshake, CONNECT, polls, an event, one connection | every answer on it, none says `Connection: close` |
-//! | `a_held_poll_outlives_the_handshake_timeout_of_its_connection` | a GET held past `handshake_timeout` | answered when the server emits (ignored: fails, a server bug) |
+//! | `a_held_poll_outlives_the_handshake_timeout_of_its_connection` | a GET held past `handshake_timeout` | answered when the server emits |
 //! | `the_upgrade_probes_then_moves_the_session_to_the_websocket` | WebSocket `&sid=S`, `2probe`, `5` | `101` without an open packet; `3probe`; the held GET gets `6`; what was queued (a binary event too) comes over the WebSocket; emits then do; a poll gets `400` |
 //! | `the_probe_noop_does_not_follow_onto_the_websocket` | `2probe` with no poll held, `5` | the first WebSocket message is the next emit, not the `6` |
-//! | `an_upgraded_session_outlives_the_handshake_timeout` | the upgrade, then quiet past `handshake_timeout` | still connected, round trips over the WebSocket (ignored: fails, a server bug) |
+//! | `an_upgraded_session_outlives_the_handshake_timeout` | the upgrade, then quiet past `handshake_timeout` | still connected, round trips over the WebSocket |
 //! | `a_session_that_ends_while_probed_closes_the_probing_websocket` | `2probe`, then `POST 1` | the probing WebSocket closed at once |
 //! | `an_upgrade_for_an_unknown_sid_is_400` | WebSocket `&sid=` never given | `400` code 1, closed |
 //! | `an_abandoned_upgrade_is_dropped_and_the_session_stays_on_polling` | `2probe`, then no `5` | the WebSocket closed after `upgrade_timeout`; the session still answers by poll and may upgrade again |
@@ -570,9 +570,6 @@ fn keep_alive_serves_every_request_on_one_connection() {
 /// handshake timer must not cut a GET held on it. (Engine.IO holds a poll up to
 /// pingInterval, and a browser reuses a keep-alive connection well past 45 s.)
 #[test]
-#[ignore = "server bug: the connection's own handshake timer closes it under a held GET \
-            (end of file, no answer); the fix is in protocol.rs's Handshake timer, see the \
-            report of branch polltests"]
 fn a_held_poll_outlives_the_handshake_timeout_of_its_connection() {
     const HANDSHAKE: Duration = Duration::from_millis(300);
     let mut lab = Lab::with(ServerConfig {
@@ -866,9 +863,6 @@ fn a_preflight_from_an_allowed_origin_is_204() {
 /// The WebSocket that carries an upgraded session has joined no namespace itself (its
 /// sockets are the session's): its own handshake timer must not end it.
 #[test]
-#[ignore = "server bug: the carrying WebSocket's own handshake timer closes it (reason \
-            `forced close`); the fix is in protocol.rs's Handshake timer, see the report of \
-            branch polltests"]
 fn an_upgraded_session_outlives_the_handshake_timeout() {
     const HANDSHAKE: Duration = Duration::from_millis(300);
     let mut lab = Lab::with(ServerConfig {

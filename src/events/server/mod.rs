@@ -8,6 +8,7 @@
 //! | file | what it owns |
 //! |---|---|
 //! | `mod.rs` | [`Io`]: the tables of namespaces, sockets and connections; listeners; the one policy for callbacks that panic |
+//! | `conn.rs` | one connection's state: its wire and reader, its sockets, its heartbeat |
 //! | `config.rs` | [`ServerConfig`], [`Handshake`], [`EventStats`] |
 //! | `emit.rs` | [`Emit`], emits to one socket, acks |
 //! | `broadcast.rs` | [`Broadcast`]: choosing recipients, encoding once, the offset |
@@ -16,13 +17,17 @@
 //! | `sockets.rs` | a socket's end: `disconnecting`, leaving rooms, parking, `disconnect` |
 //! | `reading.rs` | a connection's first byte chooses its wire; each wire's reader hands packets to `protocol.rs` |
 //! | `http.rs` | HTTP requests that are not an upgrade: Engine.IO's refusals, the application's routes (`on_http`) |
-//! | `polling.rs` | Engine.IO sessions over HTTP long-polling, and their upgrade to a WebSocket |
+//! | `polling.rs` | Engine.IO sessions over HTTP long-polling: the handshake, held GETs, POSTs, the end of a session |
+//! | `sessions.rs` | the long-polling sessions' table: queues, held GETs, readers, by id |
+//! | `timers.rs` | the timers when due: handshake, heartbeat, ack timeouts, upgrades, last polls |
+//! | `upgrade.rs` | a long-polling session's move to a WebSocket: probe, noop, `5`, the upgrade timeout |
 //! | `protocol.rs` | the packets, as the event loop's handler: HELLO, CONNECT, EVENT, ACK, heartbeat |
 //! | `flush.rs` | handing the outbox to the loop (the taps see what leaves; the wire tap also what comes in, in `reading.rs` and `polling.rs`) |
 //! | `run.rs` | [`Server`], [`RunningServer`], [`ServerHandle`] |
 
 mod broadcast;
 mod config;
+mod conn;
 mod emit;
 mod flush;
 mod http;
@@ -32,10 +37,12 @@ mod reading;
 mod recovery;
 mod rooms;
 mod run;
+mod sessions;
 mod sockets;
+mod timers;
+mod upgrade;
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::time::Instant;
 
 pub use broadcast::Broadcast;
@@ -53,6 +60,7 @@ use super::session::Session;
 use super::{reasons, AckError, AckReply};
 use crate::events::link::Link;
 use broadcast::Everyone;
+use conn::{ConnState, NsSockets, Reader};
 use protocol::Action;
 use recovery::Recovery;
 use rooms::Rooms;
@@ -96,79 +104,6 @@ struct SocketState {
     session: Session,
 }
 
-/// One connection.
-struct ConnState {
-    peer: SocketAddr,
-    /// How its packets are written...
-    wire: Wire,
-    /// ...and read (`reading.rs`).
-    reader: Reader,
-    /// A WebSocket that probes or carries a long-polling session: its packets are the
-    /// session's (`polling.rs`).
-    route: Option<Link>,
-    /// Its handshake is done: socklab's HELLO, or Socket.IO's upgrade.
-    hello: bool,
-    /// Namespace -> socket id.
-    sockets: NsSockets,
-    /// Heartbeat: PINGs sent so far, and whether the last one still waits for its PONG.
-    pings: u64,
-    awaiting_pong: bool,
-    /// A close was queued for it: what it sends from now on is not handled.
-    closing: bool,
-}
-
-/// How a connection's bytes are read: chosen by its first byte (`reading.rs`).
-enum Reader {
-    /// Nothing read yet.
-    First,
-    /// socklab frames.
-    Socklab,
-    /// Socket.IO: an HTTP upgrade, then WebSocket frames.
-    SocketIo(Box<crate::transport::socketio::SioReader>),
-    /// A long-polling session: read through the HTTP requests that name it.
-    Session,
-}
-
-/// Namespace -> socket id, for the one or few namespaces a connection joins. A short list
-/// costs one small allocation where the smallest hash table costs over 200 bytes, and
-/// ten thousand idle connections have one each (`make bench`, idle connections).
-#[derive(Default)]
-struct NsSockets(Vec<(Name, Name)>);
-
-impl NsSockets {
-    fn get(&self, ns: &str) -> Option<&Name> {
-        self.0.iter().find(|(n, _)| &**n == ns).map(|(_, sid)| sid)
-    }
-
-    fn contains_key(&self, ns: &str) -> bool {
-        self.get(ns).is_some()
-    }
-
-    fn insert(&mut self, ns: Name, sid: Name) {
-        match self.0.iter_mut().find(|(n, _)| *n == ns) {
-            Some(slot) => slot.1 = sid,
-            None => {
-                // One slot at a time: most connections never hold a second namespace.
-                self.0.reserve_exact(1);
-                self.0.push((ns, sid));
-            }
-        }
-    }
-
-    fn remove(&mut self, ns: &str) -> Option<Name> {
-        let at = self.0.iter().position(|(n, _)| &**n == ns)?;
-        Some(self.0.swap_remove(at).1)
-    }
-
-    fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-
-    fn values(&self) -> impl Iterator<Item = &Name> {
-        self.0.iter().map(|(_, sid)| sid)
-    }
-}
-
 /// The server's state and the handle every handler gets.
 pub struct Io {
     config: ServerConfig,
@@ -208,7 +143,7 @@ pub struct Io {
     /// The application's HTTP routes (`http.rs`).
     http_routes: Option<http::HttpRoutes>,
     /// Engine.IO sessions over long-polling (`polling.rs`).
-    polling: polling::Sessions,
+    polling: sessions::Sessions,
 }
 
 impl Io {
@@ -231,7 +166,7 @@ impl Io {
             chosen: Vec::new(),
             stopping: false,
             http_routes: None,
-            polling: polling::Sessions::default(),
+            polling: sessions::Sessions::default(),
             config,
         }
     }

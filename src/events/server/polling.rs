@@ -18,140 +18,22 @@
 //! for a session that is unknown, upgraded or closed gets `400`; a body over `maxPayload`
 //! gets `413` (the reader's bound).
 
-use std::collections::HashMap;
-
 use serde_json::json;
 
 use super::protocol::{Action, ServerTimer};
+use super::sessions::Held;
 use super::{ConnState, Io, NsSockets, Reader};
 use crate::event_loop::{ConnId, Ctx, SendError};
 use crate::events::encoder::Wire;
 use crate::events::link::Link;
 use crate::events::reasons;
 use crate::transport::http::Reply;
-use crate::transport::socketio::{EioReader, End, Got};
-use crate::wire::engineio::{self, RECORD_SEPARATOR};
+use crate::transport::socketio::{End, Got};
+use crate::wire::engineio;
 use crate::wire::http::{self, Request};
-use crate::wire::websocket::{self, Opcode};
-
-/// A GET held open: its connection, and the headers and close its answer takes.
-struct Held {
-    conn: ConnId,
-    headers: Vec<(String, String)>,
-    close: bool,
-}
-
-/// One long-polling session.
-struct Session {
-    sid: String,
-    /// Records for the next poll, `\x1e` between them.
-    queue: Vec<u8>,
-    held: Option<Held>,
-    /// The client's packets across POSTs (a binary event's attachments may come later).
-    eio: EioReader,
-    /// The WebSocket probing it, or carrying it once `upgraded`.
-    ws: Option<ConnId>,
-    upgraded: bool,
-    /// Closed by the server while no GET was held: its last records (and `1`) wait for the
-    /// client's next poll, which ends it.
-    closing: bool,
-}
-
-/// Every session, in slots that are reused with a new generation.
-#[derive(Default)]
-pub(super) struct Sessions {
-    slots: Vec<(u32, Option<Session>)>,
-    free: Vec<u32>,
-    by_sid: HashMap<String, Link>,
-    /// Sessions that got bytes since the last flush ended: their held GET is answered.
-    ready: Vec<Link>,
-}
-
-impl Sessions {
-    fn get_mut(&mut self, link: Link) -> Option<&mut Session> {
-        let Link::Polling { slot, gen } = link else {
-            return None;
-        };
-        match self.slots.get_mut(slot as usize)? {
-            (g, Some(s)) if *g == gen => Some(s),
-            _ => None,
-        }
-    }
-
-    fn insert(&mut self, sid: String) -> Link {
-        let session = Session {
-            sid: sid.clone(),
-            queue: Vec::new(),
-            held: None,
-            eio: EioReader::default(),
-            ws: None,
-            upgraded: false,
-            closing: false,
-        };
-        let link = match self.free.pop() {
-            Some(slot) => {
-                let entry = &mut self.slots[slot as usize];
-                entry.0 = entry.0.wrapping_add(1);
-                entry.1 = Some(session);
-                Link::Polling { slot, gen: entry.0 }
-            }
-            None => {
-                self.slots.push((0, Some(session)));
-                let slot = (self.slots.len() - 1) as u32;
-                Link::Polling { slot, gen: 0 }
-            }
-        };
-        self.by_sid.insert(sid, link);
-        link
-    }
-
-    fn remove(&mut self, link: Link) -> Option<Session> {
-        let Link::Polling { slot, gen } = link else {
-            return None;
-        };
-        let entry = self.slots.get_mut(slot as usize)?;
-        if entry.0 != gen {
-            return None;
-        }
-        let s = entry.1.take()?;
-        self.free.push(slot);
-        self.by_sid.remove(&s.sid);
-        Some(s)
-    }
-
-    /// The WebSocket connection that carries `link` now, if it upgraded.
-    pub(super) fn carrier(&mut self, link: Link) -> Option<ConnId> {
-        self.get_mut(link)
-            .and_then(|s| s.upgraded.then_some(s.ws).flatten())
-    }
-
-    /// Whether a volatile packet for `link` is dropped: no GET is held to take it.
-    pub(super) fn backed_up(&mut self, link: Link) -> bool {
-        self.get_mut(link).is_some_and(|s| s.held.is_none())
-    }
-
-    /// Queues the records `bytes` for `link`; `Err` past `max` bytes waiting.
-    pub(super) fn queue(&mut self, link: Link, bytes: &[u8], max: usize) -> Result<(), ()> {
-        let Some(s) = self.get_mut(link) else {
-            return Ok(());
-        };
-        if bytes.is_empty() {
-            return Ok(());
-        }
-        if s.queue.len() + 1 + bytes.len() > max {
-            return Err(());
-        }
-        if !s.queue.is_empty() {
-            s.queue.push(RECORD_SEPARATOR as u8);
-        }
-        s.queue.extend_from_slice(bytes);
-        self.ready.push(link);
-        Ok(())
-    }
-}
 
 /// Engine.IO's JSON error answer.
-fn error(code: u8, message: &str) -> Reply {
+pub(super) fn error(code: u8, message: &str) -> Reply {
     Reply {
         status: 400,
         headers: vec![("Content-Type".into(), "application/json".into())],
@@ -219,11 +101,12 @@ impl Io {
             "GET" if !session.queue.is_empty() => Some(text(std::mem::take(&mut session.queue))),
             "GET" => match conn.tcp() {
                 Some(tcp) => {
-                    session.held = Some(Held {
+                    let held = Held {
                         conn: tcp,
                         headers: headers.to_vec(),
                         close: !req.keep_alive(),
-                    });
+                    };
+                    self.polling.hold(link, held);
                     None
                 }
                 None => Some(error(3, "Bad request")),
@@ -327,122 +210,10 @@ impl Io {
         true
     }
 
-    /// A WebSocket on TCP connection `conn` asks to carry session `sid`: `101` if the
-    /// session is there and not upgrading yet, `400` otherwise.
-    pub(super) fn upgrade_polling(&mut self, conn: Link, sid: &str, answer: &[u8]) {
-        let link = self.polling.by_sid.get(sid).copied();
-        let tcp = conn.tcp();
-        let ok = match (link.and_then(|l| self.polling.get_mut(l)), tcp) {
-            (Some(s), Some(tcp)) if s.ws.is_none() && !s.upgraded => {
-                s.ws = Some(tcp);
-                true
-            }
-            _ => false,
-        };
-        let (Some(link), Some(tcp), true) = (link, tcp, ok) else {
-            let r = error(1, "Session ID unknown");
-            let kind = [("Content-Type", "application/json")];
-            self.queue_bytes(conn, &http::response(400, &kind, &r.body, true));
-            self.stats.http_refused += 1;
-            self.close_later(conn, true);
-            return;
-        };
-        self.queue_bytes(conn, answer);
-        if let Some(c) = self.conns.get_mut(&conn) {
-            c.route = Some(link);
-            c.hello = true;
-        }
-        let due = ServerTimer::UpgradeDue(link, tcp);
-        let after = self.config.upgrade_timeout;
-        self.out.push(Action::Timer(after, due));
-    }
-
-    /// The probe came on the WebSocket: the held GET ends with a noop, so that the client
-    /// stops polling and can switch.
-    pub(super) fn probed(&mut self, link: Link) {
-        let _ = self.polling.queue(link, b"6", usize::MAX);
-    }
-
-    /// The client sent `5` on WebSocket `tcp`: from now on the session lives there. What
-    /// waited for a poll goes over the WebSocket, each record as a frame.
-    pub(super) fn upgraded(&mut self, link: Link, tcp: ConnId) {
-        let Some(s) = self.polling.get_mut(link) else {
-            return;
-        };
-        if s.ws != Some(tcp) {
-            return;
-        }
-        s.upgraded = true;
-        let waiting = std::mem::take(&mut s.queue);
-        let held = s.held.take();
-        self.polling.ready.retain(|l| *l != link);
-        if let Some(h) = held {
-            self.answer_held(h, b"6".to_vec());
-        }
-        if let Some(c) = self.conns.get_mut(&link) {
-            c.wire = Wire::SocketIo;
-        }
-        let sids: Vec<_> = self
-            .conns
-            .get(&link)
-            .map(|c| c.sockets.values().cloned().collect())
-            .unwrap_or_default();
-        for sid in sids {
-            if let Some(s) = self.sockets.get_mut(&*sid) {
-                s.wire = Wire::SocketIo;
-            }
-        }
-        self.everyone = None; // it keeps each recipient's wire
-        let mut frames = Vec::new();
-        for record in waiting.split(|&b| b == RECORD_SEPARATOR as u8) {
-            match record.strip_prefix(b"b") {
-                Some(b64) => {
-                    let bytes = std::str::from_utf8(b64).ok().and_then(engineio::unbase64);
-                    let bytes = bytes.unwrap_or_default();
-                    websocket::encode_frame(true, Opcode::Binary, &bytes, None, &mut frames);
-                }
-                // The probe's noop, left for a poll that never came: it is the polling
-                // transport's, not a packet for the WebSocket.
-                None if record.is_empty() || record == b"6" => {}
-                None => websocket::encode_frame(true, Opcode::Text, record, None, &mut frames),
-            }
-        }
-        if !frames.is_empty() {
-            self.queue_bytes(Link::Tcp(tcp), &frames);
-        }
-    }
-
-    /// The upgrade's time is up: a WebSocket that has not sent `5` is dropped.
-    pub(super) fn upgrade_due(&mut self, link: Link, tcp: ConnId) {
-        let abandoned = self
-            .polling
-            .get_mut(link)
-            .is_some_and(|s| s.ws == Some(tcp) && !s.upgraded);
-        if abandoned {
-            self.abandon_upgrade(link, tcp);
-            self.close_conn(Link::Tcp(tcp), reasons::TRANSPORT_CLOSE, true);
-        }
-    }
-
-    /// The WebSocket that was probing `link` is gone: the session stays on polling.
-    pub(super) fn abandon_upgrade(&mut self, link: Link, tcp: ConnId) {
-        if let Some(s) = self.polling.get_mut(link) {
-            if s.ws == Some(tcp) && !s.upgraded {
-                s.ws = None;
-            }
-        }
-    }
-
     /// TCP connection `tcp` is gone: a GET it held is forgotten (the session lives on, and
     /// its heartbeat ends it if no other poll comes).
     pub(super) fn polling_conn_closed(&mut self, tcp: ConnId) {
-        for (_, s) in self.polling.slots.iter_mut() {
-            if let Some(s) = s {
-                if s.held.as_ref().is_some_and(|h| h.conn == tcp) {
-                    s.held = None;
-                }
-            }
-        }
+        self.polling.release(tcp);
     }
 
     /// Ends session `link` for the loop: a held GET gets what is queued and `1`; an
@@ -539,7 +310,7 @@ impl Io {
         }
     }
 
-    fn answer_held(&mut self, h: Held, body: Vec<u8>) {
+    pub(super) fn answer_held(&mut self, h: Held, body: Vec<u8>) {
         let bytes = held_response(&h, body);
         self.queue_bytes(Link::Tcp(h.conn), &bytes);
         if h.close {

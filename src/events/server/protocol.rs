@@ -342,47 +342,6 @@ impl Io {
             self.polling_conn_closed(tcp);
         }
     }
-
-    fn timer(&mut self, t: ServerTimer) {
-        match t {
-            // Still no namespace joined: the handshake timed out.
-            ServerTimer::Handshake(conn) => self.close_if_unused(conn, false),
-            // ANCHOR: heartbeat
-            ServerTimer::Ping(conn) => {
-                let Some(c) = self.conns.get_mut(&conn) else {
-                    return;
-                };
-                c.pings += 1;
-                c.awaiting_pong = true;
-                let seq = c.pings;
-                self.queue_packet(conn, &Packet::Ping);
-                let due = self.config.ping_timeout;
-                self.out
-                    .push(Action::Timer(due, ServerTimer::PongDue(conn, seq)));
-            }
-            ServerTimer::PongDue(conn, seq) => {
-                let late = self
-                    .conns
-                    .get(&conn)
-                    .is_some_and(|c| c.awaiting_pong && c.pings == seq);
-                if late {
-                    self.close_conn(conn, reasons::PING_TIMEOUT, false);
-                }
-            }
-            // ANCHOR_END: heartbeat
-            ServerTimer::UpgradeDue(link, tcp) => self.upgrade_due(link, tcp),
-            ServerTimer::PollingGone(link) => self.polling_gone(link),
-            ServerTimer::AckTimeout { sid, id } => {
-                let cb = self.sockets.get_mut(&*sid).and_then(|s| s.acks.remove(&id));
-                if let Some(cb) = cb {
-                    if let Err(p) = guard::call(|| cb(self, Err(crate::events::AckError::Timeout)))
-                    {
-                        self.callback_panicked("ack (timeout)", Some(&sid), &p);
-                    }
-                }
-            }
-        }
-    }
 }
 
 /// Splits a CONNECT payload into the auth the application sees and the session fields

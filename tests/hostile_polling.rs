@@ -17,25 +17,24 @@
 //! abandoned sessions are gone in seconds; the good clients answer pings between round trips,
 //! which the main thread does every 20 ms or so while worker threads attack. Descriptors and
 //! memory are measured in this process, which the server shares with the test: the tests of
-//! this file take one lock ([`serial`]). Every wait is bounded by [`WAIT`] (or a stated
+//! this file take one lock ([`common::serial`], held by the lab). The lab (server, good
+//! clients, round trips, the final checks) is `tests/common/web_lab.rs`, shared with
+//! `tests/hostile_web.rs`; what only this file needs (waiting on workers, descriptor counts,
+//! unknown sids) is its own `impl Lab` below. Every wait is bounded by [`WAIT`] (or a stated
 //! deadline); no assertion is about speed.
 
 mod common;
 use common::{
-    any_port, ask, frame, open_fds, raw_peer, read_packet, rss_kib, upgrade_request, Answer,
-    HttpConn, PollingPeer, SioPeer, WAIT,
+    ask, assert_ok, open_fds, rss_kib, sio_upgrade, Answer, HttpConn, PollingPeer, SioPeer, WebLab,
+    WAIT,
 };
 
-use std::io::Write;
-use std::net::{SocketAddr, TcpStream};
-use std::sync::mpsc::{self, Receiver, Sender};
-use std::sync::{Mutex, MutexGuard};
+use std::net::SocketAddr;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use socklab::events::{reasons, EventStats, Io, RunningServer, ServerConfig};
-use socklab::wire::packet::Packet;
+use socklab::events::{reasons, ServerConfig};
 
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_millis(300);
 const PING_INTERVAL: Duration = Duration::from_millis(200);
@@ -49,31 +48,9 @@ const UPGRADE_TIMEOUT: Duration = Duration::from_millis(200);
 /// Worker threads per attack (the machine has two cores; four keep the server busy).
 const THREADS: usize = 4;
 
-/// One test at a time in this file: the descriptor and memory figures are the process's.
-fn serial() -> MutexGuard<'static, ()> {
-    static LOCK: Mutex<()> = Mutex::new(());
-    // A test that failed while holding it poisoned it; the next one may still run.
-    LOCK.lock().unwrap_or_else(|e| e.into_inner())
-}
-
 // ---------------------------------------------------------------------------------------------
-// The lab: a server, its reports, three good clients
+// The lab: a server, its reports, three good clients (`tests/common/web_lab.rs`)
 // ---------------------------------------------------------------------------------------------
-
-/// What the server's `disconnect` listeners saw: socket id and reason.
-type Gone = (String, String);
-
-/// `echo` answers with its arguments; each `disconnect` is reported.
-fn install(io: &mut Io, tx: Sender<Gone>) {
-    io.on_connection("/", move |io, sid| {
-        let t = tx.clone();
-        io.on(sid, "disconnect", move |_, ev| {
-            let reason = ev.args.first().and_then(Value::as_str).unwrap_or("");
-            let _ = t.send((ev.socket.to_string(), reason.to_string()));
-        });
-        io.on(sid, "echo", |io, ev| io.ack(ev, ev.args.clone()));
-    });
-}
 
 fn config() -> ServerConfig {
     ServerConfig {
@@ -85,114 +62,12 @@ fn config() -> ServerConfig {
     }
 }
 
-struct Lab {
-    server: RunningServer,
-    reports: Receiver<Gone>,
-    kept: Vec<Gone>,
-    /// The good socklab client: a raw peer, its socket id.
-    socklab: (TcpStream, String),
-    /// The good Socket.IO client over WebSocket, its socket id.
-    web: (SioPeer, String),
-    /// The good Socket.IO client over long-polling, its socket id.
-    poll: (PollingPeer, String),
-    next_id: u32,
-    round_trips: u32,
-    _serial: MutexGuard<'static, ()>,
-}
+type Lab = WebLab;
 
 impl Lab {
+    /// The lab with all three good clients, the polling one included.
     fn start() -> Lab {
-        let serial = serial();
-        let (tx, rx) = mpsc::channel();
-        let server = RunningServer::start(config(), any_port(), move |io| install(io, tx))
-            .expect("the server starts on 127.0.0.1:0");
-        let socklab = raw_peer(server.addr);
-        let web = SioPeer::connect(server.addr, "/", None);
-        let poll = PollingPeer::connect(server.addr);
-        let mut lab = Lab {
-            server,
-            reports: rx,
-            kept: Vec::new(),
-            socklab,
-            web,
-            poll,
-            next_id: 0,
-            round_trips: 0,
-            _serial: serial,
-        };
-        lab.round_trip("before");
-        lab
-    }
-
-    fn addr(&self) -> SocketAddr {
-        self.server.addr
-    }
-
-    fn stats(&self) -> EventStats {
-        ask(&self.server.handle, |io| io.stats())
-    }
-
-    /// One `echo` with an ack from each good client; a ping met on the way is answered.
-    fn round_trip(&mut self, text: &str) {
-        self.next_id += 1;
-        let id = self.next_id;
-        let (stream, _) = &mut self.socklab;
-        let event = Packet::Event {
-            ns: "/".into(),
-            name: "echo".into(),
-            args: vec![json!(text)],
-            attachments: vec![],
-            id: Some(id),
-            offset: None,
-        };
-        stream.write_all(&frame(&event)).expect("the socklab echo");
-        loop {
-            match read_packet(stream) {
-                Ok(Some(Packet::Ack { id: got, args, .. })) if got == id => {
-                    assert_eq!(args, vec![json!(text)]);
-                    break;
-                }
-                Ok(Some(Packet::Ping)) => stream.write_all(&frame(&Packet::Pong)).expect("pong"),
-                other => panic!("socklab {text}: expected ack {id}, got {other:?}"),
-            }
-        }
-        let event = format!("42{id}{}", json!(["echo", text]));
-        let want = format!("43{id}{}", json!([text]));
-        let (peer, _) = &mut self.web;
-        peer.send_text(&event);
-        loop {
-            match peer.expect_text(&format!("Socket.IO {text}")) {
-                t if t == want => break,
-                t if t == "2" => peer.send_text("3"),
-                t => panic!("Socket.IO {text}: expected {want}, got {t}"),
-            }
-        }
-        let (peer, _) = &self.poll;
-        let posted = peer.post(event.as_bytes());
-        if posted.status() != 200 {
-            self.kept.extend(self.reports.try_iter());
-            panic!(
-                "polling {text}: {posted:?}; disconnects seen: {:?}",
-                self.kept
-            );
-        }
-        let deadline = Instant::now() + WAIT;
-        'polls: loop {
-            assert!(
-                Instant::now() < deadline,
-                "polling {text}: no ack in {WAIT:?}"
-            );
-            let a = peer.get();
-            assert_eq!(a.status(), 200, "polling {text}: {a:?}");
-            for r in a.records() {
-                match r {
-                    r if r == want => break 'polls,
-                    r if r == "2" => assert_ok(&peer.post(b"3")),
-                    r => panic!("polling {text}: expected {want}, got {r}"),
-                }
-            }
-        }
-        self.round_trips += 1;
+        Lab::serve(config(), true)
     }
 
     /// Round trips every 20 ms until `done` (at most `limit`): the good clients keep
@@ -267,40 +142,6 @@ impl Lab {
             }
         }
     }
-
-    /// The end of every test: a last round trip, the good clients never disconnected,
-    /// no panic, the server thread ends cleanly. Returns the round trips done.
-    fn finish(mut self) -> u32 {
-        self.round_trip("after");
-        self.kept.extend(self.reports.try_iter());
-        for sid in [&self.socklab.1, &self.web.1, &self.poll.1] {
-            assert!(
-                !self.kept.iter().any(|(s, _)| s == sid),
-                "a good client was disconnected: {:?}",
-                self.kept
-            );
-            let sid = sid.clone();
-            assert!(ask(&self.server.handle, move |io| io.is_connected(&sid)));
-        }
-        assert_eq!(self.stats().handler_panics, 0);
-        let n = self.round_trips;
-        let Lab {
-            server,
-            socklab,
-            web,
-            ..
-        } = self;
-        // The server lingers for each client's FIN when it stops: they go first.
-        drop((socklab, web));
-        server
-            .stop()
-            .expect("the server thread ends without panicking");
-        n
-    }
-}
-
-fn assert_ok(a: &Answer) {
-    assert_eq!((a.status(), a.text().as_str()), (200, "ok"), "{a:?}");
 }
 
 /// `400` with Engine.IO's JSON error `code`.
@@ -308,13 +149,6 @@ fn assert_refused(a: &Answer, code: u8) {
     assert_eq!(a.status(), 400, "{a:?}");
     let got: Value = serde_json::from_slice(&a.body).expect("a JSON error body");
     assert_eq!(got["code"], json!(code), "{a:?}");
-}
-
-fn sio_upgrade(sid: &str) -> String {
-    upgrade_request(
-        &format!("/socket.io/?EIO=4&transport=websocket&sid={sid}"),
-        "",
-    )
 }
 
 /// Runs `each(addr, n)` for `n` in `0..count` on [`THREADS`] threads (n, n + THREADS, ...);

@@ -16,58 +16,35 @@
 //! | `ten_thousand_upgrade_close_cycles_*` | 10,000 upgrade, open packet, close handshake | no descriptor left open; RSS growth bounded |
 //!
 //! Descriptors and memory are measured in this process, which the server shares with the
-//! test: the tests of this file take one lock ([`serial`]), so no other test opens sockets
-//! or allocates while one measures. Every wait is bounded by [`WAIT`] (or a stated deadline);
-//! no assertion is about speed.
+//! test: the tests of this file take one lock ([`common::serial`], held by the lab), so no
+//! other test opens sockets or allocates while one measures. The lab (server, good clients,
+//! round trips, the final checks) is `tests/common/web_lab.rs`, shared with
+//! `tests/hostile_polling.rs`. Every wait is bounded by [`WAIT`] (or a stated deadline); no
+//! assertion is about speed.
 
 mod common;
 use common::{
-    any_port, ask, connect_raw, frame, http_exchange, open_fds, raw_peer, read_packet, rss_kib,
-    socketio_request, upgrade_request, Ending, SioPeer, MASK, WAIT,
+    connect_raw, http_exchange, open_fds, rss_kib, socketio_request, upgrade_request, Ending,
+    SioPeer, WebLab, MASK, WAIT,
 };
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::sync::mpsc::{self, Receiver, Sender};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::mpsc::{self};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use serde_json::{json, Value};
 use socket2::SockRef;
-use socklab::events::{reasons, EventStats, Io, RunningServer, ServerConfig};
+use socklab::events::{reasons, ServerConfig};
 use socklab::wire::http;
-use socklab::wire::packet::Packet;
 use socklab::wire::websocket::{close, encode_frame, Opcode};
 
 /// How long a connection may take to join a namespace, upgrade included (default 45 s).
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(1);
 
-/// One test at a time in this file: the descriptor and memory figures are the process's.
-fn serial() -> MutexGuard<'static, ()> {
-    static LOCK: Mutex<()> = Mutex::new(());
-    // A test that failed while holding it poisoned it; the next one may still run.
-    LOCK.lock().unwrap_or_else(|e| e.into_inner())
-}
-
 // ---------------------------------------------------------------------------------------------
-// The lab: a server, its reports, two good clients
+// The lab: a server, its reports, two good clients (`tests/common/web_lab.rs`)
 // ---------------------------------------------------------------------------------------------
-
-/// What the server's `disconnect` listeners saw: socket id and reason.
-type Gone = (String, String);
-
-/// `echo` answers with its arguments; each `disconnect` is reported.
-fn install(io: &mut Io, tx: Sender<Gone>) {
-    io.on_connection("/", move |io, sid| {
-        let t = tx.clone();
-        io.on(sid, "disconnect", move |_, ev| {
-            let reason = ev.args.first().and_then(Value::as_str).unwrap_or("");
-            let _ = t.send((ev.socket.to_string(), reason.to_string()));
-        });
-        io.on(sid, "echo", |io, ev| io.ack(ev, ev.args.clone()));
-    });
-}
 
 /// Heartbeats 30 s apart (the good clients answer them anyway); a bad peer is closed for
 /// what it did.
@@ -80,133 +57,12 @@ fn config() -> ServerConfig {
     }
 }
 
-struct Lab {
-    server: RunningServer,
-    reports: Receiver<Gone>,
-    kept: Vec<Gone>,
-    /// The good socklab client: a raw peer, its socket id.
-    socklab: (TcpStream, String),
-    /// The good Socket.IO client, its socket id.
-    web: (SioPeer, String),
-    /// Ack ids used so far (each client numbers its own; one counter serves both).
-    next_id: u32,
-    round_trips: u32,
-    _serial: MutexGuard<'static, ()>,
-}
+type Lab = WebLab;
 
 impl Lab {
+    /// The lab with the socklab and the WebSocket clients, no polling one.
     fn start() -> Lab {
-        let serial = serial();
-        let (tx, rx) = mpsc::channel();
-        let server = RunningServer::start(config(), any_port(), move |io| install(io, tx))
-            .expect("the server starts on 127.0.0.1:0");
-        let socklab = raw_peer(server.addr);
-        let web = SioPeer::connect(server.addr, "/", None);
-        let mut lab = Lab {
-            server,
-            reports: rx,
-            kept: Vec::new(),
-            socklab,
-            web,
-            next_id: 0,
-            round_trips: 0,
-            _serial: serial,
-        };
-        lab.round_trip("before");
-        lab
-    }
-
-    fn addr(&self) -> SocketAddr {
-        self.server.addr
-    }
-
-    fn stats(&self) -> EventStats {
-        ask(&self.server.handle, |io| io.stats())
-    }
-
-    /// One `echo` with an ack from each good client; a heartbeat met on the way is
-    /// answered.
-    fn round_trip(&mut self, text: &str) {
-        self.next_id += 1;
-        let id = self.next_id;
-        let (stream, _) = &mut self.socklab;
-        let event = Packet::Event {
-            ns: "/".into(),
-            name: "echo".into(),
-            args: vec![json!(text)],
-            attachments: vec![],
-            id: Some(id),
-            offset: None,
-        };
-        stream.write_all(&frame(&event)).expect("the socklab echo");
-        loop {
-            match read_packet(stream) {
-                Ok(Some(Packet::Ack { id: got, args, .. })) if got == id => {
-                    assert_eq!(args, vec![json!(text)]);
-                    break;
-                }
-                Ok(Some(Packet::Ping)) => stream.write_all(&frame(&Packet::Pong)).expect("pong"),
-                other => panic!("socklab {text}: expected ack {id}, got {other:?}"),
-            }
-        }
-        let (peer, _) = &mut self.web;
-        peer.send_text(&format!("42{id}{}", json!(["echo", text])));
-        let want = format!("43{id}{}", json!([text]));
-        loop {
-            match peer.expect_text(&format!("Socket.IO {text}")) {
-                t if t == want => break,
-                t if t == "2" => peer.send_text("3"),
-                t => panic!("Socket.IO {text}: expected {want}, got {t}"),
-            }
-        }
-        self.round_trips += 1;
-    }
-
-    /// The reason socket `sid` was disconnected with (within [`WAIT`]).
-    fn reason(&mut self, sid: &str) -> String {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            if let Some((_, r)) = self.kept.iter().find(|(s, _)| s == sid) {
-                return r.clone();
-            }
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.reports.recv_timeout(left) {
-                Ok(g) => self.kept.push(g),
-                Err(_) => panic!("no disconnect of {sid}; seen {:?}", self.kept),
-            }
-        }
-    }
-
-    /// The end of every test: a last round trip, the good clients never disconnected,
-    /// no panic, the server thread ends cleanly. Returns the round trips done.
-    fn finish(mut self) -> u32 {
-        self.round_trip("after");
-        while let Ok(g) = self.reports.try_recv() {
-            self.kept.push(g);
-        }
-        for sid in [&self.socklab.1, &self.web.1] {
-            assert!(
-                !self.kept.iter().any(|(s, _)| s == sid),
-                "a good client was disconnected: {:?}",
-                self.kept
-            );
-            let sid = sid.clone();
-            assert!(ask(&self.server.handle, move |io| io.is_connected(&sid)));
-        }
-        assert_eq!(self.stats().handler_panics, 0);
-        let n = self.round_trips;
-        let Lab {
-            server,
-            socklab,
-            web,
-            ..
-        } = self;
-        // The server lingers for each client's FIN when it stops: they go first.
-        drop((socklab, web));
-        server
-            .stop()
-            .expect("the server thread ends without panicking");
-        n
+        Lab::serve(config(), false)
     }
 }
 

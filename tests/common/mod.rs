@@ -3,12 +3,14 @@
 //! - [`browser`]: a Chromium scenario of `tests/interop/browser.js`, its lines, its screenshots;
 //! - [`peer`]: a raw peer's frames, its HELLO/CONNECT handshake, reading packets back;
 //! - [`polling_peer`]: a raw Engine.IO long-polling peer: HTTP requests by hand, answers,
-//!   records, a held GET told from an answer;
+//!   records, a held GET told from an answer, `ok` checked, a session's upgrade request;
 //! - [`fake_server`]: a listener whose connections the test's closure handles by hand;
 //! - [`process`]: child processes, their output, their signals; the socket lessons run to
 //!   completion;
 //! - [`proc_stats`]: CPU time, resident memory and open descriptors from /proc;
 //! - [`served`]: any loop handler serving on a thread of its own;
+//! - [`web_lab`]: the hostile tests' server and good clients (socklab, WebSocket, optionally
+//!   long-polling) with their ack round trips, and the lock that runs one test at a time;
 //! - here: the wait limit, port 0, running code on a server's thread, reproducible bytes.
 //!
 //! A test binary in a folder (`tests/NAME/main.rs`) declares it with
@@ -25,6 +27,7 @@ mod proc_stats;
 mod process;
 mod served;
 mod sio_peer;
+mod web_lab;
 
 #[allow(unused_imports)] // each test binary uses its own subset
 pub use browser::*;
@@ -44,6 +47,8 @@ pub use process::*;
 pub use served::*;
 #[allow(unused_imports)] // each test binary uses its own subset
 pub use sio_peer::*;
+#[allow(unused_imports)] // each test binary uses its own subset
+pub use web_lab::*;
 
 use std::net::SocketAddr;
 use std::sync::mpsc;

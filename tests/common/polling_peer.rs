@@ -14,7 +14,7 @@ use serde_json::Value;
 use socklab::wire::engineio::RECORD_SEPARATOR;
 use socklab::wire::http::{self, Response};
 
-use super::{connect_raw, WAIT};
+use super::{connect_raw, upgrade_request, WAIT};
 
 /// The query of a long-polling handshake (no `sid` yet).
 pub const POLLING: &str = "EIO=4&transport=polling";
@@ -52,6 +52,19 @@ impl Answer {
             .filter(|n| n.starts_with("access-control-"))
             .collect()
     }
+}
+
+/// `ok` to a POST.
+pub fn assert_ok(a: &Answer) {
+    assert_eq!((a.status(), a.text().as_str()), (200, "ok"), "{a:?}");
+}
+
+/// The WebSocket upgrade request of the polling session `sid`.
+pub fn sio_upgrade(sid: &str) -> String {
+    upgrade_request(
+        &format!("/socket.io/?EIO=4&transport=websocket&sid={sid}"),
+        "",
+    )
 }
 
 /// Splits a polling body into its records.

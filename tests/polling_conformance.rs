@@ -36,138 +36,46 @@
 //! | `a_preflight_from_an_allowed_origin_is_204` | `OPTIONS` with `Access-Control-Request-Headers` | `204`, `-Allow-Methods: GET, POST`, `-Allow-Headers` as asked |
 //!
 //! Each test starts its own server (heartbeats 30 s apart unless the test is about them), so
-//! the counters it reads are its own.
+//! the counters it reads are its own. The lab (the server, the reports its handlers send, the
+//! waits on them) is `tests/common/conformance_lab.rs`, shared with `tests/socketio_conformance.rs`; this
+//! file adds its own handlers (`install`).
 
 mod common;
 use common::{
-    any_port, ask, http_exchange, upgrade_request, Answer, HttpConn, PollingPeer, SioPeer, POLLING,
-    WAIT,
+    assert_ok, assert_open_packet, http_exchange, quiet_config, report, sio_upgrade, Answer,
+    ConformanceLab, HttpConn, PollingPeer, Seen, SioPeer, POLLING, WAIT,
 };
 
-use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::mpsc::Sender;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use socklab::events::{reasons, Emit, EventStats, Io, RunningServer, ServerConfig};
+use socklab::events::{reasons, Emit, Io, ServerConfig};
 use socklab::wire::packet::Limits;
 
 // ---------------------------------------------------------------------------------------------
 // The lab: a server with handlers that report what they saw
 // ---------------------------------------------------------------------------------------------
 
-/// What the server's listeners saw.
-#[derive(Debug, Clone, PartialEq)]
-enum Seen {
-    Gone {
-        sid: String,
-        reason: String,
-    },
-    Event {
-        name: String,
-        args: Vec<Value>,
-        attachments: Vec<Vec<u8>>,
-    },
-}
-
 /// On `/`: `echo` acks its arguments, `up` is reported, and so is each `disconnect`.
 fn install(io: &mut Io, tx: Sender<Seen>) {
-    io.on_connection("/", move |io, sid| {
-        let gone = tx.clone();
-        io.on(sid, "disconnect", move |_, ev| {
-            let reason = ev.args.first().and_then(Value::as_str).unwrap_or("");
-            let _ = gone.send(Seen::Gone {
-                sid: ev.socket.to_string(),
-                reason: reason.to_string(),
-            });
-        });
-        io.on(sid, "echo", |io, ev| io.ack(ev, ev.args.clone()));
-        let up = tx.clone();
-        io.on(sid, "up", move |_, ev| {
-            let _ = up.send(Seen::Event {
-                name: ev.name.clone(),
-                args: ev.args.clone(),
-                attachments: ev.attachments.clone(),
-            });
-        });
-    });
-}
-
-/// Heartbeats 30 s apart: no `2` comes in the middle of a test that is not about them.
-fn config() -> ServerConfig {
-    ServerConfig {
-        ping_interval: Duration::from_secs(30),
-        ping_timeout: Duration::from_secs(30),
-        ..ServerConfig::default()
-    }
+    io.on_connection("/", move |io, sid| report(io, sid, &tx));
 }
 
 /// An allowed origin, and one that is not.
 const ORIGIN: &str = "http://example.test";
 const OTHER_ORIGIN: &str = "http://elsewhere.test";
 
-struct Lab {
-    server: RunningServer,
-    seen: Receiver<Seen>,
-    kept: Vec<Seen>,
-}
+type Lab = ConformanceLab;
 
 impl Lab {
     fn start() -> Lab {
-        Lab::with(config())
+        Lab::with(quiet_config())
     }
 
     fn with(config: ServerConfig) -> Lab {
-        let (tx, rx) = mpsc::channel();
-        let server = RunningServer::start(config, any_port(), move |io| install(io, tx))
-            .expect("the server starts on 127.0.0.1:0");
-        Lab {
-            server,
-            seen: rx,
-            kept: Vec::new(),
-        }
-    }
-
-    fn addr(&self) -> std::net::SocketAddr {
-        self.server.addr
-    }
-
-    fn stats(&self) -> EventStats {
-        ask(&self.server.handle, |io| io.stats())
-    }
-
-    /// The first report `pick` accepts (waits at most [`WAIT`]); the others are kept.
-    fn wait_for<T>(&mut self, what: &str, mut pick: impl FnMut(&Seen) -> Option<T>) -> T {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            if let Some(at) = self.kept.iter().position(|s| pick(s).is_some()) {
-                let s = self.kept.remove(at);
-                return pick(&s).expect("picked above");
-            }
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.seen.recv_timeout(left) {
-                Ok(s) => self.kept.push(s),
-                Err(_) => panic!("{what}: not seen within {WAIT:?}; seen {:?}", self.kept),
-            }
-        }
-    }
-
-    /// The reason socket `sid` was disconnected with.
-    fn reason(&mut self, sid: &str) -> String {
-        self.wait_for(&format!("the disconnect of {sid}"), |s| match s {
-            Seen::Gone { sid: s, reason } if s == sid => Some(reason.clone()),
-            _ => None,
-        })
-    }
-
-    fn connected(&self, sid: &str) -> bool {
-        let sid = sid.to_string();
-        ask(&self.server.handle, move |io| io.is_connected(&sid))
-    }
-
-    /// Runs `f` on the server thread (an emit, a disconnect).
-    fn run(&self, f: impl FnOnce(&mut Io) + Send + 'static) {
-        ask(&self.server.handle, f);
+        Lab::serve(config, install)
     }
 
     /// A poll for `peer` on a new connection (with `extra` header lines), once the server
@@ -197,24 +105,12 @@ fn assert_refused(a: &Answer, code: u8, message: &str) {
     assert_eq!(got, want);
 }
 
-/// `ok` to a POST.
-fn assert_ok(a: &Answer) {
-    assert_eq!((a.status(), a.text().as_str()), (200, "ok"), "{a:?}");
-}
-
 /// The JSON of a record after its `prefix` (`42`, `451-`, ...).
 fn json_after(record: &str, prefix: &str) -> Value {
     let json = record
         .strip_prefix(prefix)
         .unwrap_or_else(|| panic!("expected {prefix}..., got {record}"));
     serde_json::from_str(json).unwrap_or_else(|e| panic!("{record}: {e}"))
-}
-
-fn sio_upgrade(sid: &str) -> String {
-    upgrade_request(
-        &format!("/socket.io/?EIO=4&transport=websocket&sid={sid}"),
-        "",
-    )
 }
 
 // =============================================================================================
@@ -230,30 +126,7 @@ fn the_handshake_is_an_open_packet_with_exactly_its_keys() {
     assert_eq!(a.status(), 200, "{a:?}");
     assert_eq!(a.header("content-type"), Some("text/plain; charset=UTF-8"));
     let data = json_after(&a.text(), "0");
-    let obj = data.as_object().expect("an object");
-    let mut keys: Vec<&str> = obj.keys().map(String::as_str).collect();
-    keys.sort_unstable();
-    assert_eq!(
-        keys,
-        [
-            "maxPayload",
-            "pingInterval",
-            "pingTimeout",
-            "sid",
-            "upgrades"
-        ]
-    );
-    let sid = data["sid"].as_str().expect("sid is a string");
-    assert_eq!(sid.len(), 20, "{sid}");
-    assert!(
-        sid.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'),
-        "{sid}"
-    );
-    assert_eq!(data["upgrades"], json!(["websocket"]));
-    assert_eq!(data["pingInterval"], json!(30_000));
-    assert_eq!(data["pingTimeout"], json!(30_000));
-    assert_eq!(data["maxPayload"], json!(Limits::default().max_frame));
+    assert_open_packet(&data, json!(["websocket"]));
     assert_eq!(lab.stats().polling_sessions, 1);
 }
 
@@ -431,7 +304,7 @@ fn a_body_over_max_payload_is_413_before_it_is_read() {
             max_frame: MAX,
             ..Limits::default()
         },
-        ..config()
+        ..quiet_config()
     });
     let (peer, _) = PollingPeer::connect(lab.addr());
     assert_eq!(peer.open["maxPayload"], json!(MAX));
@@ -466,7 +339,7 @@ fn the_server_pings_by_poll_and_posted_pongs_keep_the_session() {
     let mut lab = Lab::with(ServerConfig {
         ping_interval: INTERVAL,
         ping_timeout: Duration::from_millis(400),
-        ..config()
+        ..quiet_config()
     });
     let peer = PollingPeer::open(lab.addr());
     assert_ok(&peer.post(b"40"));
@@ -507,7 +380,7 @@ fn a_session_that_neither_polls_nor_pongs_is_closed_by_the_heartbeat() {
     let mut lab = Lab::with(ServerConfig {
         ping_interval: FAST,
         ping_timeout: FAST,
-        ..config()
+        ..quiet_config()
     });
     let started = Instant::now();
     let (peer, sid) = PollingPeer::connect(lab.addr());
@@ -574,7 +447,7 @@ fn a_held_poll_outlives_the_handshake_timeout_of_its_connection() {
     const HANDSHAKE: Duration = Duration::from_millis(300);
     let mut lab = Lab::with(ServerConfig {
         handshake_timeout: HANDSHAKE,
-        ..config()
+        ..quiet_config()
     });
     let (peer, sid) = PollingPeer::connect(lab.addr());
     let mut held = lab.hold(&peer, "");
@@ -651,7 +524,7 @@ fn the_probe_noop_does_not_follow_onto_the_websocket() {
 fn a_session_that_ends_while_probed_closes_the_probing_websocket() {
     let mut lab = Lab::with(ServerConfig {
         upgrade_timeout: Duration::from_secs(30),
-        ..config()
+        ..quiet_config()
     });
     let (peer, sid) = PollingPeer::connect(lab.addr());
     let (mut ws, _) = SioPeer::upgrade_with(lab.addr(), &sio_upgrade(&peer.sid));
@@ -695,7 +568,7 @@ fn an_abandoned_upgrade_is_dropped_and_the_session_stays_on_polling() {
     const UPGRADE: Duration = Duration::from_millis(300);
     let lab = Lab::with(ServerConfig {
         upgrade_timeout: UPGRADE,
-        ..config()
+        ..quiet_config()
     });
     let (peer, sid) = PollingPeer::connect(lab.addr());
     let mut held = lab.hold(&peer, "");
@@ -760,7 +633,7 @@ fn origin(o: &str) -> String {
 fn cors_config() -> ServerConfig {
     ServerConfig {
         cors_origins: vec![ORIGIN.into()],
-        ..config()
+        ..quiet_config()
     }
 }
 
@@ -867,7 +740,7 @@ fn an_upgraded_session_outlives_the_handshake_timeout() {
     const HANDSHAKE: Duration = Duration::from_millis(300);
     let mut lab = Lab::with(ServerConfig {
         handshake_timeout: HANDSHAKE,
-        ..config()
+        ..quiet_config()
     });
     let (peer, sid) = PollingPeer::connect(lab.addr());
     let (mut ws, _) = SioPeer::upgrade_with(lab.addr(), &sio_upgrade(&peer.sid));

@@ -38,47 +38,30 @@
 //! | `one_broadcast_reaches_socklab_and_socketio_clients_in_a_room` | both join a room | the same event and offset on both wires; a non-member gets nothing |
 //!
 //! Each test starts its own server (heartbeats 30 s apart unless the test is about them), so
-//! the counters it reads are its own.
+//! the counters it reads are its own. The lab (the server, the reports its handlers send, the
+//! waits on them) is `tests/common/conformance_lab.rs`, shared with `tests/polling_conformance.rs`; this
+//! file adds its own handlers (`install`).
 
 mod common;
 use common::{
-    any_port, ask, frame, http_exchange, raw_peer, read_packet, socketio_request, upgrade_request,
-    Ending, SioPeer, MASK, SAMPLE_KEY, WAIT,
+    ask, assert_open_packet, frame, http_exchange, quiet_config, raw_peer, read_packet, report,
+    socketio_request, upgrade_request, ConformanceLab, Ending, Seen, SioPeer, MASK, SAMPLE_KEY,
+    WAIT,
 };
 
 use std::io::{ErrorKind, Read, Write};
-use std::net::{SocketAddr, TcpStream};
-use std::sync::mpsc::{self, Receiver, Sender};
+use std::net::TcpStream;
+use std::sync::mpsc::{self, Sender};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use socklab::events::{
-    reasons, AckError, AckReply, Emit, EventStats, Io, Refused, RunningServer, ServerConfig,
-};
+use socklab::events::{reasons, AckError, AckReply, Emit, Io, Refused, ServerConfig};
 use socklab::wire::packet::Packet;
 use socklab::wire::websocket::{close, encode_frame, Message, Opcode};
 
 // ---------------------------------------------------------------------------------------------
 // The lab: a server with handlers that report what they saw
 // ---------------------------------------------------------------------------------------------
-
-/// What the server's middleware and listeners saw.
-#[derive(Debug, Clone, PartialEq)]
-enum Seen {
-    Auth {
-        ns: String,
-        auth: Option<Value>,
-    },
-    Gone {
-        sid: String,
-        reason: String,
-    },
-    Event {
-        name: String,
-        args: Vec<Value>,
-        attachments: Vec<Vec<u8>>,
-    },
-}
 
 /// On `/` and `/chat`: middleware reports each auth (and `/chat` refuses `{"refuse":true}`),
 /// `echo` acks its arguments, `join` joins the room it names and acks, `up` is reported,
@@ -101,99 +84,25 @@ fn install(io: &mut Io, tx: Sender<Seen>) {
         });
         let t = tx.clone();
         io.on_connection(ns, move |io, sid| {
-            let gone = t.clone();
-            io.on(sid, "disconnect", move |_, ev| {
-                let reason = ev.args.first().and_then(Value::as_str).unwrap_or("");
-                let _ = gone.send(Seen::Gone {
-                    sid: ev.socket.to_string(),
-                    reason: reason.to_string(),
-                });
-            });
-            io.on(sid, "echo", |io, ev| io.ack(ev, ev.args.clone()));
+            report(io, sid, &t);
             io.on(sid, "join", |io, ev| {
                 let room = ev.args.first().and_then(Value::as_str).unwrap_or("");
                 io.join(&ev.socket, room);
                 io.ack(ev, vec![json!(room)]);
             });
-            let up = t.clone();
-            io.on(sid, "up", move |_, ev| {
-                let _ = up.send(Seen::Event {
-                    name: ev.name.clone(),
-                    args: ev.args.clone(),
-                    attachments: ev.attachments.clone(),
-                });
-            });
         });
     }
 }
 
-/// Heartbeats 30 s apart: no `2` comes in the middle of a test that is not about them.
-fn config() -> ServerConfig {
-    ServerConfig {
-        ping_interval: Duration::from_secs(30),
-        ping_timeout: Duration::from_secs(30),
-        ..ServerConfig::default()
-    }
-}
-
-struct Lab {
-    server: RunningServer,
-    seen: Receiver<Seen>,
-    kept: Vec<Seen>,
-}
+type Lab = ConformanceLab;
 
 impl Lab {
     fn start() -> Lab {
-        Lab::with(config())
+        Lab::with(quiet_config())
     }
 
     fn with(config: ServerConfig) -> Lab {
-        let (tx, rx) = mpsc::channel();
-        let server = RunningServer::start(config, any_port(), move |io| install(io, tx))
-            .expect("the server starts on 127.0.0.1:0");
-        Lab {
-            server,
-            seen: rx,
-            kept: Vec::new(),
-        }
-    }
-
-    fn addr(&self) -> SocketAddr {
-        self.server.addr
-    }
-
-    fn stats(&self) -> EventStats {
-        ask(&self.server.handle, |io| io.stats())
-    }
-
-    /// The first report `pick` accepts (waits at most [`WAIT`]); the others are kept.
-    fn wait_for<T>(&mut self, what: &str, mut pick: impl FnMut(&Seen) -> Option<T>) -> T {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            if let Some(at) = self.kept.iter().position(|s| pick(s).is_some()) {
-                let s = self.kept.remove(at);
-                return pick(&s).expect("picked above");
-            }
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.seen.recv_timeout(left) {
-                Ok(s) => self.kept.push(s),
-                Err(_) => panic!("{what}: not seen within {WAIT:?}; seen {:?}", self.kept),
-            }
-        }
-    }
-
-    /// The reason socket `sid` was disconnected with.
-    fn reason(&mut self, sid: &str) -> String {
-        self.wait_for(&format!("the disconnect of {sid}"), |s| match s {
-            Seen::Gone { sid: s, reason } if s == sid => Some(reason.clone()),
-            _ => None,
-        })
-    }
-
-    /// Whether socket `sid` is still connected, as the server sees it.
-    fn connected(&self, sid: &str) -> bool {
-        let sid = sid.to_string();
-        ask(&self.server.handle, move |io| io.is_connected(&sid))
+        Lab::serve(config, install)
     }
 }
 
@@ -307,34 +216,7 @@ fn permessage_deflate_offered_is_not_echoed() {
 fn the_open_packet_has_exactly_its_keys() {
     let lab = Lab::start();
     let (_, data) = SioPeer::open(lab.addr());
-    let obj = data.as_object().expect("an object");
-    let mut keys: Vec<&str> = obj.keys().map(String::as_str).collect();
-    keys.sort_unstable();
-    assert_eq!(
-        keys,
-        [
-            "maxPayload",
-            "pingInterval",
-            "pingTimeout",
-            "sid",
-            "upgrades"
-        ]
-    );
-    let sid = data["sid"].as_str().expect("sid is a string");
-    assert_eq!(sid.len(), 20, "{sid}");
-    assert!(
-        sid.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'),
-        "{sid}"
-    );
-    assert_eq!(data["upgrades"], json!([]));
-    assert_eq!(data["pingInterval"], json!(30_000));
-    assert_eq!(data["pingTimeout"], json!(30_000));
-    let max = data["maxPayload"].as_u64().expect("maxPayload is a number");
-    assert_eq!(
-        max,
-        socklab::wire::packet::Limits::default().max_frame as u64
-    );
+    assert_open_packet(&data, json!([]));
 }
 
 #[test]
@@ -439,7 +321,7 @@ fn no_connect_within_the_handshake_timeout_closes_the_connection() {
     const TIMEOUT: Duration = Duration::from_millis(300);
     let lab = Lab::with(ServerConfig {
         handshake_timeout: TIMEOUT,
-        ..config()
+        ..quiet_config()
     });
     let started = Instant::now();
     let (mut peer, _) = SioPeer::open(lab.addr());

@@ -11,6 +11,8 @@
 //! - [`served`]: any loop handler serving on a thread of its own;
 //! - [`web_lab`]: the hostile tests' server and good clients (socklab, WebSocket, optionally
 //!   long-polling) with their ack round trips, and the lock that runs one test at a time;
+//! - [`conformance_lab`]: the conformance tests' server whose handlers report what they saw,
+//!   and the waits on those reports;
 //! - here: the wait limit, port 0, running code on a server's thread, reproducible bytes.
 //!
 //! A test binary in a folder (`tests/NAME/main.rs`) declares it with
@@ -19,6 +21,7 @@
 #![allow(dead_code)] // each test binary uses its own subset
 
 mod browser;
+mod conformance_lab;
 mod fake_server;
 mod interop;
 mod peer;
@@ -31,6 +34,8 @@ mod web_lab;
 
 #[allow(unused_imports)] // each test binary uses its own subset
 pub use browser::*;
+#[allow(unused_imports)] // each test binary uses its own subset
+pub use conformance_lab::*;
 #[allow(unused_imports)] // each test binary uses its own subset
 pub use fake_server::*;
 #[allow(unused_imports)] // each test binary uses its own subset

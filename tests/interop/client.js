@@ -24,6 +24,9 @@ const { io } = require("socket.io-client");
 
 const LIMIT_MS = 20000; // the whole run
 const STEP_MS = 8000; // one wait (under the Rust side's WAIT of 10 s, so we speak first)
+// `bounded(p, what)`: `p`, or a failure after STEP_MS; `next(emitter, event)`: the next
+// `event`, its arguments as an array, as bounded (tests/interop/common.js).
+const { bounded, next } = require("./common.js").within(STEP_MS);
 
 const [scenario, url, transportList] = process.argv.slice(2);
 const transports = (transportList || "websocket").split(",");
@@ -93,20 +96,6 @@ readline.createInterface({ input: process.stdin }).on("line", (line) => {
 function command(what) {
   if (commands.length) return Promise.resolve(commands.shift());
   return bounded(new Promise((resolve) => waiting.push(resolve)), `command ${what}`);
-}
-
-// `p`, or a failure after STEP_MS.
-function bounded(p, what) {
-  let timer;
-  const limit = new Promise((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`no ${what} within ${STEP_MS} ms`)), STEP_MS);
-  });
-  return Promise.race([p, limit]).finally(() => clearTimeout(timer));
-}
-
-// The next `event` on `emitter`, its arguments as an array.
-function next(emitter, event) {
-  return bounded(new Promise((resolve) => emitter.once(event, (...a) => resolve(a))), event);
 }
 
 // A socket of namespace `ns` over `transports`; `extra` are more client options. Each connect

@@ -12,6 +12,9 @@ const { io } = require("../../src/apps/web/assets/socklab-io.js");
 const url = process.argv[2];
 const STEP_MS = 5000;
 const RUN_MS = 30000;
+// `bounded(p, what)`: `p`, or a failure after STEP_MS; `next(emitter, event)`: the next
+// `event`, its arguments as an array, as bounded (tests/interop/common.js).
+const { bounded, next } = require("./common.js").within(STEP_MS);
 
 function out(line) {
   process.stdout.write(line + "\n");
@@ -22,18 +25,6 @@ function fail(why) {
 }
 setTimeout(() => fail(`the whole run took over ${RUN_MS} ms`), RUN_MS).unref();
 
-// `p`, or a failure after STEP_MS.
-function bounded(p, what) {
-  let timer;
-  const limit = new Promise((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`no ${what} within ${STEP_MS} ms`)), STEP_MS);
-  });
-  return Promise.race([p, limit]).finally(() => clearTimeout(timer));
-}
-// The next `event` on `emitter`, its arguments as an array.
-function next(emitter, event) {
-  return bounded(new Promise((resolve) => emitter.once(event, (...a) => resolve(a))), event);
-}
 // JSON with the keys of every object sorted: serde_json writes them in its own order.
 function canon(v) {
   if (Array.isArray(v)) return v.map(canon);

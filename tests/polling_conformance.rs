@@ -38,12 +38,12 @@
 //! Each test starts its own server (heartbeats 30 s apart unless the test is about them), so
 //! the counters it reads are its own. The lab (the server, the reports its handlers send, the
 //! waits on them) is `tests/common/conformance_lab.rs`, shared with `tests/socketio_conformance.rs`; this
-//! file adds its own handlers (`install`).
+//! file adds its own handlers (`OnRoot`) and `hold`.
 
 mod common;
 use common::{
     assert_ok, assert_open_packet, http_exchange, quiet_config, report, sio_upgrade, Answer,
-    ConformanceLab, HttpConn, PollingPeer, Seen, SioPeer, POLLING, WAIT,
+    ConformanceLab, Handlers, HttpConn, PollingPeer, Seen, SioPeer, POLLING, WAIT,
 };
 
 use std::sync::mpsc::Sender;
@@ -59,25 +59,21 @@ use socklab::wire::packet::Limits;
 // ---------------------------------------------------------------------------------------------
 
 /// On `/`: `echo` acks its arguments, `up` is reported, and so is each `disconnect`.
-fn install(io: &mut Io, tx: Sender<Seen>) {
-    io.on_connection("/", move |io, sid| report(io, sid, &tx));
+struct OnRoot;
+
+impl Handlers for OnRoot {
+    fn install(io: &mut Io, tx: Sender<Seen>) {
+        io.on_connection("/", move |io, sid| report(io, sid, &tx));
+    }
 }
 
 /// An allowed origin, and one that is not.
 const ORIGIN: &str = "http://example.test";
 const OTHER_ORIGIN: &str = "http://elsewhere.test";
 
-type Lab = ConformanceLab;
+type Lab = ConformanceLab<OnRoot>;
 
 impl Lab {
-    fn start() -> Lab {
-        Lab::with(quiet_config())
-    }
-
-    fn with(config: ServerConfig) -> Lab {
-        Lab::serve(config, install)
-    }
-
     /// A poll for `peer` on a new connection (with `extra` header lines), once the server
     /// has read it (its request count went up) and held it (no answer within 100 ms): the
     /// fence that lets a test act "while a GET is held".

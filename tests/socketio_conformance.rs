@@ -40,13 +40,13 @@
 //! Each test starts its own server (heartbeats 30 s apart unless the test is about them), so
 //! the counters it reads are its own. The lab (the server, the reports its handlers send, the
 //! waits on them) is `tests/common/conformance_lab.rs`, shared with `tests/polling_conformance.rs`; this
-//! file adds its own handlers (`install`).
+//! file adds its own handlers (`RootAndChat`).
 
 mod common;
 use common::{
     ask, assert_open_packet, frame, http_exchange, quiet_config, raw_peer, read_packet, report,
-    socketio_request, upgrade_request, ConformanceLab, Ending, Seen, SioPeer, MASK, SAMPLE_KEY,
-    WAIT,
+    socketio_request, upgrade_request, ConformanceLab, Ending, Handlers, Seen, SioPeer, MASK,
+    SAMPLE_KEY, WAIT,
 };
 
 use std::io::{ErrorKind, Read, Write};
@@ -66,45 +66,39 @@ use socklab::wire::websocket::{close, encode_frame, Message, Opcode};
 /// On `/` and `/chat`: middleware reports each auth (and `/chat` refuses `{"refuse":true}`),
 /// `echo` acks its arguments, `join` joins the room it names and acks, `up` is reported,
 /// and so is each `disconnect`.
-fn install(io: &mut Io, tx: Sender<Seen>) {
-    for ns in ["/", "/chat"] {
-        let t = tx.clone();
-        io.use_middleware(ns, move |hs| {
-            let _ = t.send(Seen::Auth {
-                ns: hs.namespace.clone(),
-                auth: hs.auth.clone(),
+struct RootAndChat;
+
+impl Handlers for RootAndChat {
+    fn install(io: &mut Io, tx: Sender<Seen>) {
+        for ns in ["/", "/chat"] {
+            let t = tx.clone();
+            io.use_middleware(ns, move |hs| {
+                let _ = t.send(Seen::Auth {
+                    ns: hs.namespace.clone(),
+                    auth: hs.auth.clone(),
+                });
+                if hs.auth.as_ref().and_then(|a| a.get("refuse")) == Some(&json!(true)) {
+                    return Err(Refused::with_data(
+                        "not allowed",
+                        json!({"why": "asked to be"}),
+                    ));
+                }
+                Ok(())
             });
-            if hs.auth.as_ref().and_then(|a| a.get("refuse")) == Some(&json!(true)) {
-                return Err(Refused::with_data(
-                    "not allowed",
-                    json!({"why": "asked to be"}),
-                ));
-            }
-            Ok(())
-        });
-        let t = tx.clone();
-        io.on_connection(ns, move |io, sid| {
-            report(io, sid, &t);
-            io.on(sid, "join", |io, ev| {
-                let room = ev.args.first().and_then(Value::as_str).unwrap_or("");
-                io.join(&ev.socket, room);
-                io.ack(ev, vec![json!(room)]);
+            let t = tx.clone();
+            io.on_connection(ns, move |io, sid| {
+                report(io, sid, &t);
+                io.on(sid, "join", |io, ev| {
+                    let room = ev.args.first().and_then(Value::as_str).unwrap_or("");
+                    io.join(&ev.socket, room);
+                    io.ack(ev, vec![json!(room)]);
+                });
             });
-        });
+        }
     }
 }
 
-type Lab = ConformanceLab;
-
-impl Lab {
-    fn start() -> Lab {
-        Lab::with(quiet_config())
-    }
-
-    fn with(config: ServerConfig) -> Lab {
-        Lab::serve(config, install)
-    }
-}
+type Lab = ConformanceLab<RootAndChat>;
 
 /// Reads `stream` to its end (end of file or a reset), within [`WAIT`]; returns what came.
 fn read_to_end(stream: &mut TcpStream) -> Vec<u8> {

@@ -1,8 +1,10 @@
 //! The conformance tests' lab (`tests/socketio_conformance.rs`, `tests/polling_conformance.rs`):
 //! an in-process server whose handlers report what they saw over a channel, and the waits on
-//! those reports. Each test file installs its own handlers (its namespaces, a middleware, an
-//! extra event), built from [`report`], the listeners both files share.
+//! those reports. Each test file names its own handlers (its namespaces, a middleware, an
+//! extra event) with a [`Handlers`] type, built from [`report`], the listeners both files
+//! share, and calls its lab `ConformanceLab<ItsHandlers>`.
 
+use std::marker::PhantomData;
 use std::net::SocketAddr;
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::time::{Duration, Instant};
@@ -92,30 +94,41 @@ pub fn assert_open_packet(data: &Value, upgrades: Value) {
     assert_eq!(data["maxPayload"], json!(Limits::default().max_frame));
 }
 
-/// A server and what its handlers reported.
-pub struct ConformanceLab {
+/// A test file's handlers: what its server does, with [`report`] for what both files share.
+pub trait Handlers {
+    /// Sets the handlers up on a starting server; the reports go to `tx`.
+    fn install(io: &mut Io, tx: Sender<Seen>);
+}
+
+/// A server with the handlers `H`, and what they reported.
+pub struct ConformanceLab<H> {
     pub server: RunningServer,
     pub seen: Receiver<Seen>,
     /// Reports taken from `seen` and not yet asked for.
     pub kept: Vec<Seen>,
+    handlers: PhantomData<fn() -> H>,
 }
 
-impl ConformanceLab {
-    /// A server with `config`; `install` sets its handlers up, with the sender of the reports.
-    pub fn serve(
-        config: ServerConfig,
-        install: impl FnOnce(&mut Io, Sender<Seen>) + Send + 'static,
-    ) -> ConformanceLab {
+impl<H: Handlers> ConformanceLab<H> {
+    /// A server with [`quiet_config`].
+    pub fn start() -> ConformanceLab<H> {
+        ConformanceLab::with(quiet_config())
+    }
+
+    pub fn with(config: ServerConfig) -> ConformanceLab<H> {
         let (tx, rx) = mpsc::channel();
-        let server = RunningServer::start(config, any_port(), move |io| install(io, tx))
+        let server = RunningServer::start(config, any_port(), move |io| H::install(io, tx))
             .expect("the server starts on 127.0.0.1:0");
         ConformanceLab {
             server,
             seen: rx,
             kept: Vec::new(),
+            handlers: PhantomData,
         }
     }
+}
 
+impl<H> ConformanceLab<H> {
     pub fn addr(&self) -> SocketAddr {
         self.server.addr
     }

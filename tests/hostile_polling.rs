@@ -181,17 +181,22 @@ const RSS_MARGIN_KIB: u64 = 8 * 1024;
 /// attack, so that the allocator's arenas, the connection and session tables and the timer
 /// heap have grown to their working size), the attack while the good clients do round trips,
 /// then the wait until its sessions and descriptors are gone; then every sid is unknown.
-fn measured(lab: &mut Lab, what: &str, count: usize, attack: fn(SocketAddr, usize) -> String) {
+/// `workers(n)` starts an attack of `n` sessions; each worker returns the sids it made.
+fn measured(
+    lab: &mut Lab,
+    what: &str,
+    count: usize,
+    workers: impl Fn(usize) -> Vec<JoinHandle<Vec<String>>>,
+) {
     let pid = std::process::id();
     let fds_idle = lab.quiet_fds();
-    let addr = lab.addr();
-    lab.while_running("warm-up", spawn(addr, count / 5, attack));
+    lab.while_running("warm-up", workers(count / 5));
     let (sessions, fds_before) = lab.settle(fds_idle);
     assert_eq!((sessions, fds_before), (1, fds_idle), "after the warm-up");
     let rss_before = rss_kib(pid);
     let started = Instant::now();
     let sids: Vec<String> = lab
-        .while_running(what, spawn(addr, count, attack))
+        .while_running(what, workers(count))
         .into_iter()
         .flatten()
         .collect();
@@ -255,7 +260,10 @@ fn abandon_session(addr: SocketAddr, n: usize) -> String {
 fn a_thousand_abandoned_polling_sessions_leave_nothing() {
     let mut lab = Lab::start();
     let before = lab.stats();
-    measured(&mut lab, "abandoned sessions", 1000, abandon_session);
+    let addr = lab.addr();
+    measured(&mut lab, "abandoned sessions", 1000, |n| {
+        spawn(addr, n, abandon_session)
+    });
     let stats = lab.stats();
     assert_eq!(stats.parse_errors, before.parse_errors);
     lab.kept.extend(lab.reports.try_iter());
@@ -307,43 +315,12 @@ fn a_thousand_abandoned_upgrades_leave_nothing() {
     const COUNT: usize = 1000;
     let mut lab = Lab::start();
     let addr = lab.addr();
-    let pid = std::process::id();
-    let fds_idle = lab.quiet_fds();
     let workers = |count: usize| -> Vec<JoinHandle<Vec<String>>> {
         (0..THREADS)
             .map(|t| thread::spawn(move || abandon_upgrades(addr, t, count)))
             .collect()
     };
-    lab.while_running("warm-up", workers(COUNT / 5));
-    let (sessions, fds_before) = lab.settle(fds_idle);
-    assert_eq!((sessions, fds_before), (1, fds_idle), "after the warm-up");
-    let rss_before = rss_kib(pid);
-    let started = Instant::now();
-    let sids: Vec<String> = lab
-        .while_running("abandoned upgrades", workers(COUNT))
-        .into_iter()
-        .flatten()
-        .collect();
-    let attacked = started.elapsed();
-    let (sessions, fds_after) = lab.settle(fds_before);
-    let took = started.elapsed();
-    let rss_after = rss_kib(pid);
-    eprintln!(
-        "{COUNT} abandoned upgrades in {attacked:?}, all gone {took:?} after the first: \
-         {fds_after} descriptors (before: {fds_before}), VmRSS {rss_after} KiB (before: \
-         {rss_before} KiB, +{} KiB), {sessions} polling session(s) left (the good one), {} \
-         round trips so far",
-        rss_after.saturating_sub(rss_before),
-        lab.round_trips,
-    );
-    assert_eq!(sids.len(), COUNT);
-    assert_eq!(sessions, 1, "only the good polling session is left");
-    assert_eq!(fds_after, fds_before, "no descriptor left open");
-    assert!(
-        rss_after < rss_before + RSS_MARGIN_KIB,
-        "VmRSS grew from {rss_before} KiB to {rss_after} KiB"
-    );
-    lab.all_unknown(&sids);
+    measured(&mut lab, "abandoned upgrades", COUNT, workers);
     lab.kept.extend(lab.reports.try_iter());
     assert!(lab.kept.is_empty(), "no socket was made: {:?}", lab.kept);
     lab.finish();

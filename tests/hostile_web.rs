@@ -24,8 +24,8 @@
 
 mod common;
 use common::{
-    connect_raw, http_exchange, open_fds, rss_kib, socketio_request, upgrade_request, Ending,
-    SioPeer, WebLab, MASK, WAIT,
+    connect_raw, http_exchange, open_fds, rss_kib, socketio_request, upgrade_request, wait_closed,
+    Ending, SioPeer, WebLab, MASK, WAIT,
 };
 
 use std::io::{ErrorKind, Read, Write};
@@ -76,24 +76,6 @@ fn closed_now(stream: &mut TcpStream, got: &mut Vec<u8>) -> bool {
             Err(e) if e.kind() == ErrorKind::WouldBlock => return false,
             Err(e) if e.kind() == ErrorKind::Interrupted => continue,
             Err(_) => return true, // ECONNRESET
-        }
-    }
-}
-
-/// Reads `stream` to its end (end of file or a reset) within [`WAIT`]; returns what came.
-fn read_to_end(stream: &mut TcpStream) -> Vec<u8> {
-    stream.set_nonblocking(false).expect("blocking");
-    let deadline = Instant::now() + WAIT;
-    let mut got = Vec::new();
-    let mut buf = [0u8; 16 * 1024];
-    loop {
-        assert!(Instant::now() < deadline, "not closed within {WAIT:?}");
-        match stream.read(&mut buf) {
-            Ok(0) => return got,
-            Ok(n) => got.extend_from_slice(&buf[..n]),
-            Err(e) if e.kind() == ErrorKind::ConnectionReset => return got,
-            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-            Err(e) => panic!("the server did not close the connection: {e}"),
         }
     }
 }
@@ -173,7 +155,7 @@ fn a_hundred_kilobytes_of_headers_is_431() {
     // The server may close before it has all of it: a failed write is expected then.
     let wrote = stream.write_all(request.as_bytes());
     lab.round_trip("during");
-    let got = read_to_end(&mut stream);
+    let got = wait_closed(&mut stream, "the 431");
     let res = http::parse_response(&got)
         .expect("an HTTP response")
         .expect("a whole head");

@@ -45,12 +45,11 @@
 mod common;
 use common::{
     ask, assert_open_packet, frame, http_exchange, quiet_config, raw_peer, read_packet, report,
-    socketio_request, upgrade_request, ConformanceLab, Ending, Handlers, Seen, SioPeer, MASK,
-    SAMPLE_KEY, WAIT,
+    socketio_request, upgrade_request, wait_closed, ConformanceLab, Ending, Handlers, Seen,
+    SioPeer, MASK, SAMPLE_KEY, WAIT,
 };
 
-use std::io::{ErrorKind, Read, Write};
-use std::net::TcpStream;
+use std::io::Write;
 use std::sync::mpsc::{self, Sender};
 use std::time::{Duration, Instant};
 
@@ -100,23 +99,6 @@ impl Handlers for RootAndChat {
 
 type Lab = ConformanceLab<RootAndChat>;
 
-/// Reads `stream` to its end (end of file or a reset), within [`WAIT`]; returns what came.
-fn read_to_end(stream: &mut TcpStream) -> Vec<u8> {
-    let deadline = Instant::now() + WAIT;
-    let mut all = Vec::new();
-    let mut buf = [0u8; 4096];
-    loop {
-        assert!(Instant::now() < deadline, "not closed within {WAIT:?}");
-        match stream.read(&mut buf) {
-            Ok(0) => return all,
-            Ok(n) => all.extend_from_slice(&buf[..n]),
-            Err(e) if e.kind() == ErrorKind::ConnectionReset => return all,
-            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-            Err(e) => panic!("the server did not close the connection: {e}"),
-        }
-    }
-}
-
 /// Sends `request`, expects `status` with `body` (any body if `None`), then the close; the
 /// server counts the refusal.
 fn refused(request: &str, status: u16, body: Option<&str>) {
@@ -129,7 +111,7 @@ fn refused(request: &str, status: u16, body: Option<&str>) {
         assert_eq!(res.header("content-type"), Some("application/json"));
     }
     assert!(rest.is_empty(), "nothing after the response: {rest:?}");
-    let after = read_to_end(&mut stream);
+    let after = wait_closed(&mut stream, "after the refusal");
     assert!(after.is_empty(), "nothing after the response: {after:?}");
     assert_eq!(lab.stats().http_refused, 1);
 }

@@ -11,6 +11,7 @@
 //! | `a_thousand_abandoned_polling_sessions_leave_nothing` | 1,000 handshakes never followed up, half of them with a GET held and its TCP connection then closed | each session closed by `handshake_timeout`; descriptors back to the baseline, RSS growth bounded, no session left, each sid unknown |
 //! | `a_thousand_abandoned_upgrades_leave_nothing` | 1,000 sessions whose WebSocket upgrade gets its `101` and then says nothing, or probes and closes before `5` | the silent WebSockets closed by the server; the same checks |
 //! | `a_post_declaring_ten_megabytes_is_refused_from_its_head` | a POST head with `Content-Length: 10000000`, no body | `413` before any of the body is sent; closed; the session lives on |
+//! | `sessions_past_the_cap_are_refused` | handshakes past `max_polling_sessions` (set to 20) | `503`, code 4; once the abandoned ones are reaped, a handshake succeeds again |
 //! | `a_flood_of_bad_posts_closes_each_session` | 1,000 sessions, each POSTing one of ten broken bodies | each `400` code 3, each session gone, `parse_errors` + 1,000 |
 //!
 //! The timeouts are short (handshake 300 ms, upgrade 200 ms, pings every 200 ms), so the
@@ -439,5 +440,46 @@ fn a_flood_of_bad_posts_closes_each_session() {
     assert!(lab.kept.iter().all(|(_, r)| r == reasons::PARSE_ERROR));
     lab.kept.clear();
     lab.all_unknown(&sids);
+    lab.finish();
+}
+
+/// A session holds no descriptor while no GET is held, so `max_connections` does not bound
+/// sessions: `max_polling_sessions` does. Past it a handshake is answered `503` (Engine.IO's
+/// code 4); once the handshake timeout has reaped the abandoned sessions, a new one is taken.
+#[test]
+fn sessions_past_the_cap_are_refused() {
+    const CAP: usize = 20;
+    let mut lab = Lab::serve(
+        ServerConfig {
+            max_polling_sessions: CAP,
+            ..config()
+        },
+        true,
+    );
+    let addr = lab.addr();
+    // The good polling client holds one session: CAP - 1 more fit.
+    let open: Vec<String> = (1..CAP).map(|_| PollingPeer::open(addr).sid).collect();
+    assert_eq!(open.len(), CAP - 1);
+    let handshake = "EIO=4&transport=polling";
+    let refused = HttpConn::connect(addr).request("GET", handshake, b"", "");
+    assert_eq!(refused.status(), 503, "{refused:?}");
+    let body: Value = serde_json::from_slice(&refused.body).expect("a JSON error body");
+    assert_eq!(body["code"], json!(4), "{refused:?}");
+    lab.round_trip("at the cap");
+    // The abandoned ones go at their handshake timeout; then there is room again.
+    let deadline = Instant::now() + WAIT;
+    let answer = loop {
+        let a = HttpConn::connect(addr).request("GET", handshake, b"", "");
+        if a.status() == 200 || Instant::now() > deadline {
+            break a;
+        }
+        lab.round_trip("waiting for room");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(
+        answer.status(),
+        200,
+        "a handshake once the abandoned were reaped: {answer:?}"
+    );
     lab.finish();
 }

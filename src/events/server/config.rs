@@ -46,6 +46,10 @@ pub struct ServerConfig {
     /// to the client's `5` (default 10 s, Engine.IO's `upgradeTimeout`); after it the
     /// WebSocket is dropped and the session stays on polling.
     pub upgrade_timeout: Duration,
+    /// Most long-polling sessions at once (default 10,000). A session holds no descriptor
+    /// while no GET is held, so `max_connections` does not bound them: this does. A handshake
+    /// past it is answered `503`, and the client tries again later.
+    pub max_polling_sessions: usize,
 }
 
 impl Default for ServerConfig {
@@ -63,6 +67,7 @@ impl Default for ServerConfig {
             id_seed: None,
             cors_origins: Vec::new(),
             upgrade_timeout: Duration::from_secs(10),
+            max_polling_sessions: 10_000,
         }
     }
 }

@@ -121,6 +121,11 @@ impl Io {
         let Some(peer) = self.conns.get(&conn).map(|c| c.peer) else {
             return error(3, "Bad request");
         };
+        if self.polling.by_sid.len() >= self.config.max_polling_sessions {
+            let mut full = error(4, "Too many long-polling sessions");
+            full.status = 503;
+            return full;
+        }
         let Some(sid) = self.ids.next_id() else {
             return Reply::text(500, "500 Internal Server Error: no random id\n");
         };

@@ -11,6 +11,7 @@
 //! - [`served`]: any loop handler serving on a thread of its own;
 //! - [`web_lab`]: the hostile tests' server and good clients (socklab, WebSocket, optionally
 //!   long-polling) with their ack round trips, and the lock that runs one test at a time;
+//! - [`redis`]: a `redis-server` of the test's own on a free port, stopped by its pid;
 //! - [`conformance_lab`]: the conformance tests' server whose handlers report what they saw,
 //!   and the waits on those reports;
 //! - here: the wait limit, port 0, running code on a server's thread, reproducible bytes.
@@ -28,6 +29,7 @@ mod peer;
 mod polling_peer;
 mod proc_stats;
 mod process;
+mod redis;
 mod served;
 mod sio_peer;
 mod web_lab;
@@ -48,6 +50,8 @@ pub use polling_peer::*;
 pub use proc_stats::*;
 #[allow(unused_imports)] // each test binary uses its own subset
 pub use process::*;
+#[allow(unused_imports)] // each test binary uses its own subset
+pub use redis::*;
 #[allow(unused_imports)] // each test binary uses its own subset
 pub use served::*;
 #[allow(unused_imports)] // each test binary uses its own subset

@@ -264,7 +264,8 @@ fn trace(number: &str, write: Option<&Path>) -> Result<(), Box<dyn Error>> {
         std::thread::sleep(Duration::from_millis(200));
         tcpdump.stop()?;
     }
-    let raw = std::fs::read_to_string(&tmp)?;
+    // Calls split by another process or thread are joined, so that their results count.
+    let raw = strace::join_resumed(&std::fs::read_to_string(&tmp)?);
     std::fs::remove_file(&tmp)?;
     if !out.status.success() {
         return Err(format!(

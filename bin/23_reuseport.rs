@@ -210,11 +210,24 @@ impl Peer {
     }
 }
 
-/// A server process this lesson started, and its stdout.
+/// A server process this lesson started, and its stdout. Dropped without
+/// [`stop`](Process::stop) (the lesson failed half-way), it still stops the child, so that no server
+/// outlives the lesson.
 struct Process {
     name: &'static str,
     child: Child,
     out: BufReader<ChildStdout>,
+    stopped: bool,
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        if !self.stopped {
+            // Both fail harmlessly if the child has already exited.
+            let _ = sys::signal::terminate(self.child.id());
+            let _ = self.child.wait();
+        }
+    }
 }
 
 impl Process {
@@ -241,15 +254,14 @@ impl Process {
             name,
             child,
             out: BufReader::new(stdout),
+            stopped: false,
         };
         let mut line = String::new();
         p.out.read_line(&mut line)?;
+        // On an error `p` is dropped, which stops the child.
         match line.trim().strip_prefix("listening on ") {
             Some(a) => Ok((p, a.parse()?)),
-            None => {
-                p.stop()?;
-                Err(format!("process {name} did not start").into())
-            }
+            None => Err(format!("process {name} did not start").into()),
         }
     }
 
@@ -257,10 +269,11 @@ impl Process {
     fn stop(mut self) -> Result<Vec<String>, Box<dyn Error>> {
         sys::signal::terminate(self.child.id())?;
         let mut lines = Vec::new();
-        for line in self.out.lines() {
+        for line in (&mut self.out).lines() {
             lines.push(line?);
         }
         let status = self.child.wait()?;
+        self.stopped = true;
         if !status.success() {
             return Err(format!("process {} ended with {status}", self.name).into());
         }

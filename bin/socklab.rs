@@ -93,6 +93,12 @@ struct DemoServer {
     /// Milliseconds between two balls of the simulated feed
     #[arg(long, default_value_t = 1000)]
     interval_ms: u64,
+    /// Set SO_REUSEPORT before bind, so that several socklab processes started with this
+    /// flag can listen on the same address; the kernel gives each new connection to one of
+    /// them. Each process keeps its own rooms: a chat message reaches only the clients of the
+    /// process it was sent to (lesson 23)
+    #[arg(long)]
+    reuse_port: bool,
     #[command(flatten)]
     trace: lesson::Trace,
 }
@@ -101,7 +107,13 @@ impl DemoServer {
     fn run(self, with_chat: bool) -> ExitCode {
         let interval = Duration::from_millis(self.interval_ms);
         lesson::run(self.trace, || {
-            serve(self.addr, with_chat, self.matches, interval)
+            serve(
+                self.addr,
+                self.reuse_port,
+                with_chat,
+                self.matches,
+                interval,
+            )
         })
     }
 }
@@ -112,13 +124,18 @@ const DEFAULT_ADDR: &str = "127.0.0.1:7100";
 /// `socklab serve` (chat and scores) and `socklab scores` (scores only).
 fn serve(
     addr: SocketAddr,
+    reuse_port: bool,
     with_chat: bool,
     matches: u32,
     interval: Duration,
 ) -> Result<(), Box<dyn Error>> {
     let mut server = Server::new(ServerConfig::default())?;
     server.stop_on_signals()?;
-    let local = server.listen(addr)?;
+    let local = if reuse_port {
+        server.listen_shared(addr)?
+    } else {
+        server.listen(addr)?
+    };
     // The wire inspector (the `/wire` page) comes with the pages.
     let mut inspector = None;
     if with_chat {
@@ -247,7 +264,8 @@ fn trace(number: &str, write: Option<&Path>) -> Result<(), Box<dyn Error>> {
         std::thread::sleep(Duration::from_millis(200));
         tcpdump.stop()?;
     }
-    let raw = std::fs::read_to_string(&tmp)?;
+    // Calls split by another process or thread are joined, so that their results count.
+    let raw = strace::join_resumed(&std::fs::read_to_string(&tmp)?);
     std::fs::remove_file(&tmp)?;
     if !out.status.success() {
         return Err(format!(

@@ -247,6 +247,11 @@ pub const LESSONS: &[(&str, &str, &str)] = &[
         "22_polling_upgrade",
         "long-polling: a held GET, POSTs, records; the upgrade: probe, noop, 5",
     ),
+    (
+        "23",
+        "23_reuseport",
+        "SO_REUSEPORT: two processes share a port, the kernel spreads connections; a chat message stays on its process",
+    ),
 ];
 
 /// Bytes as `xxd` shows them: offset, 16 bytes in hex, the printable ones as text.

@@ -68,6 +68,7 @@
 //! | 20 | `20_engineio` | Engine.IO over WebSocket: the open packet, the server's ping, messages |
 //! | 21 | `21_socketio` | Socket.IO packets in Engine.IO: CONNECT, EVENT, ACK, binary, both encodings counted |
 //! | 22 | `22_polling_upgrade` | long-polling: a held GET, POSTs, records; the upgrade: probe, noop, 5 |
+//! | 23 | `23_reuseport` | SO_REUSEPORT: two processes share a port, the kernel spreads connections; a chat message stays on its process |
 
 #[allow(unsafe_code)]
 pub mod sys;

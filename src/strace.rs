@@ -109,6 +109,42 @@ impl Call {
     }
 }
 
+/// Joins each call that strace split in two while another process or thread ran
+/// (`PID call(args <unfinished ...>`, later `PID <... call resumed>rest`) into one line, at
+/// the place and time where it finished, so that the calls of several processes (lesson 23)
+/// keep their results. A resumed line without its start is left as it is.
+pub fn join_resumed(raw: &str) -> String {
+    let mut started: HashMap<&str, &str> = HashMap::new();
+    let mut out = String::with_capacity(raw.len());
+    for line in raw.lines() {
+        let pid = match line.trim_start().split_once(' ') {
+            Some((p, _)) if p.bytes().all(|b| b.is_ascii_digit()) => p,
+            _ => "",
+        };
+        if let Some(head) = line.strip_suffix(" <unfinished ...>") {
+            started.insert(pid, head);
+            continue;
+        }
+        let resumed = line.find("<... ").and_then(|at| {
+            let end = at + line[at..].find(" resumed>")?;
+            let name = &line[at + "<... ".len()..end];
+            let head = started.remove(pid)?;
+            let call = head.find(&format!("{name}("))?;
+            Some((at, &head[call..], &line[end + " resumed>".len()..]))
+        });
+        match resumed {
+            Some((at, call, rest)) => {
+                out.push_str(&line[..at]);
+                out.push_str(call);
+                out.push_str(rest);
+            }
+            None => out.push_str(line),
+        }
+        out.push('\n');
+    }
+    out
+}
+
 /// Parses one line of strace output (with or without a leading pid). Lines that are not a
 /// finished call (signals, `<unfinished ...>`, `+++ exited`) give `None`.
 pub fn parse_line(line: &str) -> Option<Call> {
@@ -397,6 +433,18 @@ mod tests {
         let waker = parse_line("epoll_ctl(3<anon_inode:[eventpoll]>, EPOLL_CTL_ADD, 4<anon_inode:[eventfd]>, {events=EPOLLIN|EPOLLET, data={u32=0, u64=0}}) = 0").unwrap();
         assert!(!waker.on_socket());
         assert!(c.on_socket());
+    }
+
+    #[test]
+    fn joins_calls_split_by_another_process() {
+        let raw = "7 0.1 poll([{fd=3<TCP:[1]>, events=POLLIN}], 1, 4999 <unfinished ...>\n\
+                   8 0.2 sendto(9<TCP:[2]>, \"x\", 1, MSG_NOSIGNAL, NULL, 0) = 1\n\
+                   7 0.3 <... poll resumed>) = 1 ([{fd=3, revents=POLLIN}])\n";
+        assert_eq!(
+            join_resumed(raw),
+            "8 0.2 sendto(9<TCP:[2]>, \"x\", 1, MSG_NOSIGNAL, NULL, 0) = 1\n\
+             7 0.3 poll([{fd=3<TCP:[1]>, events=POLLIN}], 1, 4999) = 1 ([{fd=3, revents=POLLIN}])\n"
+        );
     }
 
     #[test]

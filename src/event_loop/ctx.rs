@@ -75,11 +75,25 @@ impl<T> Ctx<T> {
     /// Starts listening on `addr` (`SO_REUSEADDR`, non-blocking) and returns the real
     /// address. Connections arrive at [`Handler::accepted`](super::Handler::accepted).
     pub fn listen(&mut self, addr: SocketAddr) -> sys::Result<SocketAddr> {
+        self.listen_with(addr, false)
+    }
+
+    /// [`listen`](Ctx::listen) with `SO_REUSEPORT` set before `bind` too (lesson 23): other
+    /// sockets that set it as well, in this process or another of the same user, may listen
+    /// on the same address, and the kernel spreads new connections between them.
+    pub fn listen_shared(&mut self, addr: SocketAddr) -> sys::Result<SocketAddr> {
+        self.listen_with(addr, true)
+    }
+
+    fn listen_with(&mut self, addr: SocketAddr, reuse_port: bool) -> sys::Result<SocketAddr> {
         let Some(index) = self.listeners.free_slot() else {
             return Err(sys::Error::new("listen", addr.to_string(), Errno::EMFILE));
         };
         let fd = sys::socket(Family::of(&addr), true)?;
         sys::setsockopt(&fd, IntOpt::ReuseAddr, 1)?;
+        if reuse_port {
+            sys::setsockopt(&fd, IntOpt::ReusePort, 1)?;
+        }
         sys::bind(&fd, &addr)?;
         sys::listen(&fd, LISTEN_BACKLOG)?;
         let local = sys::getsockname(&fd)?;

@@ -171,6 +171,16 @@ pub fn drain_stop_pipe(fd: &impl std::os::fd::AsRawFd) -> Option<i32> {
     }
 }
 
+/// `kill(pid, SIGTERM)`: asks a process (a child this program started, by its pid) to stop;
+/// a server that called [`stop_signal_pipe`] stops gracefully. Not a socket call: no trace line.
+pub fn terminate(pid: u32) -> super::Result<()> {
+    let pid = libc::pid_t::try_from(pid)
+        .map_err(|_| super::Error::new("kill", pid.to_string(), super::Errno::ESRCH))?;
+    // SAFETY: kill(2) takes two integers and touches no memory of ours.
+    let rc = unsafe { libc::kill(pid, libc::SIGTERM) };
+    super::error::check(rc as isize, "kill", || format!("{pid}, SIGTERM")).map(drop)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -38,6 +38,13 @@ impl Server {
         self.ev.ctx().listen(addr)
     }
 
+    /// Starts listening with `SO_REUSEPORT`, so that other processes (or servers) that do
+    /// the same can listen on the same port (lesson 23); returns the real address. Each
+    /// server keeps its own sockets and rooms: a broadcast reaches its own clients only.
+    pub fn listen_shared(&mut self, addr: SocketAddr) -> sys::Result<SocketAddr> {
+        self.ev.ctx().listen_shared(addr)
+    }
+
     /// A handle for other threads.
     pub fn handle(&self) -> ServerHandle {
         ServerHandle {

@@ -36,6 +36,13 @@ const LESSONS: &[(&str, &str)] = &[
     ("15", env!("CARGO_BIN_EXE_15_rooms")),
     ("16", env!("CARGO_BIN_EXE_16_heartbeat_reconnect")),
     ("17", env!("CARGO_BIN_EXE_17_graceful_shutdown")),
+    ("18", env!("CARGO_BIN_EXE_18_http")),
+    ("19", env!("CARGO_BIN_EXE_19_websocket")),
+    ("20", env!("CARGO_BIN_EXE_20_engineio")),
+    ("21", env!("CARGO_BIN_EXE_21_socketio")),
+    ("22", env!("CARGO_BIN_EXE_22_polling_upgrade")),
+    // 23 runs three processes whose descriptor numbers follow the kernel's spread of the
+    // connections: `tests/reuseport.rs` compares its output with the book instead.
 ];
 
 /// Lessons whose exact calls depend on timing (how long a spin lasts, how much the kernel

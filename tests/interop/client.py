@@ -288,7 +288,11 @@ def scenario_restart():
 
     disconnects = threading.Semaphore(0)
 
+    finishing = threading.Event()
+
     def disconnected(reason):
+        if finishing.is_set():
+            return
         out(f"disconnect {reason}")
         disconnects.release()
 
@@ -303,6 +307,9 @@ def scenario_restart():
         fail(f"no disconnect within {STEP} s of the first connect")
     if not connects.acquire(timeout=STEP):
         fail(f"no reconnection within {STEP} s of the disconnect")
+    # Our own disconnect is not reported: after a reconnection python-socketio calls the
+    # disconnect handler for it on another thread, or not at all (seen in one run of three).
+    finishing.set()
     finish(sio)
 
 

@@ -30,6 +30,8 @@ pub struct Broadcast<'a> {
     except_rooms: Names,
     except_sockets: Names,
     volatile: bool,
+    /// Read from the cluster's stream: delivered here, not published again.
+    from_cluster: bool,
 }
 
 impl Io {
@@ -43,6 +45,7 @@ impl Io {
             except_rooms: Names::None,
             except_sockets: Names::None,
             volatile: false,
+            from_cluster: false,
         }
     }
 
@@ -94,6 +97,12 @@ impl Broadcast<'_> {
     /// Drop the event for sockets whose output is backed up.
     pub fn volatile(mut self) -> Self {
         self.volatile = true;
+        self
+    }
+
+    /// A broadcast another node published: for this node's sockets only.
+    pub(super) fn read_from_cluster(mut self) -> Self {
+        self.from_cluster = true;
         self
     }
 
@@ -242,6 +251,12 @@ impl Broadcast<'_> {
         };
         io.stats.events_out += count as u64;
         io.everyone = everyone;
+        // The other nodes' sockets: through the cluster's stream (volatile and binary
+        // broadcasts stay here for now, see `cluster.rs`).
+        if !self.from_cluster && offset.is_some() && attachments.is_empty() {
+            let except = [&self.except_rooms, &self.except_sockets];
+            io.cluster_publish(&self.ns, event, args, &self.to, except);
+        }
         if let Some(offset) = offset {
             // Kept for sessions that may come back (bounded by age, count and bytes).
             let entry = Entry {

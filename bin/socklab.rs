@@ -96,7 +96,7 @@ struct DemoServer {
     /// Set SO_REUSEPORT before bind, so that several socklab processes started with this
     /// flag can listen on the same address; the kernel gives each new connection to one of
     /// them. Each process keeps its own rooms: a chat message reaches only the clients of the
-    /// process it was sent to (lesson 23)
+    /// process it was sent to (lesson 23), unless the processes share a cluster (--redis)
     #[arg(long)]
     reuse_port: bool,
     /// Join a cluster over the Redis at this URL (redis://HOST:PORT): this process's

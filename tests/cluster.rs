@@ -164,6 +164,18 @@ fn a_message_on_one_node_reaches_the_room_on_the_other_exactly_once() {
         "the sender is left out"
     );
 
+    // The entry as the Socket.IO adapter writes it: node id, namespace, type 3 (BROADCAST),
+    // and the EVENT packet with the options that chose its recipients.
+    let uid = ask(&a.handle, |io| io.cluster_uid().map(str::to_string)).expect("joined");
+    let range = redis.command(&["XRANGE", "socket.io", "-", "+"]);
+    let entry = format!(
+        "$3\r\nuid\r\n$20\r\n{uid}\r\n$3\r\nnsp\r\n$5\r\n/chat\r\n$4\r\ntype\r\n$1\r\n3\r\n"
+    );
+    assert!(range.contains(&entry), "{range}");
+    let data = r#"{"data":["chat message",{"from":"alice","room":"lobby","text":"hello across"}],"nsp":"/chat","type":2}"#;
+    assert!(range.contains(data), "{range}");
+    assert!(range.contains(r#""rooms":["lobby"]"#), "{range}");
+
     let (sa, sb) = (a.stats(), b.stats());
     assert_eq!((sa.cluster_dropped, sb.cluster_dropped), (0, 0));
     assert_eq!((sa.cluster_bad_entries, sb.cluster_bad_entries), (0, 0));

@@ -30,8 +30,9 @@ pub struct Broadcast<'a> {
     except_rooms: Names,
     except_sockets: Names,
     volatile: bool,
-    /// Read from the cluster's stream: delivered here, not published again.
-    from_cluster: bool,
+    /// For this node's sockets only: read from the cluster's stream (not to be published
+    /// again), or asked for with `local`.
+    local: bool,
 }
 
 impl Io {
@@ -45,7 +46,7 @@ impl Io {
             except_rooms: Names::None,
             except_sockets: Names::None,
             volatile: false,
-            from_cluster: false,
+            local: false,
         }
     }
 
@@ -100,9 +101,10 @@ impl Broadcast<'_> {
         self
     }
 
-    /// A broadcast another node published: for this node's sockets only.
-    pub(super) fn read_from_cluster(mut self) -> Self {
-        self.from_cluster = true;
+    /// For this server's sockets only, even in a cluster (Socket.IO's `io.local`): a feed
+    /// that every node runs for its own clients, say. Outside a cluster it changes nothing.
+    pub fn local(mut self) -> Self {
+        self.local = true;
         self
     }
 
@@ -253,7 +255,7 @@ impl Broadcast<'_> {
         io.everyone = everyone;
         // The other nodes' sockets: through the cluster's stream (volatile and binary
         // broadcasts stay here for now, see `cluster.rs`).
-        if !self.from_cluster && offset.is_some() && attachments.is_empty() {
+        if !self.local && offset.is_some() && attachments.is_empty() {
             let except = [&self.except_rooms, &self.except_sockets];
             io.cluster_publish(&self.ns, event, args, &self.to, except);
         }

@@ -356,7 +356,7 @@ impl Io {
         if !self.namespaces.contains_key(r.nsp.as_str()) {
             return; // no socket here can be in it
         }
-        let mut b = self.broadcast(&r.nsp).read_from_cluster();
+        let mut b = self.broadcast(&r.nsp).local(); // not published again
         for room in &r.rooms {
             b = b.to(room);
         }

@@ -338,3 +338,49 @@ fn serve_refuses_a_bad_url_and_an_unreachable_redis() {
     let want = format!("error: Redis is not reachable at {free}");
     assert!(out.stderr.contains(&want), "{}", out.describe());
 }
+
+/// A node that has read nothing from the stream yet (its reader started at `$`) and loses
+/// Redis still gets, once Redis is back, what another node wrote meanwhile: it learnt the
+/// newest id when it joined, so it does not come back at `$` (which would skip those).
+#[test]
+fn a_quiet_node_gets_what_was_written_while_redis_was_down() {
+    let Some(mut redis) = RedisServer::start_persistent("cluster_quiet") else {
+        return;
+    };
+    redis.command(&[
+        "XADD",
+        "socket.io",
+        "*",
+        "uid",
+        "old",
+        "nsp",
+        "/",
+        "type",
+        "2",
+    ]);
+    let (a, b) = (Node::start(redis.addr), Node::start(redis.addr));
+    redis.wait_readers(2);
+    // A client of the default namespace: joining it broadcasts nothing.
+    let (mut client, answer) = raw_connect_ns(b.addr, "/", json!({}));
+    assert!(matches!(answer, Packet::Connect { .. }), "{answer:?}");
+
+    redis.stop();
+    std::thread::sleep(Duration::from_millis(200));
+    a.handle
+        .broadcast("/", None, "tick", vec![json!(1)])
+        .expect("a runs");
+    redis.restart();
+
+    client.set_read_timeout(Some(WAIT)).expect("SO_RCVTIMEO");
+    loop {
+        match read_packet(&mut client).expect("the tick arrives") {
+            Some(Packet::Event { name, args, .. }) if name == "tick" => {
+                assert_eq!(args, vec![json!(1)]);
+                break;
+            }
+            Some(_) => continue,
+            None => panic!("b closed the connection"),
+        }
+    }
+    assert_eq!(b.stats().cluster_received, 1);
+}

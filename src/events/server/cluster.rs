@@ -99,6 +99,8 @@ impl Outgoing {
 pub(super) enum Tag {
     Xadd(Outgoing),
     Xread,
+    /// The newest entry's id, asked for while the reader has read nothing yet.
+    Latest,
 }
 
 #[derive(Clone, Copy)]
@@ -129,8 +131,10 @@ pub(super) struct Cluster {
     reader: Leg,
     queue: VecDeque<Outgoing>,
     queued_bytes: usize,
-    /// The id of the last entry read; `$` (only what comes after the first read) until one
-    /// was.
+    /// The id of the last entry read; `$` ("only what comes next") until one was, or until
+    /// the reply to `XREVRANGE ... COUNT 1` sent beside the first `XREAD` told the newest.
+    /// Without that, a reader lost before it read anything would come back with `$` and miss
+    /// what was written while it was away.
     last_id: String,
     reading: bool,
     events: Vec<RedisEvent<Tag>>,
@@ -162,7 +166,7 @@ impl Cluster {
         };
         Ok(Cluster {
             writer: leg(WRITER_PENDING),
-            reader: leg(1),
+            reader: leg(2),
             uid,
             queue: VecDeque::new(),
             queued_bytes: 0,
@@ -331,6 +335,10 @@ impl Io {
                 RedisEvent::Reply(Tag::Xadd(_), Ok(_)) => self.stats.cluster_published += 1,
                 RedisEvent::Reply(Tag::Xadd(out), Err(RedisError::Lost(_))) => resend.push(out),
                 RedisEvent::Reply(Tag::Xadd(_), Err(_)) => self.stats.cluster_dropped += 1,
+                RedisEvent::Reply(Tag::Latest, Ok(reply)) if c.last_id == "$" => {
+                    c.last_id = entry::newest_id(reply).unwrap_or_else(|| "0-0".into());
+                }
+                RedisEvent::Reply(Tag::Latest, _) => {}
                 RedisEvent::Reply(Tag::Xread, result) => {
                     c.reading = false;
                     if let Ok(reply) = result {
@@ -428,6 +436,10 @@ impl Io {
             }
         }
         if c.reader.conn.is_usable() && !c.reading {
+            if c.last_id == "$" {
+                let latest = ["XREVRANGE", &stream, "+", "-", "COUNT", "1"];
+                let _ = c.reader.conn.command(ctx, latest, Tag::Latest);
+            }
             let block = c.config.block.as_millis().to_string();
             let count = c.config.read_count.to_string();
             let args = [

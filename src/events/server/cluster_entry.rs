@@ -86,6 +86,21 @@ pub(super) fn read_entries(
     bad
 }
 
+/// The id of the one entry of an `XREVRANGE ... COUNT 1` reply; `None` for an empty stream.
+pub(super) fn newest_id(reply: Reply) -> Option<String> {
+    let Reply::Array(mut entries) = reply else {
+        return None;
+    };
+    let Some(Reply::Array(mut entry)) = entries.pop() else {
+        return None;
+    };
+    entry.truncate(1);
+    let id = entry.pop()?;
+    id.as_bytes()
+        .and_then(|b| std::str::from_utf8(b).ok())
+        .map(str::to_string)
+}
+
 /// One entry's fields: `Ok(None)` for this node's own entries and for message types not
 /// handled yet; `Err` for anything that is not a message of the adapter's format.
 fn decode_entry(fields: &[Reply], own: &str) -> Result<Option<Remote>, ()> {

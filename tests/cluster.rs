@@ -31,11 +31,17 @@ struct Node {
 
 impl Node {
     fn start(redis: SocketAddr) -> Node {
-        let config = ClusterConfig {
-            // Quick retries: the outage test waits for the reconnect.
-            retry_max: Duration::from_millis(200),
-            ..ClusterConfig::default()
-        };
+        Node::start_with(
+            redis,
+            ClusterConfig {
+                // Quick retries: the outage tests wait for the reconnect.
+                retry_max: Duration::from_millis(200),
+                ..ClusterConfig::default()
+            },
+        )
+    }
+
+    fn start_with(redis: SocketAddr, config: ClusterConfig) -> Node {
         let (tx, rx) = std::sync::mpsc::channel();
         let thread = std::thread::spawn(move || {
             let mut server = Server::new(ServerConfig::default()).expect("a server");
@@ -383,4 +389,31 @@ fn a_quiet_node_gets_what_was_written_while_redis_was_down() {
         }
     }
     assert_eq!(b.stats().cluster_received, 1);
+}
+
+/// A stream key that is not a stream (`SET socket.io x`): Redis refuses every `XREAD`, and
+/// the nodes wait before they ask again instead of asking as fast as loopback answers.
+#[test]
+fn a_refused_read_is_not_retried_in_a_tight_loop() {
+    let Some(redis) = RedisServer::start("cluster_wrongtype") else {
+        return;
+    };
+    // Short blocks, so that the reader asks again within the test's time.
+    let config = ClusterConfig {
+        block: Duration::from_millis(50),
+        retry_max: Duration::from_secs(1),
+        ..ClusterConfig::default()
+    };
+    let _node = Node::start_with(redis.addr, config);
+    redis.wait_readers(1);
+    redis.command(&["SET", "socket.io", "not a stream"]);
+    std::thread::sleep(Duration::from_millis(600));
+    let info = redis.command(&["INFO", "commandstats"]);
+    let calls: u64 = info
+        .split("cmdstat_xread:calls=")
+        .nth(1)
+        .and_then(|s| s.split(',').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    assert!(calls <= 5, "{calls} XREADs in 600 ms:\n{info}");
 }

@@ -137,6 +137,9 @@ pub(super) struct Cluster {
     /// what was written while it was away.
     last_id: String,
     reading: bool,
+    /// An `XREAD` that Redis refused (the key is not a stream, say) is not sent again before
+    /// then: asked at once, it would be refused at once, in a loop as fast as loopback.
+    read_after: Option<Instant>,
     events: Vec<RedisEvent<Tag>>,
 }
 
@@ -172,6 +175,7 @@ impl Cluster {
             queued_bytes: 0,
             last_id: "$".into(),
             reading: false,
+            read_after: None,
             events: Vec::new(),
             config,
         })
@@ -341,8 +345,16 @@ impl Io {
                 RedisEvent::Reply(Tag::Latest, _) => {}
                 RedisEvent::Reply(Tag::Xread, result) => {
                     c.reading = false;
-                    if let Ok(reply) = result {
-                        bad += read_entries(reply, &c.uid, &mut c.last_id, &mut remotes);
+                    match result {
+                        Ok(reply) => {
+                            bad += read_entries(reply, &c.uid, &mut c.last_id, &mut remotes)
+                        }
+                        Err(RedisError::Server(_)) => {
+                            let wait = c.config.retry_max;
+                            c.read_after = Some(Instant::now() + wait);
+                            ctx.set_timer(wait, ServerTimer::ClusterRetry);
+                        }
+                        Err(_) => {}
                     }
                 }
             }
@@ -435,7 +447,8 @@ impl Io {
                 self.stats.cluster_dropped += 1;
             }
         }
-        if c.reader.conn.is_usable() && !c.reading {
+        let refused = c.read_after.is_some_and(|t| t > now);
+        if c.reader.conn.is_usable() && !c.reading && !refused {
             if c.last_id == "$" {
                 let latest = ["XREVRANGE", &stream, "+", "-", "COUNT", "1"];
                 let _ = c.reader.conn.command(ctx, latest, Tag::Latest);

@@ -15,7 +15,7 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use socklab::apps::{chat, chat_client, scores, web, wire};
 use socklab::capture;
-use socklab::events::{Server, ServerConfig};
+use socklab::events::{ClusterConfig, Server, ServerConfig};
 use socklab::lesson;
 use socklab::seqdiag;
 use socklab::strace::{self, Normalizer};
@@ -96,9 +96,14 @@ struct DemoServer {
     /// Set SO_REUSEPORT before bind, so that several socklab processes started with this
     /// flag can listen on the same address; the kernel gives each new connection to one of
     /// them. Each process keeps its own rooms: a chat message reaches only the clients of the
-    /// process it was sent to (lesson 23)
+    /// process it was sent to (lesson 23), unless the processes share a cluster (--redis)
     #[arg(long)]
     reuse_port: bool,
+    /// Join a cluster over the Redis at this URL (redis://HOST:PORT): this process's
+    /// broadcasts go to the clients of every process in the cluster, and theirs to its own.
+    /// Broadcasts only, so far; the process exits with an error if Redis is not reachable
+    #[arg(long, value_name = "URL", value_parser = parse_redis_url)]
+    redis: Option<SocketAddr>,
     #[command(flatten)]
     trace: lesson::Trace,
 }
@@ -110,12 +115,33 @@ impl DemoServer {
             serve(
                 self.addr,
                 self.reuse_port,
+                self.redis,
                 with_chat,
                 self.matches,
                 interval,
             )
         })
     }
+}
+
+/// `--redis redis://HOST:PORT`: only that form for now (no user, password, database number
+/// or TLS), so anything else is refused rather than half understood.
+fn parse_redis_url(url: &str) -> Result<SocketAddr, String> {
+    let wanted = "expected redis://HOST:PORT (no user, password, database or options)";
+    let Some(host_port) = url.strip_prefix("redis://") else {
+        return Err(format!("{wanted}, got {url:?}"));
+    };
+    let bad = host_port.is_empty() || host_port.contains(['/', '@', '?']);
+    if bad || !host_port.contains(':') {
+        return Err(format!("{wanted}, got {url:?}"));
+    }
+    use std::net::ToSocketAddrs;
+    let mut addrs = host_port
+        .to_socket_addrs()
+        .map_err(|e| format!("{wanted}: {host_port:?}: {e}"))?;
+    addrs
+        .next()
+        .ok_or_else(|| format!("{host_port:?} has no address"))
 }
 
 /// Where the demo server listens, and where the demo clients look for it.
@@ -125,12 +151,16 @@ const DEFAULT_ADDR: &str = "127.0.0.1:7100";
 fn serve(
     addr: SocketAddr,
     reuse_port: bool,
+    redis: Option<SocketAddr>,
     with_chat: bool,
     matches: u32,
     interval: Duration,
 ) -> Result<(), Box<dyn Error>> {
     let mut server = Server::new(ServerConfig::default())?;
     server.stop_on_signals()?;
+    if let Some(redis) = redis {
+        server.join_cluster(redis, ClusterConfig::default())?;
+    }
     let local = if reuse_port {
         server.listen_shared(addr)?
     } else {

@@ -29,7 +29,7 @@
 //! | 2 | [`event_loop`] | a hand-rolled loop over mio: edge-triggered draining, buffered writes with WRITABLE only while output waits, a timer heap that sets the poll timeout, a waker for other threads, graceful stop on SIGINT/SIGTERM | 11-13 and after |
 //! | leaf | [`wire`] | the wire protocol, pure code with no I/O: length-prefixed frames and their incremental decoder (08); the event protocol's packets (14 and after); RESP2, the Redis protocol (24) | 08, 14 and after |
 //! | 2½ | [`transport`] | transports on the loop: an HTTP/1.1 server (requests, keep-alive, pipelining, refusals), a WebSocket server (the upgrade, frames, the close handshake), Engine.IO sessions (the open packet, the heartbeat); the loop as a client of Redis, pipelined | 18 and after |
-//! | 3 | [`events`] | a Socket.IO-style event API: namespaces, middleware, `on`/`emit`, acks with timeouts, rooms, broadcasts, recovery, a client; each connection's packets encoded by its wire | 14 and after |
+//! | 3 | [`events`] | a Socket.IO-style event API: namespaces, middleware, `on`/`emit`, acks with timeouts, rooms, broadcasts, recovery, a client; broadcasts across a cluster over a Redis stream (`--redis`); each connection's packets encoded by its wire | 14 and after |
 //! | 4 | [`apps`] | applications on the event API: the chat server and the live-scores feed behind `socklab serve`, `chat`, `scores`, `watch` | socklab CLI |
 //! | — | [`procnet`] | reading `/proc/net/tcp`, the kernel's socket table that `ss` shows (LISTEN queues, TIME_WAIT) | 01, 06 |
 //! | — | [`strace`] | reading real strace output: the tool that keeps the self-trace and the book honest (`make trace`, `tests/trace.rs`) | all |

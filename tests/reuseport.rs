@@ -1,7 +1,7 @@
 //! Two real `socklab serve --reuse-port` processes on one port (lesson 23): the kernel gives
 //! each of them connections; each keeps its own rooms, so a chat message does not cross to
-//! the other process (the "what breaks" that issue 14's cluster will fix); a server without
-//! the flag gets EADDRINUSE. And lesson 23's demonstration still prints what the book shows.
+//! the other process (the "what breaks"), unless both joined a cluster with `--redis` (issue
+//! 14's fix: then it does, once); a server without the flag gets EADDRINUSE. And lesson 23's demonstration still prints what the book shows.
 //!
 //! Every wait is bounded (`common::WAIT`, read timeouts on the raw clients); the servers are
 //! this test's children, stopped by their pids (SIGTERM, and SIGKILL by `Reaper` if a test
@@ -24,20 +24,21 @@ use socklab::wire::packet::{self, Packet};
 
 const SOCKLAB: &str = env!("CARGO_BIN_EXE_socklab");
 
-/// Whether a chat message sent on one process reaches the clients of the other. False today:
-/// each process has its own rooms (lesson 23). Issue 14's cluster (`--redis`) makes it true;
-/// flip it then, and this test checks the fix instead of the limitation.
-const MESSAGES_CROSS_PROCESSES: bool = false;
-
 /// How many chat clients connect: with 20, both processes get some but once in 2^19 runs.
 const CLIENTS: usize = 20;
 
 /// How long a client listens for a message that must not come.
 const SILENCE: Duration = Duration::from_millis(700);
 
-/// `socklab serve --reuse-port` on `addr`: the child and the address it listens on.
-fn serve_shared(addr: &str) -> (Reaper, SocketAddr) {
-    let mut cmd = command(SOCKLAB, &["serve", "--reuse-port", "--addr", addr]);
+/// `socklab serve --reuse-port` on `addr` (in the cluster of `redis`, if given): the child
+/// and the address it listens on.
+fn serve_shared(addr: &str, redis: Option<SocketAddr>) -> (Reaper, SocketAddr) {
+    let url = redis.map(|r| format!("redis://{r}"));
+    let mut args = vec!["serve", "--reuse-port", "--addr", addr];
+    if let Some(url) = &url {
+        args.extend(["--redis", url]);
+    }
+    let mut cmd = command(SOCKLAB, &args);
     let (child, addr, _lines) = spawn_listening(&mut cmd, "socklab serve --reuse-port");
     (child, addr)
 }
@@ -115,8 +116,29 @@ fn stop(mut server: Reaper) {
 
 #[test]
 fn reuse_port_spreads_clients_and_a_chat_message_stays_on_its_process() {
-    let (first, addr) = serve_shared("127.0.0.1:0");
-    let (second, same) = serve_shared(&addr.to_string());
+    spread_and_speak(None);
+}
+
+/// The fix (issue 14): with `--redis`, both processes are nodes of one cluster, and the
+/// message reaches the other process's client too, once.
+#[test]
+fn with_redis_a_chat_message_reaches_the_clients_of_the_other_process() {
+    let Some(redis) = common::RedisServer::start("reuseport_redis") else {
+        return;
+    };
+    spread_and_speak(Some(&redis));
+}
+
+/// Two processes on one port, 20 chat clients spread between them, and p00 speaks: whether
+/// a client on the other process hears it is whether the processes share a cluster.
+fn spread_and_speak(redis: Option<&common::RedisServer>) {
+    let cross = redis.is_some();
+    let redis_addr = redis.map(|r| r.addr);
+    let (first, addr) = serve_shared("127.0.0.1:0", redis_addr);
+    let (second, same) = serve_shared(&addr.to_string(), redis_addr);
+    if let Some(redis) = redis {
+        redis.wait_readers(2); // both nodes read the stream before anyone speaks
+    }
     assert_eq!(
         same, addr,
         "the second process listens on the first one's port"
@@ -157,17 +179,17 @@ fn reuse_port_spreads_clients_and_a_chat_message_stays_on_its_process() {
     let heard = next_chat_message(&mut clients[same_at], common::WAIT)
         .expect("a client on the speaker's process hears the message");
     assert_eq!(heard[0]["text"], "hello from p00");
-    let wait = if MESSAGES_CROSS_PROCESSES {
-        common::WAIT
-    } else {
-        SILENCE
-    };
+    let wait = if cross { common::WAIT } else { SILENCE };
     let across = next_chat_message(&mut clients[other_at], wait);
     assert_eq!(
         across.is_some(),
-        MESSAGES_CROSS_PROCESSES,
+        cross,
         "a client on the other process heard {across:?}"
     );
+    if cross {
+        let again = next_chat_message(&mut clients[other_at], SILENCE);
+        assert_eq!(again, None, "the other process's client heard it twice");
+    }
 
     drop(clients);
     stop(first);
@@ -176,7 +198,7 @@ fn reuse_port_spreads_clients_and_a_chat_message_stays_on_its_process() {
 
 #[test]
 fn serve_without_reuse_port_beside_one_with_it_gets_eaddrinuse() {
-    let (server, addr) = serve_shared("127.0.0.1:0");
+    let (server, addr) = serve_shared("127.0.0.1:0", None);
     let out = run(SOCKLAB, &["serve", "--addr", &addr.to_string()], None);
     assert_eq!(out.code(), Some(1), "{}", out.describe());
     let want = format!("error: bind({addr}): EADDRINUSE: ");

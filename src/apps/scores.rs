@@ -214,9 +214,12 @@ pub fn start_feed(handle: ServerHandle, count: u32, interval: Duration, seed: u6
                 if let Some(ScoreTable(t)) = io.data::<ScoreTable>() {
                     t.borrow_mut().insert(id, score.clone());
                 }
+                // Local: every `socklab serve` simulates the same matches for its own clients;
+                // in a cluster (`--redis`) the other nodes' copies would come twice.
                 let _ = io
                     .broadcast(NAMESPACE)
                     .to(&room(id))
+                    .local()
                     .emit("score", vec![score]);
             });
             if pushed.is_err() {

@@ -1,5 +1,6 @@
 //! A `redis-server` of the test's own: a free port on 127.0.0.1, a temporary directory, no
-//! persistence, stopped by its pid (through its `Child`) when dropped.
+//! persistence (or its append-only file, for a test that restarts it), stopped by its pid
+//! (through its `Child`) when dropped.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -16,12 +17,23 @@ pub struct RedisServer {
     pub addr: SocketAddr,
     child: Reaper,
     dir: PathBuf,
+    appendonly: bool,
 }
 
 impl RedisServer {
     /// Starts one, or returns `None` after printing `SKIPPED` when `redis-server` is not
     /// installed (a failure instead under `SOCKLAB_REQUIRE_REDIS=1`).
     pub fn start(test: &str) -> Option<RedisServer> {
+        RedisServer::start_with(test, false)
+    }
+
+    /// [`start`](RedisServer::start) with `--appendonly yes`: what was written survives
+    /// [`stop`](RedisServer::stop) and [`restart`](RedisServer::restart).
+    pub fn start_persistent(test: &str) -> Option<RedisServer> {
+        RedisServer::start_with(test, true)
+    }
+
+    fn start_with(test: &str, appendonly: bool) -> Option<RedisServer> {
         if Command::new("redis-server")
             .arg("--version")
             .stdout(Stdio::null())
@@ -49,19 +61,12 @@ impl RedisServer {
                 std::process::id()
             ));
             std::fs::create_dir_all(&dir).expect("a temporary directory");
-            let child = Command::new("redis-server")
-                .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-                .args(["--save", "", "--appendonly", "no", "--loglevel", "warning"])
-                .arg("--dir")
-                .arg(&dir)
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("spawn redis-server");
+            let addr = SocketAddr::from(([127, 0, 0, 1], port));
             let mut server = RedisServer {
-                addr: SocketAddr::from(([127, 0, 0, 1], port)),
-                child: Reaper(child),
+                child: spawn(addr, &dir, appendonly),
+                addr,
                 dir,
+                appendonly,
             };
             match server.wait_ready() {
                 Ok(()) => return Some(server),
@@ -93,6 +98,49 @@ impl RedisServer {
         Err("redis-server did not answer PING in 10 s".into())
     }
 
+    /// Stops the server gracefully (SIGTERM, by its pid: it finishes its append-only file)
+    /// and reaps it.
+    pub fn stop(&mut self) {
+        super::sigterm(&self.child.0);
+        let _ = self.child.0.wait();
+    }
+
+    /// Starts it again on the same port and directory (after [`stop`](RedisServer::stop)).
+    pub fn restart(&mut self) {
+        self.child = spawn(self.addr, &self.dir, self.appendonly);
+        self.wait_ready().expect("redis-server restarted");
+    }
+
+    /// One command over a plain connection, as `redis-cli` would send it; the reply as it
+    /// came (a short one: one read).
+    pub fn command(&self, args: &[&str]) -> String {
+        let mut s = TcpStream::connect(self.addr).expect("connect to redis");
+        s.set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("SO_RCVTIMEO");
+        let mut cmd = format!("*{}\r\n", args.len());
+        for a in args {
+            cmd += &format!("${}\r\n{a}\r\n", a.len());
+        }
+        s.write_all(cmd.as_bytes()).expect("a command sent");
+        let mut buf = [0u8; 16 * 1024];
+        let n = s.read(&mut buf).expect("a reply");
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    }
+
+    /// Waits until `n` connections are blocked in an `XREAD` (each cluster node's reader):
+    /// from then on, whatever a node publishes reaches the others.
+    pub fn wait_readers(&self, n: usize) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let list = self.command(&["CLIENT", "LIST"]);
+            if list.matches("cmd=xread").count() == n {
+                return;
+            }
+            assert!(Instant::now() < deadline, "not {n} readers:\n{list}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// Kills the server now (SIGKILL, by its pid) and reaps it.
     pub fn kill(&mut self) {
         let _ = self.child.0.kill();
@@ -105,4 +153,18 @@ impl Drop for RedisServer {
         self.kill();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+fn spawn(addr: SocketAddr, dir: &std::path::Path, appendonly: bool) -> Reaper {
+    let aof = if appendonly { "yes" } else { "no" };
+    let child = Command::new("redis-server")
+        .args(["--port", &addr.port().to_string(), "--bind", "127.0.0.1"])
+        .args(["--save", "", "--appendonly", aof, "--loglevel", "warning"])
+        .arg("--dir")
+        .arg(dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn redis-server");
+    Reaper(child)
 }

@@ -30,6 +30,9 @@ pub struct Broadcast<'a> {
     except_rooms: Names,
     except_sockets: Names,
     volatile: bool,
+    /// For this node's sockets only: read from the cluster's stream (not to be published
+    /// again), or asked for with `local`.
+    local: bool,
 }
 
 impl Io {
@@ -43,6 +46,7 @@ impl Io {
             except_rooms: Names::None,
             except_sockets: Names::None,
             volatile: false,
+            local: false,
         }
     }
 
@@ -94,6 +98,13 @@ impl Broadcast<'_> {
     /// Drop the event for sockets whose output is backed up.
     pub fn volatile(mut self) -> Self {
         self.volatile = true;
+        self
+    }
+
+    /// For this server's sockets only, even in a cluster (Socket.IO's `io.local`): a feed
+    /// that every node runs for its own clients, say. Outside a cluster it changes nothing.
+    pub fn local(mut self) -> Self {
+        self.local = true;
         self
     }
 
@@ -242,6 +253,12 @@ impl Broadcast<'_> {
         };
         io.stats.events_out += count as u64;
         io.everyone = everyone;
+        // The other nodes' sockets: through the cluster's stream (volatile and binary
+        // broadcasts stay here for now, see `cluster.rs`).
+        if !self.local && offset.is_some() && attachments.is_empty() {
+            let except = [&self.except_rooms, &self.except_sockets];
+            io.cluster_publish(&self.ns, event, args, &self.to, except);
+        }
         if let Some(offset) = offset {
             // Kept for sessions that may come back (bounded by age, count and bytes).
             let entry = Entry {

@@ -151,4 +151,13 @@ pub struct EventStats {
     /// Long-polling sessions the server holds now (open, or closed and waiting for their
     /// last poll; an upgraded one counts until it ends).
     pub polling_sessions: u64,
+    /// Broadcasts this node wrote to the cluster's stream, and those of other nodes it
+    /// delivered here.
+    pub cluster_published: u64,
+    pub cluster_received: u64,
+    /// Broadcasts that never reached the stream: the buffer kept while Redis is away was
+    /// full, or Redis refused the `XADD`.
+    pub cluster_dropped: u64,
+    /// Stream entries that are not messages of the adapter's format (skipped).
+    pub cluster_bad_entries: u64,
 }

@@ -82,5 +82,6 @@ impl Io {
         }
         self.answer_polls(ctx);
         self.out.settle();
+        self.cluster_flush(ctx);
     }
 }

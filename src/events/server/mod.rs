@@ -12,6 +12,8 @@
 //! | `config.rs` | [`ServerConfig`], [`Handshake`], [`EventStats`] |
 //! | `emit.rs` | [`Emit`], emits to one socket, acks |
 //! | `broadcast.rs` | [`Broadcast`]: choosing recipients, encoding once, the offset |
+//! | `cluster.rs` | [`ClusterConfig`]: broadcasts to and from the other nodes, through a Redis stream |
+//! | `cluster_entry.rs` | the stream's entries in the Socket.IO Redis streams adapter's format, written and read |
 //! | `rooms.rs` | `Rooms`: who is in which room of which namespace |
 //! | `recovery.rs` | `Recovery`: parked sessions, the replay log, what was sent to whom |
 //! | `sockets.rs` | a socket's end: `disconnecting`, leaving rooms, parking, `disconnect` |
@@ -26,6 +28,8 @@
 //! | `run.rs` | [`Server`], [`RunningServer`], [`ServerHandle`] |
 
 mod broadcast;
+mod cluster;
+mod cluster_entry;
 mod config;
 mod conn;
 mod emit;
@@ -46,6 +50,7 @@ use std::collections::HashMap;
 use std::time::Instant;
 
 pub use broadcast::Broadcast;
+pub use cluster::ClusterConfig;
 pub use config::{EventStats, Handshake, Refused, ServerConfig};
 pub use emit::Emit;
 pub use run::{RunningServer, Server, ServerHandle};
@@ -144,6 +149,8 @@ pub struct Io {
     http_routes: Option<http::HttpRoutes>,
     /// Engine.IO sessions over long-polling (`polling.rs`).
     polling: sessions::Sessions,
+    /// The cluster over Redis, if the server joined one (`cluster.rs`).
+    cluster: Option<Box<cluster::Cluster>>,
 }
 
 impl Io {
@@ -167,6 +174,7 @@ impl Io {
             stopping: false,
             http_routes: None,
             polling: sessions::Sessions::default(),
+            cluster: None,
             config,
         }
     }

@@ -16,6 +16,7 @@ use crate::events::listeners::{Event, Listeners};
 use crate::events::names::Name;
 use crate::events::session::Session;
 use crate::events::{reasons, AckReply};
+use crate::sys;
 use crate::wire::packet::{Decoded, EventView, Packet, RESERVED_EVENTS};
 
 /// The loop's timers for the server.
@@ -34,6 +35,8 @@ pub enum ServerTimer {
     UpgradeDue(Link, ConnId),
     /// A long-polling session the server closed is forgotten, its last poll or not.
     PollingGone(Link),
+    /// A cluster connection's backoff is over: dial it again.
+    ClusterRetry,
 }
 
 /// What the server's outbox asks of the loop besides sending frames.
@@ -380,14 +383,28 @@ impl event_loop::Handler for ServerCore {
         self.io.flush(ctx);
     }
 
+    /// Only the cluster's connections to Redis are dialled (`cluster.rs`).
+    fn connected(&mut self, ctx: &mut Ctx<ServerTimer>, id: ConnId, result: sys::Result<()>) {
+        self.io.cluster_connected(ctx, id, result);
+        self.io.flush(ctx);
+    }
+
     fn data(&mut self, ctx: &mut Ctx<ServerTimer>, conn: ConnId, bytes: &[u8]) -> usize {
-        let used = self.io.read(Link::Tcp(conn), bytes);
+        let used = if self.io.cluster_owns(conn) {
+            self.io.cluster_data(ctx, conn, bytes)
+        } else {
+            self.io.read(Link::Tcp(conn), bytes)
+        };
         self.io.flush(ctx);
         used
     }
 
     fn closed(&mut self, ctx: &mut Ctx<ServerTimer>, id: ConnId, reason: CloseReason) {
-        self.io.loop_closed(Link::Tcp(id), &reason);
+        if self.io.cluster_owns(id) {
+            self.io.cluster_closed(ctx, id, reason);
+        } else {
+            self.io.loop_closed(Link::Tcp(id), &reason);
+        }
         self.io.flush(ctx);
     }
 
@@ -412,7 +429,7 @@ impl event_loop::Handler for ServerCore {
                 .get(&**sid)
                 .is_some_and(|s| s.acks.contains_key(id)),
             ServerTimer::Handshake(_) | ServerTimer::UpgradeDue(..) => true,
-            ServerTimer::PollingGone(_) => true,
+            ServerTimer::PollingGone(_) | ServerTimer::ClusterRetry => true,
         }
     }
 

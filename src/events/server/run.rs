@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use super::protocol::{ServerCore, ServerMsg};
-use super::{Io, ServerConfig};
+use super::{ClusterConfig, Io, ServerConfig};
 use crate::event_loop::{EventLoop, LoopHandle};
 use crate::events::ServerGone;
 use crate::sys;
@@ -43,6 +43,16 @@ impl Server {
     /// server keeps its own sockets and rooms: a broadcast reaches its own clients only.
     pub fn listen_shared(&mut self, addr: SocketAddr) -> sys::Result<SocketAddr> {
         self.ev.ctx().listen_shared(addr)
+    }
+
+    /// Joins a cluster over the Redis at `redis` (`cluster.rs`): this server's broadcasts go
+    /// to the other nodes too, and theirs reach this server's sockets. Fails if Redis does not
+    /// take a connection now; once joined, a lost connection is dialled again with backoff.
+    pub fn join_cluster(&mut self, redis: SocketAddr, config: ClusterConfig) -> io::Result<()> {
+        let (core, ctx) = self.ev.parts();
+        core.io.join_cluster(redis, config)?;
+        core.io.flush(ctx); // dials both connections
+        Ok(())
     }
 
     /// A handle for other threads.

@@ -51,6 +51,8 @@ impl Io {
             // ANCHOR_END: heartbeat
             ServerTimer::UpgradeDue(link, tcp) => self.upgrade_due(link, tcp),
             ServerTimer::PollingGone(link) => self.polling_gone(link),
+            // The flush that follows every timer dials what is down (`cluster.rs`).
+            ServerTimer::ClusterRetry => {}
             ServerTimer::AckTimeout { sid, id } => {
                 let cb = self.sockets.get_mut(&*sid).and_then(|s| s.acks.remove(&id));
                 if let Some(cb) = cb {

@@ -1,0 +1,419 @@
+//! Two event servers in one cluster over a real `redis-server` (`events/server/cluster.rs`):
+//! a chat message sent on one node reaches the room's members on the other exactly once, and
+//! nobody else; garbage written into the stream by hand is skipped and counted; a broadcast
+//! made while Redis is down arrives once it is back.
+//!
+//! Each test starts its own Redis (skipped when `redis-server` is missing, a failure under
+//! `SOCKLAB_REQUIRE_REDIS=1`) and its own servers, on threads of this process, running the
+//! chat application of `socklab serve`. The clients are raw socklab connections.
+
+mod common;
+
+use std::io::{ErrorKind, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+use common::{ask, raw_connect_ns, read_packet, RedisServer, WAIT};
+use serde_json::{json, Value};
+use socklab::events::{ClusterConfig, EventStats, Server, ServerConfig, ServerHandle};
+use socklab::wire::packet::{self, Packet};
+
+/// How long a client listens for a message that must not come (a hop through Redis on
+/// loopback takes well under a millisecond).
+const SILENCE: Duration = Duration::from_millis(700);
+
+/// A node: a server running the chat on a thread of its own, in the cluster of `redis`.
+struct Node {
+    addr: SocketAddr,
+    handle: ServerHandle,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Node {
+    fn start(redis: SocketAddr) -> Node {
+        Node::start_with(
+            redis,
+            ClusterConfig {
+                // Quick retries: the outage tests wait for the reconnect.
+                retry_max: Duration::from_millis(200),
+                ..ClusterConfig::default()
+            },
+        )
+    }
+
+    fn start_with(redis: SocketAddr, config: ClusterConfig) -> Node {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let thread = std::thread::spawn(move || {
+            let mut server = Server::new(ServerConfig::default()).expect("a server");
+            let addr = server.listen(common::any_port()).expect("listen");
+            server
+                .join_cluster(redis, config)
+                .expect("join the cluster");
+            socklab::apps::chat::install(server.io());
+            tx.send((addr, server.handle())).expect("the test waits");
+            server.run().expect("the server runs");
+        });
+        let (addr, handle) = rx.recv_timeout(WAIT).expect("the node started");
+        Node {
+            addr,
+            handle,
+            thread: Some(thread),
+        }
+    }
+
+    fn stats(&self) -> EventStats {
+        ask(&self.handle, |io| io.stats())
+    }
+
+    /// Waits until `done` holds of this node's counters.
+    fn wait_stats(&self, what: &str, done: impl Fn(&EventStats) -> bool) -> EventStats {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let stats = self.stats();
+            if done(&stats) {
+                return stats;
+            }
+            assert!(Instant::now() < deadline, "{what}: {stats:?}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.handle.stop();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// A chat client named `name` in `room`.
+fn chat_client(addr: SocketAddr, name: &str, room: &str) -> TcpStream {
+    let (stream, answer) = raw_connect_ns(addr, "/chat", json!({"name": name, "room": room}));
+    assert!(matches!(answer, Packet::Connect { .. }), "{answer:?}");
+    stream
+}
+
+fn say(stream: &mut TcpStream, room: &str, text: &str) {
+    let p = Packet::Event {
+        ns: "/chat".into(),
+        name: "chat message".into(),
+        args: vec![json!(room), json!(text)],
+        attachments: Vec::new(),
+        id: None,
+        offset: None,
+    };
+    let mut bytes = Vec::new();
+    packet::encode(&p, &mut bytes);
+    stream.write_all(&bytes).expect("a packet sent");
+}
+
+/// The next `chat message` on `stream` within `wait` (`system` lines skipped).
+fn next_chat_message(stream: &mut TcpStream, wait: Duration) -> Option<Value> {
+    stream.set_read_timeout(Some(wait)).expect("SO_RCVTIMEO");
+    loop {
+        match read_packet(stream) {
+            Ok(Some(Packet::Event { name, mut args, .. })) if name == "chat message" => {
+                return Some(args.remove(0))
+            }
+            Ok(Some(_)) => continue,
+            Ok(None) => panic!("the server closed the connection"),
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                return None
+            }
+            Err(e) => panic!("reading a chat client: {e}"),
+        }
+    }
+}
+
+#[test]
+fn a_message_on_one_node_reaches_the_room_on_the_other_exactly_once() {
+    let Some(redis) = RedisServer::start("cluster_broadcast") else {
+        return;
+    };
+    let (a, b) = (Node::start(redis.addr), Node::start(redis.addr));
+    redis.wait_readers(2);
+    let mut alice = chat_client(a.addr, "alice", "lobby");
+    let mut bob = chat_client(b.addr, "bob", "lobby");
+    let mut carol = chat_client(b.addr, "carol", "garden");
+    let mut dave = chat_client(a.addr, "dave", "lobby");
+    b.wait_stats("b heard a's joins", |s| s.cluster_received >= 2);
+
+    say(&mut alice, "lobby", "hello across");
+    let heard = next_chat_message(&mut bob, WAIT).expect("bob, on the other node, hears it");
+    assert_eq!(
+        heard,
+        json!({"room": "lobby", "from": "alice", "text": "hello across"})
+    );
+    let local = next_chat_message(&mut dave, WAIT).expect("dave, on alice's node, hears it");
+    assert_eq!(local["text"], "hello across");
+    // Exactly once, and nobody outside the room (nor the sender) hears it.
+    assert_eq!(
+        next_chat_message(&mut bob, SILENCE),
+        None,
+        "bob heard it twice"
+    );
+    assert_eq!(
+        next_chat_message(&mut dave, SILENCE),
+        None,
+        "dave heard it twice"
+    );
+    assert_eq!(
+        next_chat_message(&mut carol, SILENCE),
+        None,
+        "carol is in another room"
+    );
+    assert_eq!(
+        next_chat_message(&mut alice, SILENCE),
+        None,
+        "the sender is left out"
+    );
+
+    // The entry as the Socket.IO adapter writes it: node id, namespace, type 3 (BROADCAST),
+    // and the EVENT packet with the options that chose its recipients.
+    let uid = ask(&a.handle, |io| io.cluster_uid().map(str::to_string)).expect("joined");
+    let range = redis.command(&["XRANGE", "socket.io", "-", "+"]);
+    let entry = format!(
+        "$3\r\nuid\r\n$20\r\n{uid}\r\n$3\r\nnsp\r\n$5\r\n/chat\r\n$4\r\ntype\r\n$1\r\n3\r\n"
+    );
+    assert!(range.contains(&entry), "{range}");
+    let data = r#"{"data":["chat message",{"from":"alice","room":"lobby","text":"hello across"}],"nsp":"/chat","type":2}"#;
+    assert!(range.contains(data), "{range}");
+    assert!(range.contains(r#""rooms":["lobby"]"#), "{range}");
+
+    let (sa, sb) = (a.stats(), b.stats());
+    assert_eq!((sa.cluster_dropped, sb.cluster_dropped), (0, 0));
+    assert_eq!((sa.cluster_bad_entries, sb.cluster_bad_entries), (0, 0));
+    assert!(sa.cluster_published >= 3, "{sa:?}");
+}
+
+#[test]
+fn a_malformed_entry_is_skipped_and_counted() {
+    let Some(redis) = RedisServer::start("cluster_malformed") else {
+        return;
+    };
+    let (a, b) = (Node::start(redis.addr), Node::start(redis.addr));
+    redis.wait_readers(2);
+    let mut alice = chat_client(a.addr, "alice", "lobby");
+    let mut bob = chat_client(b.addr, "bob", "lobby");
+    b.wait_stats("b heard a's join", |s| s.cluster_received >= 1);
+
+    // What `redis-cli XADD socket.io '*' foo bar` writes, and an entry that looks right but
+    // carries no JSON.
+    let reply = redis.command(&["XADD", "socket.io", "*", "foo", "bar"]);
+    assert!(reply.starts_with('$'), "{reply}");
+    let reply = redis.command(&[
+        "XADD",
+        "socket.io",
+        "*",
+        "uid",
+        "x",
+        "nsp",
+        "/chat",
+        "type",
+        "3",
+        "data",
+        "{oops",
+    ]);
+    assert!(reply.starts_with('$'), "{reply}");
+    b.wait_stats("b counted both", |s| s.cluster_bad_entries == 2);
+    a.wait_stats("a counted both", |s| s.cluster_bad_entries == 2);
+
+    // Both nodes go on.
+    say(&mut alice, "lobby", "still here");
+    let heard = next_chat_message(&mut bob, WAIT).expect("bob hears alice after the garbage");
+    assert_eq!(heard["text"], "still here");
+}
+
+#[test]
+fn a_broadcast_during_a_redis_outage_arrives_when_it_is_back() {
+    let Some(mut redis) = RedisServer::start_persistent("cluster_outage") else {
+        return;
+    };
+    let (a, b) = (Node::start(redis.addr), Node::start(redis.addr));
+    redis.wait_readers(2);
+    let mut alice = chat_client(a.addr, "alice", "lobby");
+    let mut bob = chat_client(b.addr, "bob", "lobby");
+    b.wait_stats("b heard a's join", |s| s.cluster_received >= 1);
+    say(&mut alice, "lobby", "before");
+    assert_eq!(
+        next_chat_message(&mut bob, WAIT).expect("before")["text"],
+        "before"
+    );
+
+    redis.stop();
+    // The writer notices only when it next writes or reads; give the loss a moment to show.
+    std::thread::sleep(Duration::from_millis(200));
+    say(&mut alice, "lobby", "during");
+    assert_eq!(next_chat_message(&mut bob, SILENCE), None, "Redis is down");
+    let started = Instant::now();
+    redis.restart();
+
+    let heard = next_chat_message(&mut bob, WAIT).expect("the message of the outage arrives");
+    assert_eq!(heard["text"], "during");
+    eprintln!("delivered {:?} after Redis came back", started.elapsed());
+    assert_eq!(next_chat_message(&mut bob, SILENCE), None, "once");
+    say(&mut alice, "lobby", "after");
+    assert_eq!(
+        next_chat_message(&mut bob, WAIT).expect("after")["text"],
+        "after"
+    );
+    assert_eq!(a.stats().cluster_dropped, 0);
+}
+
+#[test]
+fn a_full_buffer_drops_and_counts() {
+    let Some(mut redis) = RedisServer::start("cluster_bound") else {
+        return;
+    };
+    let addr = redis.addr;
+    let (tx, rx) = std::sync::mpsc::channel();
+    let thread = std::thread::spawn(move || {
+        let mut server = Server::new(ServerConfig::default()).expect("a server");
+        // A long backoff: the writer stays down while the test broadcasts.
+        let config = ClusterConfig {
+            max_buffered: 3,
+            retry_min: Duration::from_secs(30),
+            retry_max: Duration::from_secs(30),
+            ..ClusterConfig::default()
+        };
+        server.join_cluster(addr, config).expect("join");
+        tx.send(server.handle()).expect("the test waits");
+        server.run().expect("runs");
+    });
+    let handle = rx.recv_timeout(WAIT).expect("started");
+    redis.kill();
+    std::thread::sleep(Duration::from_millis(200));
+    let stats = ask(&handle, |io| {
+        for i in 0..5 {
+            let _ = io.broadcast("/").emit("tick", vec![json!(i)]);
+        }
+        io.stats()
+    });
+    assert_eq!(stats.cluster_dropped, 2, "{stats:?}");
+    let _ = handle.stop();
+    thread.join().expect("the server thread ends");
+}
+
+#[test]
+fn joining_an_unreachable_redis_says_so() {
+    let free = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port");
+    let mut server = Server::new(ServerConfig::default()).expect("a server");
+    let err = server
+        .join_cluster(free, ClusterConfig::default())
+        .expect_err("nothing listens there");
+    let text = err.to_string();
+    assert!(text.contains("Redis is not reachable at"), "{text}");
+}
+
+/// `socklab serve --redis`: only `redis://HOST:PORT` is taken, and a Redis that does not
+/// answer at start is an error that says so (exit 1), not a node that runs alone.
+#[test]
+fn serve_refuses_a_bad_url_and_an_unreachable_redis() {
+    let socklab = env!("CARGO_BIN_EXE_socklab");
+    for url in [
+        "127.0.0.1:6379",
+        "http://127.0.0.1:6379",
+        "redis://u:p@127.0.0.1:6379/0",
+    ] {
+        let out = common::run(
+            socklab,
+            &["serve", "--addr", "127.0.0.1:0", "--redis", url],
+            None,
+        );
+        assert_eq!(out.code(), Some(2), "{}", out.describe());
+        assert!(
+            out.stderr.contains("expected redis://HOST:PORT"),
+            "{}",
+            out.describe()
+        );
+    }
+    let free = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port");
+    let url = format!("redis://{free}");
+    let out = common::run(
+        socklab,
+        &["serve", "--addr", "127.0.0.1:0", "--redis", &url],
+        None,
+    );
+    assert_eq!(out.code(), Some(1), "{}", out.describe());
+    let want = format!("error: Redis is not reachable at {free}");
+    assert!(out.stderr.contains(&want), "{}", out.describe());
+}
+
+/// A node that has read nothing from the stream yet (its reader started at `$`) and loses
+/// Redis still gets, once Redis is back, what another node wrote meanwhile: it learnt the
+/// newest id when it joined, so it does not come back at `$` (which would skip those).
+#[test]
+fn a_quiet_node_gets_what_was_written_while_redis_was_down() {
+    let Some(mut redis) = RedisServer::start_persistent("cluster_quiet") else {
+        return;
+    };
+    redis.command(&[
+        "XADD",
+        "socket.io",
+        "*",
+        "uid",
+        "old",
+        "nsp",
+        "/",
+        "type",
+        "2",
+    ]);
+    let (a, b) = (Node::start(redis.addr), Node::start(redis.addr));
+    redis.wait_readers(2);
+    // A client of the default namespace: joining it broadcasts nothing.
+    let (mut client, answer) = raw_connect_ns(b.addr, "/", json!({}));
+    assert!(matches!(answer, Packet::Connect { .. }), "{answer:?}");
+
+    redis.stop();
+    std::thread::sleep(Duration::from_millis(200));
+    a.handle
+        .broadcast("/", None, "tick", vec![json!(1)])
+        .expect("a runs");
+    redis.restart();
+
+    client.set_read_timeout(Some(WAIT)).expect("SO_RCVTIMEO");
+    loop {
+        match read_packet(&mut client).expect("the tick arrives") {
+            Some(Packet::Event { name, args, .. }) if name == "tick" => {
+                assert_eq!(args, vec![json!(1)]);
+                break;
+            }
+            Some(_) => continue,
+            None => panic!("b closed the connection"),
+        }
+    }
+    assert_eq!(b.stats().cluster_received, 1);
+}
+
+/// A stream key that is not a stream (`SET socket.io x`): Redis refuses every `XREAD`, and
+/// the nodes wait before they ask again instead of asking as fast as loopback answers.
+#[test]
+fn a_refused_read_is_not_retried_in_a_tight_loop() {
+    let Some(redis) = RedisServer::start("cluster_wrongtype") else {
+        return;
+    };
+    // Short blocks, so that the reader asks again within the test's time.
+    let config = ClusterConfig {
+        block: Duration::from_millis(50),
+        retry_max: Duration::from_secs(1),
+        ..ClusterConfig::default()
+    };
+    let _node = Node::start_with(redis.addr, config);
+    redis.wait_readers(1);
+    redis.command(&["SET", "socket.io", "not a stream"]);
+    std::thread::sleep(Duration::from_millis(600));
+    let info = redis.command(&["INFO", "commandstats"]);
+    let calls: u64 = info
+        .split("cmdstat_xread:calls=")
+        .nth(1)
+        .and_then(|s| s.split(',').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    assert!(calls <= 5, "{calls} XREADs in 600 ms:\n{info}");
+}

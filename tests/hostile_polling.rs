@@ -40,9 +40,10 @@ use socklab::events::{reasons, ServerConfig};
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_millis(300);
 const PING_INTERVAL: Duration = Duration::from_millis(200);
 /// Long beside the interval: the good clients answer pings between round trips, and on two
-/// loaded cores a round trip may wait a few hundred ms behind the attack; no bad peer here
-/// is closed by the heartbeat (none joins a namespace but the bad POSTs', closed at once).
-const PING_TIMEOUT: Duration = Duration::from_millis(1000);
+/// loaded cores (this file beside the whole suite) a round trip waited over a second behind
+/// the attack; no bad peer here is closed by the heartbeat (none joins a namespace but the
+/// bad POSTs', closed at once).
+const PING_TIMEOUT: Duration = Duration::from_millis(5000);
 /// Shorter than the handshake timeout: a silent upgrade is dropped by its own timer.
 const UPGRADE_TIMEOUT: Duration = Duration::from_millis(200);
 

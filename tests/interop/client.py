@@ -26,8 +26,15 @@ LIMIT = 20.0  # the whole run, seconds
 STEP = 8.0  # one wait (under the Rust side's WAIT of 10 s, so we speak first)
 
 
+_out_lock = threading.Lock()
+
+
 def out(line):
-    print(line, flush=True)
+    # One line at a time: python-socketio calls handlers on threads of their own, and two
+    # prints at once can interleave their text and newlines.
+    with _out_lock:
+        sys.stdout.write(line + "\n")
+        sys.stdout.flush()
 
 
 def fail(message):

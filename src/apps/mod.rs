@@ -2,6 +2,7 @@
 //!
 //! | file | what it holds |
 //! |---|---|
+//! | `feed.rs` | a thread that does one thing every interval and stops at once: the scores' balls, the inspector's deliveries |
 //! | `greeter.rs` | the server of lessons 14, 21 and 22: `greet` and `upload` answered, a question asked of each client |
 //! | `chat.rs` | a chat server (namespace `/chat`): rooms, `/who`, @mentions as notifications to a personal room; how a typed line is parsed and an event shown |
 //! | `chat_client.rs` | the client behind `socklab chat`: commands, your rooms, the current room, rejoining after a restart; a terminal client or a line client |
@@ -14,6 +15,7 @@
 
 pub mod chat;
 pub mod chat_client;
+pub mod feed;
 pub mod greeter;
 pub mod scores;
 pub mod status;

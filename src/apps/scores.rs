@@ -9,11 +9,11 @@
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
-use std::sync::mpsc::{self, RecvTimeoutError};
 use std::time::Duration;
 
 use serde_json::{json, Value};
 
+pub use super::feed::Feed;
 use crate::events::{Io, ServerHandle};
 
 pub const NAMESPACE: &str = "/scores";
@@ -156,81 +156,37 @@ pub fn install(io: &mut Io, count: u32) {
 struct ScoreTable(Rc<RefCell<HashMap<u32, Value>>>);
 
 // ANCHOR: feed
-/// The feed's thread, and the way to stop it without waiting out its interval.
-///
-/// The thread waits for its next ball on a channel (`recv_timeout`), not in a `sleep`: when
-/// [`Feed::stop`] drops the sending end, the wait ends at once with `Disconnected`. A feed
-/// that slept would keep a stopping server alive for up to a whole interval (15 s with
-/// `--interval-ms 15000`), past the `stop_grace` the loop promises.
-pub struct Feed {
-    stop: Option<mpsc::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Feed {
-    /// Wakes the feed thread, tells it to end, and waits for it.
-    pub fn stop(mut self) {
-        self.end();
-    }
-
-    fn end(&mut self) {
-        drop(self.stop.take()); // the thread's `recv_timeout` returns `Disconnected` now
-        if let Some(thread) = self.thread.take() {
-            // A panic on the feed thread has been reported already; stopping goes on.
-            let _ = thread.join();
-        }
-    }
-}
-
-impl Drop for Feed {
-    /// A feed dropped without [`Feed::stop`] (the server failed, say) stops the same way.
-    fn drop(&mut self) {
-        self.end();
-    }
-}
-
 /// Runs the feed on a new thread: every `interval` one ball is bowled in one match and the
 /// new score is pushed to that match's room. Stops at once on [`Feed::stop`], or when the
 /// server is gone.
 pub fn start_feed(handle: ServerHandle, count: u32, interval: Duration, seed: u64) -> Feed {
-    let (stop, stopped) = mpsc::channel::<()>();
-    let thread = std::thread::spawn(move || {
-        let mut matches: Vec<Match> = (1..=count).map(Match::new).collect();
-        let mut state = seed | 1;
-        while !matches.is_empty() {
-            // The wait between two balls, cut short by `Feed::stop`.
-            match stopped.recv_timeout(interval) {
-                Err(RecvTimeoutError::Timeout) => {}
-                Ok(()) | Err(RecvTimeoutError::Disconnected) => return,
-            }
-            // xorshift64: a reproducible stream of balls for a given seed.
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            let m = &mut matches[(state % count as u64) as usize];
-            m.bowl(state >> 8);
-            let (id, score) = (m.id, m.to_json());
-            let pushed = handle.run(move |io| {
-                if let Some(ScoreTable(t)) = io.data::<ScoreTable>() {
-                    t.borrow_mut().insert(id, score.clone());
-                }
-                // Local: every `socklab serve` simulates the same matches for its own clients;
-                // in a cluster (`--redis`) the other nodes' copies would come twice.
-                let _ = io
-                    .broadcast(NAMESPACE)
-                    .to(&room(id))
-                    .local()
-                    .emit("score", vec![score]);
-            });
-            if pushed.is_err() {
-                return;
-            }
+    let mut matches: Vec<Match> = (1..=count).map(Match::new).collect();
+    let mut state = seed | 1;
+    Feed::every(interval, move || {
+        if matches.is_empty() {
+            return false;
         }
-    });
-    Feed {
-        stop: Some(stop),
-        thread: Some(thread),
-    }
+        // xorshift64: a reproducible stream of balls for a given seed.
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        let m = &mut matches[(state % count as u64) as usize];
+        m.bowl(state >> 8);
+        let (id, score) = (m.id, m.to_json());
+        let pushed = handle.run(move |io| {
+            if let Some(ScoreTable(t)) = io.data::<ScoreTable>() {
+                t.borrow_mut().insert(id, score.clone());
+            }
+            // Local: every `socklab serve` simulates the same matches for its own clients;
+            // in a cluster (`--redis`) the other nodes' copies would come twice.
+            let _ = io
+                .broadcast(NAMESPACE)
+                .to(&room(id))
+                .local()
+                .emit("score", vec![score]);
+        });
+        pushed.is_ok()
+    })
 }
 // ANCHOR_END: feed
 

@@ -31,11 +31,12 @@ use std::cell::RefCell;
 use std::collections::{HashSet, VecDeque};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{mpsc, Arc};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
+pub use super::feed::Feed;
 use crate::events::{Emit, Event, Io, ServerHandle};
 use crate::wire::engineio::base64;
 
@@ -316,49 +317,12 @@ pub fn deliver(io: &mut Io) {
     }
 }
 
-/// The feed's thread, and the way to stop it without waiting out its interval (as the
-/// scores' feed: `Feed::stop` drops the channel, and the thread's wait ends at once).
-pub struct Feed {
-    stop: Option<mpsc::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Feed {
-    pub fn stop(mut self) {
-        self.end();
-    }
-
-    fn end(&mut self) {
-        drop(self.stop.take());
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join(); // a panic there has been reported already
-        }
-    }
-}
-
-impl Drop for Feed {
-    fn drop(&mut self) {
-        self.end();
-    }
-}
-
 /// Every [`DELIVER_EVERY`], while anything is watched, runs [`deliver`] on the loop. An idle
 /// server is not woken. Ends on [`Feed::stop`], or when the server is gone.
 pub fn start_feed(handle: ServerHandle, active: Active) -> Feed {
-    let (stop, stopped) = mpsc::channel::<()>();
-    let thread = std::thread::spawn(move || loop {
-        match stopped.recv_timeout(DELIVER_EVERY) {
-            Err(mpsc::RecvTimeoutError::Timeout) => {}
-            Ok(()) | Err(mpsc::RecvTimeoutError::Disconnected) => return,
-        }
-        if active.0.load(Ordering::Relaxed) && handle.run(deliver).is_err() {
-            return;
-        }
-    });
-    Feed {
-        stop: Some(stop),
-        thread: Some(thread),
-    }
+    Feed::every(DELIVER_EVERY, move || {
+        !active.0.load(Ordering::Relaxed) || handle.run(deliver).is_ok()
+    })
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@ use std::io::Read;
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use common::{Served, WAIT};
+use common::{assert_open_keys, Served, WAIT};
 use serde_json::{json, Value};
 use socklab::transport::engineio::{EioConfig, EngineIo};
 use socklab::wire::http;
@@ -52,31 +52,9 @@ fn the_open_packet_then_messages_then_the_heartbeat() {
     let open = text(&mut ws);
     let data: Value =
         serde_json::from_str(open.strip_prefix('0').expect("an open packet")).expect("JSON");
-    let mut keys: Vec<&str> = data
-        .as_object()
-        .unwrap()
-        .keys()
-        .map(String::as_str)
-        .collect();
-    keys.sort();
-    assert_eq!(
-        keys,
-        [
-            "maxPayload",
-            "pingInterval",
-            "pingTimeout",
-            "sid",
-            "upgrades"
-        ]
-    );
-    let sid = data["sid"].as_str().unwrap();
-    assert_eq!(sid.len(), 20);
-    assert!(sid
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
+    assert_open_keys(&data, json!([]));
     assert_eq!(data["pingInterval"], json!(100));
     assert_eq!(data["maxPayload"], json!(1_000_000));
-    assert_eq!(data["upgrades"], json!([]));
 
     ws.send(Message::text("4hi")).unwrap();
     assert_eq!(text(&mut ws), "4echo hi");

@@ -331,14 +331,8 @@ impl Io {
         };
         self.remove_conn_sockets(conn, why);
         if let Some(c) = self.conns.remove(&conn) {
-            // A WebSocket of a long-polling session: an upgraded session goes with it, one
-            // still probing stays on polling.
             if let (Some(link), Link::Tcp(tcp)) = (c.route, conn) {
-                if self.polling.carrier(link) == Some(tcp) {
-                    self.close_conn(link, why, false);
-                } else {
-                    self.abandon_upgrade(link, tcp);
-                }
+                self.websocket_ended(link, tcp, why, false);
             }
         }
         if let Link::Tcp(tcp) = conn {

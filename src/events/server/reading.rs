@@ -135,20 +135,12 @@ impl Io {
                     c.closing = true; // its last bytes are queued: no close frame after them
                 }
                 if let (Some(link), Link::Tcp(tcp)) = (route, conn) {
-                    // The WebSocket of a long-polling session: an upgraded session ends with
-                    // it, for the same reason; one still probing stays on polling.
-                    if self.polling.carrier(link) == Some(tcp) {
-                        let reason = match why {
-                            End::Closed => reasons::TRANSPORT_CLOSE,
-                            _ => reasons::PARSE_ERROR,
-                        };
-                        if let Some(c) = self.conns.get_mut(&link) {
-                            c.closing = true; // the close frame is the one queued above
-                        }
-                        self.close_conn(link, reason, true);
-                    } else {
-                        self.abandon_upgrade(link, tcp);
-                    }
+                    let reason = match why {
+                        End::Closed => reasons::TRANSPORT_CLOSE,
+                        _ => reasons::PARSE_ERROR,
+                    };
+                    // Its close frame is the one queued above.
+                    self.websocket_ended(link, tcp, reason, true);
                 }
                 match why {
                     End::Refused => {

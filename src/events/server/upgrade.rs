@@ -111,6 +111,20 @@ impl Io {
         }
     }
 
+    /// WebSocket `tcp` of long-polling session `link` ended (its client closed it or broke a
+    /// rule, or the connection went): an upgraded session ends with it, for `reason` (after
+    /// its close frame, if `said`: none is added); one still probing stays on polling.
+    pub(super) fn websocket_ended(&mut self, link: Link, tcp: ConnId, reason: &str, said: bool) {
+        if self.polling.carrier(link) != Some(tcp) {
+            self.abandon_upgrade(link, tcp);
+            return;
+        }
+        if let Some(c) = self.conns.get_mut(&link) {
+            c.closing |= said;
+        }
+        self.close_conn(link, reason, said);
+    }
+
     /// The WebSocket that was probing `link` is gone: the session stays on polling.
     pub(super) fn abandon_upgrade(&mut self, link: Link, tcp: ConnId) {
         if let Some(s) = self.polling.get_mut(link) {

@@ -59,26 +59,10 @@ pub fn encode(p: &Packet, out: &mut Vec<u8>) {
 
 /// Appends `p` to `out` as `carrier` carries it.
 pub fn encode_for(carrier: Carrier, p: &Packet, out: &mut Vec<u8>) {
+    if let Some(e) = EventRef::of(p) {
+        return encode_event_for(carrier, &e, out);
+    }
     match p {
-        Packet::Event {
-            ns,
-            name,
-            args,
-            attachments,
-            id,
-            offset,
-        } => encode_event_for(
-            carrier,
-            &EventRef {
-                ns,
-                name,
-                args,
-                attachments,
-                id: *id,
-                offset: *offset,
-            },
-            out,
-        ),
         Packet::Ack {
             ns,
             id,

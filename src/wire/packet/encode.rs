@@ -57,23 +57,7 @@ fn put_attachments(out: &mut Vec<u8>, attachments: &[Vec<u8>]) {
 
 /// Appends `packet` to `out` as one complete frame (length prefix included).
 pub fn encode(packet: &Packet, out: &mut Vec<u8>) {
-    if let Packet::Event {
-        ns,
-        name,
-        args,
-        attachments,
-        id,
-        offset,
-    } = packet
-    {
-        let event = EventRef {
-            ns,
-            name,
-            args,
-            attachments,
-            id: *id,
-            offset: *offset,
-        };
+    if let Some(event) = EventRef::of(packet) {
         return encode_event(&event, out);
     }
     let start = out.len();
@@ -132,6 +116,30 @@ pub struct EventRef<'a> {
     pub attachments: &'a [Vec<u8>],
     pub id: Option<u32>,
     pub offset: Option<u64>,
+}
+
+impl<'a> EventRef<'a> {
+    /// The parts of `p`, if it is an EVENT.
+    pub fn of(p: &'a Packet) -> Option<EventRef<'a>> {
+        match p {
+            Packet::Event {
+                ns,
+                name,
+                args,
+                attachments,
+                id,
+                offset,
+            } => Some(EventRef {
+                ns,
+                name,
+                args,
+                attachments,
+                id: *id,
+                offset: *offset,
+            }),
+            _ => None,
+        }
+    }
 }
 
 /// Appends an EVENT to `out` as one complete frame (length prefix included).

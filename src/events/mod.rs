@@ -50,8 +50,8 @@ pub use error::{AckError, AckReply, EmitError, ServerGone};
 pub use listeners::Event;
 pub use names::Name;
 pub use server::{
-    Broadcast, ClusterConfig, Emit, EventStats, Handshake, Io, Refused, RunningServer, Server,
-    ServerConfig, ServerHandle,
+    Broadcast, ClusterConfig, ClusterError, Emit, EventStats, Handshake, Io, Refused, RemoteSocket,
+    RunningServer, Server, ServerConfig, ServerEvent, ServerHandle,
 };
 
 /// A function that sees every frame one side sends (see `Io::set_tap`).

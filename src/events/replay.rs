@@ -97,10 +97,11 @@ impl ReplayLog {
         self.dropped_early
     }
 
-    /// Keeps broadcast `offset`, the one after [`last_offset`](ReplayLog::last_offset),
-    /// which it becomes, after dropping what is past the bounds to make room for it.
+    /// Keeps broadcast `offset`, one after [`last_offset`](ReplayLog::last_offset) (the
+    /// next one alone; in a cluster, the stream's next id), which it becomes, after dropping
+    /// what is past the bounds to make room for it.
     pub(crate) fn push(&mut self, offset: u64, e: Entry<'_>, bounds: Bounds, now: Instant) {
-        debug_assert_eq!(offset, self.last + 1, "offsets are taken in order");
+        debug_assert!(offset > self.last, "offsets are taken in order");
         self.last = offset;
         let fits = bounds.max_entries > 0 && e.frame.len() <= bounds.max_bytes;
         while let Some(front) = self.entries.front() {

@@ -96,6 +96,8 @@ pub enum RedisEvent<T> {
     /// The connection failed or ended; every pending command got its `Reply(tag, Err)`
     /// first.
     Lost(RedisError),
+    /// A message published on a channel this connection subscribed to (`SUBSCRIBE`).
+    Message { channel: Vec<u8>, payload: Vec<u8> },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -120,6 +122,8 @@ pub struct RedisConn<T> {
     failure: Option<String>,
     /// One command's encoding, reused.
     buf: Vec<u8>,
+    /// A `SUBSCRIBE` was sent: from then on Redis also sends `message` arrays unasked.
+    subscribed: bool,
 }
 
 impl<T> RedisConn<T> {
@@ -133,6 +137,7 @@ impl<T> RedisConn<T> {
             decoder: Decoder::new(limits),
             failure: None,
             buf: Vec::new(),
+            subscribed: false,
         }
     }
 
@@ -184,7 +189,16 @@ impl<T> RedisConn<T> {
             });
         }
         self.buf.clear();
-        encode_command(args, &mut self.buf);
+        let args = args.into_iter();
+        let mut first = true;
+        encode_command(
+            args.inspect(|a| {
+                if std::mem::take(&mut first) {
+                    self.subscribed |= a.as_ref().eq_ignore_ascii_case(b"SUBSCRIBE");
+                }
+            }),
+            &mut self.buf,
+        );
         ctx.send(id, &self.buf).map_err(RedisError::Send)?;
         self.pending.push_back(tag);
         Ok(())
@@ -225,6 +239,13 @@ impl<T> RedisConn<T> {
                 Ok(None) => break,
                 Err(e) => return self.abort(ctx, format!("a broken reply: {e}"), bytes.len()),
             };
+            let reply = match published(reply, self.subscribed) {
+                Ok((channel, payload)) => {
+                    out.push(RedisEvent::Message { channel, payload });
+                    continue;
+                }
+                Err(reply) => reply,
+            };
             let Some(tag) = self.pending.pop_front() else {
                 // RESP2 has no message the server sends unasked (that is RESP3's push).
                 return self.abort(ctx, "a reply no command asked for".into(), bytes.len());
@@ -261,11 +282,32 @@ impl<T> RedisConn<T> {
 
     fn lose(&mut self, why: String, out: &mut Vec<RedisEvent<T>>) {
         self.id = None;
+        self.subscribed = false;
         self.state = State::Down;
         let err = RedisError::Lost(why);
         for tag in self.pending.drain(..) {
             out.push(RedisEvent::Reply(tag, Err(err.clone())));
         }
         out.push(RedisEvent::Lost(err));
+    }
+}
+
+/// A subscribed connection's `["message", channel, payload]`: the channel and the payload;
+/// anything else is given back (it is the reply to a command).
+fn published(reply: Reply, subscribed: bool) -> Result<(Vec<u8>, Vec<u8>), Reply> {
+    let is_message = |parts: &[Reply]| {
+        matches!(parts, [kind, Reply::Bulk(_), Reply::Bulk(_)]
+            if kind.as_bytes() == Some(b"message".as_slice()))
+    };
+    match reply {
+        Reply::Array(parts) if subscribed && is_message(&parts) => {
+            let mut parts = parts.into_iter().skip(1).map(|p| match p {
+                Reply::Bulk(b) => b,
+                _ => Vec::new(),
+            });
+            let channel = parts.next().unwrap_or_default();
+            Ok((channel, parts.next().unwrap_or_default()))
+        }
+        other => Err(other),
     }
 }

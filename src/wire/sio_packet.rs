@@ -36,6 +36,7 @@ use std::fmt;
 use serde_json::Value;
 
 use super::engineio;
+use super::offset;
 use super::packet::{EventRef, Limits, Packet, DEFAULT_NAMESPACE};
 use super::socketio::{self, Kind, SioError};
 use super::websocket::{self, Opcode};
@@ -182,7 +183,7 @@ fn write_array(
     }
     if let Some(o) = offset {
         next(t);
-        let _ = serde_json::to_writer(&mut *t, &o.to_string());
+        let _ = serde_json::to_writer(&mut *t, &offset::to_text(o));
     }
     if !open {
         t.push(b'[');

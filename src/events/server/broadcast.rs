@@ -33,6 +33,8 @@ pub struct Broadcast<'a> {
     /// For this node's sockets only: read from the cluster's stream (not to be published
     /// again), or asked for with `local`.
     local: bool,
+    /// Read from the cluster's stream at this offset (`Some(None)`: with none, volatile).
+    from_stream: Option<Option<u64>>,
 }
 
 impl Io {
@@ -47,6 +49,7 @@ impl Io {
             except_sockets: Names::None,
             volatile: false,
             local: false,
+            from_stream: None,
         }
     }
 
@@ -105,6 +108,14 @@ impl Broadcast<'_> {
     /// that every node runs for its own clients, say. Outside a cluster it changes nothing.
     pub fn local(mut self) -> Self {
         self.local = true;
+        self
+    }
+
+    /// A broadcast the cluster's stream brought, at `offset` (`cluster/apply.rs`): delivered
+    /// here, not published again.
+    pub(super) fn streamed(mut self, offset: Option<u64>) -> Self {
+        self.local = true;
+        self.from_stream = Some(offset);
         self
     }
 
@@ -185,10 +196,31 @@ impl Broadcast<'_> {
     ) -> Result<usize, EmitError> {
         check_name(event, &self.io.config.limits)?;
         check_attachments(attachments.len(), &self.io.config.limits)?;
+        // In a cluster, a broadcast goes to the stream, and is delivered here as it comes
+        // back, with the other nodes' (`cluster/mod.rs`): none is queued to anyone yet.
+        if self.io.cluster.is_some() && !self.local {
+            let except = [&self.except_rooms, &self.except_sockets];
+            let volatile = self.volatile;
+            self.io.cluster_broadcast(
+                &self.ns,
+                event,
+                args,
+                attachments,
+                &self.to,
+                except,
+                volatile,
+            );
+            return Ok(0);
+        }
         // Every broadcast carries its offset in the EVENT header, so that a client coming
         // back can say what it saw last. Volatile broadcasts are never replayed, so they
-        // take no offset.
-        let offset = (!self.volatile).then(|| self.io.recovery.last_offset() + 1);
+        // take no offset; in a cluster the offset is the stream's, and one this node's
+        // `local` broadcast does not have.
+        let offset = match self.from_stream {
+            Some(offset) => offset,
+            None if self.volatile || self.io.cluster.is_some() => None,
+            None => Some(self.io.recovery.last_offset() + 1),
+        };
         let ns = self.ns.clone();
         let e = EventRef {
             ns: &ns,
@@ -253,12 +285,6 @@ impl Broadcast<'_> {
         };
         io.stats.events_out += count as u64;
         io.everyone = everyone;
-        // The other nodes' sockets: through the cluster's stream (volatile and binary
-        // broadcasts stay here for now, see `cluster.rs`).
-        if !self.local && offset.is_some() && attachments.is_empty() {
-            let except = [&self.except_rooms, &self.except_sockets];
-            io.cluster_publish(&self.ns, event, args, &self.to, except);
-        }
         if let Some(offset) = offset {
             // Kept for sessions that may come back (bounded by age, count and bytes).
             let entry = Entry {

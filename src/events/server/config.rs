@@ -158,6 +158,13 @@ pub struct EventStats {
     /// Broadcasts that never reached the stream: the buffer kept while Redis is away was
     /// full, or Redis refused the `XADD`.
     pub cluster_dropped: u64,
-    /// Stream entries that are not messages of the adapter's format (skipped).
+    /// Stream entries and PUB/SUB messages that are not messages of the adapter's format
+    /// (skipped).
     pub cluster_bad_entries: u64,
+    /// Messages from other nodes this one does not act on (broadcasts waiting for acks).
+    pub cluster_unsupported: u64,
+    /// Requests to the cluster (`fetch_sockets`, ...) that timed out.
+    pub cluster_requests_failed: u64,
+    /// Sessions taken over from Redis (parked by another node, or left by a dead one).
+    pub cluster_sessions_restored: u64,
 }

@@ -12,8 +12,7 @@
 //! | `config.rs` | [`ServerConfig`], [`Handshake`], [`EventStats`] |
 //! | `emit.rs` | [`Emit`], emits to one socket, acks |
 //! | `broadcast.rs` | [`Broadcast`]: choosing recipients, encoding once, the offset |
-//! | `cluster.rs` | [`ClusterConfig`]: broadcasts to and from the other nodes, through a Redis stream |
-//! | `cluster_entry.rs` | the stream's entries in the Socket.IO Redis streams adapter's format, written and read |
+//! | `cluster/` | [`ClusterConfig`]: the other nodes over Redis: broadcasts through a stream, requests (`fetch_sockets`, `server_side_emit`, the node count), rooms and disconnects across nodes, sessions kept in Redis |
 //! | `rooms.rs` | `Rooms`: who is in which room of which namespace |
 //! | `recovery.rs` | `Recovery`: parked sessions, the replay log, what was sent to whom |
 //! | `sockets.rs` | a socket's end: `disconnecting`, leaving rooms, parking, `disconnect` |
@@ -29,7 +28,6 @@
 
 mod broadcast;
 mod cluster;
-mod cluster_entry;
 mod config;
 mod conn;
 mod emit;
@@ -49,8 +47,9 @@ mod upgrade;
 use std::collections::HashMap;
 use std::time::Instant;
 
+pub use crate::wire::cluster::RemoteSocket;
 pub use broadcast::Broadcast;
-pub use cluster::ClusterConfig;
+pub use cluster::{ClusterConfig, ClusterError, ServerEvent};
 pub use config::{EventStats, Handshake, Refused, ServerConfig};
 pub use emit::Emit;
 pub use run::{RunningServer, Server, ServerHandle};
@@ -149,8 +148,10 @@ pub struct Io {
     http_routes: Option<http::HttpRoutes>,
     /// Engine.IO sessions over long-polling (`polling.rs`).
     polling: sessions::Sessions,
-    /// The cluster over Redis, if the server joined one (`cluster.rs`).
+    /// The cluster over Redis, if the server joined one (`cluster/`).
     cluster: Option<Box<cluster::Cluster>>,
+    /// Handlers of the events other servers send (`server_side_emit`), by namespace.
+    server_events: HashMap<String, Vec<cluster::ServerEventHandler>>,
 }
 
 impl Io {
@@ -175,6 +176,7 @@ impl Io {
             http_routes: None,
             polling: sessions::Sessions::default(),
             cluster: None,
+            server_events: HashMap::new(),
             config,
         }
     }

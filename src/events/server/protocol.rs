@@ -17,6 +17,7 @@ use crate::events::names::Name;
 use crate::events::session::Session;
 use crate::events::{reasons, AckReply};
 use crate::sys;
+use crate::wire::offset;
 use crate::wire::packet::{Decoded, EventView, Packet, RESERVED_EVENTS};
 
 /// The loop's timers for the server.
@@ -37,6 +38,10 @@ pub enum ServerTimer {
     PollingGone(Link),
     /// A cluster connection's backoff is over: dial it again.
     ClusterRetry,
+    /// Cluster request `id` waited long enough for the other nodes' answers.
+    ClusterRequest(String),
+    /// Time to write the live sockets' sessions to Redis again.
+    ClusterRefresh,
 }
 
 /// What the server's outbox asks of the loop besides sending frames.
@@ -184,6 +189,14 @@ impl Io {
     }
 
     fn on_connect(&mut self, conn: Link, ns: String, data: Option<Value>) {
+        // In a cluster, a session parked on another node is fetched from Redis first.
+        if !self.cluster_restore_first(conn, &ns, &data) {
+            self.connect_socket(conn, ns, data);
+        }
+    }
+
+    /// Answers a CONNECT: the middleware, then a new socket or a restored session.
+    pub(super) fn connect_socket(&mut self, conn: Link, ns: String, data: Option<Value>) {
         // The client's session to restore, if it names one; the rest is its auth payload.
         let (auth, pid, offset) = split_connect_data(data);
         let Some(c) = self.conns.get(&conn) else {
@@ -281,6 +294,7 @@ impl Io {
             session,
         };
         self.sockets.insert(sid.clone(), Box::new(state));
+        self.cluster_session_changed(&sid);
         if let Some(c) = self.conns.get_mut(&conn) {
             c.sockets.insert(ns_name.clone(), sid.clone());
         }
@@ -354,7 +368,7 @@ fn split_connect_data(data: Option<Value>) -> (Option<Value>, Option<String>, u6
     // last broadcast it got, see `wire/sio_packet.rs`).
     let offset = obj
         .remove("offset")
-        .and_then(|v| v.as_u64().or_else(|| v.as_str()?.parse().ok()))
+        .and_then(|v| v.as_u64().or_else(|| offset::parse(v.as_str()?)))
         .unwrap_or(0);
     let auth = (!obj.is_empty()).then_some(Value::Object(obj));
     (auth, pid, offset)
@@ -424,6 +438,7 @@ impl event_loop::Handler for ServerCore {
                 .is_some_and(|s| s.acks.contains_key(id)),
             ServerTimer::Handshake(_) | ServerTimer::UpgradeDue(..) => true,
             ServerTimer::PollingGone(_) | ServerTimer::ClusterRetry => true,
+            ServerTimer::ClusterRequest(_) | ServerTimer::ClusterRefresh => true,
         }
     }
 

@@ -82,8 +82,13 @@ impl Recovery {
         self.parked.values_mut().find(|p| &*p.sid == sid)
     }
 
+    /// Whether the session of private id `pid` is parked here.
+    pub(super) fn is_parked(&self, pid: &str) -> bool {
+        self.parked.contains_key(pid)
+    }
+
     /// Keeps `parked` for its client, dropping the oldest past `max` sessions.
-    fn park(&mut self, parked: Parked, max: usize) {
+    pub(super) fn park(&mut self, parked: Parked, max: usize) {
         while self.parked.len() >= max.max(1) {
             if self.unpark_oldest(None).is_none() {
                 break;
@@ -151,6 +156,7 @@ impl Io {
             last_sent: self.recovery.last_sent(conn),
             left_at: self.recovery.last_offset(),
         };
+        self.cluster_session_parked(&p);
         let max = self.config.max_parked_sessions;
         self.recovery.park(p, max);
     }

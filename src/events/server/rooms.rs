@@ -66,6 +66,7 @@ impl Io {
             s.session.joined.entry(room.to_string()).or_insert(offset);
         }
         self.rooms.add(&ns, room, &key);
+        self.cluster_session_changed(sid);
     }
 
     /// Takes socket `sid` out of `room`. A socket does not leave its own room (`sid`).
@@ -76,6 +77,7 @@ impl Io {
         s.session.joined.remove(room);
         let ns = s.namespace.clone();
         self.rooms.remove(&ns, room, sid);
+        self.cluster_session_changed(sid);
     }
 
     /// Whether socket `sid` is in `room` (its own room included).

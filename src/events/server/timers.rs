@@ -53,6 +53,8 @@ impl Io {
             ServerTimer::PollingGone(link) => self.polling_gone(link),
             // The flush that follows every timer dials what is down (`cluster.rs`).
             ServerTimer::ClusterRetry => {}
+            ServerTimer::ClusterRequest(id) => self.cluster_request_due(&id),
+            ServerTimer::ClusterRefresh => self.cluster_refresh_sessions(),
             ServerTimer::AckTimeout { sid, id } => {
                 let cb = self.sockets.get_mut(&*sid).and_then(|s| s.acks.remove(&id));
                 if let Some(cb) = cb {

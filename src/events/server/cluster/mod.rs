@@ -1,0 +1,718 @@
+//! The cluster over Redis: the nodes share their broadcasts, rooms, requests and sessions.
+//!
+//! The format is that of `@socket.io/redis-streams-adapter` 0.3 (the messages of Socket.IO's
+//! `ClusterAdapter`, `wire/cluster.rs`), so that a Node.js Socket.IO server with that adapter
+//! can be a member. Three connections to Redis, each a [`RedisConn`] owned by the server
+//! (the loop's handler routes their callbacks here):
+//!
+//! - the **writer**: `XADD socket.io MAXLEN ~ 10000 * uid <node> nsp <ns> type <n> data <..>`
+//!   for what every node must see in one order (broadcasts, `socketsJoin`, `socketsLeave`,
+//!   `disconnectSockets`); `PUBLISH` for requests and answers; the sessions (`SET`,
+//!   `GETDEL`) and the node count (`PUBSUB NUMSUB`). Pipelined.
+//! - the **reader**: `XREAD BLOCK 5000 COUNT 100 STREAMS socket.io <last id>`, always one
+//!   outstanding (a blocking read holds its connection: every command behind it would wait).
+//! - the **subscriber**: `SUBSCRIBE socket.io#<ns>#` (requests to every node) and
+//!   `socket.io#<ns>#<uid>#` (answers to this one), per namespace.
+//!
+//! **A broadcast is delivered as it comes back from the stream**, on this node as on the
+//! others, never straight away: every node then delivers every broadcast in the stream's
+//! order, and its offset is its entry id (`wire/offset.rs`), the same on every node. That is
+//! what lets a client that comes back on another node say what it saw last. The wait is one
+//! round trip to Redis (the `XADD`'s and the `XREAD`'s answers leave Redis together).
+//! A broadcast with `local()` is delivered at once and has no offset.
+//!
+//! Faults: what is to be written while the writer is down waits in a bounded buffer (count
+//! and bytes; past them it is dropped and counted in `cluster_dropped`); an `XADD` whose
+//! reply was lost with its connection is sent again when the writer is back (at least once:
+//! Redis may have written it before the connection died). Each connection reconnects with
+//! backoff; the reader goes on from the last id it read; the subscriber subscribes again.
+//! An entry or a message that is not of this format is skipped and counted
+//! (`cluster_bad_entries`).
+//!
+//! | file | what it holds |
+//! |---|---|
+//! | `mod.rs` | the three connections, their backoff, the write buffer, reading the stream |
+//! | `apply.rs` | what a message from the cluster does here |
+//! | `requests.rs` | requests that need every node's answer: `fetch_sockets`, `server_side_emit`, the node count; and `sockets_join`/`leave`, `disconnect_sockets` |
+//! | `sessions.rs` | sessions kept in Redis, so that a client can recover on another node |
+
+mod apply;
+mod requests;
+mod sessions;
+
+use std::collections::{HashSet, VecDeque};
+use std::net::{SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+pub(super) use requests::ServerEventHandler;
+pub use requests::{ClusterError, ServerEvent};
+
+use super::protocol::ServerTimer;
+use super::Io;
+use crate::event_loop::{CloseReason, ConnId, Ctx};
+use crate::events::ids::Ids;
+use crate::sys;
+use crate::transport::redis::{RedisConn, RedisError, RedisEvent};
+use serde_json::Value;
+
+use crate::events::names::Names;
+use crate::wire::cluster::{Body, EventData, Message, Opts};
+use crate::wire::offset;
+use crate::wire::resp::{Limits, Reply};
+
+/// Settings of a node's cluster part (the defaults are the adapter's).
+#[derive(Debug, Clone)]
+pub struct ClusterConfig {
+    /// The stream's name (the adapter's `streamName`).
+    pub stream: String,
+    /// What the PUB/SUB channels' names start with (the adapter's `channelPrefix`).
+    pub channel_prefix: String,
+    /// What the sessions' keys start with (the adapter's `sessionKeyPrefix`).
+    pub session_prefix: String,
+    /// The stream is trimmed to about this many entries (`MAXLEN ~`), so that Redis's memory
+    /// stays bounded.
+    pub max_len: u64,
+    /// Entries per `XREAD`, and how long one blocks.
+    pub read_count: u32,
+    pub block: Duration,
+    /// Commands kept while Redis is unreachable: at most this many...
+    pub max_buffered: usize,
+    /// ...and this many bytes.
+    pub max_buffered_bytes: usize,
+    /// The reconnect backoff: the first wait, doubled after each failure up to the last.
+    pub retry_min: Duration,
+    pub retry_max: Duration,
+    /// How long a request waits for the other nodes' answers.
+    pub request_timeout: Duration,
+}
+
+impl Default for ClusterConfig {
+    fn default() -> Self {
+        ClusterConfig {
+            stream: "socket.io".into(),
+            channel_prefix: "socket.io".into(),
+            session_prefix: "sio:session:".into(),
+            max_len: 10_000,
+            read_count: 100,
+            block: Duration::from_secs(5),
+            max_buffered: 1000,
+            max_buffered_bytes: 1 << 20,
+            retry_min: Duration::from_millis(100),
+            retry_max: Duration::from_secs(5),
+            request_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// A command on its way to Redis through the writer.
+#[derive(Debug, PartialEq)]
+pub(super) struct Outgoing {
+    args: Vec<Vec<u8>>,
+    tag: Tag,
+}
+
+impl Outgoing {
+    fn bytes(&self) -> usize {
+        self.args.iter().map(Vec::len).sum()
+    }
+}
+
+/// What each command sent to Redis was, so that its reply finds its way.
+#[derive(Debug, PartialEq)]
+pub(super) enum Tag {
+    /// An entry for the stream; it keeps its command, to send it again if the reply is lost.
+    Xadd(Vec<Vec<u8>>),
+    /// A `PUBLISH`, or a session written or deleted: the reply says nothing to act on.
+    Quiet,
+    /// `PUBSUB NUMSUB` for request `id`.
+    Count(String),
+    /// `GETDEL` of a session a client asks for (`sessions.rs`).
+    Restore(Box<sessions::Restore>),
+    Xread,
+    /// The newest entry's id, asked for while the reader has read nothing yet.
+    Latest,
+    Subscribe,
+}
+
+#[derive(Clone, Copy)]
+enum Which {
+    Writer,
+    Reader,
+    Subscriber,
+}
+
+const LEGS: [Which; 3] = [Which::Writer, Which::Reader, Which::Subscriber];
+
+/// One of the connections, with its backoff.
+struct Leg {
+    conn: RedisConn<Tag>,
+    delay: Duration,
+    /// Down (never dialled, or lost): to be dialled at the next flush...
+    down: bool,
+    /// ...but not before then.
+    retry_at: Option<Instant>,
+}
+
+/// Most commands awaiting their replies at once on the writer; the rest wait in the buffer.
+const WRITER_PENDING: usize = 1024;
+
+/// A node's cluster state.
+pub(super) struct Cluster {
+    config: ClusterConfig,
+    uid: String,
+    writer: Leg,
+    reader: Leg,
+    subscriber: Leg,
+    queue: VecDeque<Outgoing>,
+    queued_bytes: usize,
+    /// The id of the last entry read; `$` ("only what comes next") until one was, or until
+    /// the reply to `XREVRANGE ... COUNT 1` sent beside the first `XREAD` told the newest.
+    /// Without that, a reader lost before it read anything would come back with `$` and miss
+    /// what was written while it was away.
+    last_id: String,
+    /// The offset of the stream's newest entry when this node began to read it: a session
+    /// from another node can be replayed here only from there on (`sessions.rs`).
+    read_from: Option<u64>,
+    reading: bool,
+    /// An `XREAD` that Redis refused (the key is not a stream, say) is not sent again before
+    /// then: asked at once, it would be refused at once, in a loop as fast as loopback.
+    read_after: Option<Instant>,
+    /// The namespaces whose channels the subscriber has subscribed to.
+    subscribed: HashSet<String>,
+    requests: requests::Pending,
+    sessions: sessions::Sessions,
+    events: Vec<RedisEvent<Tag>>,
+}
+
+impl Cluster {
+    /// Checks that Redis answers a connect at `addr` (a plain blocking connect, once, at
+    /// start: a node that cannot reach Redis at all should say so rather than run alone).
+    fn new(addr: SocketAddr, config: ClusterConfig) -> std::io::Result<Cluster> {
+        TcpStream::connect_timeout(&addr, Duration::from_secs(2)).map_err(|e| {
+            std::io::Error::new(
+                e.kind(),
+                format!(
+                    "Redis is not reachable at {addr} ({e}): start redis-server there, \
+                     or run without --redis"
+                ),
+            )
+        })?;
+        // The node id always comes from the operating system, even for a server with a
+        // seed: two seeded nodes would get the same id and ignore each other's messages.
+        let uid = Ids::new(None)
+            .next_id()
+            .ok_or_else(|| std::io::Error::other("no random node id (getrandom failed)"))?;
+        let leg = |max_pending| Leg {
+            conn: RedisConn::new(addr, Limits::default(), max_pending),
+            delay: config.retry_min,
+            down: true,
+            retry_at: None,
+        };
+        Ok(Cluster {
+            writer: leg(WRITER_PENDING),
+            reader: leg(2),
+            subscriber: leg(1024),
+            uid,
+            queue: VecDeque::new(),
+            queued_bytes: 0,
+            last_id: "$".into(),
+            read_from: None,
+            reading: false,
+            read_after: None,
+            subscribed: HashSet::new(),
+            requests: requests::Pending::default(),
+            sessions: sessions::Sessions::default(),
+            events: Vec::new(),
+            config,
+        })
+    }
+
+    fn leg(&mut self, which: Which) -> &mut Leg {
+        match which {
+            Which::Writer => &mut self.writer,
+            Which::Reader => &mut self.reader,
+            Which::Subscriber => &mut self.subscriber,
+        }
+    }
+
+    fn which(&self, id: ConnId) -> Option<Which> {
+        LEGS.into_iter().find(|&w| match w {
+            Which::Writer => self.writer.conn.owns(id),
+            Which::Reader => self.reader.conn.owns(id),
+            Which::Subscriber => self.subscriber.conn.owns(id),
+        })
+    }
+
+    /// The leg is down: dial again after its backoff (a timer wakes the loop for it).
+    fn lost(&mut self, ctx: &mut Ctx<ServerTimer>, which: Which) {
+        let max = self.config.retry_max;
+        let leg = self.leg(which);
+        let delay = leg.delay;
+        leg.down = true;
+        leg.retry_at = Some(Instant::now() + delay);
+        leg.delay = (delay * 2).min(max);
+        ctx.set_timer(delay, ServerTimer::ClusterRetry);
+    }
+
+    /// Queues a command for the writer. Past the buffer's bounds it is dropped: `false`.
+    fn queue(&mut self, args: Vec<Vec<u8>>, tag: Tag) -> bool {
+        let out = Outgoing { args, tag };
+        let full = self.queue.len() >= self.config.max_buffered
+            || self.queued_bytes + out.bytes() > self.config.max_buffered_bytes;
+        if full {
+            return false;
+        }
+        self.queued_bytes += out.bytes();
+        self.queue.push_back(out);
+        true
+    }
+
+    /// Queues `m` for the stream (`XADD`, trimmed to about `max_len` entries).
+    fn queue_entry(&mut self, m: &Message) -> bool {
+        let c = &self.config;
+        let mut args: Vec<Vec<u8>> = [
+            "XADD",
+            &c.stream,
+            "MAXLEN",
+            "~",
+            &c.max_len.to_string(),
+            "*",
+        ]
+        .iter()
+        .map(|s| s.as_bytes().to_vec())
+        .collect();
+        for (name, value) in m.to_entry() {
+            args.push(name.as_bytes().to_vec());
+            args.push(value);
+        }
+        let tag = Tag::Xadd(args.clone());
+        self.queue(args, tag)
+    }
+
+    /// Queues `m` for PUB/SUB: to every node of its namespace, or to node `to` only.
+    fn queue_published(&mut self, m: &Message, to: Option<&str>) -> bool {
+        let channel = self.channel(&m.nsp, to);
+        let args = vec![b"PUBLISH".to_vec(), channel.into_bytes(), m.to_published()];
+        self.queue(args, Tag::Quiet)
+    }
+
+    /// `socket.io#<ns>#` (every node), or `socket.io#<ns>#<uid>#` (node `uid`'s answers).
+    fn channel(&self, ns: &str, uid: Option<&str>) -> String {
+        let prefix = &self.config.channel_prefix;
+        match uid {
+            Some(uid) => format!("{prefix}#{ns}#{uid}#"),
+            None => format!("{prefix}#{ns}#"),
+        }
+    }
+
+    /// A message from this node.
+    fn message(&self, nsp: &str, body: Body) -> Message {
+        Message {
+            uid: self.uid.clone(),
+            nsp: nsp.to_string(),
+            body,
+        }
+    }
+}
+
+impl Io {
+    /// This node's id in the cluster, if it joined one.
+    pub fn cluster_uid(&self) -> Option<&str> {
+        self.cluster.as_ref().map(|c| c.uid.as_str())
+    }
+
+    pub(super) fn join_cluster(
+        &mut self,
+        addr: SocketAddr,
+        config: ClusterConfig,
+    ) -> std::io::Result<()> {
+        self.cluster = Some(Box::new(Cluster::new(addr, config)?));
+        Ok(())
+    }
+
+    /// Queues a broadcast for the stream (from `broadcast.rs`).
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn cluster_broadcast(
+        &mut self,
+        nsp: &str,
+        event: &str,
+        args: &[Value],
+        attachments: &[Vec<u8>],
+        to: &Names,
+        except: [&Names; 2],
+        volatile: bool,
+    ) {
+        let Some(c) = self.cluster.as_ref() else {
+            return;
+        };
+        let strings = |n: &Names| n.as_slice().iter().map(|s| s.to_string()).collect();
+        let opts = Opts {
+            rooms: strings(to),
+            except: except.into_iter().flat_map(strings).collect(),
+            volatile,
+        };
+        let data = EventData {
+            event: event.to_string(),
+            args: args.to_vec(),
+            attachments: attachments.to_vec(),
+        };
+        let body = Body::Broadcast {
+            data,
+            opts,
+            request_id: None,
+        };
+        let m = c.message(nsp, body);
+        self.cluster_write(&m);
+    }
+
+    /// Queues `m` for the stream; past the buffer's bounds it is dropped and counted.
+    fn cluster_write(&mut self, m: &Message) {
+        let Some(c) = self.cluster.as_mut() else {
+            return;
+        };
+        if !c.queue_entry(m) {
+            self.stats.cluster_dropped += 1;
+        }
+    }
+
+    /// Queues `m` for PUB/SUB (see [`Cluster::queue_published`]); dropped and counted past
+    /// the buffer's bounds.
+    fn cluster_publish_message(&mut self, m: &Message, to: Option<&str>) {
+        let Some(c) = self.cluster.as_mut() else {
+            return;
+        };
+        if !c.queue_published(m, to) {
+            self.stats.cluster_dropped += 1;
+        }
+    }
+
+    /// Whether the loop's connection `id` is one of the cluster's.
+    pub(super) fn cluster_owns(&self, id: ConnId) -> bool {
+        self.cluster.as_ref().is_some_and(|c| c.which(id).is_some())
+    }
+
+    pub(super) fn cluster_connected(
+        &mut self,
+        ctx: &mut Ctx<ServerTimer>,
+        id: ConnId,
+        result: sys::Result<()>,
+    ) {
+        let Some(c) = self.cluster.as_mut() else {
+            return;
+        };
+        if let Some(which) = c.which(id) {
+            let mut events = std::mem::take(&mut c.events);
+            c.leg(which).conn.connected(ctx, result, &mut events);
+            self.cluster_events(ctx, which, events);
+        }
+    }
+
+    pub(super) fn cluster_data(
+        &mut self,
+        ctx: &mut Ctx<ServerTimer>,
+        id: ConnId,
+        bytes: &[u8],
+    ) -> usize {
+        let Some(c) = self.cluster.as_mut() else {
+            return bytes.len();
+        };
+        let Some(which) = c.which(id) else {
+            return bytes.len();
+        };
+        let mut events = std::mem::take(&mut c.events);
+        let used = c.leg(which).conn.data(ctx, bytes, &mut events);
+        self.cluster_events(ctx, which, events);
+        used
+    }
+
+    pub(super) fn cluster_closed(
+        &mut self,
+        ctx: &mut Ctx<ServerTimer>,
+        id: ConnId,
+        reason: CloseReason,
+    ) {
+        let Some(c) = self.cluster.as_mut() else {
+            return;
+        };
+        if let Some(which) = c.which(id) {
+            let mut events = std::mem::take(&mut c.events);
+            c.leg(which).conn.closed(ctx, reason, &mut events);
+            self.cluster_events(ctx, which, events);
+        }
+    }
+
+    /// Acts on what one connection reported.
+    fn cluster_events(
+        &mut self,
+        ctx: &mut Ctx<ServerTimer>,
+        which: Which,
+        mut events: Vec<RedisEvent<Tag>>,
+    ) {
+        // XADDs whose replies were lost go back to the front, in their order.
+        let mut resend = Vec::new();
+        for event in events.drain(..) {
+            let Some(c) = self.cluster.as_mut() else {
+                return;
+            };
+            match event {
+                RedisEvent::Connected => {
+                    let min = c.config.retry_min;
+                    c.leg(which).delay = min;
+                }
+                RedisEvent::Lost(_) => {
+                    match which {
+                        Which::Reader => c.reading = false,
+                        Which::Subscriber => c.subscribed.clear(),
+                        Which::Writer => {}
+                    }
+                    c.lost(ctx, which);
+                }
+                RedisEvent::Message {
+                    channel: _,
+                    payload,
+                } => self.cluster_published(&payload),
+                RedisEvent::Reply(tag, result) => match (tag, result) {
+                    (Tag::Xadd(_), Ok(_)) => self.stats.cluster_published += 1,
+                    (Tag::Xadd(args), Err(RedisError::Lost(_))) => resend.push(args),
+                    (Tag::Xadd(_), Err(_)) => self.stats.cluster_dropped += 1,
+                    (Tag::Quiet | Tag::Subscribe, _) => {}
+                    (Tag::Count(id), result) => {
+                        let n = match result {
+                            Ok(reply) => numsub(&reply),
+                            Err(_) => None,
+                        };
+                        self.cluster_counted(&id, n);
+                    }
+                    (Tag::Restore(r), result) => self.cluster_restore_reply(*r, result),
+                    (Tag::Latest, Ok(reply)) if c.last_id == "$" => {
+                        let newest = newest_id(reply).unwrap_or_else(|| "0-0".into());
+                        c.read_from = offset::from_stream_id(&newest);
+                        c.last_id = newest;
+                    }
+                    (Tag::Latest, _) => {}
+                    (Tag::Xread, result) => {
+                        c.reading = false;
+                        match result {
+                            Ok(reply) => self.cluster_entries(reply),
+                            Err(RedisError::Server(_)) => {
+                                let wait = c.config.retry_max;
+                                c.read_after = Some(Instant::now() + wait);
+                                ctx.set_timer(wait, ServerTimer::ClusterRetry);
+                            }
+                            Err(_) => {}
+                        }
+                    }
+                },
+            }
+        }
+        if let Some(c) = self.cluster.as_mut() {
+            for args in resend.into_iter().rev() {
+                let tag = Tag::Xadd(args.clone());
+                let out = Outgoing { args, tag };
+                c.queued_bytes += out.bytes();
+                c.queue.push_front(out);
+            }
+            c.events = events;
+        }
+    }
+
+    /// The entries of an `XREAD` reply, in order: each moves the reader on, and is applied
+    /// here (this node's own broadcasts too: they are delivered as they come back).
+    fn cluster_entries(&mut self, reply: Reply) {
+        let Some(c) = self.cluster.as_mut() else {
+            return;
+        };
+        let max_attachments = self.config.limits.max_attachments;
+        let (mut bad, mut malformed) = (0, 0);
+        let mut read = Vec::new();
+        for_each_entry(reply, &mut bad, |id, fields| {
+            c.last_id = id.to_string();
+            match Message::from_entry(fields, max_attachments) {
+                Ok(m) => read.push((offset::from_stream_id(id), m)),
+                Err(_) => malformed += 1,
+            }
+        });
+        bad += malformed;
+        self.stats.cluster_bad_entries += bad;
+        for (offset, m) in read {
+            self.cluster_apply(m, offset);
+        }
+    }
+
+    /// A message that came on a channel this node subscribed to.
+    fn cluster_published(&mut self, payload: &[u8]) {
+        match Message::from_published(payload, self.config.limits.max_attachments) {
+            Ok(m) => self.cluster_apply(m, None),
+            Err(_) => self.stats.cluster_bad_entries += 1,
+        }
+    }
+
+    /// Dials what is down (once its backoff is over), subscribes to each namespace's
+    /// channels, writes what waits, and keeps one `XREAD` outstanding. Runs at the end of
+    /// every flush.
+    pub(super) fn cluster_flush(&mut self, ctx: &mut Ctx<ServerTimer>) {
+        if self.cluster.is_none() || ctx.is_stopping() {
+            return;
+        }
+        self.cluster_sessions_flush();
+        let namespaces: Vec<String> = self.namespaces.keys().map(|n| n.to_string()).collect();
+        let Some(c) = self.cluster.as_mut() else {
+            return;
+        };
+        let now = Instant::now();
+        for which in LEGS {
+            let leg = c.leg(which);
+            if !leg.down || leg.retry_at.is_some_and(|t| t > now) {
+                continue;
+            }
+            (leg.down, leg.retry_at) = (false, None);
+            if leg.conn.connect(ctx, Some(Duration::from_secs(2))).is_err() {
+                c.lost(ctx, which);
+            }
+        }
+        if c.subscriber.conn.is_usable() {
+            for ns in namespaces {
+                if c.subscribed.contains(&ns) {
+                    continue;
+                }
+                for channel in [c.channel(&ns, None), c.channel(&ns, Some(&c.uid))] {
+                    let _ = c
+                        .subscriber
+                        .conn
+                        .command(ctx, ["SUBSCRIBE", &channel], Tag::Subscribe);
+                }
+                c.subscribed.insert(ns);
+            }
+        }
+        while c.writer.conn.is_usable() && c.writer.conn.pending() < WRITER_PENDING {
+            let Some(out) = c.queue.pop_front() else {
+                break;
+            };
+            c.queued_bytes -= out.bytes();
+            // Usable and under the pending bound, checked above: what can still refuse it is
+            // the loop's outbound buffer, full of what Redis does not take. Dropped, counted.
+            if c.writer.conn.command(ctx, &out.args, out.tag).is_err() {
+                self.stats.cluster_dropped += 1;
+            }
+        }
+        let refused = c.read_after.is_some_and(|t| t > now);
+        if c.reader.conn.is_usable() && !c.reading && !refused {
+            let stream = c.config.stream.clone();
+            if c.last_id == "$" {
+                let latest = ["XREVRANGE", &stream, "+", "-", "COUNT", "1"];
+                let _ = c.reader.conn.command(ctx, latest, Tag::Latest);
+            }
+            let block = c.config.block.as_millis().to_string();
+            let count = c.config.read_count.to_string();
+            let args = [
+                "XREAD", "BLOCK", &block, "COUNT", &count, "STREAMS", &stream, &c.last_id,
+            ];
+            c.reading = c.reader.conn.command(ctx, args, Tag::Xread).is_ok();
+        }
+    }
+}
+
+/// Calls `f` with the id and the fields (name, value) of each entry of an `XREAD` reply;
+/// counts in `bad` what is not an entry.
+fn for_each_entry(reply: Reply, bad: &mut u64, mut f: impl FnMut(&str, &[(&[u8], &[u8])])) {
+    let streams = match reply {
+        Reply::Nil => return, // the block timed out: nothing new
+        Reply::Array(streams) => streams,
+        _ => {
+            *bad += 1;
+            return;
+        }
+    };
+    for stream in streams {
+        let Reply::Array(mut parts) = stream else {
+            *bad += 1;
+            continue;
+        };
+        let Some(Reply::Array(entries)) = parts.pop() else {
+            *bad += 1;
+            continue;
+        };
+        for entry in entries {
+            let Reply::Array(parts) = entry else {
+                *bad += 1;
+                continue;
+            };
+            let (Some(id), Some(Reply::Array(fields))) =
+                (parts.first().and_then(Reply::as_bytes), parts.get(1))
+            else {
+                *bad += 1;
+                continue;
+            };
+            let Ok(id) = std::str::from_utf8(id) else {
+                *bad += 1;
+                continue;
+            };
+            let pairs: Vec<(&[u8], &[u8])> = fields
+                .chunks(2)
+                .filter_map(|kv| Some((kv[0].as_bytes()?, kv.get(1)?.as_bytes()?)))
+                .collect();
+            f(id, &pairs);
+        }
+    }
+}
+
+/// The id of the one entry of an `XREVRANGE ... COUNT 1` reply; `None` for an empty stream.
+fn newest_id(reply: Reply) -> Option<String> {
+    let Reply::Array(mut entries) = reply else {
+        return None;
+    };
+    let Some(Reply::Array(mut entry)) = entries.pop() else {
+        return None;
+    };
+    entry.truncate(1);
+    let id = entry.pop()?;
+    id.as_bytes()
+        .and_then(|b| std::str::from_utf8(b).ok())
+        .map(str::to_string)
+}
+
+/// The subscriber count of `PUBSUB NUMSUB <channel>`'s reply `[channel, n]`.
+fn numsub(reply: &Reply) -> Option<usize> {
+    match reply {
+        Reply::Array(parts) => match parts.get(1)? {
+            Reply::Integer(n) => usize::try_from(*n).ok(),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bulk(s: &str) -> Reply {
+        Reply::Bulk(s.as_bytes().to_vec())
+    }
+
+    #[test]
+    fn entries_are_read_in_order_and_garbage_counted() {
+        let entry = |id: &str, fields: &[&str]| {
+            Reply::Array(vec![
+                bulk(id),
+                Reply::Array(fields.iter().map(|f| bulk(f)).collect()),
+            ])
+        };
+        let reply = Reply::Array(vec![Reply::Array(vec![
+            bulk("socket.io"),
+            Reply::Array(vec![
+                entry("1-0", &["uid", "a", "nsp", "/", "type", "3"]),
+                Reply::Integer(7),
+                entry("2-0", &["foo", "bar"]),
+            ]),
+        ])]);
+        let (mut bad, mut seen) = (0, Vec::new());
+        for_each_entry(reply, &mut bad, |id, fields| {
+            seen.push((id.to_string(), fields.len()))
+        });
+        assert_eq!(bad, 1);
+        assert_eq!(seen, vec![("1-0".to_string(), 3), ("2-0".to_string(), 1)]);
+        let numsub_reply = Reply::Array(vec![bulk("socket.io#/#"), Reply::Integer(3)]);
+        assert_eq!(numsub(&numsub_reply), Some(3));
+    }
+}

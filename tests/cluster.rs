@@ -417,3 +417,284 @@ fn a_refused_read_is_not_retried_in_a_tight_loop() {
         .unwrap_or(0);
     assert!(calls <= 5, "{calls} XREADs in 600 ms:\n{info}");
 }
+
+/// The CONNECT answer's `sid`, `pid` and `offset`.
+fn session_of(answer: &Packet) -> (String, String, u64) {
+    let Packet::Connect { data: Some(d), .. } = answer else {
+        panic!("not a CONNECT answer: {answer:?}");
+    };
+    let text = |k: &str| d[k].as_str().expect("a string").to_string();
+    (
+        text("sid"),
+        text("pid"),
+        d["offset"].as_u64().expect("an offset"),
+    )
+}
+
+/// The next event named `name` on `stream` (others skipped), with its offset.
+fn next_event(stream: &mut TcpStream, name: &str, wait: Duration) -> Option<(Packet, u64)> {
+    stream.set_read_timeout(Some(wait)).expect("SO_RCVTIMEO");
+    loop {
+        match read_packet(stream) {
+            Ok(Some(p @ Packet::Event { .. })) => {
+                let Packet::Event {
+                    name: ref n,
+                    offset,
+                    ..
+                } = p
+                else {
+                    unreachable!()
+                };
+                if n == name {
+                    return Some((p.clone(), offset.unwrap_or(0)));
+                }
+            }
+            Ok(Some(_)) => continue,
+            Ok(None) => return None,
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                return None
+            }
+            Err(e) => panic!("reading a client: {e}"),
+        }
+    }
+}
+
+/// Waits for `f` of node `n`'s state to hold.
+fn wait_for(
+    n: &Node,
+    what: &str,
+    f: impl Fn(&mut socklab::events::Io) -> bool + Send + Clone + 'static,
+) {
+    let deadline = Instant::now() + WAIT;
+    while !ask(&n.handle, f.clone()) {
+        assert!(Instant::now() < deadline, "{what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn binary_and_volatile_broadcasts_cross_nodes() {
+    let Some(redis) = RedisServer::start("cluster_binary") else {
+        return;
+    };
+    let (a, b) = (Node::start(redis.addr), Node::start(redis.addr));
+    redis.wait_readers(2);
+    let (mut client, answer) = raw_connect_ns(b.addr, "/", json!({}));
+    assert!(matches!(answer, Packet::Connect { .. }), "{answer:?}");
+    let blob: Vec<u8> = (0..=255).collect();
+    let sent = blob.clone();
+    ask(&a.handle, move |io| {
+        let args = vec![json!({"name": "bytes"})];
+        io.broadcast("/")
+            .emit_with("blob", args, vec![sent])
+            .unwrap();
+        io.broadcast("/")
+            .volatile()
+            .emit("tick", vec![json!(1)])
+            .unwrap();
+    });
+    let (p, offset) = next_event(&mut client, "blob", WAIT).expect("the binary broadcast");
+    let Packet::Event {
+        args, attachments, ..
+    } = p
+    else {
+        unreachable!()
+    };
+    assert_eq!(attachments, vec![blob]);
+    // An attachment no argument pointed at travels as a placeholder argument of its own,
+    // as on the Socket.IO wire.
+    let placeholder = json!({"_placeholder": true, "num": 0});
+    assert_eq!(args, vec![json!({"name": "bytes"}), placeholder]);
+    // Its offset is the stream entry's id, packed (socklab::wire::offset).
+    let id = socklab::wire::offset::stream_id(offset).expect("a stream id");
+    let range = redis.command(&["XRANGE", "socket.io", &id, &id]);
+    assert!(range.contains("$4\r\ndata\r\n"), "{range}");
+    assert!(
+        !range.contains("data\r\n$") || !range.contains("\r\n{\"packet\""),
+        "{range}"
+    );
+    let (_, tick_offset) = next_event(&mut client, "tick", WAIT).expect("the volatile one");
+    assert_eq!(tick_offset, 0, "a volatile broadcast has no offset");
+    assert_eq!(b.stats().cluster_bad_entries, 0);
+}
+
+#[test]
+fn rooms_and_disconnects_span_nodes() {
+    let Some(redis) = RedisServer::start("cluster_rooms") else {
+        return;
+    };
+    let (a, b) = (Node::start(redis.addr), Node::start(redis.addr));
+    redis.wait_readers(2);
+    let (mut bob, answer) = raw_connect_ns(b.addr, "/chat", json!({"name": "bob"}));
+    let (bob_sid, _, _) = session_of(&answer);
+    let _carol = chat_client(b.addr, "carol", "garden");
+
+    ask(&a.handle, |io| {
+        io.sockets_join("/chat", &["lobby"], &["vip"])
+    });
+    let sid = bob_sid.clone();
+    wait_for(&b, "bob joined vip", move |io| io.in_room(&sid, "vip"));
+    let carol_in_vip = ask(&b.handle, |io| io.sockets_in("/chat", "vip"));
+    assert_eq!(carol_in_vip, vec![bob_sid.clone()], "only lobby's members");
+
+    ask(&a.handle, |io| io.sockets_leave("/chat", &[], &["vip"]));
+    let sid = bob_sid.clone();
+    wait_for(&b, "bob left vip", move |io| !io.in_room(&sid, "vip"));
+
+    ask(&a.handle, move |io| {
+        io.disconnect_sockets("/chat", &["lobby"], false)
+    });
+    bob.set_read_timeout(Some(WAIT)).expect("SO_RCVTIMEO");
+    loop {
+        match read_packet(&mut bob).expect("bob reads") {
+            Some(Packet::Disconnect { .. }) | None => break,
+            Some(_) => continue,
+        }
+    }
+    let sid = bob_sid.clone();
+    wait_for(&b, "bob is gone", move |io| !io.is_connected(&sid));
+    assert_eq!(
+        ask(&b.handle, |io| io.sockets("/chat")).len(),
+        1,
+        "carol stays"
+    );
+}
+
+#[test]
+fn fetch_sockets_server_side_emit_and_the_node_count_span_nodes() {
+    let Some(redis) = RedisServer::start("cluster_requests") else {
+        return;
+    };
+    let (a, b) = (Node::start(redis.addr), Node::start(redis.addr));
+    redis.wait_readers(2);
+    let (_bob, answer) = raw_connect_ns(b.addr, "/chat", json!({"name": "bob"}));
+    let (bob_sid, _, _) = session_of(&answer);
+    let (_alice, answer) = raw_connect_ns(a.addr, "/chat", json!({"name": "alice"}));
+    let (alice_sid, _, _) = session_of(&answer);
+    let (heard_tx, heard) = std::sync::mpsc::channel();
+    ask(&b.handle, move |io| {
+        io.on_server_event("/chat", move |_, ev| {
+            let _ = heard_tx.send((ev.name.clone(), ev.args.clone(), ev.answer_wanted));
+            json!({"from": "b", "event": ev.name})
+        })
+    });
+
+    // Both nodes subscribe to /chat's channels: the count comes from PUBSUB NUMSUB.
+    let (tx, rx) = std::sync::mpsc::channel();
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let tx = tx.clone();
+        ask(&a.handle, move |io| {
+            io.server_count("/chat", move |_, n| tx.send(n).unwrap())
+        });
+        if rx.recv_timeout(WAIT).expect("a count") == 2 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never two nodes");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    let (tx, rx) = std::sync::mpsc::channel();
+    ask(&a.handle, move |io| {
+        io.fetch_sockets("/chat", &[], move |_, r| tx.send(r).unwrap())
+    });
+    let mut sockets = rx
+        .recv_timeout(WAIT)
+        .expect("fetched")
+        .expect("every node answered");
+    sockets.sort_by(|x, y| x.id.cmp(&y.id));
+    let mut want = vec![
+        (
+            alice_sid.clone(),
+            vec![alice_sid.clone(), "lobby".to_string(), "user:alice".into()],
+        ),
+        (
+            bob_sid.clone(),
+            vec![bob_sid.clone(), "lobby".to_string(), "user:bob".into()],
+        ),
+    ];
+    want.iter_mut().for_each(|(_, r)| r.sort());
+    want.sort();
+    let got: Vec<(String, Vec<String>)> = sockets
+        .iter()
+        .map(|s| (s.id.clone(), s.rooms.clone()))
+        .collect();
+    assert_eq!(got, want);
+    assert_eq!(
+        sockets[0].handshake["auth"]["name"].as_str().is_some(),
+        true
+    );
+
+    ask(&a.handle, |io| {
+        io.server_side_emit("/chat", "hello", vec![json!(1)])
+    });
+    let heard_one = heard.recv_timeout(WAIT).expect("b heard the server event");
+    assert_eq!(heard_one, ("hello".to_string(), vec![json!(1)], false));
+
+    let (tx, rx) = std::sync::mpsc::channel();
+    ask(&a.handle, move |io| {
+        io.server_side_emit_with_ack("/chat", "ping", vec![], move |_, r| tx.send(r).unwrap())
+    });
+    let answers = rx.recv_timeout(WAIT).expect("answered").expect("in time");
+    assert_eq!(answers, vec![json!({"from": "b", "event": "ping"})]);
+    assert!(heard.recv_timeout(WAIT).expect("b heard the ping").2);
+}
+
+#[test]
+fn a_client_moved_to_another_node_recovers_its_session_and_what_it_missed() {
+    let Some(redis) = RedisServer::start("cluster_recovery") else {
+        return;
+    };
+    let (a, b) = (Node::start(redis.addr), Node::start(redis.addr));
+    redis.wait_readers(2);
+    let (mut alice, answer) = raw_connect_ns(a.addr, "/chat", json!({"name": "alice"}));
+    let (sid, pid, _) = session_of(&answer);
+    let mut dave = chat_client(b.addr, "dave", "lobby");
+    say(&mut dave, "lobby", "one");
+    let (_, offset) = next_event(&mut alice, "chat message", WAIT).expect("alice hears one");
+    // alice's connection drops; two messages go to the room while she is away.
+    drop(alice);
+    let s = sid.clone();
+    wait_for(&a, "alice is away", move |io| !io.is_connected(&s));
+    say(&mut dave, "lobby", "two");
+    say(&mut dave, "lobby", "three");
+    std::thread::sleep(Duration::from_millis(200));
+
+    // She comes back on the other node, with her private id and the offset she saw last.
+    let auth = json!({"name": "alice", "pid": pid, "offset": offset});
+    let (mut alice, answer) = raw_connect_ns(b.addr, "/chat", auth);
+    let Packet::Connect { data: Some(d), .. } = &answer else {
+        panic!("{answer:?}");
+    };
+    assert_eq!(d["recovered"], json!(true), "{d}");
+    assert_eq!(d["sid"], json!(sid));
+    let mut texts = Vec::new();
+    while let Some((p, _)) = next_event(&mut alice, "chat message", SILENCE) {
+        if let Packet::Event { args, .. } = p {
+            texts.push(args[0]["text"].as_str().unwrap_or_default().to_string());
+        }
+    }
+    assert_eq!(texts, vec!["two", "three"]);
+    let s = sid.clone();
+    assert!(ask(&b.handle, move |io| io.in_room(&s, "lobby")));
+    assert_eq!(b.stats().cluster_sessions_restored, 1);
+
+    // And back on the first node: it finds the session in Redis, as the second node wrote it
+    // when she left (its own parked copy was dropped when the second node took over).
+    drop(alice);
+    let s = sid.clone();
+    wait_for(&b, "alice is away again", move |io| !io.is_connected(&s));
+    std::thread::sleep(Duration::from_millis(200));
+    let auth = json!({"name": "alice", "pid": pid, "offset": offset});
+    let (_alice, answer) = raw_connect_ns(a.addr, "/chat", auth);
+    let Packet::Connect { data: Some(d), .. } = &answer else {
+        panic!("{answer:?}");
+    };
+    assert_eq!(d["recovered"], json!(true), "{d}");
+    assert_eq!(d["sid"], json!(sid));
+    assert_eq!(
+        a.stats().cluster_sessions_restored,
+        1,
+        "from Redis, not its stale copy"
+    );
+}

@@ -15,6 +15,9 @@ pub const SERVER_SHUTTING_DOWN: &str = "server shutting down";
 pub const CLIENT_NAMESPACE_DISCONNECT: &str = "client namespace disconnect";
 /// The server disconnected the socket (`Io::disconnect`).
 pub const SERVER_NAMESPACE_DISCONNECT: &str = "server namespace disconnect";
+/// Another node of the cluster disconnected this socket: its `disconnect_sockets`, or the
+/// socket's client came back on that node with its session. The session is not kept here.
+pub const CLUSTER_DISCONNECT: &str = "cluster disconnect";
 /// The connection was closed by this side for another reason.
 pub const FORCED_CLOSE: &str = "forced close";
 /// A handler panicked; its socket's connection was closed.

@@ -31,7 +31,7 @@ use base64::Engine as _;
 use rmpv::Value as Mp;
 use serde_json::{json, Map, Number, Value};
 
-use super::socketio::{placeholder, placeholder_num};
+use super::socketio::{placeholder, placeholder_num, unreferenced};
 
 /// The message types (`MessageType` of `socket.io-adapter`).
 pub mod kind {
@@ -337,11 +337,13 @@ impl Opts {
 }
 
 impl EventData {
-    /// `[event, ...args]`.
+    /// `[event, ...args]`, and a placeholder for each attachment no argument points at (as
+    /// the Socket.IO wire carries them).
     fn array(&self) -> Value {
         let mut a = Vec::with_capacity(self.args.len() + 1);
         a.push(Value::from(self.event.as_str()));
         a.extend(self.args.iter().cloned());
+        a.extend(unreferenced(&self.args, self.attachments.len()).map(placeholder));
         Value::Array(a)
     }
 

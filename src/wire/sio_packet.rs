@@ -173,13 +173,9 @@ fn write_array(
         next(t);
         let _ = serde_json::to_writer(&mut *t, a);
     }
-    if attachments > 0 {
-        let mut used = vec![false; attachments];
-        args.iter().for_each(|a| mark_placeholders(a, &mut used));
-        for (num, _) in used.iter().enumerate().filter(|(_, u)| !**u) {
-            next(t);
-            let _ = serde_json::to_writer(&mut *t, &socketio::placeholder(num));
-        }
+    for num in socketio::unreferenced(args, attachments) {
+        next(t);
+        let _ = serde_json::to_writer(&mut *t, &socketio::placeholder(num));
     }
     if let Some(o) = offset {
         next(t);
@@ -189,21 +185,6 @@ fn write_array(
         t.push(b'[');
     }
     t.push(b']');
-}
-
-/// Marks in `used` the attachments that placeholders inside `v` point at.
-fn mark_placeholders(v: &Value, used: &mut [bool]) {
-    if let Some(num) = socketio::placeholder_num(v) {
-        if let Some(u) = used.get_mut(num) {
-            *u = true;
-        }
-        return;
-    }
-    match v {
-        Value::Array(a) => a.iter().for_each(|v| mark_placeholders(v, used)),
-        Value::Object(o) => o.values().for_each(|v| mark_placeholders(v, used)),
-        _ => {}
-    }
 }
 
 /// Appends one unmasked text frame whose payload `fill` writes, without a second buffer:

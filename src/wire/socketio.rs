@@ -133,6 +133,34 @@ pub fn placeholder_num(v: &Value) -> Option<usize> {
     o.get("num")?.as_u64().map(|n| n as usize)
 }
 
+/// The attachments among `count` that no placeholder inside `args` points at: Socket.IO
+/// carries each of them as a placeholder argument of its own, after the others.
+pub fn unreferenced(args: &[Value], count: usize) -> impl Iterator<Item = usize> {
+    let mut used = vec![false; count];
+    if count > 0 {
+        args.iter().for_each(|a| mark_placeholders(a, &mut used));
+    }
+    used.into_iter()
+        .enumerate()
+        .filter(|(_, u)| !u)
+        .map(|(num, _)| num)
+}
+
+/// Marks in `used` the attachments that placeholders inside `v` point at.
+fn mark_placeholders(v: &Value, used: &mut [bool]) {
+    if let Some(num) = placeholder_num(v) {
+        if let Some(u) = used.get_mut(num) {
+            *u = true;
+        }
+        return;
+    }
+    match v {
+        Value::Array(a) => a.iter().for_each(|v| mark_placeholders(v, used)),
+        Value::Object(o) => o.values().for_each(|v| mark_placeholders(v, used)),
+        _ => {}
+    }
+}
+
 /// Appends `p` as text to `out`.
 pub fn encode(p: &Packet, out: &mut String) {
     out.push((b'0' + p.kind as u8) as char);

@@ -82,6 +82,17 @@ impl Recovery {
         self.parked.values_mut().find(|p| &*p.sid == sid)
     }
 
+    /// Drops the parked session of private id `pid` (another node restored it).
+    pub(super) fn forget(&mut self, pid: &str) {
+        self.parked.remove(pid);
+    }
+
+    /// Drops the parked session of socket `sid`, if any (a search: rare, see
+    /// `cluster/apply.rs`).
+    pub(super) fn forget_sid(&mut self, sid: &str) {
+        self.parked.retain(|_, p| &*p.sid != sid);
+    }
+
     /// Whether the session of private id `pid` is parked here.
     pub(super) fn is_parked(&self, pid: &str) -> bool {
         self.parked.contains_key(pid)

@@ -105,7 +105,8 @@ impl Io {
         if reasons::session_kept(reason) && !s.session.pid.is_empty() {
             let session = std::mem::take(&mut s.session);
             self.park(sid.clone(), s.namespace.clone(), s.conn, session);
-        } else if !s.session.pid.is_empty() {
+        } else if !s.session.pid.is_empty() && reason != reasons::CLUSTER_DISCONNECT {
+            // (Another node that disconnected it may hold the session now.)
             self.cluster_session_ended(&s.session.pid);
         }
         // Every pending ack fails; each callback runs, whatever the one before it did.

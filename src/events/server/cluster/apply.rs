@@ -6,7 +6,7 @@ use serde_json::{json, Value};
 
 use super::requests::Answer;
 use super::Io;
-use crate::events::guard;
+use crate::events::{guard, reasons};
 use crate::wire::cluster::{Body, EventData, Message, Opts, RemoteSocket};
 
 impl Io {
@@ -58,7 +58,11 @@ impl Io {
             }
             Body::DisconnectSockets { opts, close } => {
                 for sid in self.selected(&m.nsp, &opts) {
-                    self.disconnect_socket(&sid, close);
+                    self.disconnect_socket(&sid, close, reasons::CLUSTER_DISCONNECT);
+                }
+                // A session that moved to another node is not restored here any more.
+                for room in &opts.rooms {
+                    self.recovery.forget_sid(room);
                 }
             }
             Body::FetchSockets { opts, request_id } => {

@@ -186,24 +186,27 @@ impl Io {
     pub fn disconnect_sockets(&mut self, ns: &str, in_rooms: &[&str], close: bool) {
         let opts = opts(in_rooms);
         for sid in self.selected(ns, &opts) {
-            self.disconnect_socket(&sid, close);
+            self.disconnect_socket(&sid, close, reasons::SERVER_NAMESPACE_DISCONNECT);
         }
         self.cluster_tell(ns, Body::DisconnectSockets { opts, close });
     }
 
-    /// Disconnects socket `sid`; with `close`, its connection at once as well (the client
-    /// reconnects, as after a network failure).
-    pub(super) fn disconnect_socket(&mut self, sid: &str, close: bool) {
-        if !close {
-            return self.disconnect(sid);
-        }
-        if let Some(conn) = self.sockets.get(sid).map(|s| s.conn) {
-            self.close_conn(conn, reasons::SERVER_NAMESPACE_DISCONNECT, true);
+    /// Disconnects socket `sid` for `reason`; with `close`, its connection at once as well.
+    pub(super) fn disconnect_socket(&mut self, sid: &str, close: bool, reason: &str) {
+        let conn = match close {
+            true => self.sockets.get(sid).map(|s| s.conn),
+            false => self.say_goodbye(sid, reason),
+        };
+        if let Some(conn) = conn {
+            match close {
+                true => self.close_conn(conn, reason, true),
+                false => self.close_if_unused(conn, true),
+            }
         }
     }
 
     /// Writes `body` into the stream, for the other nodes.
-    fn cluster_tell(&mut self, ns: &str, body: Body) {
+    pub(super) fn cluster_tell(&mut self, ns: &str, body: Body) {
         if let Some(c) = self.cluster.as_ref() {
             let m = c.message(ns, body);
             self.cluster_write(&m);

@@ -27,7 +27,7 @@ use crate::events::link::Link;
 use crate::events::names::Name;
 use crate::events::session::{Parked, Session};
 use crate::transport::redis::RedisError;
-use crate::wire::cluster::StoredSession;
+use crate::wire::cluster::{Body, Opts, StoredSession};
 use crate::wire::offset;
 use crate::wire::resp::Reply;
 
@@ -169,8 +169,11 @@ impl Io {
             Some(v) => v.as_u64(),
             None => None,
         };
+        // A session parked here is asked for too: Redis gives it to one node only, and a
+        // node that finds it gone there knows another one restored it.
         let replayable = offset.zip(c.read_from).is_some_and(|(o, from)| o >= from);
-        if !replayable || self.recovery.is_parked(pid) || self.live_pids.contains_key(pid) {
+        let parked = self.recovery.is_parked(pid);
+        if !(replayable || parked) || self.live_pids.contains_key(pid) {
             return false;
         }
         let key = format!("{}{pid}", c.config.session_prefix);
@@ -190,12 +193,35 @@ impl Io {
         if !self.conns.contains_key(&r.conn) {
             return; // the client left meanwhile
         }
+        let pid = r
+            .data
+            .as_ref()
+            .and_then(|d| d["pid"].as_str())
+            .map(str::to_string);
+        let parked_here = pid.as_ref().is_some_and(|p| self.recovery.is_parked(p));
+        let reply_ok = reply.is_ok();
         let stored = match reply {
             Ok(Reply::Bulk(text)) => StoredSession::from_text(&text).ok(),
             _ => None,
         };
+        // What Redis holds is the newest (written at every change); Redis without it means
+        // another node restored it, or it expired. Only with Redis away is a session parked
+        // here restored as it is.
+        if let Some(p) = pid.filter(|_| parked_here && reply_ok) {
+            self.recovery.forget(&p.to_string());
+        }
         let free = |s: &StoredSession| !self.sockets.contains_key(s.sid.as_str());
         if let Some(s) = stored.filter(free) {
+            // Wherever else the socket still looks alive (a connection not yet known to be
+            // dead), or is parked, it ends: one node has it.
+            let took_over = Body::DisconnectSockets {
+                opts: Opts {
+                    rooms: vec![s.sid.clone()],
+                    ..Opts::default()
+                },
+                close: true,
+            };
+            self.cluster_tell(&r.ns, took_over);
             let mut session = Session::new(s.pid);
             for room in s.rooms.into_iter().filter(|room| *room != s.sid) {
                 session.joined.insert(room, 0);

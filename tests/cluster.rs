@@ -697,3 +697,47 @@ fn a_client_moved_to_another_node_recovers_its_session_and_what_it_missed() {
         "from Redis, not its stale copy"
     );
 }
+
+/// Redis restarted (append-only file on) in the middle of a stream of broadcasts: each of
+/// them reaches the other node's client once, in order: those made while it was down waited
+/// in the node's buffer, the reader went on from the last entry it had read.
+#[test]
+fn redis_restarted_in_a_stream_of_broadcasts_loses_and_repeats_none() {
+    let Some(mut redis) = RedisServer::start_persistent("cluster_restart_stream") else {
+        return;
+    };
+    let (a, b) = (Node::start(redis.addr), Node::start(redis.addr));
+    redis.wait_readers(2);
+    let (mut client, answer) = raw_connect_ns(b.addr, "/", json!({}));
+    assert!(matches!(answer, Packet::Connect { .. }), "{answer:?}");
+    const COUNT: u64 = 60;
+    for i in 0..COUNT {
+        if i == COUNT / 2 {
+            redis.stop();
+        }
+        if i == COUNT / 2 + 10 {
+            redis.restart();
+        }
+        a.handle
+            .broadcast("/", None, "n", vec![json!(i)])
+            .expect("a runs");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let mut got = Vec::new();
+    while let Some((p, _)) = next_event(
+        &mut client,
+        "n",
+        if got.len() as u64 == COUNT {
+            SILENCE
+        } else {
+            WAIT
+        },
+    ) {
+        if let Packet::Event { args, .. } = p {
+            got.push(args[0].as_u64().expect("a number"));
+        }
+    }
+    eprintln!("XLEN {} a={:?}", redis.command(&["XLEN", "socket.io"]), a.stats());
+    assert_eq!(got, (0..COUNT).collect::<Vec<_>>());
+    assert_eq!(a.stats().cluster_dropped, 0);
+}

@@ -256,3 +256,70 @@ fn lesson_23_help_shows_its_default_address_and_the_option() {
     let serve = run(bin, &["serve", "--help"], None).stdout_text();
     assert!(serve.contains("--reuse-port"), "{serve}");
 }
+
+/// A node killed with SIGKILL writes nothing on its way out: its clients' sessions are in
+/// Redis because each node writes a socket's session while it lives. Alice, whose node was
+/// killed, comes back on the other node (a load balancer would send her there) with her
+/// private id and the offset she saw last: same socket id, same room, and the messages she
+/// missed while she was away.
+#[test]
+fn a_killed_nodes_client_recovers_its_session_on_the_other_node() {
+    let Some(redis) = common::RedisServer::start("reuseport_killed") else {
+        return;
+    };
+    let (mut doomed, first) = serve_shared("127.0.0.1:0", Some(redis.addr));
+    let (survivor, second) = serve_shared("127.0.0.1:0", Some(redis.addr));
+    redis.wait_readers(2);
+    let (mut alice, answer) =
+        raw_connect_ns(first, "/chat", json!({"name": "alice", "room": "lobby"}));
+    let Packet::Connect { data: Some(d), .. } = answer else {
+        panic!("alice was refused: {answer:?}");
+    };
+    let (sid, pid) = (d["sid"].clone(), d["pid"].clone());
+    let mut bob = chat_client(second, "bob");
+    let say = |stream: &mut TcpStream, text: &str| {
+        let p = Packet::Event {
+            ns: "/chat".into(),
+            name: "chat message".into(),
+            args: vec![json!("lobby"), json!(text)],
+            attachments: Vec::new(),
+            id: None,
+            offset: None,
+        };
+        send(stream, &p);
+    };
+    say(&mut bob, "one");
+    alice
+        .set_read_timeout(Some(common::WAIT))
+        .expect("SO_RCVTIMEO");
+    let offset = loop {
+        match read_packet(&mut alice).expect("alice reads") {
+            Some(Packet::Event { name, offset, .. }) if name == "chat message" => {
+                break offset.expect("a broadcast has an offset")
+            }
+            Some(_) => continue,
+            None => panic!("alice's node closed her connection"),
+        }
+    };
+
+    doomed.0.kill().expect("SIGKILL");
+    let _ = doomed.0.wait();
+    say(&mut bob, "two");
+    say(&mut bob, "three");
+    std::thread::sleep(Duration::from_millis(300));
+
+    let auth = json!({"name": "alice", "room": "lobby", "pid": pid, "offset": offset});
+    let (mut alice, answer) = raw_connect_ns(second, "/chat", auth);
+    let Packet::Connect { data: Some(d), .. } = answer else {
+        panic!("alice was refused on the other node: {answer:?}");
+    };
+    assert_eq!(d["recovered"], json!(true), "{d}");
+    assert_eq!(d["sid"], sid);
+    let mut missed = Vec::new();
+    while let Some(args) = next_chat_message(&mut alice, SILENCE) {
+        missed.push(args[0]["text"].clone());
+    }
+    assert_eq!(missed, vec![json!("two"), json!("three")]);
+    drop((alice, bob));
+    stop(survivor);
+}

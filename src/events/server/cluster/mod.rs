@@ -49,7 +49,7 @@ pub use requests::{ClusterError, ServerEvent};
 
 use super::protocol::ServerTimer;
 use super::Io;
-use crate::event_loop::{CloseReason, ConnId, Ctx};
+use crate::event_loop::{CloseReason, ConnId, Ctx, SendError};
 use crate::events::ids::Ids;
 use crate::sys;
 use crate::transport::redis::{RedisConn, RedisError, RedisEvent};
@@ -118,7 +118,7 @@ impl Outgoing {
 }
 
 /// What each command sent to Redis was, so that its reply finds its way.
-#[derive(Debug, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub(super) enum Tag {
     /// An entry for the stream; it keeps its command, to send it again if the reply is lost.
     Xadd(Vec<Vec<u8>>),
@@ -177,6 +177,8 @@ pub(super) struct Cluster {
     /// An `XREAD` that Redis refused (the key is not a stream, say) is not sent again before
     /// then: asked at once, it would be refused at once, in a loop as fast as loopback.
     read_after: Option<Instant>,
+    /// Redis answered that it cannot write yet (`-LOADING`): nothing is written before then.
+    write_after: Option<Instant>,
     /// The namespaces whose channels the subscriber has subscribed to.
     subscribed: HashSet<String>,
     requests: requests::Pending,
@@ -219,6 +221,7 @@ impl Cluster {
             read_from: None,
             reading: false,
             read_after: None,
+            write_after: None,
             subscribed: HashSet::new(),
             requests: requests::Pending::default(),
             sessions: sessions::Sessions::default(),
@@ -474,6 +477,14 @@ impl Io {
                 RedisEvent::Reply(tag, result) => match (tag, result) {
                     (Tag::Xadd(_), Ok(_)) => self.stats.cluster_published += 1,
                     (Tag::Xadd(args), Err(RedisError::Lost(_))) => resend.push(args),
+                    // A Redis loading its data again after a restart (or busy with a script)
+                    // takes nothing for a moment: written again a little later.
+                    (Tag::Xadd(args), Err(RedisError::Server(e))) if transient(&e) => {
+                        resend.push(args);
+                        let wait = c.config.retry_min;
+                        c.write_after = Some(Instant::now() + wait);
+                        ctx.set_timer(wait, ServerTimer::ClusterRetry);
+                    }
                     (Tag::Xadd(_), Err(_)) => self.stats.cluster_dropped += 1,
                     (Tag::Quiet | Tag::Subscribe, _) => {}
                     (Tag::Count(id), result) => {
@@ -584,15 +595,25 @@ impl Io {
                 c.subscribed.insert(ns);
             }
         }
-        while c.writer.conn.is_usable() && c.writer.conn.pending() < WRITER_PENDING {
+        let held = c.write_after.is_some_and(|t| t > now);
+        while !held && c.writer.conn.is_usable() && c.writer.conn.pending() < WRITER_PENDING {
             let Some(out) = c.queue.pop_front() else {
                 break;
             };
-            c.queued_bytes -= out.bytes();
-            // Usable and under the pending bound, checked above: what can still refuse it is
-            // the loop's outbound buffer, full of what Redis does not take. Dropped, counted.
-            if c.writer.conn.command(ctx, &out.args, out.tag).is_err() {
-                self.stats.cluster_dropped += 1;
+            // Usable and under the pending bound, checked above. A connection the peer
+            // has just closed refuses it (its `closed` is on its way): it waits for the next
+            // one. What else refuses it is the loop's outbound buffer, full of what Redis
+            // does not take: dropped, counted.
+            match c.writer.conn.command(ctx, &out.args, out.tag.clone()) {
+                Ok(()) => c.queued_bytes -= out.bytes(),
+                Err(RedisError::Send(SendError::Closed) | RedisError::NotConnected) => {
+                    c.queue.push_front(out);
+                    break;
+                }
+                Err(_) => {
+                    c.queued_bytes -= out.bytes();
+                    self.stats.cluster_dropped += 1;
+                }
             }
         }
         let refused = c.read_after.is_some_and(|t| t > now);
@@ -669,6 +690,14 @@ fn newest_id(reply: Reply) -> Option<String> {
     id.as_bytes()
         .and_then(|b| std::str::from_utf8(b).ok())
         .map(str::to_string)
+}
+
+/// Whether Redis's error `e` says "not now" rather than "never": loading its data after a
+/// restart, busy with a script, a cluster slot moving.
+fn transient(e: &str) -> bool {
+    ["LOADING", "BUSY", "TRYAGAIN", "MASTERDOWN"]
+        .iter()
+        .any(|p| e.starts_with(p))
 }
 
 /// The subscriber count of `PUBSUB NUMSUB <channel>`'s reply `[channel, n]`.

@@ -32,7 +32,7 @@ use crate::wire::offset;
 use crate::wire::resp::Reply;
 
 /// A CONNECT waiting for its session to come out of Redis.
-#[derive(Debug, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub(in crate::events::server) struct Restore {
     conn: Link,
     ns: String,

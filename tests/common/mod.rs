@@ -14,6 +14,8 @@
 //! - [`redis`]: a `redis-server` of the test's own on a free port, stopped by its pid;
 //! - [`cluster`]: a socklab node of a cluster over Redis (the chat on a thread), and its raw
 //!   chat clients;
+//! - [`node_cluster`]: a Node.js Socket.IO node of the same cluster (`cluster_node.js`),
+//!   driven by JSON commands;
 //! - [`conformance_lab`]: the conformance tests' server whose handlers report what they saw,
 //!   and the waits on those reports;
 //! - here: the wait limit, port 0, running code on a server's thread, reproducible bytes.
@@ -28,6 +30,7 @@ mod cluster;
 mod conformance_lab;
 mod fake_server;
 mod interop;
+mod node_cluster;
 mod peer;
 mod polling_peer;
 mod proc_stats;
@@ -47,6 +50,8 @@ pub use conformance_lab::*;
 pub use fake_server::*;
 #[allow(unused_imports)] // each test binary uses its own subset
 pub use interop::*;
+#[allow(unused_imports)] // each test binary uses its own subset
+pub use node_cluster::*;
 #[allow(unused_imports)] // each test binary uses its own subset
 pub use peer::*;
 #[allow(unused_imports)] // each test binary uses its own subset

@@ -9,130 +9,25 @@
 
 mod common;
 
-use std::io::{ErrorKind, Write};
-use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
-use common::{ask, raw_connect_ns, read_packet, RedisServer, WAIT};
-use serde_json::{json, Value};
-use socklab::events::{ClusterConfig, EventStats, Server, ServerConfig, ServerHandle};
-use socklab::wire::packet::{self, Packet};
-
-/// How long a client listens for a message that must not come (a hop through Redis on
-/// loopback takes well under a millisecond).
-const SILENCE: Duration = Duration::from_millis(700);
-
-/// A node: a server running the chat on a thread of its own, in the cluster of `redis`.
-struct Node {
-    addr: SocketAddr,
-    handle: ServerHandle,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Node {
-    fn start(redis: SocketAddr) -> Node {
-        Node::start_with(
-            redis,
-            ClusterConfig {
-                // Quick retries: the outage tests wait for the reconnect.
-                retry_max: Duration::from_millis(200),
-                ..ClusterConfig::default()
-            },
-        )
-    }
-
-    fn start_with(redis: SocketAddr, config: ClusterConfig) -> Node {
-        let (tx, rx) = std::sync::mpsc::channel();
-        let thread = std::thread::spawn(move || {
-            let mut server = Server::new(ServerConfig::default()).expect("a server");
-            let addr = server.listen(common::any_port()).expect("listen");
-            server
-                .join_cluster(redis, config)
-                .expect("join the cluster");
-            socklab::apps::chat::install(server.io());
-            tx.send((addr, server.handle())).expect("the test waits");
-            server.run().expect("the server runs");
-        });
-        let (addr, handle) = rx.recv_timeout(WAIT).expect("the node started");
-        Node {
-            addr,
-            handle,
-            thread: Some(thread),
-        }
-    }
-
-    fn stats(&self) -> EventStats {
-        ask(&self.handle, |io| io.stats())
-    }
-
-    /// Waits until `done` holds of this node's counters.
-    fn wait_stats(&self, what: &str, done: impl Fn(&EventStats) -> bool) -> EventStats {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            let stats = self.stats();
-            if done(&stats) {
-                return stats;
-            }
-            assert!(Instant::now() < deadline, "{what}: {stats:?}");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        let _ = self.handle.stop();
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-/// A chat client named `name` in `room`.
-fn chat_client(addr: SocketAddr, name: &str, room: &str) -> TcpStream {
-    let (stream, answer) = raw_connect_ns(addr, "/chat", json!({"name": name, "room": room}));
-    assert!(matches!(answer, Packet::Connect { .. }), "{answer:?}");
-    stream
-}
-
-fn say(stream: &mut TcpStream, room: &str, text: &str) {
-    let p = Packet::Event {
-        ns: "/chat".into(),
-        name: "chat message".into(),
-        args: vec![json!(room), json!(text)],
-        attachments: Vec::new(),
-        id: None,
-        offset: None,
-    };
-    let mut bytes = Vec::new();
-    packet::encode(&p, &mut bytes);
-    stream.write_all(&bytes).expect("a packet sent");
-}
-
-/// The next `chat message` on `stream` within `wait` (`system` lines skipped).
-fn next_chat_message(stream: &mut TcpStream, wait: Duration) -> Option<Value> {
-    stream.set_read_timeout(Some(wait)).expect("SO_RCVTIMEO");
-    loop {
-        match read_packet(stream) {
-            Ok(Some(Packet::Event { name, mut args, .. })) if name == "chat message" => {
-                return Some(args.remove(0))
-            }
-            Ok(Some(_)) => continue,
-            Ok(None) => panic!("the server closed the connection"),
-            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
-                return None
-            }
-            Err(e) => panic!("reading a chat client: {e}"),
-        }
-    }
-}
+use common::{
+    ask, chat_client, next_chat_message, raw_connect_ns, read_packet, say, RedisServer,
+    SocklabNode, SILENCE, WAIT,
+};
+use serde_json::json;
+use socklab::events::{ClusterConfig, Server, ServerConfig};
+use socklab::wire::packet::Packet;
 
 #[test]
 fn a_message_on_one_node_reaches_the_room_on_the_other_exactly_once() {
     let Some(redis) = RedisServer::start("cluster_broadcast") else {
         return;
     };
-    let (a, b) = (Node::start(redis.addr), Node::start(redis.addr));
+    let (a, b) = (
+        SocklabNode::start(redis.addr),
+        SocklabNode::start(redis.addr),
+    );
     redis.wait_readers(2);
     let mut alice = chat_client(a.addr, "alice", "lobby");
     let mut bob = chat_client(b.addr, "bob", "lobby");
@@ -193,7 +88,10 @@ fn a_malformed_entry_is_skipped_and_counted() {
     let Some(redis) = RedisServer::start("cluster_malformed") else {
         return;
     };
-    let (a, b) = (Node::start(redis.addr), Node::start(redis.addr));
+    let (a, b) = (
+        SocklabNode::start(redis.addr),
+        SocklabNode::start(redis.addr),
+    );
     redis.wait_readers(2);
     let mut alice = chat_client(a.addr, "alice", "lobby");
     let mut bob = chat_client(b.addr, "bob", "lobby");
@@ -231,7 +129,10 @@ fn a_broadcast_during_a_redis_outage_arrives_when_it_is_back() {
     let Some(mut redis) = RedisServer::start_persistent("cluster_outage") else {
         return;
     };
-    let (a, b) = (Node::start(redis.addr), Node::start(redis.addr));
+    let (a, b) = (
+        SocklabNode::start(redis.addr),
+        SocklabNode::start(redis.addr),
+    );
     redis.wait_readers(2);
     let mut alice = chat_client(a.addr, "alice", "lobby");
     let mut bob = chat_client(b.addr, "bob", "lobby");
@@ -364,7 +265,10 @@ fn a_quiet_node_gets_what_was_written_while_redis_was_down() {
         "type",
         "2",
     ]);
-    let (a, b) = (Node::start(redis.addr), Node::start(redis.addr));
+    let (a, b) = (
+        SocklabNode::start(redis.addr),
+        SocklabNode::start(redis.addr),
+    );
     redis.wait_readers(2);
     // A client of the default namespace: joining it broadcasts nothing.
     let (mut client, answer) = raw_connect_ns(b.addr, "/", json!({}));
@@ -404,7 +308,7 @@ fn a_refused_read_is_not_retried_in_a_tight_loop() {
         retry_max: Duration::from_secs(1),
         ..ClusterConfig::default()
     };
-    let _node = Node::start_with(redis.addr, config);
+    let _node = SocklabNode::start_with(redis.addr, config);
     redis.wait_readers(1);
     redis.command(&["SET", "socket.io", "not a stream"]);
     std::thread::sleep(Duration::from_millis(600));

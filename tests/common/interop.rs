@@ -72,23 +72,64 @@ fn succeeds(cmd: &mut Command) -> bool {
 }
 
 fn find_node() -> Result<(PathBuf, PathBuf), String> {
-    let dir = interop_dir();
     if !succeeds(Command::new("node").arg("--version")) {
         return Err("node not found on PATH".into());
     }
-    // The installed copy must be the pinned one: a stale node_modules would test another
-    // client than the one package-lock.json names.
-    let installed = dir.join("node_modules/socket.io-client/package.json");
-    let version = std::fs::read_to_string(&installed)
-        .ok()
-        .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok())
-        .and_then(|v| v["version"].as_str().map(str::to_string));
-    match version.as_deref() {
-        Some("4.8.4") => Ok(("node".into(), dir.join("client.js"))),
+    installed_at_pin("socket.io-client")?;
+    Ok(("node".into(), interop_dir().join("client.js")))
+}
+
+/// Whether `tests/interop/node_modules` holds `package` at the version `package.json` pins
+/// (the pin is read there, so this check cannot drift from it): a stale node_modules would
+/// test another version than the one package-lock.json names. `Err` says what is wrong.
+fn installed_at_pin(package: &str) -> Result<(), String> {
+    let dir = interop_dir();
+    let version_in = |file: &Path, pointer: &str| {
+        std::fs::read_to_string(dir.join(file))
+            .ok()
+            .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok())
+            .and_then(|v| {
+                v.pointer(pointer)
+                    .and_then(|v| v.as_str())
+                    .map(str::to_string)
+            })
+    };
+    // A JSON pointer escapes `/` (scoped packages: `@socket.io/...`) as `~1`.
+    let pointer = format!(
+        "/dependencies/{}",
+        package.replace('~', "~0").replace('/', "~1")
+    );
+    let pinned = version_in(Path::new("package.json"), &pointer)
+        .ok_or_else(|| format!("tests/interop/package.json pins no {package}"))?;
+    let installed = Path::new("node_modules").join(package).join("package.json");
+    match version_in(&installed, "/version") {
+        Some(v) if v == pinned => Ok(()),
         Some(other) => Err(format!(
-            "tests/interop/node_modules holds socket.io-client {other}, not the pinned 4.8.4"
+            "tests/interop/node_modules holds {package} {other}, not the pinned {pinned}"
         )),
-        None => Err("socket.io-client is not installed in tests/interop/node_modules".into()),
+        None => Err(format!(
+            "{package} is not installed in tests/interop/node_modules"
+        )),
+    }
+}
+
+/// Node.js and the script `tests/interop/SCRIPT`, when node runs and socket.io-client and
+/// each of `packages` are installed at their pins; else `None`, after [`skip_or_require`]
+/// said what `what` lacks (a failure under `SOCKLAB_REQUIRE_NODE=1`).
+pub fn node_script(what: &str, script: &str, packages: &[&str]) -> Option<(PathBuf, PathBuf)> {
+    let rt = Runtime::Node;
+    let found = rt.found().clone().and_then(|(node, _)| {
+        packages
+            .iter()
+            .try_for_each(|p| installed_at_pin(p))
+            .map(|()| node)
+    });
+    match found {
+        Ok(node) => Some((node, interop_dir().join(script))),
+        Err(why) => {
+            skip_or_require(rt.require_var(), what, &why, rt.install());
+            None
+        }
     }
 }
 
@@ -181,29 +222,7 @@ pub fn chromium_path() -> PathBuf {
 /// goes into the pages), the pinned puppeteer-core, and Chromium; `Err` says what is missing.
 fn find_browser() -> Result<(), String> {
     find_node()?;
-    let dir = interop_dir();
-    let version_in = |file: &str, pointer: &str| {
-        std::fs::read_to_string(dir.join(file))
-            .ok()
-            .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok())
-            .and_then(|v| {
-                v.pointer(pointer)
-                    .and_then(|v| v.as_str())
-                    .map(str::to_string)
-            })
-    };
-    // The pin is read from package.json, so this check cannot drift from it.
-    let pinned = version_in("package.json", "/dependencies/puppeteer-core")
-        .ok_or("tests/interop/package.json pins no puppeteer-core")?;
-    match version_in("node_modules/puppeteer-core/package.json", "/version") {
-        Some(v) if v == pinned => {}
-        Some(other) => {
-            return Err(format!(
-                "tests/interop/node_modules holds puppeteer-core {other}, not the pinned {pinned}"
-            ))
-        }
-        None => return Err("puppeteer-core is not installed in tests/interop/node_modules".into()),
-    }
+    installed_at_pin("puppeteer-core")?;
     let chromium = chromium_path();
     if !succeeds(Command::new(&chromium).arg("--version")) {
         return Err(format!(

@@ -12,6 +12,10 @@
 //! - [`web_lab`]: the hostile tests' server and good clients (socklab, WebSocket, optionally
 //!   long-polling) with their ack round trips, and the lock that runs one test at a time;
 //! - [`redis`]: a `redis-server` of the test's own on a free port, stopped by its pid;
+//! - [`cluster`]: a socklab node of a cluster over Redis (the chat on a thread), and its raw
+//!   chat clients;
+//! - [`node_cluster`]: a Node.js Socket.IO node of the same cluster (`cluster_node.js`),
+//!   driven by JSON commands;
 //! - [`conformance_lab`]: the conformance tests' server whose handlers report what they saw,
 //!   and the waits on those reports;
 //! - here: the wait limit, port 0, running code on a server's thread, reproducible bytes.
@@ -22,9 +26,11 @@
 #![allow(dead_code)] // each test binary uses its own subset
 
 mod browser;
+mod cluster;
 mod conformance_lab;
 mod fake_server;
 mod interop;
+mod node_cluster;
 mod peer;
 mod polling_peer;
 mod proc_stats;
@@ -37,11 +43,15 @@ mod web_lab;
 #[allow(unused_imports)] // each test binary uses its own subset
 pub use browser::*;
 #[allow(unused_imports)] // each test binary uses its own subset
+pub use cluster::*;
+#[allow(unused_imports)] // each test binary uses its own subset
 pub use conformance_lab::*;
 #[allow(unused_imports)] // each test binary uses its own subset
 pub use fake_server::*;
 #[allow(unused_imports)] // each test binary uses its own subset
 pub use interop::*;
+#[allow(unused_imports)] // each test binary uses its own subset
+pub use node_cluster::*;
 #[allow(unused_imports)] // each test binary uses its own subset
 pub use peer::*;
 #[allow(unused_imports)] // each test binary uses its own subset

@@ -335,6 +335,19 @@ impl Proc {
         }
     }
 
+    /// The next stdout line, if one comes within `wait` (kept with the others seen, for
+    /// the messages of later failures).
+    pub fn next_line(&mut self, wait: Duration) -> Option<String> {
+        let line = self.lines.recv_timeout(wait).ok()?;
+        self.seen.push(line.clone());
+        Some(line)
+    }
+
+    /// Every stdout line received so far.
+    pub fn seen(&self) -> &[String] {
+        &self.seen
+    }
+
     /// The address of the first line, `listening on ADDR`.
     pub fn listening_on(&mut self) -> SocketAddr {
         let line = self.expect_line("`listening on ADDR`", |l| l.starts_with("listening on "));

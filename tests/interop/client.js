@@ -12,7 +12,8 @@
 // Binary values print as `<bytes N HEX>` (HEX only up to 16 bytes), so a line stays short.
 //
 // The test drives the moments chosen from outside (a second client speaks, a broadcast while
-// this client is away, the end) through stdin, one command a line: `say`, `drop`, `done`.
+// this client is away, the end) through stdin, one command a line: `say`, `drop`, `done`
+// (and the `member` scenario's chat commands, for tests/cluster_node.rs).
 // A command sent early waits in a queue, so the test needs no handshake before it writes
 // one; it waits for the lines that show the state it wants instead. Every wait is bounded:
 // the script prints `fail ...` and exits 1 when something is wrong, and `timeout` (exit 3)
@@ -281,6 +282,51 @@ const scenarios = {
     root.io.engine.close();
     await again;
     await finish(root);
+  },
+
+  // j. A chat member, for the cluster tests (tests/cluster_node.rs: the same client on a
+  // socklab node or on the Node.js one). The first command is `as NAME [ROOM]`, its CONNECT's
+  // auth; then `say ROOM TEXT...`, `join ROOM`, `leave ROOM` and `who ROOM`, each printing its
+  // ack (`ack say [true]`), until `done`. Every event (`chat message`, `notification`,
+  // `system`, or any other a test broadcasts) prints as it comes, as in `rooms`; a refused
+  // CONNECT prints `connect_error /chat MESSAGE`.
+  // The commands are awaited without STEP_MS: the test may stay quiet for a while, listening
+  // for what must not come (the whole run's LIMIT_MS still holds).
+  async member() {
+    const first = await command("as NAME ROOM");
+    const [verb, name, room] = first.split(" ");
+    if (verb !== "as" || !name) fail(`unexpected command ${first}`);
+    const chat = open("/chat", { auth: room ? { name, room } : { name } });
+    chat.onAny((ev, ...args) => {
+      const [rest, offset] = splitOffset(args, true);
+      out(`${ev} ${show(rest)} offset=${offset}`);
+    });
+    const refused = await bounded(
+      new Promise((resolve) => {
+        chat.once("connect", () => resolve(null));
+        chat.once("connect_error", (e) => resolve(e));
+      }),
+      "connect to /chat",
+    );
+    if (refused) out(`connect_error /chat ${refused.message}`);
+    for (;;) {
+      const line = commands.length
+        ? commands.shift()
+        : await new Promise((resolve) => waiting.push(resolve));
+      const [verb, arg, ...words] = line.split(" ");
+      if (verb === "done") break;
+      if (refused) fail(`${verb} after a refused CONNECT`);
+      if (verb === "say") {
+        out(`ack say ${show(await call(chat, "chat message", arg, words.join(" ")))}`);
+      } else if (["join", "leave", "who"].includes(verb)) {
+        out(`ack ${verb} ${show(await call(chat, verb, arg))}`);
+      } else {
+        fail(`unexpected command ${line}`);
+      }
+    }
+    chat.disconnect();
+    out("bye");
+    process.exit(0);
   },
 };
 

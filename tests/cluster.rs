@@ -11,9 +11,11 @@ mod common;
 
 use std::time::{Duration, Instant};
 
+use std::net::TcpStream;
+
 use common::{
-    ask, chat_client, next_chat_message, raw_connect_ns, read_packet, say, RedisServer,
-    SocklabNode, SILENCE, WAIT,
+    ask, chat_client, next_chat_message, next_event_packet, raw_connect_ns, read_packet, say,
+    session_of, wait_for, RedisServer, SocklabNode, SILENCE, WAIT,
 };
 use serde_json::json;
 use socklab::events::{ClusterConfig, Server, ServerConfig};
@@ -322,58 +324,14 @@ fn a_refused_read_is_not_retried_in_a_tight_loop() {
     assert!(calls <= 5, "{calls} XREADs in 600 ms:\n{info}");
 }
 
-/// The CONNECT answer's `sid`, `pid` and `offset`.
-fn session_of(answer: &Packet) -> (String, String, u64) {
-    let Packet::Connect { data: Some(d), .. } = answer else {
-        panic!("not a CONNECT answer: {answer:?}");
+/// The next event named `name` (others skipped), and its offset (0: none).
+fn next_with_offset(stream: &mut TcpStream, name: &str, wait: Duration) -> Option<(Packet, u64)> {
+    let p = next_event_packet(stream, name, wait)?;
+    let offset = match &p {
+        Packet::Event { offset, .. } => offset.unwrap_or(0),
+        _ => 0,
     };
-    let text = |k: &str| d[k].as_str().expect("a string").to_string();
-    (
-        text("sid"),
-        text("pid"),
-        d["offset"].as_u64().expect("an offset"),
-    )
-}
-
-/// The next event named `name` on `stream` (others skipped), with its offset.
-fn next_event(stream: &mut TcpStream, name: &str, wait: Duration) -> Option<(Packet, u64)> {
-    stream.set_read_timeout(Some(wait)).expect("SO_RCVTIMEO");
-    loop {
-        match read_packet(stream) {
-            Ok(Some(p @ Packet::Event { .. })) => {
-                let Packet::Event {
-                    name: ref n,
-                    offset,
-                    ..
-                } = p
-                else {
-                    unreachable!()
-                };
-                if n == name {
-                    return Some((p.clone(), offset.unwrap_or(0)));
-                }
-            }
-            Ok(Some(_)) => continue,
-            Ok(None) => return None,
-            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
-                return None
-            }
-            Err(e) => panic!("reading a client: {e}"),
-        }
-    }
-}
-
-/// Waits for `f` of node `n`'s state to hold.
-fn wait_for(
-    n: &Node,
-    what: &str,
-    f: impl Fn(&mut socklab::events::Io) -> bool + Send + Clone + 'static,
-) {
-    let deadline = Instant::now() + WAIT;
-    while !ask(&n.handle, f.clone()) {
-        assert!(Instant::now() < deadline, "{what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    Some((p, offset))
 }
 
 #[test]
@@ -381,7 +339,10 @@ fn binary_and_volatile_broadcasts_cross_nodes() {
     let Some(redis) = RedisServer::start("cluster_binary") else {
         return;
     };
-    let (a, b) = (Node::start(redis.addr), Node::start(redis.addr));
+    let (a, b) = (
+        SocklabNode::start(redis.addr),
+        SocklabNode::start(redis.addr),
+    );
     redis.wait_readers(2);
     let (mut client, answer) = raw_connect_ns(b.addr, "/", json!({}));
     assert!(matches!(answer, Packet::Connect { .. }), "{answer:?}");
@@ -397,7 +358,7 @@ fn binary_and_volatile_broadcasts_cross_nodes() {
             .emit("tick", vec![json!(1)])
             .unwrap();
     });
-    let (p, offset) = next_event(&mut client, "blob", WAIT).expect("the binary broadcast");
+    let (p, offset) = next_with_offset(&mut client, "blob", WAIT).expect("the binary broadcast");
     let Packet::Event {
         args, attachments, ..
     } = p
@@ -415,7 +376,7 @@ fn binary_and_volatile_broadcasts_cross_nodes() {
     // With binary, `data` is msgpack in base64, not JSON.
     assert!(range.contains("$4\r\ndata\r\n"), "{range}");
     assert!(!range.contains("{\"packet\""), "{range}");
-    let (_, tick_offset) = next_event(&mut client, "tick", WAIT).expect("the volatile one");
+    let (_, tick_offset) = next_with_offset(&mut client, "tick", WAIT).expect("the volatile one");
     assert_eq!(tick_offset, 0, "a volatile broadcast has no offset");
     assert_eq!(b.stats().cluster_bad_entries, 0);
 }
@@ -425,7 +386,10 @@ fn rooms_and_disconnects_span_nodes() {
     let Some(redis) = RedisServer::start("cluster_rooms") else {
         return;
     };
-    let (a, b) = (Node::start(redis.addr), Node::start(redis.addr));
+    let (a, b) = (
+        SocklabNode::start(redis.addr),
+        SocklabNode::start(redis.addr),
+    );
     redis.wait_readers(2);
     let (mut bob, answer) = raw_connect_ns(b.addr, "/chat", json!({"name": "bob"}));
     let (bob_sid, _, _) = session_of(&answer);
@@ -467,7 +431,10 @@ fn fetch_sockets_server_side_emit_and_the_node_count_span_nodes() {
     let Some(redis) = RedisServer::start("cluster_requests") else {
         return;
     };
-    let (a, b) = (Node::start(redis.addr), Node::start(redis.addr));
+    let (a, b) = (
+        SocklabNode::start(redis.addr),
+        SocklabNode::start(redis.addr),
+    );
     redis.wait_readers(2);
     let (_bob, answer) = raw_connect_ns(b.addr, "/chat", json!({"name": "bob"}));
     let (bob_sid, _, _) = session_of(&answer);
@@ -548,13 +515,16 @@ fn a_client_moved_to_another_node_recovers_its_session_and_what_it_missed() {
     let Some(redis) = RedisServer::start("cluster_recovery") else {
         return;
     };
-    let (a, b) = (Node::start(redis.addr), Node::start(redis.addr));
+    let (a, b) = (
+        SocklabNode::start(redis.addr),
+        SocklabNode::start(redis.addr),
+    );
     redis.wait_readers(2);
     let (mut alice, answer) = raw_connect_ns(a.addr, "/chat", json!({"name": "alice"}));
     let (sid, pid, _) = session_of(&answer);
     let mut dave = chat_client(b.addr, "dave", "lobby");
     say(&mut dave, "lobby", "one");
-    let (_, offset) = next_event(&mut alice, "chat message", WAIT).expect("alice hears one");
+    let (_, offset) = next_with_offset(&mut alice, "chat message", WAIT).expect("alice hears one");
     // alice's connection drops; two messages go to the room while she is away.
     drop(alice);
     let s = sid.clone();
@@ -572,7 +542,7 @@ fn a_client_moved_to_another_node_recovers_its_session_and_what_it_missed() {
     assert_eq!(d["recovered"], json!(true), "{d}");
     assert_eq!(d["sid"], json!(sid));
     let mut texts = Vec::new();
-    while let Some((p, _)) = next_event(&mut alice, "chat message", SILENCE) {
+    while let Some((p, _)) = next_with_offset(&mut alice, "chat message", SILENCE) {
         if let Packet::Event { args, .. } = p {
             texts.push(args[0]["text"].as_str().unwrap_or_default().to_string());
         }
@@ -610,7 +580,10 @@ fn redis_restarted_in_a_stream_of_broadcasts_loses_and_repeats_none() {
     let Some(mut redis) = RedisServer::start_persistent("cluster_restart_stream") else {
         return;
     };
-    let (a, b) = (Node::start(redis.addr), Node::start(redis.addr));
+    let (a, b) = (
+        SocklabNode::start(redis.addr),
+        SocklabNode::start(redis.addr),
+    );
     redis.wait_readers(2);
     let (mut client, answer) = raw_connect_ns(b.addr, "/", json!({}));
     assert!(matches!(answer, Packet::Connect { .. }), "{answer:?}");
@@ -628,7 +601,7 @@ fn redis_restarted_in_a_stream_of_broadcasts_loses_and_repeats_none() {
         std::thread::sleep(Duration::from_millis(10));
     }
     let mut got = Vec::new();
-    while let Some((p, _)) = next_event(
+    while let Some((p, _)) = next_with_offset(
         &mut client,
         "n",
         if got.len() as u64 == COUNT {
@@ -641,7 +614,11 @@ fn redis_restarted_in_a_stream_of_broadcasts_loses_and_repeats_none() {
             got.push(args[0].as_u64().expect("a number"));
         }
     }
-    eprintln!("XLEN {} a={:?}", redis.command(&["XLEN", "socket.io"]), a.stats());
+    eprintln!(
+        "XLEN {} a={:?}",
+        redis.command(&["XLEN", "socket.io"]),
+        a.stats()
+    );
     assert_eq!(got, (0..COUNT).collect::<Vec<_>>());
     assert_eq!(a.stats().cluster_dropped, 0);
 }

@@ -7,12 +7,11 @@
 //! are socket.io-client 4.8.4 (`client.js`'s `member` and `recovery` scenarios); the socklab
 //! node's are raw socklab connections, as in `tests/cluster.rs`, or socket.io-client too.
 //!
-//! What crosses today, both ways: broadcasts with rooms and `except` (a chat message, a
-//! mention to a personal room, the `system` lines, a broadcast made by hand), and a client
-//! recovering on either node gets what the other node broadcast while it was away. What does
-//! not cross yet (the node count, `fetchSockets`, `socketsJoin`/`socketsLeave`,
-//! `disconnectSockets` from Node) is written below as `#[ignore]`d tests, their assertions
-//! ready for the day socklab does it.
+//! What crosses, both ways: broadcasts with rooms and `except` (a chat message, a mention to
+//! a personal room, the `system` lines, a broadcast made by hand); a client recovering on
+//! either node gets what the other node broadcast while it was away; the node count
+//! (`PUBSUB NUMSUB`), `fetchSockets`, `socketsJoin`/`socketsLeave` and `disconnectSockets`
+//! from the Node.js node act on socklab's sockets.
 //!
 //! Each test starts its own Redis and nodes (skipped when `redis-server`, node or the
 //! interop packages are missing; a failure under `SOCKLAB_REQUIRE_REDIS=1` /
@@ -476,12 +475,10 @@ fn finish_recovery(mut client: Proc) -> Vec<String> {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Not yet: what the adapter sends that socklab does not take (see the tests' reasons)
+// Requests from the Node.js node: the node count, fetchSockets, socketsJoin/Leave, disconnect
 // ---------------------------------------------------------------------------------------------
 
 #[test]
-#[ignore = "needs: socklab SUBSCRIBEd to the adapter's channel socket.io#/chat# (the Node.js \
-            adapter counts servers with PUBSUB NUMSUB of it)"]
 fn node_counts_socklab_among_the_servers() {
     let Some((_redis, _a, mut n)) = cluster("cluster_node_count") else {
         return;
@@ -507,8 +504,6 @@ fn wait_server_count(n: &mut NodeNode, want: u64) {
 }
 
 #[test]
-#[ignore = "needs: socklab answers FETCH_SOCKETS (type 7, msgpack on PUB/SUB channel \
-            socket.io#/chat#) with FETCH_SOCKETS_RESPONSE (type 8) on socket.io#/chat#<uid>#"]
 fn fetch_sockets_on_node_lists_socklab_sockets() {
     let Some((_redis, a, mut n)) = cluster("cluster_node_fetch") else {
         return;
@@ -542,7 +537,6 @@ fn fetch_sockets_on_node_lists_socklab_sockets() {
 }
 
 #[test]
-#[ignore = "needs: socklab applies SOCKETS_JOIN entries (type 4) of the stream to its sockets"]
 fn sockets_join_on_node_moves_socklab_sockets_too() {
     let Some((_redis, a, mut n)) = cluster("cluster_node_join") else {
         return;
@@ -563,7 +557,6 @@ fn sockets_join_on_node_moves_socklab_sockets_too() {
 }
 
 #[test]
-#[ignore = "needs: socklab applies SOCKETS_LEAVE entries (type 5) of the stream to its sockets"]
 fn sockets_leave_on_node_moves_socklab_sockets_too() {
     let Some((_redis, a, mut n)) = cluster("cluster_node_leave") else {
         return;
@@ -593,7 +586,6 @@ fn sockets_leave_on_node_moves_socklab_sockets_too() {
 }
 
 #[test]
-#[ignore = "needs: socklab applies DISCONNECT_SOCKETS entries (type 6) of the stream"]
 fn disconnect_sockets_on_node_disconnects_socklab_sockets_too() {
     let Some((_redis, a, mut n)) = cluster("cluster_node_disconnect") else {
         return;

@@ -113,9 +113,9 @@ pub fn say(stream: &mut TcpStream, room: &str, text: &str) {
     stream.write_all(&bytes).expect("a packet sent");
 }
 
-/// The arguments of the next event named `name` on `stream` within `wait` (other events
-/// skipped).
-pub fn next_event(stream: &mut TcpStream, name: &str, wait: Duration) -> Option<Vec<Value>> {
+/// The next event named `name` on `stream` within `wait`, whole (its attachments, its
+/// offset), other events skipped; `None` if none came, or the server closed the connection.
+pub fn next_event_packet(stream: &mut TcpStream, name: &str, wait: Duration) -> Option<Packet> {
     let deadline = Instant::now() + wait;
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
@@ -124,14 +124,48 @@ pub fn next_event(stream: &mut TcpStream, name: &str, wait: Duration) -> Option<
         }
         stream.set_read_timeout(Some(left)).expect("SO_RCVTIMEO");
         match read_packet(stream) {
-            Ok(Some(Packet::Event { name: n, args, .. })) if n == name => return Some(args),
+            Ok(Some(p @ Packet::Event { .. })) if matches!(&p, Packet::Event { name: n, .. } if n == name) => {
+                return Some(p)
+            }
             Ok(Some(_)) => continue,
-            Ok(None) => panic!("the server closed the connection"),
+            Ok(None) => return None,
             Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
                 return None
             }
             Err(e) => panic!("reading a chat client: {e}"),
         }
+    }
+}
+
+/// The arguments of the next event named `name` on `stream` within `wait` (other events
+/// skipped).
+pub fn next_event(stream: &mut TcpStream, name: &str, wait: Duration) -> Option<Vec<Value>> {
+    match next_event_packet(stream, name, wait)? {
+        Packet::Event { args, .. } => Some(args),
+        _ => None,
+    }
+}
+
+/// The `sid`, `pid` and `offset` of a CONNECT's answer.
+pub fn session_of(answer: &Packet) -> (String, String, u64) {
+    let Packet::Connect { data: Some(d), .. } = answer else {
+        panic!("not a CONNECT answer: {answer:?}");
+    };
+    let text = |k: &str| d[k].as_str().expect("a string").to_string();
+    let offset = d["offset"].as_u64().expect("an offset");
+    (text("sid"), text("pid"), offset)
+}
+
+/// Waits until `f` holds of node `n`'s state.
+pub fn wait_for(
+    n: &SocklabNode,
+    what: &str,
+    f: impl Fn(&mut socklab::events::Io) -> bool + Send + Clone + 'static,
+) {
+    let deadline = Instant::now() + super::WAIT;
+    while !super::ask(&n.handle, f.clone()) {
+        assert!(Instant::now() < deadline, "{what}");
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 

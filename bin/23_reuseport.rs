@@ -6,20 +6,18 @@
 //! in two terminals and `23_reuseport client` in a third.
 
 use std::error::Error;
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::process::{Child, ChildStdout, Command, ExitCode, Stdio};
-use std::time::{Duration, Instant};
+use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::Args;
 use serde_json::{json, Value};
 use socklab::apps::chat;
-use socklab::blocking;
+use socklab::apps::child::ServerProcess;
+use socklab::apps::peer::Peer;
 use socklab::events::{Io, Server, ServerConfig};
 use socklab::lesson::{self, Endpoint, Role};
 use socklab::procnet;
-use socklab::sys::{self, Fd, PollFd, PollFlags};
-use socklab::wire::packet::{self, Limits, Packet, PacketDecoder};
 
 /// What `--help` says.
 const HELP: lesson::Help = lesson::Help {
@@ -105,192 +103,55 @@ fn install(io: &mut Io, name: String) {
 }
 // ANCHOR_END: serve
 
-/// A client that speaks socklab's protocol by hand over a blocking socket, with a deadline
-/// on every wait (poll before each read), so that a silent server cannot hang the lesson.
-struct Peer {
-    fd: Fd,
-    decoder: PacketDecoder,
-    /// The process that accepted this connection, as it said.
+/// A client of socklab's protocol by hand over a blocking socket (`apps/peer.rs`), and the
+/// process that accepted it, as the server said.
+struct Client {
+    peer: Peer,
     process: String,
 }
 
-impl Peer {
+impl Client {
     /// Connects, joins namespace `/`, and waits for the server to say which process it is.
-    fn connect(addr: SocketAddr) -> Result<Peer, Box<dyn Error>> {
-        let fd = blocking::connect_tcp(addr)?;
-        blocking::write_all(&fd, &packet::greeting(None))?;
-        let mut peer = Peer {
-            fd,
-            decoder: PacketDecoder::new(Limits::default()),
-            process: String::new(),
-        };
+    fn connect(addr: SocketAddr) -> Result<Client, Box<dyn Error>> {
+        let mut peer = Peer::connect(addr)?;
         let said = peer.wait_for("/", "process", WAIT)?;
         let name = said
             .as_ref()
             .and_then(|a| a.first())
             .and_then(Value::as_str);
-        peer.process = name
+        let process = name
             .ok_or("the server never said which process it is")?
             .into();
-        Ok(peer)
-    }
-
-    /// Joins the chat (namespace `/chat`) as `name`, in room `lobby`, on the same connection.
-    fn join_chat(&mut self, name: &str) -> Result<(), Box<dyn Error>> {
-        let auth = json!({"name": name, "room": chat::DEFAULT_ROOM});
-        self.send(&Packet::Connect {
-            ns: chat::NAMESPACE.into(),
-            data: Some(auth),
-        })?;
-        let deadline = Instant::now() + WAIT;
-        while let Some(p) = self.next_packet(deadline)? {
-            if matches!(&p, Packet::Connect { ns, .. } if ns == chat::NAMESPACE) {
-                return Ok(());
-            }
-        }
-        Err(format!("{name} was not let into the chat").into())
-    }
-
-    fn say(&mut self, text: &str) -> Result<(), Box<dyn Error>> {
-        self.send(&Packet::Event {
-            ns: chat::NAMESPACE.into(),
-            name: "chat message".into(),
-            args: vec![json!(chat::DEFAULT_ROOM), json!(text)],
-            attachments: Vec::new(),
-            id: None,
-            offset: None,
-        })
-    }
-
-    fn send(&mut self, p: &Packet) -> Result<(), Box<dyn Error>> {
-        Ok(blocking::write_all(&self.fd, &packet::encode_to_vec(p))?)
-    }
-
-    /// The arguments of the next `event` in namespace `ns` within `wait`, other packets
-    /// skipped (the chat's `system` lines); `None` if none came in time.
-    fn wait_for(
-        &mut self,
-        ns: &str,
-        event: &str,
-        wait: Duration,
-    ) -> Result<Option<Vec<Value>>, Box<dyn Error>> {
-        let deadline = Instant::now() + wait;
-        while let Some(p) = self.next_packet(deadline)? {
-            if let Packet::Event {
-                ns: n, name, args, ..
-            } = p
-            {
-                if n == ns && name == event {
-                    return Ok(Some(args));
-                }
-            }
-        }
-        Ok(None)
-    }
-
-    /// The next packet, or `None` once `deadline` passed with nothing complete.
-    fn next_packet(&mut self, deadline: Instant) -> Result<Option<Packet>, Box<dyn Error>> {
-        let mut buf = [0u8; 4096];
-        loop {
-            if let Some(p) = self.decoder.next_packet()? {
-                return Ok(Some(p));
-            }
-            let left = deadline.saturating_duration_since(Instant::now());
-            let mut fds = [PollFd::new(&self.fd, PollFlags::IN)];
-            let ms = i32::try_from(left.as_millis()).unwrap_or(i32::MAX);
-            if left.is_zero() || sys::poll(&mut fds, ms)? == 0 {
-                return Ok(None);
-            }
-            let n = sys::read(&self.fd, &mut buf)?;
-            if n == 0 {
-                return Err("the server closed the connection".into());
-            }
-            self.decoder.feed(&buf[..n]);
-        }
+        Ok(Client { peer, process })
     }
 }
 
-/// A server process this lesson started, and its stdout. Dropped without
-/// [`stop`](Process::stop) (the lesson failed half-way), it still stops the child, so that no server
-/// outlives the lesson.
-struct Process {
+/// Runs this program again as `serve --reuse-port --name NAME --addr ADDR`.
+fn start(
     name: &'static str,
-    child: Child,
-    out: BufReader<ChildStdout>,
-    stopped: bool,
-}
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        if !self.stopped {
-            // Both fail harmlessly if the child has already exited.
-            let _ = sys::signal::terminate(self.child.id());
-            let _ = self.child.wait();
-        }
-    }
-}
-
-impl Process {
-    /// Runs this program again as `serve --reuse-port --name NAME --addr ADDR` and waits for
-    /// its `listening on` line; returns the address it listens on.
-    fn start(
-        name: &'static str,
-        addr: SocketAddr,
-    ) -> Result<(Process, SocketAddr), Box<dyn Error>> {
-        let mut cmd = Command::new(std::env::current_exe()?);
-        cmd.args(["serve", "--reuse-port", "--name", name, "--addr"])
-            .arg(addr.to_string())
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped());
-        if sys::trace::enabled() {
-            cmd.arg("--trace");
-        }
-        let mut child = cmd.spawn()?;
-        let stdout = child
-            .stdout
-            .take()
-            .ok_or("no pipe from the server's stdout")?;
-        let mut p = Process {
-            name,
-            child,
-            out: BufReader::new(stdout),
-            stopped: false,
-        };
-        let mut line = String::new();
-        p.out.read_line(&mut line)?;
-        // On an error `p` is dropped, which stops the child.
-        match line.trim().strip_prefix("listening on ") {
-            Some(a) => Ok((p, a.parse()?)),
-            None => Err(format!("process {name} did not start").into()),
-        }
-    }
-
-    /// SIGTERM to this child, by its pid; then the rest of what it printed, once it exits.
-    fn stop(mut self) -> Result<Vec<String>, Box<dyn Error>> {
-        sys::signal::terminate(self.child.id())?;
-        let mut lines = Vec::new();
-        for line in (&mut self.out).lines() {
-            lines.push(line?);
-        }
-        let status = self.child.wait()?;
-        self.stopped = true;
-        if !status.success() {
-            return Err(format!("process {} ended with {status}", self.name).into());
-        }
-        Ok(lines)
-    }
+    addr: SocketAddr,
+) -> Result<(ServerProcess, SocketAddr), Box<dyn Error>> {
+    let args = [
+        "serve",
+        "--reuse-port",
+        "--name",
+        name,
+        "--addr",
+        &addr.to_string(),
+    ];
+    ServerProcess::start(name, &args.map(String::from))
 }
 
 /// How many of `peers` each process got: (A, B).
-fn split(peers: &[Peer]) -> (usize, usize) {
+fn split(peers: &[Client]) -> (usize, usize) {
     let a = peers.iter().filter(|p| p.process == "A").count();
     (a, peers.len() - a)
 }
 
 // ANCHOR: demo
 fn demo() -> Result<(), Box<dyn Error>> {
-    let (a, addr) = Process::start("A", "127.0.0.1:0".parse()?)?;
-    let (b, _) = Process::start("B", addr)?; // the same port: A let it in
+    let (a, addr) = start("A", "127.0.0.1:0".parse()?)?;
+    let (b, _) = start("B", addr)?; // the same port: A let it in
     println!("processes A and B both listen on {addr}, each with SO_REUSEPORT:");
     // The kernel's socket table (what `ss -tln` shows): two listening sockets, one address.
     // Not `rows_for`, which drops identical rows.
@@ -303,7 +164,7 @@ fn demo() -> Result<(), Box<dyn Error>> {
     println!("-- 1. {CLIENTS} clients connect; each server says which process it is");
     let mut peers = Vec::new();
     for _ in 0..CLIENTS {
-        peers.push(Peer::connect(addr)?);
+        peers.push(Client::connect(addr)?);
     }
     let (on_a, on_b) = split(&peers);
     println!("  process A got {on_a}, process B got {on_b} (the split varies)");
@@ -319,17 +180,23 @@ fn demo() -> Result<(), Box<dyn Error>> {
     let (Some(same), Some(other)) = (same, other) else {
         return Err("one process got (almost) every connection: run the lesson again".into());
     };
-    peers[speaker].join_chat("ada")?;
-    peers[same].join_chat("bob")?;
-    peers[other].join_chat("cy")?;
+    peers[speaker].peer.join_chat("ada", WAIT)?;
+    peers[same].peer.join_chat("bob", WAIT)?;
+    peers[other].peer.join_chat("cy", WAIT)?;
     println!("  ada and bob on one process, cy on the other");
-    peers[speaker].say("hello, lobby")?;
+    peers[speaker].peer.say("hello, lobby")?;
     println!("  ada says \"hello, lobby\"");
-    match peers[same].wait_for(chat::NAMESPACE, "chat message", WAIT)? {
+    match peers[same]
+        .peer
+        .wait_for(chat::NAMESPACE, "chat message", WAIT)?
+    {
         Some(args) => println!("  bob (same process) got {}", json!(args)),
         None => println!("  bob (same process) got nothing: this should not happen"),
     }
-    match peers[other].wait_for(chat::NAMESPACE, "chat message", SILENCE)? {
+    match peers[other]
+        .peer
+        .wait_for(chat::NAMESPACE, "chat message", SILENCE)?
+    {
         Some(args) => println!(
             "  cy (other process) got {}: this should not happen",
             json!(args)
@@ -346,8 +213,8 @@ fn demo() -> Result<(), Box<dyn Error>> {
         Err(e) => println!("  {e}"),
     }
 
-    for peer in peers {
-        peer.fd.close()?;
+    for client in peers {
+        client.peer.fd.close()?;
     }
     let (said_a, said_b) = (count_connected(a.stop()?), count_connected(b.stop()?));
     let agree = (said_a, said_b) == (on_a, on_b);
@@ -371,7 +238,7 @@ fn count_connected(lines: Vec<String>) -> usize {
 fn client(addr: SocketAddr, count: usize) -> Result<(), Box<dyn Error>> {
     let mut peers = Vec::new();
     for _ in 0..count {
-        peers.push(Peer::connect(addr)?);
+        peers.push(Client::connect(addr)?);
     }
     let mut names: Vec<&str> = peers.iter().map(|p| p.process.as_str()).collect();
     names.sort();

@@ -2,6 +2,8 @@
 //!
 //! | file | what it holds |
 //! |---|---|
+//! | `peer.rs` | a socklab-protocol client over a blocking socket with a deadline on every wait: the demonstrations of lessons 23 and 24 |
+//! | `child.rs` | a server process a demonstration starts, waits for, and stops (or kills) by its pid |
 //! | `feed.rs` | a thread that does one thing every interval and stops at once: the scores' balls, the inspector's deliveries |
 //! | `greeter.rs` | the server of lessons 14, 21 and 22: `greet` and `upload` answered, a question asked of each client |
 //! | `chat.rs` | a chat server (namespace `/chat`): rooms, `/who`, @mentions as notifications to a personal room; how a typed line is parsed and an event shown |
@@ -15,8 +17,10 @@
 
 pub mod chat;
 pub mod chat_client;
+pub mod child;
 pub mod feed;
 pub mod greeter;
+pub mod peer;
 pub mod scores;
 pub mod status;
 pub mod terminal;

@@ -20,6 +20,7 @@ use socklab::lesson;
 use socklab::seqdiag;
 use socklab::strace::{self, Normalizer};
 use socklab::sys;
+use socklab::transport::redis;
 
 /// socklab: real-time messaging from the socket syscalls up.
 #[derive(Parser)]
@@ -102,7 +103,7 @@ struct DemoServer {
     /// Join a cluster over the Redis at this URL (redis://HOST:PORT): this process's
     /// broadcasts go to the clients of every process in the cluster, and theirs to its own.
     /// Broadcasts only, so far; the process exits with an error if Redis is not reachable
-    #[arg(long, value_name = "URL", value_parser = parse_redis_url)]
+    #[arg(long, value_name = "URL", value_parser = redis::parse_url)]
     redis: Option<SocketAddr>,
     #[command(flatten)]
     trace: lesson::Trace,
@@ -122,26 +123,6 @@ impl DemoServer {
             )
         })
     }
-}
-
-/// `--redis redis://HOST:PORT`: only that form for now (no user, password, database number
-/// or TLS), so anything else is refused rather than half understood.
-fn parse_redis_url(url: &str) -> Result<SocketAddr, String> {
-    let wanted = "expected redis://HOST:PORT (no user, password, database or options)";
-    let Some(host_port) = url.strip_prefix("redis://") else {
-        return Err(format!("{wanted}, got {url:?}"));
-    };
-    let bad = host_port.is_empty() || host_port.contains(['/', '@', '?']);
-    if bad || !host_port.contains(':') {
-        return Err(format!("{wanted}, got {url:?}"));
-    }
-    use std::net::ToSocketAddrs;
-    let mut addrs = host_port
-        .to_socket_addrs()
-        .map_err(|e| format!("{wanted}: {host_port:?}: {e}"))?;
-    addrs
-        .next()
-        .ok_or_else(|| format!("{host_port:?} has no address"))
 }
 
 /// Where the demo server listens, and where the demo clients look for it.
@@ -296,6 +277,8 @@ fn trace(number: &str, write: Option<&Path>) -> Result<(), Box<dyn Error>> {
     }
     // Calls split by another process or thread are joined, so that their results count.
     let raw = strace::join_resumed(&std::fs::read_to_string(&tmp)?);
+    // Lesson 24's own redis-server is not the lesson: its calls are left out.
+    let raw = strace::without_program(&raw, "redis-server");
     std::fs::remove_file(&tmp)?;
     if !out.status.success() {
         return Err(format!(

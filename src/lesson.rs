@@ -252,6 +252,11 @@ pub const LESSONS: &[(&str, &str, &str)] = &[
         "23_reuseport",
         "SO_REUSEPORT: two processes share a port, the kernel spreads connections; a chat message stays on its process",
     ),
+    (
+        "24",
+        "24_cluster",
+        "a cluster over Redis: broadcasts through a stream, requests over PUB/SUB, sessions that survive a node",
+    ),
 ];
 
 /// Bytes as `xxd` shows them: offset, 16 bytes in hex, the printable ones as text.

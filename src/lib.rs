@@ -69,6 +69,7 @@
 //! | 21 | `21_socketio` | Socket.IO packets in Engine.IO: CONNECT, EVENT, ACK, binary, both encodings counted |
 //! | 22 | `22_polling_upgrade` | long-polling: a held GET, POSTs, records; the upgrade: probe, noop, 5 |
 //! | 23 | `23_reuseport` | SO_REUSEPORT: two processes share a port, the kernel spreads connections; a chat message stays on its process |
+//! | 24 | `24_cluster` | a cluster over Redis: broadcasts through a stream, requests over PUB/SUB, sessions that survive a node |
 
 #[allow(unsafe_code)]
 pub mod sys;

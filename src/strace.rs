@@ -35,7 +35,7 @@ pub fn record_command(out_file: &str) -> Vec<String> {
         "-qq",
         "-yy",
         "-e",
-        "trace=%network,read,write,close,fcntl,poll,/epoll_.*",
+        "trace=%network,read,write,close,fcntl,poll,/epoll_.*,execve",
         "-e",
         "signal=none",
         "-o",
@@ -107,6 +107,43 @@ impl Call {
     pub fn line(&self) -> String {
         format!("{} = {}", self.text, self.result)
     }
+}
+
+/// Drops the lines of every process that ran `program` (its `execve` succeeded): lesson 24
+/// starts a `redis-server` of its own, whose calls are Redis's business, not the lesson's.
+/// (The processes it starts stay: they are the lesson's own binary again.)
+pub fn without_program(raw: &str, program: &str) -> String {
+    let pid_of = |line: &str| {
+        line.trim_start()
+            .split_once(' ')
+            .filter(|(p, _)| p.bytes().all(|b| b.is_ascii_digit()))
+            .map(|(p, rest)| {
+                // With `-ttt`, a time comes first: `PID  1765000000.123456 execve(...`.
+                let rest = rest.trim_start();
+                let rest = match rest.split_once(' ') {
+                    Some((t, call)) if t.bytes().all(|b| b.is_ascii_digit() || b == b'.') => call,
+                    _ => rest,
+                };
+                (p.to_string(), rest.to_string())
+            })
+    };
+    let wanted = format!("/{program}\"");
+    let dropped: std::collections::HashSet<String> = raw
+        .lines()
+        .filter_map(pid_of)
+        .filter(|(_, rest)| {
+            rest.starts_with("execve(") && rest.contains(&wanted) && rest.ends_with("= 0")
+        })
+        .map(|(pid, _)| pid)
+        .collect();
+    let mut out = String::with_capacity(raw.len());
+    for line in raw.lines() {
+        if !pid_of(line).is_some_and(|(pid, _)| dropped.contains(&pid)) {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    out
 }
 
 /// Joins each call that strace split in two while another process or thread ran
@@ -416,6 +453,23 @@ pub fn socket_lines(strace_output: &str, norm: &mut Normalizer) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_lines_of_a_program_run_by_the_lesson_are_dropped() {
+        let raw = "10 execve(\"/usr/bin/24_cluster\", [\"24_cluster\"], 0x7ff /* 3 vars */) = 0\n\
+                   11  1765000000.123456 execve(\"/usr/bin/redis-server\", [\"redis-server\"], 0x7ff /* 3 vars */) = 0\n\
+                   11 epoll_wait(5<anon_inode:[eventpoll]>, [], 10128, 100) = 0\n\
+                   10 connect(3<TCP:[1]>, {sa_family=AF_INET}, 16) = 0\n\
+                   12 execve(\"/usr/bin/redis-server\", [\"redis-server\"], 0x7ff) = -1 ENOENT (No such file or directory)\n\
+                   12 write(2<pipe:[3]>, \"x\", 1) = 1\n";
+        let kept = without_program(raw, "redis-server");
+        assert!(!kept.contains("epoll_wait"), "{kept}");
+        assert!(kept.contains("10 connect("), "{kept}");
+        assert!(
+            kept.contains("12 write("),
+            "a failed execve runs nothing: {kept}"
+        );
+    }
 
     #[test]
     fn parses_a_decorated_line() {

@@ -42,7 +42,9 @@ const LESSONS: &[(&str, &str)] = &[
     ("21", env!("CARGO_BIN_EXE_21_socketio")),
     ("22", env!("CARGO_BIN_EXE_22_polling_upgrade")),
     // 23 runs three processes whose descriptor numbers follow the kernel's spread of the
-    // connections: `tests/reuseport.rs` compares its output with the book instead.
+    // connections: `tests/reuseport.rs` compares its output with the book instead. 24 runs
+    // four (a redis-server among them) whose calls interleave by timing:
+    // `tests/cluster_lesson.rs` does the same for it.
 ];
 
 /// Lessons whose exact calls depend on timing (how long a spin lasts, how much the kernel

@@ -4,6 +4,7 @@
 //! |---|---|
 //! | `peer.rs` | a socklab-protocol client over a blocking socket with a deadline on every wait: the demonstrations of lessons 23 and 24 |
 //! | `child.rs` | a server process a demonstration starts, waits for, and stops (or kills) by its pid |
+//! | `redis_server.rs` | a `redis-server` of one's own on a free port (lesson 24, the tests), and one command as `redis-cli` sends and prints it |
 //! | `feed.rs` | a thread that does one thing every interval and stops at once: the scores' balls, the inspector's deliveries |
 //! | `greeter.rs` | the server of lessons 14, 21 and 22: `greet` and `upload` answered, a question asked of each client |
 //! | `chat.rs` | a chat server (namespace `/chat`): rooms, `/who`, @mentions as notifications to a personal room; how a typed line is parsed and an event shown |
@@ -21,6 +22,7 @@ pub mod child;
 pub mod feed;
 pub mod greeter;
 pub mod peer;
+pub mod redis_server;
 pub mod scores;
 pub mod status;
 pub mod terminal;

@@ -16,6 +16,9 @@ use crate::wire::packet::{self, Limits, Packet, PacketDecoder};
 pub struct Peer {
     pub fd: Fd,
     decoder: PacketDecoder,
+    /// The ack id of the last [`call`](Peer::call): each call takes a new one (a server
+    /// answers a repeated id with its first answer, as a retry).
+    last_id: u32,
 }
 
 impl Peer {
@@ -27,6 +30,7 @@ impl Peer {
         Ok(Peer {
             fd,
             decoder: PacketDecoder::new(Limits::default()),
+            last_id: 0,
         })
     }
 
@@ -74,6 +78,39 @@ impl Peer {
             id: None,
             offset: None,
         })
+    }
+
+    /// Emits `event` in namespace `ns` with an ack id, and waits `wait` for the answer: its
+    /// arguments.
+    pub fn call(
+        &mut self,
+        ns: &str,
+        event: &str,
+        args: Vec<Value>,
+        wait: Duration,
+    ) -> Result<Vec<Value>, Box<dyn Error>> {
+        self.last_id += 1;
+        let want = self.last_id;
+        self.send(&Packet::Event {
+            ns: ns.into(),
+            name: event.into(),
+            args,
+            attachments: Vec::new(),
+            id: Some(want),
+            offset: None,
+        })?;
+        let deadline = Instant::now() + wait;
+        while let Some(p) = self.next_packet(deadline)? {
+            if let Packet::Ack {
+                ns: n, id, args, ..
+            } = p
+            {
+                if n == ns && id == want {
+                    return Ok(args);
+                }
+            }
+        }
+        Err(format!("no answer to {event} in time").into())
     }
 
     pub fn send(&mut self, p: &Packet) -> Result<(), Box<dyn Error>> {

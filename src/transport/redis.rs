@@ -311,3 +311,23 @@ fn published(reply: Reply, subscribed: bool) -> Result<(Vec<u8>, Vec<u8>), Reply
         other => Err(other),
     }
 }
+
+/// `--redis redis://HOST:PORT`: only that form for now (no user, password, database number
+/// or TLS), so anything else is refused rather than half understood.
+pub fn parse_url(url: &str) -> Result<SocketAddr, String> {
+    let wanted = "expected redis://HOST:PORT (no user, password, database or options)";
+    let Some(host_port) = url.strip_prefix("redis://") else {
+        return Err(format!("{wanted}, got {url:?}"));
+    };
+    let bad = host_port.is_empty() || host_port.contains(['/', '@', '?']);
+    if bad || !host_port.contains(':') {
+        return Err(format!("{wanted}, got {url:?}"));
+    }
+    use std::net::ToSocketAddrs;
+    let mut addrs = host_port
+        .to_socket_addrs()
+        .map_err(|e| format!("{wanted}: {host_port:?}: {e}"))?;
+    addrs
+        .next()
+        .ok_or_else(|| format!("{host_port:?} has no address"))
+}

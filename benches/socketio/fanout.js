@@ -4,7 +4,7 @@
 //
 //   node fanout.js --url http://127.0.0.1:PORT[,http://127.0.0.1:PORT2] --clients N
 //                  --messages M [--warmup W] [--paced K] [--server-pid PID[,PID2]]
-//                  [--redis-pid PID] [--hz 100] [--wait 0|1] [--timeout-ms T] [--stall-ms S]
+//                  [--hz 100] [--wait 0|1] [--timeout-ms T] [--stall-ms S]
 //
 // With several URLs (the nodes of a cluster, figure 6), client i connects to URL i mod the
 // count, and the sender is a client of the first. A warm-up round of W messages goes first
@@ -16,8 +16,8 @@
 // is over: what has not come is lost.
 //
 // Prints one JSON line: {"clients", "messages", "deliveries", "lost_by_node", "seconds",
-// "server_cpu_ns", "redis_cpu_ns", "complete", "paced_sent", "paced_lost", "same_node_ns",
-// "other_node_ns"}; the CPU times are those of the measured round (the servers' summed).
+// "server_cpu_ns", "complete", "paced_sent", "paced_lost", "same_node_ns", "other_node_ns"};
+// the CPU time is the servers' (summed) over the measured round.
 "use strict";
 
 const { parseArgs, connectMany, now, cpuNs, printJson, line, fail, MESSAGE } = require("./common");
@@ -29,7 +29,6 @@ const a = parseArgs({
   warmup: 100,
   paced: 0,
   "server-pid": "",
-  "redis-pid": 0,
   hz: 100,
   wait: 0,
   "timeout-ms": 300000,
@@ -127,12 +126,10 @@ async function main() {
     await line();
   }
   const cpu0 = cpuOf(a["server-pid"]);
-  const redis0 = cpuOf(String(a["redis-pid"] || ""));
   const start = now();
   const { complete, lastAt } = await round(a.messages, a["timeout-ms"], stall);
   const seconds = Number(lastAt - start) / 1e9;
   const cpu1 = cpuOf(a["server-pid"]);
-  const redis1 = cpuOf(String(a["redis-pid"] || ""));
   const diff = (x, y) => (x === null || y === null ? null : y - x);
   await printJson({
     clients: n,
@@ -141,7 +138,6 @@ async function main() {
     lost_by_node: clientsOf.map((c, j) => Math.max(0, c * a.messages - byNode[j])),
     seconds,
     server_cpu_ns: diff(cpu0, cpu1),
-    redis_cpu_ns: diff(redis0, redis1),
     complete,
     paced_sent: pacedSent,
     paced_lost: pacedLost,

@@ -94,7 +94,7 @@ pub(crate) fn rep<S: Side>(side: &S, run: &Run, r: &mut Results, nodes: usize, r
     if !run.fits(r, &what, n) {
         return;
     }
-    let result = (|| -> Res<Fanout> {
+    let result = (|| -> Res<(Fanout, Option<f64>)> {
         let slug = sys.slug();
         // Declared first, so dropped (killed) last: after the servers that use it.
         let redis = match nodes {
@@ -124,19 +124,38 @@ pub(crate) fn rep<S: Side>(side: &S, run: &Run, r: &mut Results, nodes: usize, r
             warmup: run.opts.fanout_warmup,
             paced: run.opts.paced,
             server_pids: servers.iter().map(|s| s.pid()).collect(),
-            redis_pid: redis.as_ref().map(Redis::pid),
             ..FanoutPlan::new(node_a, n, m)
         };
-        side.fanout(run, &plan, &format!("{slug}-cluster-{nodes}-{rep}"))
+        let redis_cpu = redis.as_ref().map(Redis::cpu).transpose()?;
+        let f = side.fanout(run, &plan, &format!("{slug}-cluster-{nodes}-{rep}"))?;
+        // Over the whole fan-out, whose every message went through the stream: warm-up,
+        // paced and burst.
+        let messages = plan.warmup + f.hop.as_ref().map_or(0, |h| h.sent) + f.messages;
+        let redis_us = match (&redis, redis_cpu) {
+            (Some(redis), Some(before)) => {
+                let cpu = redis.cpu()?.saturating_sub(before);
+                Some(cpu.as_secs_f64() * 1e6 / messages.max(1) as f64)
+            }
+            _ => None,
+        };
+        Ok((f, redis_us))
     })();
     match result {
-        Ok(f) => record(r, sys, nodes, &f, &what),
+        Ok((f, redis_us)) => record(r, sys, nodes, &f, redis_us, &what),
         Err(e) => r.note(format!("{what}: {e}")),
     }
 }
 
-/// Keeps what one repetition measured; says what did not arrive.
-fn record(r: &mut Results, sys: System, nodes: usize, f: &Fanout, what: &str) {
+/// Keeps what one repetition measured; says what did not arrive. `redis_us` is Redis's CPU
+/// time per message, in microseconds.
+fn record(
+    r: &mut Results,
+    sys: System,
+    nodes: usize,
+    f: &Fanout,
+    redis_us: Option<f64>,
+    what: &str,
+) {
     let add = |r: &mut Results, part, v| r.add(sys, Figure::Cluster { nodes, part }, v);
     add(r, Part::PerSecond, f.per_second());
     add(r, Part::Lost, f.lost() as f64);
@@ -165,9 +184,8 @@ fn record(r: &mut Results, sys: System, nodes: usize, f: &Fanout, what: &str) {
         Some(_) => add(r, Part::CpuNs, f.cpu_ns_per_delivery().unwrap_or(0.0)),
         None => {}
     }
-    if let Some(cpu) = f.redis_cpu.filter(|c| !c.is_zero()) {
-        let per_message = cpu.as_nanos() as f64 / 1000.0 / f.messages.max(1) as f64;
-        add(r, Part::RedisCpuUs, per_message);
+    if let Some(us) = redis_us {
+        add(r, Part::RedisCpuUs, us);
     }
     let Some(hop) = &f.hop else {
         return;

@@ -187,7 +187,7 @@ pub enum Part {
     Ms,
     /// CPU nanoseconds per delivery, all server processes together.
     CpuNs,
-    /// Redis's CPU microseconds per message of the burst.
+    /// Redis's CPU microseconds per message, over the whole fan-out (warm-up, paced, burst).
     RedisCpuUs,
     /// A paced message's send-to-delivery time at `QUANTILES[i]`, in microseconds, to the
     /// clients of the sender's node...
@@ -454,7 +454,6 @@ fn fanout_of(v: &Value) -> Res<Fanout> {
             .collect(),
         seconds: v["seconds"].as_f64().ok_or("no seconds")?,
         server_cpu: ns("server_cpu_ns"),
-        redis_cpu: ns("redis_cpu_ns"),
         complete: v["complete"].as_bool().unwrap_or(false),
         hop,
     })
@@ -560,8 +559,6 @@ fn fanout_args(run: &Run, plan: &FanoutPlan, wait: bool) -> Vec<String> {
         &plan.paced.to_string(),
         "--server-pid",
         &list(&plan.server_pids),
-        "--redis-pid",
-        &plan.redis_pid.unwrap_or(0).to_string(),
         "--hz",
         &run.hz.to_string(),
         "--wait",

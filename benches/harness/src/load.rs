@@ -529,8 +529,6 @@ pub struct FanoutPlan {
     pub paced: usize,
     /// The server processes whose CPU time over the measured burst is added up (`/proc`).
     pub server_pids: Vec<u32>,
-    /// A process whose CPU time over the burst is read on its own (the cluster's Redis).
-    pub redis_pid: Option<u32>,
     /// The longest the burst may take, and the longest it may go without a delivery: what
     /// has not come by then is lost. A paced message waits for its deliveries up to `stall`
     /// too.
@@ -548,7 +546,6 @@ impl FanoutPlan {
             warmup: 0,
             paced: 0,
             server_pids: Vec::new(),
-            redis_pid: None,
             limit: FANOUT_LIMIT,
             stall: FANOUT_STALL,
         }
@@ -575,8 +572,6 @@ pub struct Fanout {
     pub seconds: f64,
     /// CPU time the servers used over the same span (from /proc), if their pids were given.
     pub server_cpu: Option<Duration>,
-    /// CPU time the cluster's Redis used over the same span, if its pid was given.
-    pub redis_cpu: Option<Duration>,
     /// Whether every client got every message before the time limit.
     pub complete: bool,
     /// The paced messages, if any were sent.
@@ -712,10 +707,8 @@ pub fn fanout(plan: &FanoutPlan, ready: impl FnOnce()) -> io::Result<Fanout> {
     };
     ready();
     let cpu0 = cpu_of(&plan.server_pids);
-    let redis0 = plan.redis_pid.and_then(proc_info::cpu_time);
     let (seconds, complete) = round(&mut ev, messages)?;
     let cpu1 = cpu_of(&plan.server_pids);
-    let redis1 = plan.redis_pid.and_then(proc_info::cpu_time);
     let h = ev.handler();
     let lost_by_node = h
         .clients_by_node()
@@ -730,7 +723,6 @@ pub fn fanout(plan: &FanoutPlan, ready: impl FnOnce()) -> io::Result<Fanout> {
         lost_by_node,
         seconds,
         server_cpu: cpu0.zip(cpu1).map(|(a, b)| b.saturating_sub(a)),
-        redis_cpu: redis0.zip(redis1).map(|(a, b)| b.saturating_sub(a)),
         complete,
         hop,
     })

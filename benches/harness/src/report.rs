@@ -418,7 +418,10 @@ fn cluster_rows(opts: &Options, (n, m): (usize, usize)) -> Vec<(String, Part)> {
             "server CPU per delivery (ns), all server processes".into(),
             Part::CpuNs,
         ),
-        ("Redis CPU per message (µs)".into(), Part::RedisCpuUs),
+        (
+            "Redis CPU per message (µs; `INFO cpu` over the warm-up, paced and burst)".into(),
+            Part::RedisCpuUs,
+        ),
     ];
     let k = int(opts.paced);
     for i in [0, 2] {

@@ -105,7 +105,7 @@ impl Options {
         }
     }
 
-    /// `make bench-quick`: the same figures at sizes that take well under a minute.
+    /// `make bench-quick`: the same figures at sizes that take about a minute.
     pub fn quick(exe: PathBuf) -> Options {
         Options {
             round_trips: 5000,

@@ -25,7 +25,7 @@ enum Cmd {
     /// over a cluster of two processes on one Redis (`make bench`). Servers on CPU 0, load on
     /// CPU 1 (a cluster's second node too). Writes report.md and latency.svg to --out
     Compare {
-        /// Reduced sizes, well under a minute (`make bench-quick`)
+        /// Reduced sizes, about a minute (`make bench-quick`)
         #[arg(long)]
         quick: bool,
         /// Repetitions per figure (the median is reported; default 3)

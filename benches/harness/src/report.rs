@@ -333,10 +333,15 @@ pub fn markdown(r: &Results, opts: &Options) -> String {
     let _ = writeln!(
         t,
         "- Each figure is the median of {} repetition{}, min-max in brackets; each \
-         repetition runs the limit, socklab, then Socket.IO, each on a fresh server. \
+         repetition runs the limit, socklab, then Socket.IO, each on a fresh server{}. \
          Every message is a 32-byte string. Descriptor limit: {}. The run took {:.0} s.\n",
         opts.reps,
         if opts.reps == 1 { "" } else { "s" },
+        if opts.cluster.is_some() {
+            ", then the three columns of the cluster figure (6)"
+        } else {
+            ""
+        },
         e.fd_limit,
         e.seconds
     );

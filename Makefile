@@ -17,7 +17,7 @@ help:
 	@echo "                 as root with tcpdump, also its TCP segments and their diagram"
 	@echo "make docs        build the book into docs/book (needs mdbook)"
 	@echo "make bench       socklab beside Socket.IO 4.8 (Node.js) and the raw-socket limit: target/bench/report.md"
-	@echo "make bench-quick the same at reduced sizes, in under a minute"
+	@echo "make bench-quick the same at reduced sizes, in about a minute"
 	@echo "make bench-loop  echo round trips per second through the event loop (1, 100, 1000 connections)"
 	@echo "make bench-events ack round trips and broadcast deliveries per second through the event layer"
 	@echo "make fuzz-codec  a million random inputs through the packet decoders (release build; ~10 s once built)"

@@ -1,7 +1,8 @@
 //! `socklab-bench compare` (`make bench`): socklab beside Socket.IO 4.8 on Node.js and beside the
 //! raw-socket limit, in one run, on one machine, under the same conditions.
 //!
-//! Three systems, five figures (see `docs/src/performance.md` for what each one means):
+//! Three systems, six figures (see `docs/src/performance.md` for what each one means); the
+//! sixth, the fan-out over a cluster of two processes on one Redis, is `cluster.rs`'s:
 //!
 //! | system | server | load |
 //! |---|---|---|
@@ -13,12 +14,14 @@
 //! - Placement: every server runs on CPU 0, every load generator and client on CPU 1
 //!   (`taskset -c` when it is installed; otherwise `sched_setaffinity`, which a child
 //!   inherits). This process pins itself to CPU 1 first, so socklab's in-process load
-//!   generators and probe thread run there too.
-//! - Alternation: each repetition runs the limit, then socklab, then Socket.IO, so a drift in
-//!   the machine's speed hits all three. Each figure is the median of the repetitions, shown
-//!   with its min-max range.
-//! - Fresh servers: one server process per system per repetition for figures 2, 3 and 5, and
-//!   another for figure 4, whose memory is measured from a known start.
+//!   generators and probe thread run there too. The exception is figure 6, whose second
+//!   node runs on CPU 1 beside the load (`cluster.rs`).
+//! - Alternation: each repetition runs the limit, then socklab, then Socket.IO, then the
+//!   three columns of figure 6, so a drift in the machine's speed hits all of them. Each
+//!   figure is the median of the repetitions, shown with its min-max range.
+//! - Fresh servers: one server process per system per repetition for figures 2, 3 and 5,
+//!   another for figure 4, whose memory is measured from a known start, and fresh servers
+//!   and a fresh Redis for each column of figure 6.
 //! - Limits: the descriptor limit is raised to the hard limit; a size that needs more
 //!   descriptors than that is reported as not reached, never shrunk.
 //!
@@ -37,9 +40,10 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::child::Proc;
-use crate::load::{self, Fanout, Idle, RoundTrips, FANOUT_LIMIT};
+use crate::load::{self, Fanout, FanoutPlan, Hop, Idle, RoundTrips, FANOUT_LIMIT};
 use crate::placement::{self, Placement, LOAD_CPU, SERVER_CPU};
-use crate::{proc_info, stats, Res};
+use crate::redis::Redis;
+use crate::{cluster, proc_info, stats, Res};
 
 /// What to measure, and how much.
 #[derive(Debug, Clone)]
@@ -66,6 +70,11 @@ pub struct Options {
     /// Idle connections (figure 4), and how long they sit before the server is measured.
     pub idle: usize,
     pub settle: Duration,
+    /// The cluster figure (6): its clients and messages (the same for one process and for
+    /// two on one Redis), and the messages sent one at a time for its latencies; `None`
+    /// leaves it out (`--no-cluster`).
+    pub cluster: Option<(usize, usize)>,
+    pub paced: usize,
     /// `full` or `quick`, for the report's heading.
     pub label: &'static str,
 }
@@ -90,11 +99,13 @@ impl Options {
             under_load: (1000, 2000),
             idle: 10_000,
             settle: Duration::from_secs(2),
+            cluster: Some((1000, 1000)),
+            paced: 200,
             label: "full",
         }
     }
 
-    /// `make bench-quick`: the same figures at sizes that take well under a minute.
+    /// `make bench-quick`: the same figures at sizes that take about a minute.
     pub fn quick(exe: PathBuf) -> Options {
         Options {
             round_trips: 5000,
@@ -103,6 +114,8 @@ impl Options {
             under_load: (500, 1000),
             idle: 2000,
             settle: Duration::from_millis(500),
+            cluster: Some((500, 500)),
+            paced: 100,
             label: "quick",
             ..Options::full(exe)
         }
@@ -126,7 +139,7 @@ impl System {
         }
     }
 
-    fn slug(self) -> &'static str {
+    pub(crate) fn slug(self) -> &'static str {
         match self {
             System::Limit => "limit",
             System::Socklab => "socklab",
@@ -158,6 +171,31 @@ pub enum Figure {
     LoadUs(usize),
     /// Figure 5: round trips the probe completed while the fan-out ran.
     LoadCount,
+    /// Figure 6, with the clients spread over `nodes` server processes (1, or 2 on one
+    /// Redis): see [`Part`].
+    Cluster { nodes: usize, part: Part },
+}
+
+/// One number of the cluster figure (6).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Part {
+    /// Deliveries per second of the burst.
+    PerSecond,
+    /// Deliveries of the burst that never came.
+    Lost,
+    /// Milliseconds until every client had every message (or until the last delivery).
+    Ms,
+    /// CPU nanoseconds per delivery, all server processes together.
+    CpuNs,
+    /// Redis's CPU microseconds per message, over the whole fan-out (warm-up, paced, burst).
+    RedisCpuUs,
+    /// A paced message's send-to-delivery time at `QUANTILES[i]`, in microseconds, to the
+    /// clients of the sender's node...
+    SameUs(usize),
+    /// ...and to those of the other node...
+    OtherUs(usize),
+    /// ...and the difference: what the hop through Redis adds.
+    HopUs(usize),
 }
 
 /// What the machine and the run looked like.
@@ -168,7 +206,13 @@ pub struct Env {
     pub kernel: String,
     pub node: Option<String>,
     pub socketio_version: Option<String>,
+    /// `redis-server`'s version, and the Redis client and adapter of the Node.js cluster.
+    pub redis_version: Option<String>,
+    pub redis_adapter_version: Option<String>,
+    pub redis_client_version: Option<String>,
     pub placement: String,
+    /// Whether the processes are on the CPUs the placement names.
+    pub pinned: bool,
     pub fd_limit: u64,
     pub seconds: f64,
 }
@@ -179,17 +223,20 @@ pub struct Results {
     pub values: BTreeMap<(System, Figure), Vec<f64>>,
     /// Why a system did not run at all ("skipped: node not found").
     pub skipped: BTreeMap<System, String>,
+    /// Why a column of the cluster figure, a system with that many nodes, did not run
+    /// ("skipped: redis-server not found ...").
+    pub cluster_skipped: BTreeMap<(System, usize), String>,
     /// Sizes not reached, runs that failed: said, never hidden.
     pub notes: Vec<String>,
     pub env: Env,
 }
 
 impl Results {
-    fn add(&mut self, system: System, figure: Figure, value: f64) {
+    pub(crate) fn add(&mut self, system: System, figure: Figure, value: f64) {
         self.values.entry((system, figure)).or_default().push(value);
     }
 
-    fn note(&mut self, note: String) {
+    pub(crate) fn note(&mut self, note: String) {
         eprintln!("note: {note}");
         if !self.notes.contains(&note) {
             self.notes.push(note);
@@ -239,12 +286,12 @@ impl Results {
 }
 
 /// What every part of the run needs.
-struct Run<'a> {
-    opts: &'a Options,
-    placement: Placement,
-    logs: PathBuf,
-    fd_limit: u64,
-    hz: u64,
+pub(crate) struct Run<'a> {
+    pub(crate) opts: &'a Options,
+    pub(crate) placement: Placement,
+    pub(crate) logs: PathBuf,
+    pub(crate) fd_limit: u64,
+    pub(crate) hz: u64,
 }
 
 impl Run<'_> {
@@ -261,7 +308,7 @@ impl Run<'_> {
     }
 
     /// Whether `n` connections fit under the descriptor limit on both sides; notes it if not.
-    fn fits(&self, r: &mut Results, what: &str, n: usize) -> bool {
+    pub(crate) fn fits(&self, r: &mut Results, what: &str, n: usize) -> bool {
         let need = n as u64 + 64;
         if need > self.fd_limit {
             r.note(format!(
@@ -275,83 +322,46 @@ impl Run<'_> {
     }
 }
 
-/// The operations of figures 2-5, for one system.
-trait Side {
+/// The operations of figures 2-6, for one system.
+pub(crate) trait Side {
     const SYSTEM: System;
-    fn server(&self, run: &Run, name: &str) -> Res<Proc>;
+    /// A server on `cpu`; a node of the cluster over `redis`, if given (figure 6).
+    fn server(&self, run: &Run, name: &str, cpu: usize, redis: Option<&Redis>) -> Res<Proc>;
     fn acks(&self, run: &Run, addr: SocketAddr, rep: usize) -> Res<RoundTrips>;
-    fn fanout(
-        &self,
-        run: &Run,
-        addr: SocketAddr,
-        pid: u32,
-        size: (usize, usize),
-        rep: usize,
-    ) -> Res<Fanout>;
-    fn under_load(
-        &self,
-        run: &Run,
-        addr: SocketAddr,
-        pid: u32,
-        size: (usize, usize),
-        rep: usize,
-    ) -> Res<(RoundTrips, Fanout)>;
+    /// Figures 3 and 6, and the name its logs go by.
+    fn fanout(&self, run: &Run, plan: &FanoutPlan, name: &str) -> Res<Fanout>;
+    fn under_load(&self, run: &Run, plan: &FanoutPlan, rep: usize) -> Res<(RoundTrips, Fanout)>;
     /// Connects `opts.idle` idle clients; returns them and the server's RSS in KiB before
     /// and with them.
     fn idle(&self, run: &Run, addr: SocketAddr, pid: u32, rep: usize) -> Res<(Idle, u64, u64)>;
 }
 
-struct Socklab;
+pub(crate) struct Socklab;
 
 impl Side for Socklab {
     const SYSTEM: System = System::Socklab;
 
-    fn server(&self, run: &Run, name: &str) -> Res<Proc> {
-        let args = ["server", "--addr", "127.0.0.1:0"].map(String::from);
-        run.start(name, SERVER_CPU, &run.opts.exe, &args, Path::new("."))
+    fn server(&self, run: &Run, name: &str, cpu: usize, redis: Option<&Redis>) -> Res<Proc> {
+        let mut args = ["server", "--addr", "127.0.0.1:0"]
+            .map(String::from)
+            .to_vec();
+        if let Some(redis) = redis {
+            args.extend(["--redis".into(), redis.url()]);
+        }
+        run.start(name, cpu, &run.opts.exe, &args, Path::new("."))
     }
 
     fn acks(&self, run: &Run, addr: SocketAddr, _: usize) -> Res<RoundTrips> {
         Ok(load::acks(addr, run.opts.warmup, run.opts.round_trips)?)
     }
 
-    fn fanout(
-        &self,
-        run: &Run,
-        addr: SocketAddr,
-        pid: u32,
-        (n, m): (usize, usize),
-        _: usize,
-    ) -> Res<Fanout> {
-        Ok(load::fanout(
-            addr,
-            n,
-            m,
-            run.opts.fanout_warmup,
-            Some(pid),
-            || {},
-            FANOUT_LIMIT,
-        )?)
+    fn fanout(&self, _: &Run, plan: &FanoutPlan, _: &str) -> Res<Fanout> {
+        Ok(load::fanout(plan, || {})?)
     }
 
-    fn under_load(
-        &self,
-        run: &Run,
-        addr: SocketAddr,
-        pid: u32,
-        (n, m): (usize, usize),
-        _: usize,
-    ) -> Res<(RoundTrips, Fanout)> {
-        let probe = load::Probe::start(addr, 200)?;
-        let f = load::fanout(
-            addr,
-            n,
-            m,
-            run.opts.fanout_warmup,
-            Some(pid),
-            || probe.go(),
-            FANOUT_LIMIT,
-        )?;
+    fn under_load(&self, _: &Run, plan: &FanoutPlan, _: usize) -> Res<(RoundTrips, Fanout)> {
+        let probe = load::Probe::start(plan.nodes[0], 200)?;
+        let f = load::fanout(plan, || probe.go())?;
         Ok((probe.stop()?, f))
     }
 
@@ -373,7 +383,7 @@ impl Side for Socklab {
     }
 }
 
-struct SocketIo;
+pub(crate) struct SocketIo;
 
 impl SocketIo {
     fn script(&self, run: &Run, name: &str, script: &str, args: &[String]) -> Res<Proc> {
@@ -393,6 +403,15 @@ fn url(addr: SocketAddr) -> String {
     format!("http://{addr}")
 }
 
+/// Numbers as one argument: `1,2,3`.
+fn list<T: ToString>(items: impl IntoIterator<Item = T>) -> String {
+    items
+        .into_iter()
+        .map(|x| x.to_string())
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 fn round_trips_of(v: &Value) -> Res<RoundTrips> {
     let samples: Vec<u64> = v["latencies_ns"]
         .as_array()
@@ -408,30 +427,47 @@ fn round_trips_of(v: &Value) -> Res<RoundTrips> {
 }
 
 fn fanout_of(v: &Value) -> Res<Fanout> {
+    let ns = |key: &str| v[key].as_f64().map(|ns| Duration::from_nanos(ns as u64));
+    let samples = |key: &str| {
+        let ns = v[key]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_f64);
+        RoundTrips::from_samples(ns.map(|x| x as u64), 0.0)
+    };
+    let hop = v["paced_sent"].as_u64().filter(|&n| n > 0).map(|sent| Hop {
+        same_node: samples("same_node_ns"),
+        other_node: samples("other_node_ns"),
+        sent: sent as usize,
+        lost: v["paced_lost"].as_u64().unwrap_or(0),
+    });
     Ok(Fanout {
         clients: v["clients"].as_u64().ok_or("no clients")? as usize,
         messages: v["messages"].as_u64().ok_or("no messages")? as usize,
         deliveries: v["deliveries"].as_u64().ok_or("no deliveries")?,
+        lost_by_node: v["lost_by_node"]
+            .as_array()
+            .ok_or("no lost_by_node")?
+            .iter()
+            .filter_map(Value::as_u64)
+            .collect(),
         seconds: v["seconds"].as_f64().ok_or("no seconds")?,
-        server_cpu: v["server_cpu_ns"]
-            .as_f64()
-            .map(|ns| Duration::from_nanos(ns as u64)),
+        server_cpu: ns("server_cpu_ns"),
         complete: v["complete"].as_bool().unwrap_or(false),
+        hop,
     })
 }
 
 impl Side for SocketIo {
     const SYSTEM: System = System::SocketIo;
 
-    fn server(&self, run: &Run, name: &str) -> Res<Proc> {
-        let args = ["server.js".to_string()];
-        run.start(
-            name,
-            SERVER_CPU,
-            Path::new("node"),
-            &args,
-            &run.opts.socketio_dir,
-        )
+    fn server(&self, run: &Run, name: &str, cpu: usize, redis: Option<&Redis>) -> Res<Proc> {
+        let mut args = vec!["server.js".to_string()];
+        if let Some(redis) = redis {
+            args.extend(["--redis".into(), redis.url()]);
+        }
+        run.start(name, cpu, Path::new("node"), &args, &run.opts.socketio_dir)
     }
 
     fn acks(&self, run: &Run, addr: SocketAddr, rep: usize) -> Res<RoundTrips> {
@@ -449,44 +485,26 @@ impl Side for SocketIo {
         round_trips_of(&v)
     }
 
-    fn fanout(
-        &self,
-        run: &Run,
-        addr: SocketAddr,
-        pid: u32,
-        (n, m): (usize, usize),
-        rep: usize,
-    ) -> Res<Fanout> {
-        let args = fanout_args(run, addr, pid, (n, m), false);
-        let mut p = self.script(
-            run,
-            &format!("socketio-fanout-{n}-{rep}"),
-            "fanout.js",
-            &args,
-        )?;
+    fn fanout(&self, run: &Run, plan: &FanoutPlan, name: &str) -> Res<Fanout> {
+        let args = fanout_args(run, plan, false);
+        let mut p = self.script(run, name, "fanout.js", &args)?;
         let v = p.json(FANOUT_LIMIT + Duration::from_secs(120))?;
         p.finish(Duration::from_secs(5));
         fanout_of(&v)
     }
 
-    fn under_load(
-        &self,
-        run: &Run,
-        addr: SocketAddr,
-        pid: u32,
-        (n, m): (usize, usize),
-        rep: usize,
-    ) -> Res<(RoundTrips, Fanout)> {
-        let args = ["--url".into(), url(addr), "--warmup".into(), "200".into()];
+    fn under_load(&self, run: &Run, plan: &FanoutPlan, rep: usize) -> Res<(RoundTrips, Fanout)> {
+        let args = [
+            "--url".into(),
+            url(plan.nodes[0]),
+            "--warmup".into(),
+            "200".into(),
+        ];
         let mut probe = self.script(run, &format!("socketio-probe-{rep}"), "probe.js", &args)?;
         probe.json(Duration::from_secs(60))?;
-        let args = fanout_args(run, addr, pid, (n, m), true);
-        let mut fan = self.script(
-            run,
-            &format!("socketio-loaded-{n}-{rep}"),
-            "fanout.js",
-            &args,
-        )?;
+        let args = fanout_args(run, plan, true);
+        let name = format!("socketio-loaded-{}-{rep}", plan.clients);
+        let mut fan = self.script(run, &name, "fanout.js", &args)?;
         fan.json(Duration::from_secs(120))?;
         probe.say("go")?;
         fan.say("go")?;
@@ -526,30 +544,29 @@ impl Side for SocketIo {
     }
 }
 
-fn fanout_args(
-    run: &Run,
-    addr: SocketAddr,
-    pid: u32,
-    (n, m): (usize, usize),
-    wait: bool,
-) -> Vec<String> {
+/// `plan` as the arguments of `fanout.js`.
+fn fanout_args(run: &Run, plan: &FanoutPlan, wait: bool) -> Vec<String> {
     [
         "--url",
-        &url(addr),
+        &list(plan.nodes.iter().map(|&a| url(a))),
         "--clients",
-        &n.to_string(),
+        &plan.clients.to_string(),
         "--messages",
-        &m.to_string(),
+        &plan.messages.to_string(),
         "--warmup",
-        &run.opts.fanout_warmup.to_string(),
+        &plan.warmup.to_string(),
+        "--paced",
+        &plan.paced.to_string(),
         "--server-pid",
-        &pid.to_string(),
+        &list(&plan.server_pids),
         "--hz",
         &run.hz.to_string(),
         "--wait",
         if wait { "1" } else { "0" },
         "--timeout-ms",
-        &FANOUT_LIMIT.as_millis().to_string(),
+        &plan.limit.as_millis().to_string(),
+        "--stall-ms",
+        &plan.stall.as_millis().to_string(),
     ]
     .map(String::from)
     .to_vec()
@@ -560,9 +577,14 @@ fn system_rep<S: Side>(side: &S, run: &Run, r: &mut Results, rep: usize) {
     let sys = S::SYSTEM;
     let tag = |what: &str| format!("{}, {what}, repetition {rep}", sys.name());
     let result = (|| -> Res<()> {
-        let mut server = side.server(run, &format!("{}-server-{rep}", sys.slug()))?;
+        let name = format!("{}-server-{rep}", sys.slug());
+        let mut server = side.server(run, &name, SERVER_CPU, None)?;
         let addr = server.listening()?;
-        let pid = server.pid();
+        let plan = |(n, m)| FanoutPlan {
+            warmup: run.opts.fanout_warmup,
+            server_pids: vec![server.pid()],
+            ..FanoutPlan::new(addr, n, m)
+        };
         match side.acks(run, addr, rep) {
             Ok(rt) => r.round_trips(sys, &rt, false),
             Err(e) => r.note(format!("{}: {e}", tag("ack round trips"))),
@@ -571,7 +593,8 @@ fn system_rep<S: Side>(side: &S, run: &Run, r: &mut Results, rep: usize) {
             if !run.fits(r, "fan-out", n) {
                 continue;
             }
-            match side.fanout(run, addr, pid, (n, m), rep) {
+            let name = format!("{}-fanout-{n}-{rep}", sys.slug());
+            match side.fanout(run, &plan((n, m)), &name) {
                 Ok(f) if f.complete => r.fanout(sys, &f, rep),
                 Ok(f) => r.note(format!(
                     "{}: incomplete, {} of {} deliveries in {:.1} s",
@@ -585,7 +608,7 @@ fn system_rep<S: Side>(side: &S, run: &Run, r: &mut Results, rep: usize) {
         }
         let (n, m) = run.opts.under_load;
         if run.fits(r, "latency under load", n + 1) {
-            match side.under_load(run, addr, pid, (n, m), rep) {
+            match side.under_load(run, &plan((n, m)), rep) {
                 Ok((rt, f)) if f.complete => r.round_trips(sys, &rt, true),
                 Ok((_, f)) => r.note(format!(
                     "{}: the fan-out was incomplete ({} of {} deliveries)",
@@ -599,7 +622,8 @@ fn system_rep<S: Side>(side: &S, run: &Run, r: &mut Results, rep: usize) {
         drop(server);
         let c = run.opts.idle;
         if run.fits(r, "idle connections", c) {
-            let mut server = side.server(run, &format!("{}-idle-server-{rep}", sys.slug()))?;
+            let name = format!("{}-idle-server-{rep}", sys.slug());
+            let mut server = side.server(run, &name, SERVER_CPU, None)?;
             let addr = server.listening()?;
             match side.idle(run, addr, server.pid(), rep) {
                 Ok((idle, before, after)) if idle.connected == c => {
@@ -680,7 +704,7 @@ fn first_line_of(program: &str, args: &[&str]) -> Option<String> {
     })
 }
 
-fn package_version(dir: &Path, package: &str) -> Option<String> {
+pub(crate) fn package_version(dir: &Path, package: &str) -> Option<String> {
     let text = std::fs::read_to_string(dir.join("node_modules").join(package).join("package.json"))
         .ok()?;
     let v: Value = serde_json::from_str(&text).ok()?;
@@ -716,6 +740,7 @@ pub fn run(opts: &Options) -> Res<Results> {
         ..Results::default()
     };
     r.env.placement = placement.describe(cpus);
+    r.env.pinned = placement.pinned();
     r.env.fd_limit = run.fd_limit;
     let missing = socketio_missing(opts);
     if let Some(why) = &missing {
@@ -724,6 +749,9 @@ pub fn run(opts: &Options) -> Res<Results> {
     } else {
         r.env.node = first_line_of("node", &["--version"]);
         r.env.socketio_version = package_version(&opts.socketio_dir, "socket.io");
+    }
+    if opts.cluster.is_some() {
+        cluster::check(&mut r, &opts.socketio_dir);
     }
     eprintln!("placement: {}", r.env.placement);
     for rep in 1..=opts.reps.max(1) {
@@ -736,6 +764,25 @@ pub fn run(opts: &Options) -> Res<Results> {
         if missing.is_none() {
             eprintln!("repetition {rep} of {}: Socket.IO", opts.reps);
             system_rep(&SocketIo, &run, &mut r, rep);
+        }
+        if opts.cluster.is_none() {
+            continue;
+        }
+        for column in cluster::COLUMNS {
+            if !cluster::runs(&r, column) {
+                continue;
+            }
+            let (sys, nodes) = column;
+            eprintln!(
+                "repetition {rep} of {}: cluster figure, {} with {nodes} process(es)",
+                opts.reps,
+                sys.name()
+            );
+            match sys {
+                System::Socklab => cluster::rep(&Socklab, &run, &mut r, nodes, rep),
+                System::SocketIo => cluster::rep(&SocketIo, &run, &mut r, nodes, rep),
+                System::Limit => {}
+            }
         }
     }
     r.env.seconds = started.elapsed().as_secs_f64();

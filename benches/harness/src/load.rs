@@ -8,11 +8,15 @@
 //! | 3, fan-out | [`fanout`] | N connections on one [`EventLoop`], speaking the packets directly |
 //! | 4, idle connections | [`idle`] | the same, C connections doing nothing but answer PINGs |
 //! | 5, latency under load | [`Probe`] beside [`fanout`] | a [`Client`] on a thread of its own |
+//! | 6, the cluster | [`fanout`] with its clients spread over the nodes | as for figure 3, and paced messages timed from send to delivery |
 //!
 //! The many-connection generators speak the protocol themselves instead of running N
 //! [`Client`]s: a thousand clients cost a thousand sockets on one loop, not a thousand loops.
 //! They only look at each frame's type byte (an EVENT is counted, a PING answered); decoding
 //! the JSON of a million deliveries would measure the load generator, not the server.
+//! For the same reason a burst is timed as a whole; only the paced messages of figure 6, one
+//! in flight at a time, are timed delivery by delivery (an EVENT that arrives then is the
+//! one in flight).
 //!
 //! Every wait is bounded in time, and every loop in count.
 
@@ -283,6 +287,8 @@ impl Drop for Probe {
 /// One connection of a [`Crowd`].
 #[derive(Debug, Default)]
 struct Member {
+    /// Which of the crowd's servers it connected to (an index into its list of nodes).
+    node: usize,
     joined: bool,
     /// EVENT packets received in this round.
     events: u64,
@@ -292,7 +298,7 @@ struct Member {
 /// counts the EVENTs it receives.
 struct Crowd {
     members: HashMap<ConnId, Member>,
-    /// Connections in the order they joined; the first one is the fan-out's sender.
+    /// Connections in the order they joined.
     joined: Vec<ConnId>,
     /// Connects under way, and handshakes not finished yet.
     pending: usize,
@@ -302,14 +308,21 @@ struct Crowd {
     /// EVENTs each member should receive in this round, and how many members have them all.
     target: u64,
     complete: usize,
-    /// EVENTs received by all members in this round.
+    /// EVENTs received by all members in this round, and by the members of each node.
     deliveries: u64,
+    by_node: Vec<u64>,
+    /// While a paced message is on its way (see [`fanout`]): when it was sent. Each delivery
+    /// of it is timed into `same_node` or `other_node`, by whether the receiver is a client
+    /// of node 0, the sender's. `None` during a burst, which is not timed message by message.
+    sent_at: Option<Instant>,
+    same_node: RoundTrips,
+    other_node: RoundTrips,
     greeting: Vec<u8>,
     pong: Vec<u8>,
 }
 
 impl Crowd {
-    fn new() -> Crowd {
+    fn new(nodes: usize) -> Crowd {
         let greeting = packet::greeting(None);
         Crowd {
             members: HashMap::new(),
@@ -320,6 +333,10 @@ impl Crowd {
             target: 0,
             complete: 0,
             deliveries: 0,
+            by_node: vec![0; nodes],
+            sent_at: None,
+            same_node: RoundTrips::new(),
+            other_node: RoundTrips::new(),
             greeting,
             pong: packet::encode_to_vec(&Packet::Pong),
         }
@@ -333,6 +350,18 @@ impl Crowd {
         self.target = target;
         self.complete = 0;
         self.deliveries = 0;
+        self.by_node.iter_mut().for_each(|d| *d = 0);
+    }
+
+    /// Joined members of each node.
+    fn clients_by_node(&self) -> Vec<u64> {
+        let mut v = vec![0; self.by_node.len()];
+        for id in &self.joined {
+            if let Some(m) = self.members.get(id) {
+                v[m.node] += 1;
+            }
+        }
+        v
     }
 }
 
@@ -343,11 +372,12 @@ impl Handler for Crowd {
     fn connected(&mut self, ctx: &mut Ctx<()>, id: ConnId, result: sys::Result<()>) {
         match result {
             Ok(()) => {
-                self.members.insert(id, Member::default());
                 // A refused send means the connection is closing: `closed` counts it.
                 let _ = ctx.send(id, &self.greeting);
             }
             Err(_) => {
+                // Gone already: `closed` will not be called for it.
+                self.members.remove(&id);
                 self.failed += 1;
                 self.pending = self.pending.saturating_sub(1);
             }
@@ -368,6 +398,14 @@ impl Handler for Crowd {
             if kind == Kind::Event as u8 {
                 member.events += 1;
                 self.deliveries += 1;
+                self.by_node[member.node] += 1;
+                if let Some(sent) = self.sent_at {
+                    let ns = sent.elapsed().as_nanos() as u64;
+                    match member.node {
+                        0 => self.same_node.record(ns),
+                        _ => self.other_node.record(ns),
+                    }
+                }
                 if member.events == self.target {
                     self.complete += 1;
                 }
@@ -399,14 +437,18 @@ impl Handler for Crowd {
 /// pipe, few enough for the server's accept queue (`listen` backlog 1024).
 const CONNECTS_IN_FLIGHT: usize = 256;
 
-/// Opens a crowd of `n` connections to `addr`; returns once all joined or failed, or after
-/// `limit`. `max_outbound` bounds what one connection may have queued.
+/// Opens a crowd of `n` connections, the i-th to `nodes[i % nodes.len()]`; returns once all
+/// joined or failed, or after `limit`. `max_outbound` bounds what one connection may have
+/// queued.
 fn open_crowd(
-    addr: SocketAddr,
+    nodes: &[SocketAddr],
     n: usize,
     max_outbound: usize,
     limit: Duration,
 ) -> io::Result<EventLoop<Crowd>> {
+    if nodes.is_empty() {
+        return Err(io::Error::other("a crowd needs a server to connect to"));
+    }
     let config = Config {
         max_connections: n + 16,
         max_outbound,
@@ -417,7 +459,7 @@ fn open_crowd(
         reads_per_event: 16,
         ..Config::default()
     };
-    let mut ev = EventLoop::new(Crowd::new(), config)?;
+    let mut ev = EventLoop::new(Crowd::new(nodes.len()), config)?;
     let deadline = Instant::now() + limit;
     let mut started = 0;
     while Instant::now() < deadline {
@@ -427,8 +469,19 @@ fn open_crowd(
         }
         let room = CONNECTS_IN_FLIGHT.saturating_sub(h.pending);
         for _ in 0..room.min(n - started) {
-            match ev.ctx().connect(addr, Some(Duration::from_secs(10))) {
-                Ok(_) => ev.handler().pending += 1,
+            let node = started % nodes.len();
+            match ev.ctx().connect(nodes[node], Some(Duration::from_secs(10))) {
+                Ok(id) => {
+                    let h = ev.handler();
+                    h.members.insert(
+                        id,
+                        Member {
+                            node,
+                            ..Member::default()
+                        },
+                    );
+                    h.pending += 1;
+                }
                 // Out of descriptors or ports: counted as failed, reported by the caller.
                 Err(_) => ev.handler().failed += 1,
             }
@@ -458,20 +511,84 @@ fn turn_until<H: Handler>(
     }
 }
 
-/// What one fan-out round measured.
-#[derive(Debug, Clone, Default, PartialEq)]
+/// A fan-out: where its clients connect, what the sender sends, which processes' CPU time
+/// is read. [`FanoutPlan::new`] gives one server and a burst with nothing else.
+#[derive(Debug, Clone)]
+pub struct FanoutPlan {
+    /// The servers: client i connects to `nodes[i % nodes.len()]`, so the clients are spread
+    /// evenly; the sender is a client of `nodes[0]`. More than one node makes sense for the
+    /// nodes of a cluster, where a broadcast on one reaches the clients of all.
+    pub nodes: Vec<SocketAddr>,
+    pub clients: usize,
+    /// Messages of the measured burst.
+    pub messages: usize,
+    /// Messages of the warm-up burst before everything else (0: none).
+    pub warmup: usize,
+    /// Messages sent one at a time after the warm-up, each once every client has the one
+    /// before; every delivery of them is timed ([`Fanout::hop`]). 0: none.
+    pub paced: usize,
+    /// The server processes whose CPU time over the measured burst is added up (`/proc`).
+    pub server_pids: Vec<u32>,
+    /// The longest the burst may take, and the longest it may go without a delivery: what
+    /// has not come by then is lost. A paced message waits for its deliveries up to `stall`
+    /// too.
+    pub limit: Duration,
+    pub stall: Duration,
+}
+
+impl FanoutPlan {
+    /// `clients` clients of the server at `addr`, a burst of `messages`, nothing else.
+    pub fn new(addr: SocketAddr, clients: usize, messages: usize) -> FanoutPlan {
+        FanoutPlan {
+            nodes: vec![addr],
+            clients,
+            messages,
+            warmup: 0,
+            paced: 0,
+            server_pids: Vec::new(),
+            limit: FANOUT_LIMIT,
+            stall: FANOUT_STALL,
+        }
+    }
+}
+
+/// How long a fan-out may go without a single delivery before the missing ones count as lost.
+/// A burst delivers millions per second and a hop through Redis takes a millisecond or so;
+/// nothing that is still coming waits this long.
+pub const FANOUT_STALL: Duration = Duration::from_secs(3);
+
+/// What one fan-out measured.
+#[derive(Debug, Clone, Default)]
 pub struct Fanout {
     /// Connections that joined (the sender is one of them, and receives too).
     pub clients: usize,
     pub messages: usize,
-    /// Messages received by all clients: `clients × messages` when complete.
+    /// Messages received by all clients in the burst: `clients × messages` when complete.
     pub deliveries: u64,
+    /// Deliveries of the burst that never came, for the clients of each node (all 0 when
+    /// complete).
+    pub lost_by_node: Vec<u64>,
     /// From the first message sent to the last delivery.
     pub seconds: f64,
-    /// CPU time the server used over the same span (from /proc), if its pid was given.
+    /// CPU time the servers used over the same span (from /proc), if their pids were given.
     pub server_cpu: Option<Duration>,
     /// Whether every client got every message before the time limit.
     pub complete: bool,
+    /// The paced messages, if any were sent.
+    pub hop: Option<Hop>,
+}
+
+/// The send-to-delivery times of the paced messages of a fan-out: from the moment the
+/// sender sends to the moment a client has the message, for the clients of the sender's node
+/// and for those of the other nodes.
+#[derive(Debug, Clone, Default)]
+pub struct Hop {
+    pub same_node: RoundTrips,
+    pub other_node: RoundTrips,
+    /// Paced messages sent, and their deliveries that did not come within the stall time
+    /// (the paced part ends at the first such message).
+    pub sent: usize,
+    pub lost: u64,
 }
 
 impl Fanout {
@@ -484,22 +601,30 @@ impl Fanout {
         self.server_cpu
             .map(|c| c.as_nanos() as f64 / self.deliveries.max(1) as f64)
     }
+
+    /// Deliveries of the burst that never came.
+    pub fn lost(&self) -> u64 {
+        self.lost_by_node.iter().sum()
+    }
 }
 
-/// Figure 3: `clients` connections join; the first sends `messages` chat messages at once,
-/// as fast as its socket takes them; the server sends each to every client (the sender
-/// included). The clock runs until every client has every message. A warm-up round of
-/// `warmup` messages goes first; `ready` is called just before the measured round (to start
-/// a [`Probe`]). `server_pid` lets it read the server's CPU time.
-pub fn fanout(
-    addr: SocketAddr,
-    clients: usize,
-    messages: usize,
-    warmup: usize,
-    server_pid: Option<u32>,
-    ready: impl FnOnce(),
-    limit: Duration,
-) -> io::Result<Fanout> {
+/// CPU time used so far by all of `pids` (`None` for none, or if one cannot be read).
+fn cpu_of(pids: &[u32]) -> Option<Duration> {
+    if pids.is_empty() {
+        return None;
+    }
+    pids.iter().map(|&p| proc_info::cpu_time(p)).sum()
+}
+
+/// Figure 3, and figure 6 spread over the nodes of a cluster: `plan.clients` connections
+/// join; one of `plan.nodes[0]` sends `plan.messages` chat messages at once, as fast as its
+/// socket takes them; the servers send each to every client (the sender included). The clock
+/// runs until every client has every message, or until nothing came for `plan.stall`. First
+/// come a warm-up burst of `plan.warmup` messages and `plan.paced` messages one at a time
+/// (timed, [`Hop`]); `ready` is called just before the measured burst (to start a
+/// [`Probe`]).
+pub fn fanout(plan: &FanoutPlan, ready: impl FnOnce()) -> io::Result<Fanout> {
+    let (clients, messages) = (plan.clients, plan.messages);
     let frame = packet::encode_to_vec(&Packet::Event {
         ns: packet::DEFAULT_NAMESPACE.into(),
         name: "chat message".into(),
@@ -508,9 +633,9 @@ pub fn fanout(
         id: None,
         offset: None,
     });
-    let burst = frame.len() * messages.max(warmup);
+    let burst = frame.len() * messages.max(plan.warmup);
     let mut ev = open_crowd(
-        addr,
+        &plan.nodes,
         clients,
         (burst + (1 << 16)).max(1 << 20),
         Duration::from_secs(60),
@@ -522,32 +647,84 @@ pub fn fanout(
             ev.handler().failed
         )));
     }
-    let sender = ev.handler().joined[0];
+    let h = ev.handler();
+    let sender = *h
+        .joined
+        .iter()
+        .find(|id| h.members.get(id).is_some_and(|m| m.node == 0))
+        .ok_or_else(|| io::Error::other("no client of the first node joined"))?;
+    let stall = plan.stall;
+    // One burst of `m`; returns its time to the last delivery and whether it was complete.
     let round = |ev: &mut EventLoop<Crowd>, m: usize| -> io::Result<(f64, bool)> {
         ev.handler().begin_round(m as u64);
         let start = Instant::now();
-        let bytes = frame.repeat(m);
         ev.ctx()
-            .send(sender, &bytes)
+            .send(sender, &frame.repeat(m))
             .map_err(|e| io::Error::other(format!("the sender could not send: {e}")))?;
-        let complete = turn_until(ev, limit, |h| h.complete >= joined || h.lost > 0)?;
-        let complete = complete && ev.handler().lost == 0;
-        Ok((start.elapsed().as_secs_f64(), complete))
+        // Deliveries seen at the last turn, and when that count was first seen: checked once
+        // per turn, not once per delivery.
+        let mut last = (0, start);
+        let complete = turn_until(ev, plan.limit, |h| {
+            if h.deliveries != last.0 {
+                last = (h.deliveries, Instant::now());
+            }
+            h.complete >= joined || h.lost > 0 || last.1.elapsed() >= stall
+        })?;
+        let h = ev.handler();
+        if complete && h.complete >= joined && h.lost == 0 {
+            return Ok((start.elapsed().as_secs_f64(), true));
+        }
+        Ok(((last.1 - start).as_secs_f64(), false))
     };
-    if warmup > 0 {
-        round(&mut ev, warmup)?;
+    if plan.warmup > 0 {
+        round(&mut ev, plan.warmup)?;
     }
+    let hop = if plan.paced > 0 {
+        let mut hop = Hop::default();
+        for _ in 0..plan.paced {
+            let h = ev.handler();
+            h.begin_round(1);
+            h.sent_at = Some(Instant::now());
+            ev.ctx()
+                .send(sender, &frame)
+                .map_err(|e| io::Error::other(format!("the sender could not send: {e}")))?;
+            hop.sent += 1;
+            turn_until(&mut ev, stall, |h| h.complete >= joined || h.lost > 0)?;
+            let h = ev.handler();
+            h.sent_at = None;
+            if h.complete < joined {
+                // A late one would be taken for the next message's: stop here.
+                hop.lost = (joined - h.complete) as u64;
+                break;
+            }
+        }
+        let h = ev.handler();
+        hop.same_node = std::mem::take(&mut h.same_node);
+        hop.other_node = std::mem::take(&mut h.other_node);
+        Some(hop)
+    } else {
+        None
+    };
     ready();
-    let cpu0 = server_pid.and_then(proc_info::cpu_time);
+    let cpu0 = cpu_of(&plan.server_pids);
     let (seconds, complete) = round(&mut ev, messages)?;
-    let cpu1 = server_pid.and_then(proc_info::cpu_time);
+    let cpu1 = cpu_of(&plan.server_pids);
+    let h = ev.handler();
+    let lost_by_node = h
+        .clients_by_node()
+        .iter()
+        .zip(&h.by_node)
+        .map(|(n, got)| (n * messages as u64).saturating_sub(*got))
+        .collect();
     Ok(Fanout {
         clients: joined,
         messages,
-        deliveries: ev.handler().deliveries,
+        deliveries: h.deliveries,
+        lost_by_node,
         seconds,
         server_cpu: cpu0.zip(cpu1).map(|(a, b)| b.saturating_sub(a)),
         complete,
+        hop,
     })
 }
 
@@ -572,12 +749,12 @@ pub fn idle<T>(
     after: impl FnOnce() -> T,
 ) -> io::Result<(Idle, T)> {
     if warm > 0 {
-        let ev = open_crowd(addr, warm, 1 << 16, Duration::from_secs(20))?;
+        let ev = open_crowd(&[addr], warm, 1 << 16, Duration::from_secs(20))?;
         drop(ev); // every connection closes
         std::thread::sleep(Duration::from_millis(200));
     }
     before();
-    let mut ev = open_crowd(addr, count, 1 << 16, Duration::from_secs(120))?;
+    let mut ev = open_crowd(&[addr], count, 1 << 16, Duration::from_secs(120))?;
     let settle_until = Instant::now() + settle;
     turn_until(&mut ev, settle, |_| Instant::now() >= settle_until)?;
     let measured = after();

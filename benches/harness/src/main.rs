@@ -21,10 +21,11 @@ struct Cli {
 #[derive(Subcommand)]
 enum Cmd {
     /// Compare socklab with Socket.IO 4.8 on Node.js and with the raw-socket limit: ack
-    /// round trips, broadcast fan-out, idle connections, latency under load (`make bench`).
-    /// Servers on CPU 0, load on CPU 1. Writes report.md and latency.svg to --out
+    /// round trips, broadcast fan-out, idle connections, latency under load, and the fan-out
+    /// over a cluster of two processes on one Redis (`make bench`). Servers on CPU 0, load on
+    /// CPU 1 (a cluster's second node too). Writes report.md and latency.svg to --out
     Compare {
-        /// Reduced sizes, well under a minute (`make bench-quick`)
+        /// Reduced sizes, about a minute (`make bench-quick`)
         #[arg(long)]
         quick: bool,
         /// Repetitions per figure (the median is reported; default 3)
@@ -39,6 +40,15 @@ enum Cmd {
         /// Leave Socket.IO out (it is left out anyway when node is not found)
         #[arg(long)]
         no_socketio: bool,
+        /// The cluster figure's size as CLIENTS:MESSAGES (default 1000:1000; quick 500:500)
+        #[arg(long, value_parser = parse_pair)]
+        cluster: Option<(usize, usize)>,
+        /// Messages the cluster figure sends one at a time and times (default 200; quick 100)
+        #[arg(long)]
+        paced: Option<usize>,
+        /// Leave the cluster figure out (it needs redis-server)
+        #[arg(long, conflicts_with = "cluster")]
+        no_cluster: bool,
         /// Where the Socket.IO reference is installed (`npm ci` there)
         #[arg(long, default_value = "benches/socketio", value_name = "DIR")]
         socketio_dir: PathBuf,
@@ -85,6 +95,9 @@ enum Cmd {
     Server {
         #[arg(long, default_value = "127.0.0.1:0")]
         addr: SocketAddr,
+        /// Be a node of the cluster over the Redis at redis://HOST:PORT (the cluster figure)
+        #[arg(long, value_name = "URL", value_parser = parse_redis_url)]
+        redis: Option<SocketAddr>,
     },
     /// The raw-socket server `compare` measures the limit with (blocking read and write);
     /// not for people
@@ -99,8 +112,10 @@ fn main() -> ExitCode {
     lesson::quiet_broken_pipe();
     let result = match Cli::parse().cmd {
         // The servers report their own errors, as the lesson binaries do.
-        Cmd::Server { addr } => {
-            return lesson::run(lesson::Trace { trace: false }, || reference::serve(addr))
+        Cmd::Server { addr, redis } => {
+            return lesson::run(lesson::Trace { trace: false }, || {
+                reference::serve(addr, redis)
+            })
         }
         Cmd::LimitServer { addr } => {
             return lesson::run(lesson::Trace { trace: false }, || {
@@ -116,6 +131,9 @@ fn main() -> ExitCode {
             fanout,
             idle,
             no_socketio,
+            cluster,
+            paced,
+            no_cluster,
             socketio_dir,
             out,
         } => (|| -> Result<(), Box<dyn Error>> {
@@ -130,6 +148,12 @@ fn main() -> ExitCode {
             opts.fanout = fanout.unwrap_or(opts.fanout);
             opts.idle = idle.unwrap_or(opts.idle);
             opts.socketio = !no_socketio;
+            opts.cluster = if no_cluster {
+                None
+            } else {
+                cluster.or(opts.cluster)
+            };
+            opts.paced = paced.unwrap_or(opts.paced);
             opts.socketio_dir = socketio_dir;
             opts.out_dir = out;
             let results = compare::run(&opts)?;
@@ -169,6 +193,15 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `redis://HOST:PORT`, the form of `socklab serve --redis` (HOST an IP address here: the
+/// harness starts its Redis on 127.0.0.1).
+fn parse_redis_url(url: &str) -> Result<SocketAddr, String> {
+    url.strip_prefix("redis://")
+        .ok_or_else(|| format!("{url:?} is not redis://HOST:PORT"))?
+        .parse()
+        .map_err(|e| format!("{url:?}: {e}"))
 }
 
 /// `CLIENTS:MESSAGES`, e.g. `1000:1000`.

@@ -62,6 +62,11 @@ impl Placement {
         Placement { taskset, pinned }
     }
 
+    /// Whether processes are pinned at all (two CPUs or more).
+    pub fn pinned(&self) -> bool {
+        self.pinned
+    }
+
     /// The placement in words, for the report.
     pub fn describe(&self, cpus: usize) -> String {
         if !self.pinned {

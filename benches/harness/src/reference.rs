@@ -5,7 +5,7 @@ use std::error::Error;
 use std::net::SocketAddr;
 
 use socklab::event_loop::Config;
-use socklab::events::{Io, Server, ServerConfig};
+use socklab::events::{ClusterConfig, Io, Server, ServerConfig};
 use socklab::lesson;
 
 /// The handlers of the Socket.IO reference server (`benches/socketio/server.js`), and no
@@ -26,7 +26,9 @@ pub fn install_reference_handlers(io: &mut Io) {
 
 /// Serves on `addr` until SIGINT or SIGTERM, after printing `listening on ADDR` (what the
 /// harness waits for). Room for 100,000 connections: the idle-connections figure opens 10,000.
-pub fn serve(addr: SocketAddr) -> Result<(), Box<dyn Error>> {
+/// With `redis`, the server is a node of the cluster over that Redis (the cluster figure),
+/// with the cluster's default settings, those of `socklab serve --redis`.
+pub fn serve(addr: SocketAddr, redis: Option<SocketAddr>) -> Result<(), Box<dyn Error>> {
     let config = ServerConfig {
         loop_config: Config {
             max_connections: 100_000,
@@ -36,6 +38,9 @@ pub fn serve(addr: SocketAddr) -> Result<(), Box<dyn Error>> {
     };
     let mut server = Server::new(config)?;
     server.stop_on_signals()?;
+    if let Some(redis) = redis {
+        server.join_cluster(redis, ClusterConfig::default())?;
+    }
     let local = server.listen(addr)?;
     install_reference_handlers(server.io());
     lesson::listening(local);

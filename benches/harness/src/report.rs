@@ -5,7 +5,9 @@
 use std::fmt::Write as _;
 
 use crate::chart;
-use crate::compare::{Figure, Options, Results, System, QUANTILES};
+use crate::cluster::{COLUMNS, NODE_CPUS, REDIS_CPU};
+use crate::compare::{Figure, Options, Part, Results, System, QUANTILES};
+use crate::placement::LOAD_CPU;
 use crate::Res;
 
 /// Writes `report.md` and `latency.svg` into `opts.out_dir`; returns the markdown.
@@ -331,10 +333,15 @@ pub fn markdown(r: &Results, opts: &Options) -> String {
     let _ = writeln!(
         t,
         "- Each figure is the median of {} repetition{}, min-max in brackets; each \
-         repetition runs the limit, socklab, then Socket.IO, each on a fresh server. \
+         repetition runs the limit, socklab, then Socket.IO, each on a fresh server{}. \
          Every message is a 32-byte string. Descriptor limit: {}. The run took {:.0} s.\n",
         opts.reps,
         if opts.reps == 1 { "" } else { "s" },
+        if opts.cluster.is_some() {
+            ", then the three columns of the cluster figure (6)"
+        } else {
+            ""
+        },
         e.fd_limit,
         e.seconds
     );
@@ -379,6 +386,7 @@ pub fn markdown(r: &Results, opts: &Options) -> String {
     for v in targets(r, opts) {
         let _ = writeln!(t, "| {} | {} | {} |", v.target, v.measured, v.verdict);
     }
+    cluster(&mut t, r, opts);
     if !r.notes.is_empty() {
         let _ = writeln!(t, "\n### Notes\n");
         for n in &r.notes {
@@ -393,6 +401,163 @@ pub fn markdown(r: &Results, opts: &Options) -> String {
         opts.out_dir.display()
     );
     t
+}
+
+/// The rows of the cluster figure: a label and the number.
+fn cluster_rows(opts: &Options, (n, m): (usize, usize)) -> Vec<(String, Part)> {
+    let q = |i: usize| QUANTILES[i].1;
+    let mut v = vec![
+        (
+            format!("deliveries per second, N = {}, M = {}", int(n), int(m)),
+            Part::PerSecond,
+        ),
+        (
+            format!("deliveries lost (of N × M = {})", int(n * m)),
+            Part::Lost,
+        ),
+        (
+            "time until every client had every message (ms)".into(),
+            Part::Ms,
+        ),
+        (
+            "server CPU per delivery (ns), all server processes".into(),
+            Part::CpuNs,
+        ),
+        (
+            "Redis CPU per message (µs; `INFO cpu` over the warm-up, paced and burst)".into(),
+            Part::RedisCpuUs,
+        ),
+    ];
+    let k = int(opts.paced);
+    for i in [0, 2] {
+        v.push((
+            format!(
+                "paced ({k}): send to delivery {}, clients of the sender's node (µs)",
+                q(i)
+            ),
+            Part::SameUs(i),
+        ));
+    }
+    for i in [0, 2] {
+        v.push((
+            format!(
+                "paced ({k}): send to delivery {}, clients of the other node (µs)",
+                q(i)
+            ),
+            Part::OtherUs(i),
+        ));
+    }
+    for i in [0, 2] {
+        v.push((
+            format!(
+                "added by the hop through Redis, {} (other node − sender's node, µs)",
+                q(i)
+            ),
+            Part::HopUs(i),
+        ));
+    }
+    v
+}
+
+fn cluster_cell(r: &Results, (sys, nodes): (System, usize), part: Part) -> String {
+    if let Some(why) = r.skipped.get(&sys) {
+        return why.clone();
+    }
+    // Said in full above the table; here without the remedy in brackets.
+    if let Some(why) = r.cluster_skipped.get(&(sys, nodes)) {
+        return why.split(" (").next().unwrap_or(why).to_string();
+    }
+    let f = Figure::Cluster { nodes, part };
+    let show = |v: f64| match part {
+        Part::Lost => int(v.round() as usize),
+        _ => num(v),
+    };
+    match r.get(sys, f) {
+        Some((m, lo, hi)) if r.values[&(sys, f)].len() > 1 => {
+            format!("{} [{}-{}]", show(m), show(lo), show(hi))
+        }
+        Some((m, _, _)) => show(m),
+        None if nodes == 1 && matches!(part, Part::OtherUs(_) | Part::HopUs(_)) => {
+            "n/a (one process)".into()
+        }
+        None if nodes == 1 && part == Part::RedisCpuUs => "n/a (no Redis)".into(),
+        None => "not measured (see notes)".into(),
+    }
+}
+
+/// Figure 6: the fan-out on one process and over two on one Redis.
+fn cluster(t: &mut String, r: &Results, opts: &Options) {
+    let _ = writeln!(
+        t,
+        "\n### 6. Cluster: the fan-out over two processes on one Redis\n"
+    );
+    let Some((n, m)) = opts.cluster else {
+        let _ = writeln!(t, "skipped (--no-cluster)");
+        return;
+    };
+    let _ = writeln!(
+        t,
+        "N = {} clients in `/`, spread evenly over the processes (client i on process i mod 2, \
+         by address: no SO_REUSEPORT, so that the harness knows which node each client is \
+         on); one client of node A emits M = {} chat messages at once, after a warm-up of {} \
+         and {} messages sent one at a time (each once every client had the one before), \
+         whose deliveries are timed from the send. Every delivery of the burst is counted; \
+         a burst that goes {} s without one is over, and what has not come is lost.\n",
+        int(n),
+        int(m),
+        int(opts.fanout_warmup),
+        int(opts.paced),
+        crate::load::FANOUT_STALL.as_secs()
+    );
+    let e = &r.env;
+    if e.pinned {
+        let _ = writeln!(
+            t,
+            "- Placement: node A (the sender's) on CPU {}, Redis on CPU {REDIS_CPU}, node B \
+             on CPU {} with the load generator (CPU {LOAD_CPU}); the one process of the first \
+             column on CPU {} and its load on CPU {LOAD_CPU}, as in figure 3. With {} CPUs, \
+             each CPU of a cluster runs two busy processes, and a timed hop includes waiting \
+             for the other one: these are two processes sharing two CPUs with Redis and the \
+             load, not two machines.",
+            NODE_CPUS[0], NODE_CPUS[1], NODE_CPUS[0], e.cpus
+        );
+    } else {
+        let _ = writeln!(t, "- Placement: {}.", e.placement);
+    }
+    let _ = writeln!(
+        t,
+        "- Clients: as in figure 3, socklab's protocol clients on one event loop for socklab \
+         (`socklab-bench server`, with `--redis` for the cluster: the default cluster \
+         settings of `socklab serve --redis`), and `benches/socketio/fanout.js` (socket.io-client, \
+         WebSocket only) for Socket.IO."
+    );
+    if let Some(redis) = &e.redis_version {
+        let adapter = match (&e.redis_adapter_version, &e.redis_client_version) {
+            (Some(a), Some(c)) => format!(
+                "; the Node.js nodes use @socket.io/redis-streams-adapter {a} with redis {c}"
+            ),
+            _ => String::new(),
+        };
+        let _ = writeln!(
+            t,
+            "- Redis {redis} (`redis-server` on 127.0.0.1, nothing saved), a fresh one per \
+             cluster{adapter}; both clusters use one stream in the adapter's format, with its \
+             defaults."
+        );
+    }
+    for ((sys, nodes), why) in &r.cluster_skipped {
+        let _ = writeln!(t, "- {} with {nodes} processes: {why}.", sys.name());
+    }
+    let _ = writeln!(t);
+    let _ = writeln!(
+        t,
+        "| # | figure | socklab, one process | socklab, two processes + Redis | Socket.IO, two processes + Redis |"
+    );
+    let _ = writeln!(t, "|---|---|---:|---:|---:|");
+    for (label, part) in cluster_rows(opts, (n, m)) {
+        let cells: Vec<String> = COLUMNS.iter().map(|&c| cluster_cell(r, c, part)).collect();
+        let _ = writeln!(t, "| 6 | {label} | {} |", cells.join(" | "));
+    }
 }
 
 #[cfg(test)]

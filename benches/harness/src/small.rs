@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::child::Proc;
-use crate::load::{self, FANOUT_LIMIT};
+use crate::load::{self, FanoutPlan};
 use crate::ping_pong::ping_pong;
 use crate::placement::{raise_fd_limit, Placement, SERVER_CPU};
 use crate::stats::median_range;
@@ -89,15 +89,12 @@ pub fn bench_events(
                 ));
                 continue;
             }
-            let f = load::fanout(
-                addr,
-                n,
-                messages,
-                100,
-                Some(server.pid()),
-                || {},
-                FANOUT_LIMIT,
-            )?;
+            let plan = FanoutPlan {
+                warmup: 100,
+                server_pids: vec![server.pid()],
+                ..FanoutPlan::new(addr, n, messages)
+            };
+            let f = load::fanout(&plan, || {})?;
             if !f.complete {
                 notes.push(format!(
                     "{n} receivers: {} of {} deliveries in {:.1} s",

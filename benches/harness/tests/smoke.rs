@@ -18,7 +18,8 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use socklab::events::{RunningServer, ServerConfig};
-use socklab_bench::{load, proc_info, reference};
+use socklab_bench::load::FanoutPlan;
+use socklab_bench::{load, proc_info, redis, reference};
 
 const HARNESS: &str = env!("CARGO_BIN_EXE_socklab-bench");
 
@@ -100,42 +101,64 @@ fn a_fan_out_reaches_every_client_with_every_message() {
     let s = server();
     let me = std::process::id();
     let mut ready = false;
-    let f = load::fanout(
-        s.addr,
-        5,
-        10,
-        2,
-        Some(me),
-        || ready = true,
-        Duration::from_secs(20),
-    )
-    .expect("a fan-out to 5 clients");
+    let plan = FanoutPlan {
+        warmup: 2,
+        paced: 3,
+        server_pids: vec![me],
+        ..FanoutPlan::new(s.addr, 5, 10)
+    };
+    let f = load::fanout(&plan, || ready = true).expect("a fan-out to 5 clients");
     assert!(ready, "the measured round is announced");
     assert!(f.complete);
     assert_eq!((f.clients, f.messages), (5, 10));
     // The sender is a client too: io.emit reaches it as well.
     assert_eq!(f.deliveries, 50);
+    assert_eq!(f.lost(), 0);
     assert!(
         f.server_cpu.is_some(),
         "the server's CPU time is read from /proc"
     );
+    // Every delivery of the 3 paced messages is timed; with one server, all on its node.
+    let hop = f.hop.expect("paced messages were sent");
+    assert_eq!((hop.sent, hop.lost), (3, 0));
+    assert_eq!((hop.same_node.count, hop.other_node.count), (15, 0));
     s.stop().unwrap();
+}
+
+/// Clients spread over two servers that are not a cluster: the sender's server delivers to
+/// its own clients only, and what the others never get is counted as lost, by node, once
+/// nothing came for the stall time.
+#[test]
+fn deliveries_that_never_come_are_counted_as_lost_by_node() {
+    let (a, b) = (server(), server());
+    let plan = FanoutPlan {
+        nodes: vec![a.addr, b.addr],
+        paced: 2,
+        stall: Duration::from_millis(300),
+        ..FanoutPlan::new(a.addr, 6, 4)
+    };
+    let f = load::fanout(&plan, || {}).expect("a fan-out over two servers");
+    assert!(!f.complete);
+    // Clients 0, 2, 4 on the sender's server, 1, 3, 5 on the other.
+    assert_eq!((f.deliveries, f.lost_by_node.clone()), (12, vec![0, 12]));
+    // The first paced message did not reach the other server's 3 clients: the paced part
+    // stops there, with the 3 deliveries it had.
+    let hop = f.hop.expect("a paced message was sent");
+    assert_eq!((hop.sent, hop.lost), (1, 3));
+    assert_eq!((hop.same_node.count, hop.other_node.count), (3, 0));
+    a.stop().unwrap();
+    b.stop().unwrap();
 }
 
 #[test]
 fn a_probe_measures_while_a_fan_out_runs() {
     let s = server();
     let probe = load::Probe::start(s.addr, 3).expect("the probe connects");
-    let f = load::fanout(
-        s.addr,
-        5,
-        20,
-        2,
-        None,
-        || probe.go(),
-        Duration::from_secs(20),
-    )
-    .expect("a fan-out beside the probe");
+    let plan = FanoutPlan {
+        warmup: 2,
+        ..FanoutPlan::new(s.addr, 5, 20)
+    };
+    let f = load::fanout(&plan, || probe.go()).expect("a fan-out beside the probe");
     // The probe's socket is in `/` too, so each message went to 6 sockets; the fan-out
     // counts its own 5.
     assert_eq!(f.deliveries, 100);
@@ -165,14 +188,25 @@ fn idle_clients_connect_and_the_server_is_measured_while_they_sit() {
 
 /// `socklab-bench compare` itself, tiny and without Node.js: servers spawned on their CPUs
 /// (from this same program), every figure measured, the report and the chart written where
-/// `--out` says.
+/// `--out` says. The cluster figure runs with a Redis of its own when `redis-server` is
+/// installed, and says it was skipped when it is not.
 #[test]
 fn compare_writes_its_report_without_node() {
     let out = std::env::temp_dir().join(format!("socklab-bench-smoke-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&out);
     let run = Command::new(HARNESS)
         .args(["compare", "--quick", "--no-socketio", "--reps", "1"])
-        .args(["--fanout", "4:5", "--idle", "6", "--out"])
+        .args([
+            "--fanout",
+            "4:5",
+            "--idle",
+            "6",
+            "--cluster",
+            "4:5",
+            "--paced",
+            "3",
+        ])
+        .arg("--out")
         .arg(&out)
         .stdin(Stdio::null())
         .output()
@@ -195,8 +229,23 @@ fn compare_writes_its_report_without_node() {
         "| 5 | ack round trip p99 under fan-out load",
         "skipped (--no-socketio)",
         "### Targets",
+        "### 6. Cluster",
+        "| 6 | deliveries per second, N = 4, M = 5 |",
     ] {
         assert!(report.contains(row), "no {row:?} in:\n{report}");
+    }
+    // socklab with two processes: measured, or skipped for want of redis-server.
+    let lost = report
+        .lines()
+        .find(|l| l.starts_with("| 6 | deliveries lost"))
+        .expect("a row of lost deliveries");
+    let cells: Vec<&str> = lost.split('|').map(str::trim).collect();
+    if redis::installed() {
+        assert_eq!(&cells[3..5], ["0", "0"], "{lost}");
+    } else {
+        eprintln!("SKIPPED: the cluster figure (redis-server not installed)");
+        assert!(report.contains(redis::MISSING), "{report}");
+        assert_eq!(cells[4], "skipped: redis-server not found", "{lost}");
     }
     // At this size a fan-out may use less than one clock tick of server CPU, which the
     // report notes; anything else in the notes means something was not measured.

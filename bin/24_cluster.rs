@@ -10,7 +10,7 @@
 use std::error::Error;
 use std::net::SocketAddr;
 use std::process::ExitCode;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use clap::Args;
 use serde_json::{json, Value};
@@ -144,23 +144,6 @@ fn start(
     ServerProcess::start(name, &args.map(String::from))
 }
 
-/// Waits until `n` nodes are blocked in their `XREAD`: from then on, what one node writes
-/// reaches the others.
-fn wait_readers(redis: &RedisServer, n: usize) -> Result<(), Box<dyn Error>> {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        if let Reply::Bulk(list) = redis.ask(&["CLIENT", "LIST"])? {
-            if String::from_utf8_lossy(&list).matches("cmd=xread").count() == n {
-                return Ok(());
-            }
-        }
-        if Instant::now() > deadline {
-            return Err(format!("not {n} nodes reading the stream").into());
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 /// The fields of the stream's newest entry, as `redis-cli` prints them, with the node and
 /// socket ids (random) replaced by what they are.
 fn newest_entry(redis: &RedisServer, names: &[(&str, &str)]) -> Result<String, Box<dyn Error>> {
@@ -195,7 +178,7 @@ fn demo() -> Result<(), Box<dyn Error>> {
     );
     let (a, at_a) = start("A", redis.addr)?;
     let (b, at_b) = start("B", redis.addr)?;
-    wait_readers(&redis, 2)?;
+    redis.wait_readers(2, WAIT)?;
     println!("nodes A on {at_a} and B on {at_b}, both reading the stream socket.io");
 
     println!("-- 1. node ids, and how a node counts the nodes");

@@ -83,6 +83,34 @@ impl RedisServer {
         ask(self.addr, args, Duration::from_secs(10))
     }
 
+    /// `redis://127.0.0.1:PORT`, what `--redis` takes.
+    pub fn url(&self) -> String {
+        format!("redis://{}", self.addr)
+    }
+
+    /// Waits up to `limit` until `n` connections are blocked in an `XREAD`: each cluster
+    /// node's reader. A node reads the stream from its end, so from then on whatever one
+    /// node writes reaches the others.
+    pub fn wait_readers(&self, n: usize, limit: Duration) -> Result<(), Box<dyn Error>> {
+        let deadline = Instant::now() + limit;
+        loop {
+            let list = match self.ask(&["CLIENT", "LIST"])? {
+                Reply::Bulk(b) => String::from_utf8_lossy(&b).into_owned(),
+                other => return Err(format!("CLIENT LIST answered {other:?}").into()),
+            };
+            let readers = list.matches("cmd=xread").count();
+            if readers >= n {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                return Err(
+                    format!("{readers} of {n} nodes read the stream after {limit:?}").into(),
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// Stops the server gracefully (SIGTERM, by its pid: it finishes its append-only file)
     /// and reaps it.
     pub fn stop(&mut self) {

@@ -99,12 +99,7 @@ pub(crate) fn rep<S: Side>(side: &S, run: &Run, r: &mut Results, nodes: usize, r
         // Declared first, so dropped (killed) last: after the servers that use it.
         let redis = match nodes {
             1 => None,
-            _ => Some(Redis::start(
-                &run.placement,
-                &run.logs,
-                &format!("{slug}-redis-{rep}"),
-                REDIS_CPU,
-            )?),
+            _ => Some(Redis::start(&run.placement, REDIS_CPU)?),
         };
         let mut servers = Vec::new();
         for (i, &cpu) in NODE_CPUS.iter().take(nodes).enumerate() {

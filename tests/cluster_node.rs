@@ -23,6 +23,7 @@ mod common;
 
 use std::io::ErrorKind;
 use std::net::{SocketAddr, TcpStream};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use common::{
@@ -30,6 +31,7 @@ use common::{
     say, NodeNode, Proc, RedisServer, Runtime, SocklabNode, SILENCE, WAIT,
 };
 use serde_json::{json, Value};
+use socklab::events::Io;
 use socklab::wire::packet::Packet;
 
 /// Redis, a socklab node and a Node.js node, both reading the stream; `None` when a tool is
@@ -489,15 +491,25 @@ fn node_counts_socklab_among_the_servers() {
 /// Waits until the Node.js node counts `want` servers in `/chat` (the adapter counts the
 /// subscribers of the namespace's channel: a node counts once it subscribed).
 fn wait_server_count(n: &mut NodeNode, want: u64) {
+    wait_count("the Node.js node", want, || {
+        let answer = n.command(json!({"cmd": "serverCount", "ns": "/chat"}));
+        answer["count"]
+            .as_u64()
+            .unwrap_or_else(|| panic!("{answer}"))
+    });
+}
+
+/// Asks `count` until it gives `want`, for at most [`WAIT`].
+fn wait_count(who: &str, want: u64, mut count: impl FnMut() -> u64) {
     let deadline = Instant::now() + WAIT;
     loop {
-        let answer = n.command(json!({"cmd": "serverCount", "ns": "/chat"}));
-        if answer["count"] == json!(want) {
+        let got = count();
+        if got == want {
             return;
         }
         assert!(
             Instant::now() < deadline,
-            "the Node.js node counts {answer}, not {want}"
+            "{who} counts {got} servers, not {want}"
         );
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -622,4 +634,242 @@ fn next_disconnect(stream: &mut TcpStream, wait: Duration) -> bool {
             Err(e) => panic!("reading a chat client: {e}"),
         }
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Requests from socklab: serverSideEmit both ways, fetchSockets, the node count,
+// socketsJoin and disconnectSockets on the Node.js node's sockets
+// ---------------------------------------------------------------------------------------------
+
+/// Runs `start` on socklab's thread with a sender for its callback's result, and waits (at
+/// most [`WAIT`]) for that result: the requests' answers come in a callback, later.
+fn answer_of<T: Send + 'static>(
+    a: &SocklabNode,
+    start: impl FnOnce(&mut Io, mpsc::Sender<T>) + Send + 'static,
+) -> T {
+    let (tx, rx) = mpsc::channel();
+    ask(&a.handle, move |io| start(io, tx));
+    rx.recv_timeout(WAIT)
+        .expect("socklab calls the request's callback within WAIT")
+}
+
+/// Waits until socklab counts `want` servers in `/chat` (as the Node.js node counts them:
+/// the subscribers of the namespace's channel).
+fn wait_socklab_count(a: &SocklabNode, want: u64) {
+    wait_count("socklab", want, || {
+        let count = answer_of(a, |io, tx| {
+            io.server_count("/chat", move |_, n| {
+                let _ = tx.send(n);
+            })
+        });
+        count as u64
+    });
+}
+
+/// A server event as socklab's handler saw it: name, arguments, whether an answer is wanted.
+type Heard = (String, Vec<Value>, bool);
+
+/// Registers a handler of `/chat`'s server events on socklab that reports each event and
+/// answers `{"from": "socklab", "event", "args"}`.
+fn socklab_hears_server_events(a: &SocklabNode) -> mpsc::Receiver<Heard> {
+    let (tx, rx) = mpsc::channel();
+    ask(&a.handle, move |io| {
+        io.on_server_event("/chat", move |_, ev| {
+            let _ = tx.send((ev.name.clone(), ev.args.clone(), ev.answer_wanted));
+            json!({"from": "socklab", "event": ev.name, "args": ev.args})
+        })
+    });
+    rx
+}
+
+#[test]
+fn server_side_emit_from_node_reaches_socklab_handlers() {
+    let Some((_redis, a, mut n)) = cluster("cluster_node_emit_to_socklab") else {
+        return;
+    };
+    let heard = socklab_hears_server_events(&a);
+    // The adapter publishes to the namespace's channel: socklab must have subscribed, and
+    // an emit with an ack waits for as many answers as it counts other servers.
+    wait_server_count(&mut n, 2);
+
+    let emit = json!({"cmd": "serverSideEmit", "ns": "/chat", "event": "hello",
+                      "args": [1, {"text": "hi"}]});
+    ok(&n.command(emit));
+    let got = heard
+        .recv_timeout(WAIT)
+        .expect("socklab's handler got hello");
+    assert_eq!(
+        got,
+        ("hello".into(), vec![json!(1), json!({"text": "hi"})], false)
+    );
+
+    let emit = json!({"cmd": "serverSideEmit", "ns": "/chat", "event": "ping", "args": ["x"],
+                      "ack": true});
+    let answer = n.command(emit);
+    ok(&answer);
+    assert_eq!(
+        answer["responses"],
+        json!([{"from": "socklab", "event": "ping", "args": ["x"]}]),
+        "socklab's handler's answer, back in Node's callback"
+    );
+    let got = heard
+        .recv_timeout(WAIT)
+        .expect("socklab's handler got ping");
+    assert_eq!(got, ("ping".into(), vec![json!("x")], true));
+    assert!(
+        heard.recv_timeout(SILENCE).is_err(),
+        "each event reached the handler once"
+    );
+}
+
+#[test]
+fn server_side_emit_from_socklab_reaches_node() {
+    let Some((_redis, a, mut n)) = cluster("cluster_node_emit_to_node") else {
+        return;
+    };
+    wait_socklab_count(&a, 2);
+    let is_emit = |l: &Value| l.get("serverSideEmit").is_some();
+
+    ask(&a.handle, |io| {
+        io.server_side_emit("/chat", "hello", vec![json!(1), json!({"text": "hi"})])
+    });
+    let line = n.wait_line(is_emit, WAIT);
+    assert_eq!(
+        line["serverSideEmit"],
+        json!({"ns": "/chat", "event": "hello", "args": [1, {"text": "hi"}]})
+    );
+
+    let answers = answer_of(&a, |io, tx| {
+        io.server_side_emit_with_ack("/chat", "ping", vec![json!("x")], move |_, r| {
+            let _ = tx.send(r);
+        })
+    });
+    let answers = answers.expect("every other server answered in time");
+    assert_eq!(answers, vec![json!({"from": "node", "event": "ping"})]);
+    let line = n.wait_line(is_emit, WAIT);
+    assert_eq!(
+        line["serverSideEmit"],
+        json!({"ns": "/chat", "event": "ping", "args": ["x"]})
+    );
+    assert_eq!(
+        n.try_wait_line(is_emit, SILENCE),
+        None,
+        "each event reached Node once"
+    );
+}
+
+#[test]
+fn fetch_sockets_on_socklab_lists_node_sockets() {
+    let Some((_redis, a, n)) = cluster("cluster_node_fetch_from_socklab") else {
+        return;
+    };
+    let (_alice, alice_sid) = chat_client_sid(a.addr, "alice", "lobby");
+    let _erin = chat_client(a.addr, "erin", "garden");
+    let (bob, bob_sid) = member(n.addr(), "bob", "lobby");
+    let (carol, _) = member(n.addr(), "carol", "garden");
+    // Until the Node.js node counts, socklab asks nobody else.
+    wait_socklab_count(&a, 2);
+
+    let sockets = answer_of(&a, |io, tx| {
+        io.fetch_sockets("/chat", &["lobby"], move |_, r| {
+            let _ = tx.send(r);
+        })
+    });
+    let mut sockets = sockets.expect("every server answered in time");
+    sockets.sort_by(|x, y| x.id.cmp(&y.id));
+    let got: Vec<(String, Vec<String>)> = sockets
+        .iter()
+        .map(|s| {
+            let mut rooms = s.rooms.clone();
+            rooms.sort();
+            (s.id.clone(), rooms)
+        })
+        .collect();
+    let rooms = |sid: &str, name: &str| {
+        let mut r = vec![sid.to_string(), "lobby".into(), format!("user:{name}")];
+        r.sort();
+        r
+    };
+    let mut want = vec![
+        (alice_sid.clone(), rooms(&alice_sid, "alice")),
+        (bob_sid.clone(), rooms(&bob_sid, "bob")),
+    ];
+    want.sort();
+    assert_eq!(got, want, "{sockets:#?}");
+    // What the Node.js node knows of bob: its `socket.data` and its handshake's auth.
+    let seen = sockets.iter().find(|s| s.id == bob_sid);
+    let seen = seen.expect("bob is among them (checked above)");
+    assert_eq!(seen.data, json!({"name": "bob"}), "{seen:?}");
+    assert_eq!(
+        seen.handshake["auth"],
+        json!({"name": "bob", "room": "lobby"}),
+        "{seen:?}"
+    );
+    finish(bob);
+    finish(carol);
+}
+
+#[test]
+fn sockets_join_on_socklab_moves_node_sockets_too() {
+    let Some((_redis, a, n)) = cluster("cluster_node_join_from_socklab") else {
+        return;
+    };
+    let (mut bob, _) = member(n.addr(), "bob", "lobby");
+    let (mut carol, _) = member(n.addr(), "carol", "garden");
+    ask(&a.handle, |io| {
+        io.sockets_join("/chat", &["lobby"], &["news"])
+    });
+    // Written after the join in the same stream: the Node.js node reads it after the join.
+    a.handle
+        .broadcast("/chat", Some("news"), "headline", vec![json!(1)])
+        .expect("a runs");
+    let want = heard("headline", json!([1]));
+    bob.expect_line(&want, |l| l == want);
+    assert_eq!(all_heard(&mut bob, "headline"), [want], "bob, once");
+    assert_eq!(
+        all_heard(&mut carol, "headline"),
+        Vec::<String>::new(),
+        "carol is in the garden"
+    );
+    finish(bob);
+    finish(carol);
+}
+
+#[test]
+fn disconnect_sockets_on_socklab_disconnects_node_sockets_too() {
+    let Some((_redis, a, mut n)) = cluster("cluster_node_disconnect_from_socklab") else {
+        return;
+    };
+    let (mut bob, _) = member(n.addr(), "bob", "lobby");
+    let (mut carol, carol_sid) = member(n.addr(), "carol", "garden");
+    ask(&a.handle, |io| {
+        io.disconnect_sockets("/chat", &["garden"], false)
+    });
+    carol.expect_line("carol's disconnect", |l| l.starts_with("disconnect "));
+    assert_eq!(
+        carol.seen().last(),
+        Some(&"disconnect io server disconnect".to_string())
+    );
+    let gone = n.wait_line(|l| l["disconnect"]["ns"] == "/chat", WAIT);
+    assert_eq!(
+        gone["disconnect"],
+        json!({"ns": "/chat", "id": carol_sid, "reason": "server namespace disconnect"})
+    );
+
+    // A broadcast to everyone afterwards: bob, still there, hears it; carol's socket is gone.
+    a.handle
+        .broadcast("/chat", None, "headline", vec![json!(1)])
+        .expect("a runs");
+    let want = heard("headline", json!([1]));
+    bob.expect_line(&want, |l| l == want);
+    assert_eq!(
+        all_heard(&mut bob, "disconnect"),
+        Vec::<String>::new(),
+        "bob stays"
+    );
+    assert_eq!(all_heard(&mut carol, "headline"), Vec::<String>::new());
+    let other = n.try_wait_line(|l| l["disconnect"]["ns"] == "/chat", SILENCE);
+    assert_eq!(other, None, "nobody else was disconnected");
+    finish(bob);
+    finish(carol);
 }

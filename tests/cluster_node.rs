@@ -27,11 +27,13 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use common::{
-    ask, chat_client, chat_client_sid, interop_client, next_chat_message, next_event, read_packet,
-    say, NodeNode, Proc, RedisServer, Runtime, SocklabNode, SILENCE, WAIT,
+    ask, chat_client, chat_client_sid, interop_client, next_chat_message, next_event,
+    next_event_packet, pseudo_random, read_packet, say, NodeNode, Proc, RedisServer, Runtime,
+    SocklabNode, SILENCE, WAIT,
 };
 use serde_json::{json, Value};
 use socklab::events::Io;
+use socklab::wire::offset::stream_id;
 use socklab::wire::packet::Packet;
 
 /// Redis, a socklab node and a Node.js node, both reading the stream; `None` when a tool is
@@ -870,6 +872,99 @@ fn disconnect_sockets_on_socklab_disconnects_node_sockets_too() {
     assert_eq!(all_heard(&mut carol, "headline"), Vec::<String>::new());
     let other = n.try_wait_line(|l| l["disconnect"]["ns"] == "/chat", SILENCE);
     assert_eq!(other, None, "nobody else was disconnected");
+    finish(bob);
+    finish(carol);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Binary broadcasts
+// ---------------------------------------------------------------------------------------------
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// An argument of a Node.js command that `cluster_node.js` turns into a Buffer.
+fn node_bytes(bytes: &[u8]) -> Value {
+    json!({"$bytes": hex(bytes)})
+}
+
+fn placeholder(num: u32) -> Value {
+    json!({"_placeholder": true, "num": num})
+}
+
+/// A Node.js broadcast with Buffers (in an object and as an argument) arrives on socklab's
+/// wire as attachments, the same bytes, in order, where the placeholders say.
+#[test]
+fn a_binary_broadcast_from_node_reaches_socklab_with_its_bytes() {
+    let Some((_redis, a, mut n)) = cluster("cluster_node_binary_to_socklab") else {
+        return;
+    };
+    let mut alice = chat_client(a.addr, "alice", "lobby");
+    let small = vec![0u8, 1, 2, 127, 128, 253, 254, 255];
+    let big = pseudo_random(3000, 7);
+    let args = json!([{"data": node_bytes(&small), "name": "blob"}, node_bytes(&big)]);
+    let cmd = json!({"cmd": "broadcast", "ns": "/chat", "room": "lobby", "event": "blob",
+                     "args": args});
+    ok(&n.command(cmd));
+
+    let got = next_event_packet(&mut alice, "blob", WAIT).expect("alice gets the blob");
+    let Packet::Event {
+        args,
+        attachments,
+        offset,
+        ..
+    } = got
+    else {
+        panic!("next_event_packet returns an event: {got:?}");
+    };
+    assert_eq!(attachments, vec![small, big], "the bytes, in order");
+    assert_eq!(
+        args,
+        vec![
+            json!({"data": placeholder(0), "name": "blob"}),
+            placeholder(1)
+        ]
+    );
+    let offset = offset.expect("a broadcast in a cluster has an offset");
+    assert!(stream_id(offset).is_some(), "an entry id: {offset:#x}");
+    assert_eq!(
+        next_event(&mut alice, "blob", SILENCE),
+        None,
+        "alice got it twice"
+    );
+    assert_eq!(a.stats().cluster_bad_entries, 0);
+}
+
+/// socklab's broadcast with attachments (one an object points at, one an argument of its
+/// own) reaches a socket.io-client on the Node.js node as Buffers with the same bytes.
+#[test]
+fn a_binary_broadcast_from_socklab_reaches_node_with_its_bytes() {
+    let Some((_redis, a, n)) = cluster("cluster_node_binary_to_node") else {
+        return;
+    };
+    let (mut bob, _) = member(n.addr(), "bob", "lobby");
+    let (mut carol, _) = member(n.addr(), "carol", "garden");
+    // 16 bytes each: client.js prints up to 16 bytes in hex, so the line shows them all.
+    let first: Vec<u8> = vec![
+        0, 1, 2, 127, 128, 253, 254, 255, 9, 10, 13, 32, 34, 92, 200, 7,
+    ];
+    let second = pseudo_random(16, 11);
+    let want = format!(
+        r#"blob [{{"data":"<bytes 16 {}>"}},"<bytes 16 {}>"] offset=string"#,
+        hex(&first),
+        hex(&second)
+    );
+    ask(&a.handle, move |io| {
+        let args = vec![json!({"data": placeholder(0)})];
+        io.broadcast("/chat")
+            .to("lobby")
+            .emit_with("blob", args, vec![first, second])
+            .expect("a broadcast within the limits")
+    });
+    bob.expect_line(&want, |l| l.starts_with("blob "));
+    assert_eq!(all_heard(&mut bob, "blob"), [want], "bob, once");
+    assert_eq!(all_heard(&mut carol, "blob"), Vec::<String>::new());
     finish(bob);
     finish(carol);
 }

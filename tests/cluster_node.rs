@@ -1,17 +1,22 @@
 //! A socklab node and a Node.js Socket.IO node in one cluster over a real `redis-server`: the
-//! stream format of `@socket.io/redis-streams-adapter` 0.3.1 (`events/server/cluster.rs`),
+//! stream format of `@socket.io/redis-streams-adapter` 0.3.1 (`events/server/cluster/`),
 //! checked against the adapter itself.
 //!
 //! The Node.js node is `tests/interop/cluster_node.js` (Socket.IO 4.8.4 with that adapter,
 //! running the chat of `apps/chat.rs`), driven by JSON commands ([`NodeNode`]). Its clients
-//! are socket.io-client 4.8.4 (`client.js`'s `member` and `recovery` scenarios); the socklab
-//! node's are raw socklab connections, as in `tests/cluster.rs`, or socket.io-client too.
+//! are socket.io-client 4.8.4 (`client.js`'s `member`, `recovery` and `move` scenarios); the
+//! socklab node's are raw socklab connections, as in `tests/cluster.rs`, or socket.io-client
+//! too.
 //!
 //! What crosses, both ways: broadcasts with rooms and `except` (a chat message, a mention to
-//! a personal room, the `system` lines, a broadcast made by hand); a client recovering on
-//! either node gets what the other node broadcast while it was away; the node count
-//! (`PUBSUB NUMSUB`), `fetchSockets`, `socketsJoin`/`socketsLeave` and `disconnectSockets`
-//! from the Node.js node act on socklab's sockets.
+//! a personal room, the `system` lines, a broadcast made by hand), binary ones too (their
+//! bytes as attachments); a client recovering on either node gets what the other node
+//! broadcast while it was away, and a client moved from one node to the other (the same
+//! client, another URL: what a load balancer does) recovers its session there; the node
+//! count (`PUBSUB NUMSUB`), `fetchSockets`, `socketsJoin` and `disconnectSockets` from
+//! either node act on the other's sockets (`socketsLeave` from the Node.js node too); a
+//! `serverSideEmit`, with or without an ack, reaches the other node's handlers and brings
+//! their answers back.
 //!
 //! Each test starts its own Redis and nodes (skipped when `redis-server`, node or the
 //! interop packages are missing; a failure under `SOCKLAB_REQUIRE_REDIS=1` /
@@ -28,8 +33,8 @@ use std::time::{Duration, Instant};
 
 use common::{
     ask, chat_client, chat_client_sid, interop_client, next_chat_message, next_event,
-    next_event_packet, pseudo_random, read_packet, say, NodeNode, Proc, RedisServer, Runtime,
-    SocklabNode, SILENCE, WAIT,
+    next_event_packet, pseudo_random, raw_connect_ns, read_packet, say, wait_for, NodeNode, Proc,
+    RedisServer, Runtime, SocklabNode, SILENCE, WAIT,
 };
 use serde_json::{json, Value};
 use socklab::events::Io;
@@ -967,4 +972,151 @@ fn a_binary_broadcast_from_socklab_reaches_node_with_its_bytes() {
     assert_eq!(all_heard(&mut carol, "blob"), Vec::<String>::new());
     finish(bob);
     finish(carol);
+}
+
+// ---------------------------------------------------------------------------------------------
+// A client moved from one node to the other
+// ---------------------------------------------------------------------------------------------
+
+/// One of the two nodes.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Side {
+    Socklab,
+    Node,
+}
+
+#[test]
+fn a_client_moved_from_socklab_to_node_recovers_what_it_missed() {
+    client_moved("cluster_node_move_to_node", Side::Socklab);
+}
+
+#[test]
+fn a_client_moved_from_node_to_socklab_recovers_what_it_missed() {
+    client_moved("cluster_node_move_to_socklab", Side::Node);
+}
+
+/// What a load balancer does when it sends a client to another server (client.js's `move`):
+/// a socket.io-client on `/` of node `from` gets a broadcast, its connection is cut, the
+/// cluster broadcasts twice while it is away (once from each node), and the same client
+/// connects to the other node with its private id and its last offset. Its session comes
+/// back there: `recovered`, the same socket id, and the two broadcasts it missed, once each,
+/// with their stream entry ids as offsets (the same ids socklab's own client saw).
+fn client_moved(test: &str, from: Side) {
+    let Some((redis, a, mut n)) = cluster(test) else {
+        return;
+    };
+    // socklab delivers a broadcast only once it read it back from the stream: when this
+    // client of socklab's got one, the entry is in Redis and in socklab's replay log.
+    let (mut witness, answer) = raw_connect_ns(a.addr, "/", json!({}));
+    assert!(matches!(answer, Packet::Connect { .. }), "{answer:?}");
+    let (from_addr, to_addr) = match from {
+        Side::Socklab => (a.addr, n.addr()),
+        Side::Node => (n.addr(), a.addr),
+    };
+    let mut client = interop_client(Runtime::Node, "move", from_addr).expect("the client");
+    let sid = connected_to_root(&mut client);
+    if from == Side::Node {
+        let c = n.wait_line(|l| l["connection"]["ns"] == "/", WAIT);
+        assert_eq!(c["connection"]["recovered"], json!(false), "{c}");
+    }
+    let one = news(&a, &mut n, &mut witness, Side::Socklab, "one");
+    client.expect_line("news one", |l| l.starts_with(r#"news ["one"]"#));
+
+    client.write_stdin("cut\n");
+    let left = client.expect_line("`left`", |l| l.starts_with("left pid="));
+    let (pid, offset) = left["left pid=".len()..]
+        .split_once(" offset=")
+        .unwrap_or_else(|| panic!("`left pid=PID offset=OFFSET`: {left}"));
+    let pid = pid.to_string();
+    assert_eq!(offset, one, "the client's last offset: the entry it got");
+    client.expect_line("the cut", |l| l.starts_with("disconnect "));
+    // The client closed its transport itself: "forced close" to it, "transport close" to
+    // the server (a connection lost, so the session is kept).
+    let cut = client.seen().last().map(String::as_str);
+    assert_eq!(cut, Some("disconnect forced close"));
+    // The node it left saw it go, and its session is in Redis for the other one.
+    match from {
+        Side::Socklab => wait_for(&a, "socklab sees the client go", {
+            let sid = sid.clone();
+            move |io| !io.is_connected(&sid)
+        }),
+        Side::Node => {
+            let gone = n.wait_line(|l| l["disconnect"]["ns"] == "/", WAIT);
+            let want = json!({"ns": "/", "id": sid, "reason": "transport close"});
+            assert_eq!(gone["disconnect"], want);
+        }
+    }
+    wait_session_in_redis(&redis, &pid);
+    let two = news(&a, &mut n, &mut witness, Side::Socklab, "two");
+    let three = news(&a, &mut n, &mut witness, Side::Node, "three");
+
+    client.write_stdin(&format!("to http://{to_addr}\n"));
+    let line = client.expect_line("the connect to the other node", |l| {
+        l.starts_with("connect / ok recovered=")
+    });
+    assert_eq!(line, format!("connect / ok recovered=true sid={sid}"));
+    expect_seen(&mut client, "news three", |l| {
+        l.starts_with(r#"news ["three"]"#)
+    });
+    let news_lines: Vec<String> = finish(client)
+        .into_iter()
+        .filter(|l| l.starts_with("news "))
+        .collect();
+    let want = [("one", &one), ("two", &two), ("three", &three)]
+        .map(|(text, id)| format!(r#"news ["{text}"] offset={id}"#));
+    assert_eq!(news_lines, want, "each once, in the stream's order");
+    for id in [&one, &two, &three] {
+        let entry = redis.command(&["XRANGE", "socket.io", id, id]);
+        assert!(entry.contains(id.as_str()), "{id} is an entry: {entry}");
+    }
+    match from {
+        Side::Socklab => {
+            let c = n.wait_line(|l| l["connection"]["ns"] == "/", WAIT);
+            let want = json!({"ns": "/", "id": sid, "recovered": true});
+            assert_eq!(c["connection"], want);
+        }
+        Side::Node => {
+            let stats = a.stats();
+            let got = (stats.sessions_recovered, stats.broadcasts_replayed);
+            assert_eq!(got, (1, 2), "{stats:?}");
+        }
+    }
+}
+
+/// Broadcasts `news [text]` to `/` from node `side`, and waits for socklab's `witness` to get
+/// it: its offset, the stream entry id `<ms>-<seq>`.
+fn news(
+    a: &SocklabNode,
+    n: &mut NodeNode,
+    witness: &mut TcpStream,
+    side: Side,
+    text: &str,
+) -> String {
+    match side {
+        Side::Socklab => a
+            .handle
+            .broadcast("/", None, "news", vec![json!(text)])
+            .expect("a runs"),
+        Side::Node => {
+            ok(&n.command(json!({"cmd": "broadcast", "ns": "/", "event": "news", "args": [text]})))
+        }
+    }
+    let got = next_event_packet(witness, "news", WAIT).expect("the witness gets the news");
+    let Packet::Event { args, offset, .. } = got else {
+        panic!("next_event_packet returns an event: {got:?}");
+    };
+    assert_eq!(args, vec![json!(text)]);
+    let offset = offset.expect("a broadcast in a cluster has an offset");
+    stream_id(offset).expect("an offset packed from a stream entry id")
+}
+
+/// Waits until Redis holds the session of private id `pid`: the node a client left keeps it
+/// there (socklab while the socket lives, Node.js's adapter when it disconnects).
+fn wait_session_in_redis(redis: &RedisServer, pid: &str) {
+    let key = format!("sio:session:{pid}");
+    let deadline = Instant::now() + WAIT;
+    while redis.command(&["EXISTS", &key]) != ":1\r\n" {
+        assert!(Instant::now() < deadline, "no {key} in Redis");
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }

@@ -1,17 +1,22 @@
 //! A socklab node and a Node.js Socket.IO node in one cluster over a real `redis-server`: the
-//! stream format of `@socket.io/redis-streams-adapter` 0.3.1 (`events/server/cluster.rs`),
+//! stream format of `@socket.io/redis-streams-adapter` 0.3.1 (`events/server/cluster/`),
 //! checked against the adapter itself.
 //!
 //! The Node.js node is `tests/interop/cluster_node.js` (Socket.IO 4.8.4 with that adapter,
 //! running the chat of `apps/chat.rs`), driven by JSON commands ([`NodeNode`]). Its clients
-//! are socket.io-client 4.8.4 (`client.js`'s `member` and `recovery` scenarios); the socklab
-//! node's are raw socklab connections, as in `tests/cluster.rs`, or socket.io-client too.
+//! are socket.io-client 4.8.4 (`client.js`'s `member`, `recovery` and `move` scenarios); the
+//! socklab node's are raw socklab connections, as in `tests/cluster.rs`, or socket.io-client
+//! too.
 //!
 //! What crosses, both ways: broadcasts with rooms and `except` (a chat message, a mention to
-//! a personal room, the `system` lines, a broadcast made by hand); a client recovering on
-//! either node gets what the other node broadcast while it was away; the node count
-//! (`PUBSUB NUMSUB`), `fetchSockets`, `socketsJoin`/`socketsLeave` and `disconnectSockets`
-//! from the Node.js node act on socklab's sockets.
+//! a personal room, the `system` lines, a broadcast made by hand), binary ones too (their
+//! bytes as attachments); a client recovering on either node gets what the other node
+//! broadcast while it was away, and a client moved from one node to the other (the same
+//! client, another URL: what a load balancer does) recovers its session there; the node
+//! count (`PUBSUB NUMSUB`), `fetchSockets`, `socketsJoin` and `disconnectSockets` from
+//! either node act on the other's sockets (`socketsLeave` from the Node.js node too); a
+//! `serverSideEmit`, with or without an ack, reaches the other node's handlers and brings
+//! their answers back.
 //!
 //! Each test starts its own Redis and nodes (skipped when `redis-server`, node or the
 //! interop packages are missing; a failure under `SOCKLAB_REQUIRE_REDIS=1` /
@@ -23,13 +28,17 @@ mod common;
 
 use std::io::ErrorKind;
 use std::net::{SocketAddr, TcpStream};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use common::{
-    ask, chat_client, chat_client_sid, interop_client, next_chat_message, next_event, read_packet,
-    say, NodeNode, Proc, RedisServer, Runtime, SocklabNode, SILENCE, WAIT,
+    ask, chat_client, chat_client_sid, interop_client, next_chat_message, next_event,
+    next_event_packet, pseudo_random, raw_connect_ns, read_packet, say, wait_for, NodeNode, Proc,
+    RedisServer, Runtime, SocklabNode, SILENCE, WAIT,
 };
 use serde_json::{json, Value};
+use socklab::events::Io;
+use socklab::wire::offset::stream_id;
 use socklab::wire::packet::Packet;
 
 /// Redis, a socklab node and a Node.js node, both reading the stream; `None` when a tool is
@@ -489,15 +498,25 @@ fn node_counts_socklab_among_the_servers() {
 /// Waits until the Node.js node counts `want` servers in `/chat` (the adapter counts the
 /// subscribers of the namespace's channel: a node counts once it subscribed).
 fn wait_server_count(n: &mut NodeNode, want: u64) {
+    wait_count("the Node.js node", want, || {
+        let answer = n.command(json!({"cmd": "serverCount", "ns": "/chat"}));
+        answer["count"]
+            .as_u64()
+            .unwrap_or_else(|| panic!("{answer}"))
+    });
+}
+
+/// Asks `count` until it gives `want`, for at most [`WAIT`].
+fn wait_count(who: &str, want: u64, mut count: impl FnMut() -> u64) {
     let deadline = Instant::now() + WAIT;
     loop {
-        let answer = n.command(json!({"cmd": "serverCount", "ns": "/chat"}));
-        if answer["count"] == json!(want) {
+        let got = count();
+        if got == want {
             return;
         }
         assert!(
             Instant::now() < deadline,
-            "the Node.js node counts {answer}, not {want}"
+            "{who} counts {got} servers, not {want}"
         );
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -621,5 +640,483 @@ fn next_disconnect(stream: &mut TcpStream, wait: Duration) -> bool {
             }
             Err(e) => panic!("reading a chat client: {e}"),
         }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Requests from socklab: serverSideEmit both ways, fetchSockets, the node count,
+// socketsJoin and disconnectSockets on the Node.js node's sockets
+// ---------------------------------------------------------------------------------------------
+
+/// Runs `start` on socklab's thread with a sender for its callback's result, and waits (at
+/// most [`WAIT`]) for that result: the requests' answers come in a callback, later.
+fn answer_of<T: Send + 'static>(
+    a: &SocklabNode,
+    start: impl FnOnce(&mut Io, mpsc::Sender<T>) + Send + 'static,
+) -> T {
+    let (tx, rx) = mpsc::channel();
+    ask(&a.handle, move |io| start(io, tx));
+    rx.recv_timeout(WAIT)
+        .expect("socklab calls the request's callback within WAIT")
+}
+
+/// Waits until socklab counts `want` servers in `/chat` (as the Node.js node counts them:
+/// the subscribers of the namespace's channel).
+fn wait_socklab_count(a: &SocklabNode, want: u64) {
+    wait_count("socklab", want, || {
+        let count = answer_of(a, |io, tx| {
+            io.server_count("/chat", move |_, n| {
+                let _ = tx.send(n);
+            })
+        });
+        count as u64
+    });
+}
+
+/// A server event as socklab's handler saw it: name, arguments, whether an answer is wanted.
+type Heard = (String, Vec<Value>, bool);
+
+/// Registers a handler of `/chat`'s server events on socklab that reports each event and
+/// answers `{"from": "socklab", "event", "args"}`.
+fn socklab_hears_server_events(a: &SocklabNode) -> mpsc::Receiver<Heard> {
+    let (tx, rx) = mpsc::channel();
+    ask(&a.handle, move |io| {
+        io.on_server_event("/chat", move |_, ev| {
+            let _ = tx.send((ev.name.clone(), ev.args.clone(), ev.answer_wanted));
+            json!({"from": "socklab", "event": ev.name, "args": ev.args})
+        })
+    });
+    rx
+}
+
+#[test]
+fn server_side_emit_from_node_reaches_socklab_handlers() {
+    let Some((_redis, a, mut n)) = cluster("cluster_node_emit_to_socklab") else {
+        return;
+    };
+    let heard = socklab_hears_server_events(&a);
+    // The adapter publishes to the namespace's channel: socklab must have subscribed, and
+    // an emit with an ack waits for as many answers as it counts other servers.
+    wait_server_count(&mut n, 2);
+
+    let emit = json!({"cmd": "serverSideEmit", "ns": "/chat", "event": "hello",
+                      "args": [1, {"text": "hi"}]});
+    ok(&n.command(emit));
+    let got = heard
+        .recv_timeout(WAIT)
+        .expect("socklab's handler got hello");
+    assert_eq!(
+        got,
+        ("hello".into(), vec![json!(1), json!({"text": "hi"})], false)
+    );
+
+    let emit = json!({"cmd": "serverSideEmit", "ns": "/chat", "event": "ping", "args": ["x"],
+                      "ack": true});
+    let answer = n.command(emit);
+    ok(&answer);
+    assert_eq!(
+        answer["responses"],
+        json!([{"from": "socklab", "event": "ping", "args": ["x"]}]),
+        "socklab's handler's answer, back in Node's callback"
+    );
+    let got = heard
+        .recv_timeout(WAIT)
+        .expect("socklab's handler got ping");
+    assert_eq!(got, ("ping".into(), vec![json!("x")], true));
+    assert!(
+        heard.recv_timeout(SILENCE).is_err(),
+        "each event reached the handler once"
+    );
+}
+
+#[test]
+fn server_side_emit_from_socklab_reaches_node() {
+    let Some((_redis, a, mut n)) = cluster("cluster_node_emit_to_node") else {
+        return;
+    };
+    wait_socklab_count(&a, 2);
+    let is_emit = |l: &Value| l.get("serverSideEmit").is_some();
+
+    ask(&a.handle, |io| {
+        io.server_side_emit("/chat", "hello", vec![json!(1), json!({"text": "hi"})])
+    });
+    let line = n.wait_line(is_emit, WAIT);
+    assert_eq!(
+        line["serverSideEmit"],
+        json!({"ns": "/chat", "event": "hello", "args": [1, {"text": "hi"}]})
+    );
+
+    let answers = answer_of(&a, |io, tx| {
+        io.server_side_emit_with_ack("/chat", "ping", vec![json!("x")], move |_, r| {
+            let _ = tx.send(r);
+        })
+    });
+    let answers = answers.expect("every other server answered in time");
+    assert_eq!(answers, vec![json!({"from": "node", "event": "ping"})]);
+    let line = n.wait_line(is_emit, WAIT);
+    assert_eq!(
+        line["serverSideEmit"],
+        json!({"ns": "/chat", "event": "ping", "args": ["x"]})
+    );
+    assert_eq!(
+        n.try_wait_line(is_emit, SILENCE),
+        None,
+        "each event reached Node once"
+    );
+}
+
+#[test]
+fn fetch_sockets_on_socklab_lists_node_sockets() {
+    let Some((_redis, a, n)) = cluster("cluster_node_fetch_from_socklab") else {
+        return;
+    };
+    let (_alice, alice_sid) = chat_client_sid(a.addr, "alice", "lobby");
+    let _erin = chat_client(a.addr, "erin", "garden");
+    let (bob, bob_sid) = member(n.addr(), "bob", "lobby");
+    let (carol, _) = member(n.addr(), "carol", "garden");
+    // Until the Node.js node counts, socklab asks nobody else.
+    wait_socklab_count(&a, 2);
+
+    let sockets = answer_of(&a, |io, tx| {
+        io.fetch_sockets("/chat", &["lobby"], move |_, r| {
+            let _ = tx.send(r);
+        })
+    });
+    let mut sockets = sockets.expect("every server answered in time");
+    sockets.sort_by(|x, y| x.id.cmp(&y.id));
+    let got: Vec<(String, Vec<String>)> = sockets
+        .iter()
+        .map(|s| {
+            let mut rooms = s.rooms.clone();
+            rooms.sort();
+            (s.id.clone(), rooms)
+        })
+        .collect();
+    let rooms = |sid: &str, name: &str| {
+        let mut r = vec![sid.to_string(), "lobby".into(), format!("user:{name}")];
+        r.sort();
+        r
+    };
+    let mut want = vec![
+        (alice_sid.clone(), rooms(&alice_sid, "alice")),
+        (bob_sid.clone(), rooms(&bob_sid, "bob")),
+    ];
+    want.sort();
+    assert_eq!(got, want, "{sockets:#?}");
+    // What the Node.js node knows of bob: its `socket.data` and its handshake's auth.
+    let seen = sockets.iter().find(|s| s.id == bob_sid);
+    let seen = seen.expect("bob is among them (checked above)");
+    assert_eq!(seen.data, json!({"name": "bob"}), "{seen:?}");
+    assert_eq!(
+        seen.handshake["auth"],
+        json!({"name": "bob", "room": "lobby"}),
+        "{seen:?}"
+    );
+    finish(bob);
+    finish(carol);
+}
+
+#[test]
+fn sockets_join_on_socklab_moves_node_sockets_too() {
+    let Some((_redis, a, n)) = cluster("cluster_node_join_from_socklab") else {
+        return;
+    };
+    let (mut bob, _) = member(n.addr(), "bob", "lobby");
+    let (mut carol, _) = member(n.addr(), "carol", "garden");
+    ask(&a.handle, |io| {
+        io.sockets_join("/chat", &["lobby"], &["news"])
+    });
+    // Written after the join in the same stream: the Node.js node reads it after the join.
+    a.handle
+        .broadcast("/chat", Some("news"), "headline", vec![json!(1)])
+        .expect("a runs");
+    let want = heard("headline", json!([1]));
+    bob.expect_line(&want, |l| l == want);
+    assert_eq!(all_heard(&mut bob, "headline"), [want], "bob, once");
+    assert_eq!(
+        all_heard(&mut carol, "headline"),
+        Vec::<String>::new(),
+        "carol is in the garden"
+    );
+    finish(bob);
+    finish(carol);
+}
+
+#[test]
+fn disconnect_sockets_on_socklab_disconnects_node_sockets_too() {
+    let Some((_redis, a, mut n)) = cluster("cluster_node_disconnect_from_socklab") else {
+        return;
+    };
+    let (mut bob, _) = member(n.addr(), "bob", "lobby");
+    let (mut carol, carol_sid) = member(n.addr(), "carol", "garden");
+    ask(&a.handle, |io| {
+        io.disconnect_sockets("/chat", &["garden"], false)
+    });
+    carol.expect_line("carol's disconnect", |l| l.starts_with("disconnect "));
+    assert_eq!(
+        carol.seen().last(),
+        Some(&"disconnect io server disconnect".to_string())
+    );
+    let gone = n.wait_line(|l| l["disconnect"]["ns"] == "/chat", WAIT);
+    assert_eq!(
+        gone["disconnect"],
+        json!({"ns": "/chat", "id": carol_sid, "reason": "server namespace disconnect"})
+    );
+
+    // A broadcast to everyone afterwards: bob, still there, hears it; carol's socket is gone.
+    a.handle
+        .broadcast("/chat", None, "headline", vec![json!(1)])
+        .expect("a runs");
+    let want = heard("headline", json!([1]));
+    bob.expect_line(&want, |l| l == want);
+    assert_eq!(
+        all_heard(&mut bob, "disconnect"),
+        Vec::<String>::new(),
+        "bob stays"
+    );
+    assert_eq!(all_heard(&mut carol, "headline"), Vec::<String>::new());
+    let other = n.try_wait_line(|l| l["disconnect"]["ns"] == "/chat", SILENCE);
+    assert_eq!(other, None, "nobody else was disconnected");
+    finish(bob);
+    finish(carol);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Binary broadcasts
+// ---------------------------------------------------------------------------------------------
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// An argument of a Node.js command that `cluster_node.js` turns into a Buffer.
+fn node_bytes(bytes: &[u8]) -> Value {
+    json!({"$bytes": hex(bytes)})
+}
+
+fn placeholder(num: u32) -> Value {
+    json!({"_placeholder": true, "num": num})
+}
+
+/// A Node.js broadcast with Buffers (in an object and as an argument) arrives on socklab's
+/// wire as attachments, the same bytes, in order, where the placeholders say.
+#[test]
+fn a_binary_broadcast_from_node_reaches_socklab_with_its_bytes() {
+    let Some((_redis, a, mut n)) = cluster("cluster_node_binary_to_socklab") else {
+        return;
+    };
+    let mut alice = chat_client(a.addr, "alice", "lobby");
+    let small = vec![0u8, 1, 2, 127, 128, 253, 254, 255];
+    let big = pseudo_random(3000, 7);
+    let args = json!([{"data": node_bytes(&small), "name": "blob"}, node_bytes(&big)]);
+    let cmd = json!({"cmd": "broadcast", "ns": "/chat", "room": "lobby", "event": "blob",
+                     "args": args});
+    ok(&n.command(cmd));
+
+    let got = next_event_packet(&mut alice, "blob", WAIT).expect("alice gets the blob");
+    let Packet::Event {
+        args,
+        attachments,
+        offset,
+        ..
+    } = got
+    else {
+        panic!("next_event_packet returns an event: {got:?}");
+    };
+    assert_eq!(attachments, vec![small, big], "the bytes, in order");
+    assert_eq!(
+        args,
+        vec![
+            json!({"data": placeholder(0), "name": "blob"}),
+            placeholder(1)
+        ]
+    );
+    let offset = offset.expect("a broadcast in a cluster has an offset");
+    assert!(stream_id(offset).is_some(), "an entry id: {offset:#x}");
+    assert_eq!(
+        next_event(&mut alice, "blob", SILENCE),
+        None,
+        "alice got it twice"
+    );
+    assert_eq!(a.stats().cluster_bad_entries, 0);
+}
+
+/// socklab's broadcast with attachments (one an object points at, one an argument of its
+/// own) reaches a socket.io-client on the Node.js node as Buffers with the same bytes.
+#[test]
+fn a_binary_broadcast_from_socklab_reaches_node_with_its_bytes() {
+    let Some((_redis, a, n)) = cluster("cluster_node_binary_to_node") else {
+        return;
+    };
+    let (mut bob, _) = member(n.addr(), "bob", "lobby");
+    let (mut carol, _) = member(n.addr(), "carol", "garden");
+    // 16 bytes each: client.js prints up to 16 bytes in hex, so the line shows them all.
+    let first: Vec<u8> = vec![
+        0, 1, 2, 127, 128, 253, 254, 255, 9, 10, 13, 32, 34, 92, 200, 7,
+    ];
+    let second = pseudo_random(16, 11);
+    let want = format!(
+        r#"blob [{{"data":"<bytes 16 {}>"}},"<bytes 16 {}>"] offset=string"#,
+        hex(&first),
+        hex(&second)
+    );
+    ask(&a.handle, move |io| {
+        let args = vec![json!({"data": placeholder(0)})];
+        io.broadcast("/chat")
+            .to("lobby")
+            .emit_with("blob", args, vec![first, second])
+            .expect("a broadcast within the limits")
+    });
+    bob.expect_line(&want, |l| l.starts_with("blob "));
+    assert_eq!(all_heard(&mut bob, "blob"), [want], "bob, once");
+    assert_eq!(all_heard(&mut carol, "blob"), Vec::<String>::new());
+    finish(bob);
+    finish(carol);
+}
+
+// ---------------------------------------------------------------------------------------------
+// A client moved from one node to the other
+// ---------------------------------------------------------------------------------------------
+
+/// One of the two nodes.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Side {
+    Socklab,
+    Node,
+}
+
+#[test]
+fn a_client_moved_from_socklab_to_node_recovers_what_it_missed() {
+    client_moved("cluster_node_move_to_node", Side::Socklab);
+}
+
+#[test]
+fn a_client_moved_from_node_to_socklab_recovers_what_it_missed() {
+    client_moved("cluster_node_move_to_socklab", Side::Node);
+}
+
+/// What a load balancer does when it sends a client to another server (client.js's `move`):
+/// a socket.io-client on `/` of node `from` gets a broadcast, its connection is cut, the
+/// cluster broadcasts twice while it is away (once from each node), and the same client
+/// connects to the other node with its private id and its last offset. Its session comes
+/// back there: `recovered`, the same socket id, and the two broadcasts it missed, once each,
+/// with their stream entry ids as offsets (the same ids socklab's own client saw).
+fn client_moved(test: &str, from: Side) {
+    let Some((redis, a, mut n)) = cluster(test) else {
+        return;
+    };
+    // socklab delivers a broadcast only once it read it back from the stream: when this
+    // client of socklab's got one, the entry is in Redis and in socklab's replay log.
+    let (mut witness, answer) = raw_connect_ns(a.addr, "/", json!({}));
+    assert!(matches!(answer, Packet::Connect { .. }), "{answer:?}");
+    let (from_addr, to_addr) = match from {
+        Side::Socklab => (a.addr, n.addr()),
+        Side::Node => (n.addr(), a.addr),
+    };
+    let mut client = interop_client(Runtime::Node, "move", from_addr).expect("the client");
+    let sid = connected_to_root(&mut client);
+    if from == Side::Node {
+        let c = n.wait_line(|l| l["connection"]["ns"] == "/", WAIT);
+        assert_eq!(c["connection"]["recovered"], json!(false), "{c}");
+    }
+    let one = news(&a, &mut n, &mut witness, Side::Socklab, "one");
+    client.expect_line("news one", |l| l.starts_with(r#"news ["one"]"#));
+
+    client.write_stdin("cut\n");
+    let left = client.expect_line("`left`", |l| l.starts_with("left pid="));
+    let (pid, offset) = left["left pid=".len()..]
+        .split_once(" offset=")
+        .unwrap_or_else(|| panic!("`left pid=PID offset=OFFSET`: {left}"));
+    let pid = pid.to_string();
+    assert_eq!(offset, one, "the client's last offset: the entry it got");
+    client.expect_line("the cut", |l| l.starts_with("disconnect "));
+    // The client closed its transport itself: "forced close" to it, "transport close" to
+    // the server (a connection lost, so the session is kept).
+    let cut = client.seen().last().map(String::as_str);
+    assert_eq!(cut, Some("disconnect forced close"));
+    // The node it left saw it go, and its session is in Redis for the other one.
+    match from {
+        Side::Socklab => wait_for(&a, "socklab sees the client go", {
+            let sid = sid.clone();
+            move |io| !io.is_connected(&sid)
+        }),
+        Side::Node => {
+            let gone = n.wait_line(|l| l["disconnect"]["ns"] == "/", WAIT);
+            let want = json!({"ns": "/", "id": sid, "reason": "transport close"});
+            assert_eq!(gone["disconnect"], want);
+        }
+    }
+    wait_session_in_redis(&redis, &pid);
+    let two = news(&a, &mut n, &mut witness, Side::Socklab, "two");
+    let three = news(&a, &mut n, &mut witness, Side::Node, "three");
+
+    client.write_stdin(&format!("to http://{to_addr}\n"));
+    let line = client.expect_line("the connect to the other node", |l| {
+        l.starts_with("connect / ok recovered=")
+    });
+    assert_eq!(line, format!("connect / ok recovered=true sid={sid}"));
+    expect_seen(&mut client, "news three", |l| {
+        l.starts_with(r#"news ["three"]"#)
+    });
+    let news_lines: Vec<String> = finish(client)
+        .into_iter()
+        .filter(|l| l.starts_with("news "))
+        .collect();
+    let want = [("one", &one), ("two", &two), ("three", &three)]
+        .map(|(text, id)| format!(r#"news ["{text}"] offset={id}"#));
+    assert_eq!(news_lines, want, "each once, in the stream's order");
+    for id in [&one, &two, &three] {
+        let entry = redis.command(&["XRANGE", "socket.io", id, id]);
+        assert!(entry.contains(id.as_str()), "{id} is an entry: {entry}");
+    }
+    match from {
+        Side::Socklab => {
+            let c = n.wait_line(|l| l["connection"]["ns"] == "/", WAIT);
+            let want = json!({"ns": "/", "id": sid, "recovered": true});
+            assert_eq!(c["connection"], want);
+        }
+        Side::Node => {
+            let stats = a.stats();
+            let got = (stats.sessions_recovered, stats.broadcasts_replayed);
+            assert_eq!(got, (1, 2), "{stats:?}");
+        }
+    }
+}
+
+/// Broadcasts `news [text]` to `/` from node `side`, and waits for socklab's `witness` to get
+/// it: its offset, the stream entry id `<ms>-<seq>`.
+fn news(
+    a: &SocklabNode,
+    n: &mut NodeNode,
+    witness: &mut TcpStream,
+    side: Side,
+    text: &str,
+) -> String {
+    match side {
+        Side::Socklab => a
+            .handle
+            .broadcast("/", None, "news", vec![json!(text)])
+            .expect("a runs"),
+        Side::Node => {
+            ok(&n.command(json!({"cmd": "broadcast", "ns": "/", "event": "news", "args": [text]})))
+        }
+    }
+    let got = next_event_packet(witness, "news", WAIT).expect("the witness gets the news");
+    let Packet::Event { args, offset, .. } = got else {
+        panic!("next_event_packet returns an event: {got:?}");
+    };
+    assert_eq!(args, vec![json!(text)]);
+    let offset = offset.expect("a broadcast in a cluster has an offset");
+    stream_id(offset).expect("an offset packed from a stream entry id")
+}
+
+/// Waits until Redis holds the session of private id `pid`: the node a client left keeps it
+/// there (socklab while the socket lives, Node.js's adapter when it disconnects).
+fn wait_session_in_redis(redis: &RedisServer, pid: &str) {
+    let key = format!("sio:session:{pid}");
+    let deadline = Instant::now() + WAIT;
+    while redis.command(&["EXISTS", &key]) != ":1\r\n" {
+        assert!(Instant::now() < deadline, "no {key} in Redis");
+        std::thread::sleep(Duration::from_millis(20));
     }
 }

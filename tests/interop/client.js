@@ -13,7 +13,8 @@
 //
 // The test drives the moments chosen from outside (a second client speaks, a broadcast while
 // this client is away, the end) through stdin, one command a line: `say`, `drop`, `done`
-// (and the `member` scenario's chat commands, for tests/cluster_node.rs).
+// (and, for tests/cluster_node.rs, the `member` scenario's chat commands and the `move`
+// scenario's `cut` and `to URL2`).
 // A command sent early waits in a queue, so the test needs no handshake before it writes
 // one; it waits for the lines that show the state it wants instead. Every wait is bounded:
 // the script prints `fail ...` and exits 1 when something is wrong, and `timeout` (exit 3)
@@ -289,7 +290,8 @@ const scenarios = {
   // auth; then `say ROOM TEXT...`, `join ROOM`, `leave ROOM` and `who ROOM`, each printing its
   // ack (`ack say [true]`), until `done`. Every event (`chat message`, `notification`,
   // `system`, or any other a test broadcasts) prints as it comes, as in `rooms`; a refused
-  // CONNECT prints `connect_error /chat MESSAGE`.
+  // CONNECT prints `connect_error /chat MESSAGE`, a disconnect the client did not ask for
+  // `disconnect REASON` (`io server disconnect` when a server disconnected the socket).
   // The commands are awaited without STEP_MS: the test may stay quiet for a while, listening
   // for what must not come (the whole run's LIMIT_MS still holds).
   async member() {
@@ -301,6 +303,7 @@ const scenarios = {
       const [rest, offset] = splitOffset(args, true);
       out(`${ev} ${show(rest)} offset=${offset}`);
     });
+    chat.on("disconnect", (reason) => out(`disconnect ${reason}`));
     const refused = await bounded(
       new Promise((resolve) => {
         chat.once("connect", () => resolve(null));
@@ -324,9 +327,61 @@ const scenarios = {
         fail(`unexpected command ${line}`);
       }
     }
+    chat.off("disconnect"); // this one was asked for
     chat.disconnect();
     out("bye");
     process.exit(0);
+  },
+
+  // k. A client moved to another server, as a load balancer moves one when its server goes
+  // away: the connection to URL is cut (`cut`), then the same client connects to the server
+  // at URL2 (`to URL2`) with what it knew of its session, socket.io-client's private
+  // `_pid` (the session's private id) and `_lastOffset` (the offset of the last broadcast it
+  // got), which it sends in its CONNECT as `{pid, offset}` (`_sendConnectPacket`); the
+  // servers share their sessions and broadcasts through the cluster. socket.io-client has
+  // no public way to do this: its own reconnection always goes back to the same URL.
+  // Prints `left pid=PID offset=OFFSET` and `disconnect REASON` when cut, then
+  // `connect / ok recovered=BOOL sid=SID` on URL2; every `news` prints with its offset's
+  // value (`news ["one"] offset=1712345678901-0`) or `offset=none`, on either server.
+  async move() {
+    const printNews = (s) =>
+      s.on("news", (...args) => {
+        const [rest, kind] = splitOffset(args, true);
+        out(`news ${show(rest)} offset=${kind === "string" ? args[args.length - 1] : "none"}`);
+      });
+    const first = open("/", { forceNew: true });
+    printNews(first);
+    await connected(first, "/");
+    const cut = await command("cut");
+    if (cut !== "cut") fail(`unexpected command ${cut}`);
+    const pid = first._pid;
+    const offset = first._lastOffset;
+    out(`left pid=${pid} offset=${offset}`);
+    const gone = next(first, "disconnect");
+    first.io.engine.close(); // the connection drops: the server keeps the session
+    out(`disconnect ${(await gone)[0]}`);
+
+    const to = await command("to URL2");
+    const [verb, url2] = to.split(" ");
+    if (verb !== "to" || !url2) fail(`unexpected command ${to}`);
+    const second = io(url2 + "/", {
+      transports,
+      reconnection: false,
+      forceNew: true,
+      autoConnect: false,
+    });
+    second._pid = pid;
+    second._lastOffset = offset;
+    // Node's Socket.IO sends the missed broadcasts before its CONNECT (the client holds them
+    // back, and emits them just before `connect`), socklab after it: they print before this
+    // line from a Node.js server, after it from socklab.
+    second.on("connect", () =>
+      out(`connect / ok recovered=${second.recovered} sid=${second.id}`),
+    );
+    printNews(second);
+    second.connect();
+    await connected(second, "/");
+    await finish(second);
   },
 };
 

@@ -249,12 +249,29 @@ function narrowed(op, { room, in: within, except }) {
   return op;
 }
 
+// JSON has no bytes: `{"$bytes": "HEX"}` (that one key) stands for a Buffer of those bytes,
+// at any depth of a command's `args`, so that a test can send binary (Socket.IO sends a
+// Buffer as an attachment, the adapter writes the entry as msgpack).
+function withBytes(v) {
+  if (Array.isArray(v)) return v.map(withBytes);
+  if (v === null || typeof v !== "object") return v;
+  const keys = Object.keys(v);
+  if (keys.length === 1 && keys[0] === "$bytes") {
+    if (typeof v.$bytes !== "string" || !/^(?:[0-9a-fA-F]{2})*$/.test(v.$bytes)) {
+      throw new Error("$bytes takes an even number of hex digits");
+    }
+    return Buffer.from(v.$bytes, "hex");
+  }
+  return Object.fromEntries(keys.map((k) => [k, withBytes(v[k])]));
+}
+
 function argsOf(c) {
   if (c.args === undefined) return [];
   if (!Array.isArray(c.args)) throw new Error("args must be an array");
-  return c.args;
+  return withBytes(c.args);
 }
 
+// Every command's `args` may hold bytes as `{"$bytes": "HEX"}` (`withBytes`).
 const COMMANDS = {
   // {ns, room?, except?, event, args}: io.of(ns).to(room).except(except).emit(event, ...args)
   broadcast(io, c) {

@@ -13,6 +13,9 @@ use crate::blocking;
 use crate::sys::{self, Fd, PollFd, PollFlags};
 use crate::wire::packet::{self, Limits, Packet, PacketDecoder};
 
+/// An event's arguments, and its broadcast offset if it has one.
+pub type Heard = (Vec<Value>, Option<u64>);
+
 pub struct Peer {
     pub fd: Fd,
     decoder: PacketDecoder,
@@ -136,7 +139,7 @@ impl Peer {
         ns: &str,
         event: &str,
         wait: Duration,
-    ) -> Result<Option<(Vec<Value>, Option<u64>)>, Box<dyn Error>> {
+    ) -> Result<Option<Heard>, Box<dyn Error>> {
         let deadline = Instant::now() + wait;
         while let Some(p) = self.next_packet(deadline)? {
             if let Packet::Event {

@@ -75,7 +75,9 @@ pub struct ClusterConfig {
     /// Entries per `XREAD`, and how long one blocks.
     pub read_count: u32,
     pub block: Duration,
-    /// Commands kept while Redis is unreachable: at most this many...
+    /// Commands waiting for Redis, unreachable or only behind (a burst of broadcasts in one
+    /// turn of the loop waits here until the turn's end, and then for the replies to the
+    /// 1,024 commands already sent): at most this many...
     pub max_buffered: usize,
     /// ...and this many bytes.
     pub max_buffered_bytes: usize,
@@ -95,8 +97,8 @@ impl Default for ClusterConfig {
             max_len: 10_000,
             read_count: 100,
             block: Duration::from_secs(5),
-            max_buffered: 1000,
-            max_buffered_bytes: 1 << 20,
+            max_buffered: 10_000,
+            max_buffered_bytes: 8 << 20,
             retry_min: Duration::from_millis(100),
             retry_max: Duration::from_secs(5),
             request_timeout: Duration::from_secs(5),

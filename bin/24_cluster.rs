@@ -179,7 +179,8 @@ fn demo() -> Result<(), Box<dyn Error>> {
     let (a, at_a) = start("A", redis.addr)?;
     let (b, at_b) = start("B", redis.addr)?;
     redis.wait_readers(2, WAIT)?;
-    println!("nodes A on {at_a} and B on {at_b}, both reading the stream socket.io");
+    // Their ports are the kernel's choice (port 0): the trace shows them.
+    println!("nodes A and B started, each on a port of its own, both reading the stream socket.io");
 
     println!("-- 1. node ids, and how a node counts the nodes");
     let mut control = Peer::connect(at_a)?;

@@ -1120,3 +1120,75 @@ fn wait_session_in_redis(redis: &RedisServer, pid: &str) {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// Two socklab nodes and a Node.js node on one Redis, a member of room `lobby` and one of
+/// `garden` on each: a chat message from each node's lobby member reaches the lobby members
+/// of every node exactly once (not its sender), and nobody in the garden.
+#[test]
+fn three_nodes_a_message_from_each_reaches_every_member_once() {
+    let Some(redis) = RedisServer::start("cluster_three_nodes") else {
+        return;
+    };
+    let Some(n) = NodeNode::start(redis.addr) else {
+        return;
+    };
+    let (a, b) = (
+        SocklabNode::start(redis.addr),
+        SocklabNode::start(redis.addr),
+    );
+    redis.wait_readers(3);
+    let mut alice = chat_client(a.addr, "alice", "lobby");
+    let mut gus = chat_client(a.addr, "gus", "garden");
+    let mut beth = chat_client(b.addr, "beth", "lobby");
+    let mut hal = chat_client(b.addr, "hal", "garden");
+    let (mut cid, _) = member(n.addr(), "cid", "lobby");
+    let (mut zed, _) = member(n.addr(), "zed", "garden");
+    // Everyone's arrival has crossed before anyone speaks.
+    let zed_arrived = heard(
+        "system",
+        json!([{"room": "garden", "text": "zed joined garden"}]),
+    );
+    zed.expect_line(&zed_arrived, |l| l == zed_arrived);
+    for node in [&a, &b] {
+        node.wait_stats("both of Node.js's joins read", |s| s.cluster_received >= 2);
+    }
+
+    say(&mut alice, "lobby", "from a");
+    say(&mut beth, "lobby", "from b");
+    cid.write_stdin("say lobby from-n\n");
+    let message = |from: &str, text: &str| json!({"from": from, "room": "lobby", "text": text});
+
+    // The socklab members: the two others' messages, once each, in any order.
+    for (who, stream, others) in [
+        ("alice", &mut alice, [("beth", "from b"), ("cid", "from-n")]),
+        ("beth", &mut beth, [("alice", "from a"), ("cid", "from-n")]),
+    ] {
+        let mut got = Vec::new();
+        while let Some(m) = next_chat_message(stream, SILENCE.max(Duration::from_secs(2))) {
+            got.push(m);
+        }
+        got.sort_by_key(|m| m["from"].to_string());
+        let want: Vec<Value> = others.iter().map(|(f, t)| message(f, t)).collect();
+        assert_eq!(got, want, "{who}");
+    }
+    // The Node.js member: alice's and beth's, once each.
+    let mut heard_by_cid = all_heard(&mut cid, "chat message");
+    heard_by_cid.sort();
+    assert_eq!(
+        heard_by_cid,
+        [
+            heard("chat message", json!([message("alice", "from a")])),
+            heard("chat message", json!([message("beth", "from b")])),
+        ]
+    );
+    // The garden heard no chat message, on any node.
+    assert_eq!(next_chat_message(&mut gus, SILENCE), None, "gus");
+    assert_eq!(next_chat_message(&mut hal, SILENCE), None, "hal");
+    assert_eq!(all_heard(&mut zed, "chat message"), Vec::<String>::new());
+    for node in [&a, &b] {
+        let s = node.stats();
+        assert_eq!((s.cluster_bad_entries, s.cluster_dropped), (0, 0), "{s:?}");
+    }
+    finish(cid);
+    finish(zed);
+}

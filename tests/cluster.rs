@@ -21,16 +21,22 @@ use serde_json::json;
 use socklab::events::{ClusterConfig, Server, ServerConfig};
 use socklab::wire::packet::Packet;
 
+/// Two socklab nodes in the cluster of `redis`, both reading the stream.
+fn two_nodes(redis: &RedisServer) -> (SocklabNode, SocklabNode) {
+    let nodes = (
+        SocklabNode::start(redis.addr),
+        SocklabNode::start(redis.addr),
+    );
+    redis.wait_readers(2);
+    nodes
+}
+
 #[test]
 fn a_message_on_one_node_reaches_the_room_on_the_other_exactly_once() {
     let Some(redis) = RedisServer::start("cluster_broadcast") else {
         return;
     };
-    let (a, b) = (
-        SocklabNode::start(redis.addr),
-        SocklabNode::start(redis.addr),
-    );
-    redis.wait_readers(2);
+    let (a, b) = two_nodes(&redis);
     let mut alice = chat_client(a.addr, "alice", "lobby");
     let mut bob = chat_client(b.addr, "bob", "lobby");
     let mut carol = chat_client(b.addr, "carol", "garden");
@@ -90,11 +96,7 @@ fn a_malformed_entry_is_skipped_and_counted() {
     let Some(redis) = RedisServer::start("cluster_malformed") else {
         return;
     };
-    let (a, b) = (
-        SocklabNode::start(redis.addr),
-        SocklabNode::start(redis.addr),
-    );
-    redis.wait_readers(2);
+    let (a, b) = two_nodes(&redis);
     let mut alice = chat_client(a.addr, "alice", "lobby");
     let mut bob = chat_client(b.addr, "bob", "lobby");
     b.wait_stats("b heard a's join", |s| s.cluster_received >= 1);
@@ -131,11 +133,7 @@ fn a_broadcast_during_a_redis_outage_arrives_when_it_is_back() {
     let Some(mut redis) = RedisServer::start_persistent("cluster_outage") else {
         return;
     };
-    let (a, b) = (
-        SocklabNode::start(redis.addr),
-        SocklabNode::start(redis.addr),
-    );
-    redis.wait_readers(2);
+    let (a, b) = two_nodes(&redis);
     let mut alice = chat_client(a.addr, "alice", "lobby");
     let mut bob = chat_client(b.addr, "bob", "lobby");
     b.wait_stats("b heard a's join", |s| s.cluster_received >= 1);
@@ -267,11 +265,7 @@ fn a_quiet_node_gets_what_was_written_while_redis_was_down() {
         "type",
         "2",
     ]);
-    let (a, b) = (
-        SocklabNode::start(redis.addr),
-        SocklabNode::start(redis.addr),
-    );
-    redis.wait_readers(2);
+    let (a, b) = two_nodes(&redis);
     // A client of the default namespace: joining it broadcasts nothing.
     let (mut client, answer) = raw_connect_ns(b.addr, "/", json!({}));
     assert!(matches!(answer, Packet::Connect { .. }), "{answer:?}");
@@ -339,11 +333,7 @@ fn binary_and_volatile_broadcasts_cross_nodes() {
     let Some(redis) = RedisServer::start("cluster_binary") else {
         return;
     };
-    let (a, b) = (
-        SocklabNode::start(redis.addr),
-        SocklabNode::start(redis.addr),
-    );
-    redis.wait_readers(2);
+    let (a, b) = two_nodes(&redis);
     let (mut client, answer) = raw_connect_ns(b.addr, "/", json!({}));
     assert!(matches!(answer, Packet::Connect { .. }), "{answer:?}");
     let blob: Vec<u8> = (0..=255).collect();
@@ -386,11 +376,7 @@ fn rooms_and_disconnects_span_nodes() {
     let Some(redis) = RedisServer::start("cluster_rooms") else {
         return;
     };
-    let (a, b) = (
-        SocklabNode::start(redis.addr),
-        SocklabNode::start(redis.addr),
-    );
-    redis.wait_readers(2);
+    let (a, b) = two_nodes(&redis);
     let (mut bob, answer) = raw_connect_ns(b.addr, "/chat", json!({"name": "bob"}));
     let (bob_sid, _, _) = session_of(&answer);
     let _carol = chat_client(b.addr, "carol", "garden");
@@ -431,11 +417,7 @@ fn fetch_sockets_server_side_emit_and_the_node_count_span_nodes() {
     let Some(redis) = RedisServer::start("cluster_requests") else {
         return;
     };
-    let (a, b) = (
-        SocklabNode::start(redis.addr),
-        SocklabNode::start(redis.addr),
-    );
-    redis.wait_readers(2);
+    let (a, b) = two_nodes(&redis);
     let (_bob, answer) = raw_connect_ns(b.addr, "/chat", json!({"name": "bob"}));
     let (bob_sid, _, _) = session_of(&answer);
     let (_alice, answer) = raw_connect_ns(a.addr, "/chat", json!({"name": "alice"}));
@@ -515,11 +497,7 @@ fn a_client_moved_to_another_node_recovers_its_session_and_what_it_missed() {
     let Some(redis) = RedisServer::start("cluster_recovery") else {
         return;
     };
-    let (a, b) = (
-        SocklabNode::start(redis.addr),
-        SocklabNode::start(redis.addr),
-    );
-    redis.wait_readers(2);
+    let (a, b) = two_nodes(&redis);
     let (mut alice, answer) = raw_connect_ns(a.addr, "/chat", json!({"name": "alice"}));
     let (sid, pid, _) = session_of(&answer);
     let mut dave = chat_client(b.addr, "dave", "lobby");
@@ -580,11 +558,7 @@ fn redis_restarted_in_a_stream_of_broadcasts_loses_and_repeats_none() {
     let Some(mut redis) = RedisServer::start_persistent("cluster_restart_stream") else {
         return;
     };
-    let (a, b) = (
-        SocklabNode::start(redis.addr),
-        SocklabNode::start(redis.addr),
-    );
-    redis.wait_readers(2);
+    let (a, b) = two_nodes(&redis);
     let (mut client, answer) = raw_connect_ns(b.addr, "/", json!({}));
     assert!(matches!(answer, Packet::Connect { .. }), "{answer:?}");
     const COUNT: u64 = 60;

@@ -8,7 +8,6 @@ mod common;
 use std::process::Command;
 
 use common::{run, RedisServer};
-use socklab::strace::{mask_varying, Normalizer};
 
 const LESSON: &str = env!("CARGO_BIN_EXE_24_cluster");
 
@@ -20,15 +19,7 @@ fn lesson_24_prints_what_the_book_shows() {
         return;
     };
     drop(redis);
-    let out = run(LESSON, &[], None);
-    assert_eq!(out.code(), Some(0), "{}", out.describe());
-    let printed = mask_varying(&Normalizer::new().apply(&out.stdout_text()));
-    let page = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/src/output/24.txt");
-    let recorded = std::fs::read_to_string(page).expect("docs/src/output/24.txt");
-    assert_eq!(
-        printed, recorded,
-        "run `make trace N=24` and reread the page"
-    );
+    common::assert_prints_recorded_output(LESSON, "24");
 }
 
 #[test]

@@ -396,6 +396,12 @@ fn a_client_recovering_on_node_gets_what_socklab_broadcast_meanwhile() {
         again["connection"],
         json!({"ns": "/", "id": sid, "recovered": true})
     );
+    recovered_with_one_and_two(client);
+}
+
+/// The recovery scenario's end: the client recovered, and heard `news` "one" (before it left)
+/// and "two" (replayed), once each.
+fn recovered_with_one_and_two(mut client: Proc) {
     client.expect_line("recovered true", |l| l == "recovered true");
     expect_seen(&mut client, "news two, replayed", |l| {
         l.starts_with(r#"news ["two"]"#)
@@ -425,32 +431,12 @@ fn a_client_recovering_on_socklab_gets_what_node_broadcast_meanwhile() {
     client.expect_line("news one", |l| l == r#"news ["one"] offset=string"#);
 
     client.write_stdin("drop\n");
-    let deadline = Instant::now() + WAIT;
-    while ask(&a.handle, {
-        let sid = sid.clone();
-        move |io| io.is_connected(&sid)
-    }) {
-        assert!(
-            Instant::now() < deadline,
-            "socklab did not see the client go"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_for(&a, "socklab sees the client go", move |io| {
+        !io.is_connected(&sid)
+    });
     ok(&n.command(news("two")));
 
-    client.expect_line("recovered true", |l| l == "recovered true");
-    expect_seen(&mut client, "news two, replayed", |l| {
-        l.starts_with(r#"news ["two"]"#)
-    });
-    let lines = finish_recovery(client);
-    let news: Vec<&String> = lines.iter().filter(|l| l.starts_with("news ")).collect();
-    assert_eq!(
-        news,
-        [
-            r#"news ["one"] offset=string"#,
-            r#"news ["two"] offset=string"#
-        ]
-    );
+    recovered_with_one_and_two(client);
     let stats = a.stats();
     assert_eq!(
         (stats.sessions_recovered, stats.broadcasts_replayed),

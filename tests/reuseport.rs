@@ -19,7 +19,6 @@ use common::{
     EXIT_WAIT,
 };
 use serde_json::{json, Value};
-use socklab::strace::{mask_varying, Normalizer};
 use socklab::wire::packet::{self, Packet};
 
 const SOCKLAB: &str = env!("CARGO_BIN_EXE_socklab");
@@ -232,15 +231,7 @@ fn serve_help_tells_what_reuse_port_does_and_does_not() {
 /// the others: ports numbered in order, lines marked `varies` masked.
 #[test]
 fn lesson_23_prints_what_the_book_shows() {
-    let out = run(env!("CARGO_BIN_EXE_23_reuseport"), &[], None);
-    assert_eq!(out.code(), Some(0), "{}", out.describe());
-    let printed = mask_varying(&Normalizer::new().apply(&out.stdout_text()));
-    let page = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/src/output/23.txt");
-    let recorded = std::fs::read_to_string(page).expect("docs/src/output/23.txt");
-    assert_eq!(
-        printed, recorded,
-        "run `make trace N=23` and reread the page"
-    );
+    common::assert_prints_recorded_output(env!("CARGO_BIN_EXE_23_reuseport"), "23");
 }
 
 #[test]

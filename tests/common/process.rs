@@ -172,6 +172,25 @@ impl Finished {
     }
 }
 
+/// Runs lesson `number`'s binary `bin` with no arguments and checks that it printed what
+/// `docs/src/output/NN.txt` recorded, ports numbered in order and lines marked `varies`
+/// masked, as `make trace` stores it: for the lessons `tests/trace.rs` cannot run (23, 24).
+pub fn assert_prints_recorded_output(bin: &str, number: &str) {
+    use socklab::strace::{mask_varying, Normalizer};
+    let out = run(bin, &[], None);
+    assert_eq!(out.code(), Some(0), "{}", out.describe());
+    let printed = mask_varying(&Normalizer::new().apply(&out.stdout_text()));
+    let page = format!(
+        "{}/docs/src/output/{number}.txt",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let recorded = std::fs::read_to_string(&page).expect("the recorded output");
+    assert_eq!(
+        printed, recorded,
+        "run `make trace N={number}` and reread the page"
+    );
+}
+
 /// Runs `bin args` to completion within [`WAIT`]: stdin is `input` (then closed) or
 /// /dev/null when `input` is `None`.
 pub fn run(bin: &str, args: &[&str], input: Option<Vec<u8>>) -> Finished {

@@ -10,7 +10,7 @@
 //! | `socketio.rs` | Socket.IO v5 packets: namespaces, events, acks, binary placeholders | 21 and after |
 //! | `sio_packet.rs` | the event layer's packets on the Socket.IO wire: as WebSocket frames out, from Socket.IO packets in | 21 and after |
 //! | `offset.rs` | a broadcast's offset: a counter, or a cluster's stream entry id packed in a `u64` | 16, 24 |
-//! | `cluster.rs` | the messages of a cluster (Socket.IO's cluster adapter): JSON or msgpack, binary as attachments | 24 |
+//! | `cluster/` | the messages of a cluster (Socket.IO's cluster adapter): JSON or msgpack, binary as attachments | 24 |
 //! | `resp.rs` | RESP2, the Redis protocol: [`resp::encode_command`] and the incremental reply [`resp::Decoder`], every length bounded by the caller's [`resp::Limits`] | 24 |
 
 pub mod cluster;

@@ -58,6 +58,9 @@ pub(super) struct Sessions {
     refresh_armed: bool,
 }
 
+/// Session writes waiting at most (each a few hundred bytes).
+const MAX_CHANGES: usize = 100_000;
+
 /// Session writes queued per flush at most, so that a refresh of many sockets leaves the
 /// write buffer room for broadcasts; the rest go at the next flushes.
 const WRITES_PER_FLUSH: usize = 256;
@@ -66,18 +69,37 @@ impl Io {
     /// Socket `sid`'s session changed (connected, joined, left, parked): it is written to
     /// Redis at the next flush.
     pub(in crate::events::server) fn cluster_session_changed(&mut self, sid: &str) {
-        if let Some(c) = self.cluster.as_mut() {
-            if c.sessions.queued.insert(sid.to_string()) {
-                c.sessions.changes.push_back(Change::Write(sid.to_string()));
+        let fresh = self
+            .cluster
+            .as_mut()
+            .is_some_and(|c| c.sessions.queued.insert(sid.to_string()));
+        if fresh {
+            self.push_change(Change::Write(sid.to_string()));
+        }
+    }
+
+    /// Queues a change; past [`MAX_CHANGES`] (Redis away a long while, sockets coming and
+    /// going) the oldest is dropped and counted.
+    fn push_change(&mut self, change: Change) {
+        let Some(c) = self.cluster.as_mut() else {
+            return;
+        };
+        c.sessions.changes.push_back(change);
+        if c.sessions.changes.len() > MAX_CHANGES {
+            if let Some(Change::Write(sid)) = c.sessions.changes.pop_front() {
+                c.sessions.queued.remove(&sid);
             }
+            self.stats.cluster_dropped += 1;
         }
     }
 
     /// Session `p` was parked: written again, so that its key lives from now on.
     pub(in crate::events::server) fn cluster_session_parked(&mut self, p: &Parked) {
-        if let Some(c) = self.cluster.as_mut() {
-            let s = stored(&p.sid, &p.session);
-            c.sessions.changes.extend(s.map(Change::Put));
+        if self.cluster.is_none() {
+            return;
+        }
+        if let Some(s) = stored(&p.sid, &p.session) {
+            self.push_change(Change::Put(s));
         }
     }
 

@@ -1,4 +1,4 @@
-//! Two event servers in one cluster over a real `redis-server` (`events/server/cluster.rs`):
+//! Two event servers in one cluster over a real `redis-server` (`events/server/cluster/`):
 //! a chat message sent on one node reaches the room's members on the other exactly once, and
 //! nobody else; garbage written into the stream by hand is skipped and counted; a broadcast
 //! made while Redis is down arrives once it is back.

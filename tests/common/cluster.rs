@@ -1,4 +1,4 @@
-//! A socklab node of a cluster over Redis (`events/server/cluster.rs`): a server running the
+//! A socklab node of a cluster over Redis (`events/server/cluster/`): a server running the
 //! chat application of `socklab serve` on a thread of the test process; and the raw socklab
 //! chat clients the cluster tests put on it (`tests/cluster.rs`, `tests/cluster_node.rs`).
 

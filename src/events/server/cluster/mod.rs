@@ -1,7 +1,7 @@
 //! The cluster over Redis: the nodes share their broadcasts, rooms, requests and sessions.
 //!
 //! The format is that of `@socket.io/redis-streams-adapter` 0.3 (the messages of Socket.IO's
-//! `ClusterAdapter`, `wire/cluster.rs`), so that a Node.js Socket.IO server with that adapter
+//! `ClusterAdapter`, `wire/cluster/`), so that a Node.js Socket.IO server with that adapter
 //! can be a member. Three connections to Redis, each a [`RedisConn`] owned by the server
 //! (the loop's handler routes their callbacks here):
 //!

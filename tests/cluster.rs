@@ -1,7 +1,10 @@
 //! Two event servers in one cluster over a real `redis-server` (`events/server/cluster/`):
 //! a chat message sent on one node reaches the room's members on the other exactly once, and
-//! nobody else; garbage written into the stream by hand is skipped and counted; a broadcast
-//! made while Redis is down arrives once it is back.
+//! nobody else; binary and volatile broadcasts cross; rooms, disconnects, `fetch_sockets`,
+//! `server_side_emit` and the node count span the nodes; a client moved to the other node
+//! recovers its session and what it missed; garbage written into the stream by hand is
+//! skipped and counted; broadcasts made while Redis is down, or across its restart, arrive
+//! once each, in order.
 //!
 //! Each test starts its own Redis (skipped when `redis-server` is missing, a failure under
 //! `SOCKLAB_REQUIRE_REDIS=1`) and its own servers, on threads of this process, running the

@@ -14,7 +14,7 @@ use socklab::events::{RunningServer, ServerConfig, ServerHandle};
 use socklab::sys::allocations_on_this_thread;
 use socklab::wire::packet::Packet;
 
-use common::{any_port, frame, raw_peer, read_packet, WAIT};
+use common::{any_port, frame, raw_peer, read_packet, SioPeer, WAIT};
 
 #[global_allocator]
 static GLOBAL: socklab::sys::CountingAlloc = socklab::sys::CountingAlloc;
@@ -37,11 +37,57 @@ const MEASURED: u64 = 1000;
 /// below one per message: a single allocation more per message would be 1,000 more.
 const ONE_OFF: u64 = 32;
 
+/// The wire the clients speak.
+#[derive(Clone, Copy, Debug)]
+enum Wire {
+    Socklab,
+    SocketIo,
+}
+
+/// A client of the test: the message it sends, and reading one it receives.
+enum Client {
+    Socklab(TcpStream),
+    SocketIo(Box<SioPeer>),
+}
+
+impl Client {
+    fn connect(addr: std::net::SocketAddr, wire: Wire) -> Client {
+        match wire {
+            Wire::Socklab => Client::Socklab(raw_peer(addr).0),
+            Wire::SocketIo => Client::SocketIo(Box::new(SioPeer::connect(addr, "/", None).0)),
+        }
+    }
+
+    fn say(&mut self, socklab_frame: &[u8]) {
+        match self {
+            Client::Socklab(s) => s.write_all(socklab_frame).expect("the message sent"),
+            Client::SocketIo(p) => p.send_text(r#"42["chat message","r","hello, room"]"#),
+        }
+    }
+
+    fn hear(&mut self) {
+        match self {
+            Client::Socklab(s) => match read_packet(s) {
+                Ok(Some(Packet::Event { name, args, .. })) => {
+                    assert_eq!(name, "chat message");
+                    assert_eq!(args[0], json!("hello, room"));
+                }
+                other => panic!("expected the chat message, got {other:?}"),
+            },
+            Client::SocketIo(p) => {
+                let text = p.expect_text("the chat message");
+                let want = r#"42["chat message","hello, room","#;
+                assert!(text.starts_with(want), "{text}");
+            }
+        }
+    }
+}
+
 /// Allocations on the loop thread for `MEASURED` chat messages from one sender to
-/// `recipients` others in room `r`, in the steady state: after a warm-up long enough for
-/// every buffer to have grown, and the replay log full (it keeps its last 64 broadcasts, so
-/// it drops one for each it logs instead of growing).
-fn allocations_for_messages(recipients: usize) -> u64 {
+/// `recipients` others in room `r`, all speaking `wire`, in the steady state: after a
+/// warm-up long enough for every buffer to have grown, and the replay log full (it keeps its
+/// last 64 broadcasts, so it drops one for each it logs instead of growing).
+fn allocations_for_messages(recipients: usize, wire: Wire) -> u64 {
     const WARM_UP: usize = 200;
     let config = ServerConfig {
         replay_limit: 64,
@@ -63,8 +109,10 @@ fn allocations_for_messages(recipients: usize) -> u64 {
         });
     })
     .expect("a server");
-    let mut peers: Vec<TcpStream> = (0..recipients).map(|_| raw_peer(server.addr).0).collect();
-    let (mut sender, _) = raw_peer(server.addr);
+    let mut peers: Vec<Client> = (0..recipients)
+        .map(|_| Client::connect(server.addr, wire))
+        .collect();
+    let mut sender = Client::connect(server.addr, wire);
     let message = frame(&Packet::Event {
         ns: "/".into(),
         name: "chat message".into(),
@@ -75,16 +123,8 @@ fn allocations_for_messages(recipients: usize) -> u64 {
     });
     let mut send_and_receive = |n: usize| {
         for _ in 0..n {
-            sender.write_all(&message).expect("the message sent");
-            for p in peers.iter_mut() {
-                match read_packet(p) {
-                    Ok(Some(Packet::Event { name, args, .. })) => {
-                        assert_eq!(name, "chat message");
-                        assert_eq!(args[0], json!("hello, room"));
-                    }
-                    other => panic!("expected the chat message, got {other:?}"),
-                }
-            }
+            sender.say(&message);
+            peers.iter_mut().for_each(Client::hear);
         }
     };
     send_and_receive(WARM_UP);
@@ -107,13 +147,34 @@ fn allocations_for_messages(recipients: usize) -> u64 {
 #[test]
 fn a_chat_message_costs_at_most_four_allocations_whatever_the_recipients() {
     for recipients in [1, 10, 100] {
-        let total = allocations_for_messages(recipients);
+        let total = allocations_for_messages(recipients, Wire::Socklab);
         let per = total as f64 / MEASURED as f64;
         eprintln!(
             "{recipients} recipients: {per:.3} allocations per chat message ({total} in all)"
         );
         assert!(
             total <= 4 * MEASURED + ONE_OFF,
+            "{recipients} recipients: {total} allocations for {MEASURED} messages ({per:.2} each)"
+        );
+    }
+}
+
+/// The same chat message on the Socket.IO wire (Engine.IO in WebSocket frames): nothing per
+/// recipient either (the broadcast is encoded once for every recipient of that wire), but
+/// five more per message on the way in (9 measured): the text is unmasked out of its frame
+/// and copied again as the Engine.IO message's body, and the Socket.IO packet is built from
+/// the JSON (its namespace, its array) before it becomes the event the handler gets. The
+/// target of 4 in all (issue 15) is not met on this wire yet.
+#[test]
+fn on_the_socketio_wire_a_chat_message_costs_nine_allocations_whatever_the_recipients() {
+    for recipients in [1, 10, 100] {
+        let total = allocations_for_messages(recipients, Wire::SocketIo);
+        let per = total as f64 / MEASURED as f64;
+        eprintln!(
+            "{recipients} Socket.IO recipients: {per:.3} allocations per chat message ({total} in all)"
+        );
+        assert!(
+            total <= 9 * MEASURED + ONE_OFF,
             "{recipients} recipients: {total} allocations for {MEASURED} messages ({per:.2} each)"
         );
     }

@@ -599,3 +599,37 @@ fn redis_restarted_in_a_stream_of_broadcasts_loses_and_repeats_none() {
     assert_eq!(got, (0..COUNT).collect::<Vec<_>>());
     assert_eq!(a.stats().cluster_dropped, 0);
 }
+
+/// An entry too big for a node's input buffer (3 MiB, written by hand): the reader asks for
+/// fewer entries at a time, then steps over that one entry and counts it, and what comes
+/// after it is delivered; the reader does not fail on it forever.
+#[test]
+fn an_entry_too_big_to_read_is_stepped_over_and_counted() {
+    let Some(redis) = RedisServer::start("cluster_huge_entry") else {
+        return;
+    };
+    let (a, b) = two_nodes(&redis);
+    let (mut client, answer) = raw_connect_ns(b.addr, "/", json!({}));
+    assert!(matches!(answer, Packet::Connect { .. }), "{answer:?}");
+    let huge = "x".repeat(3 << 20);
+    let reply = redis.command(&[
+        "XADD",
+        "socket.io",
+        "*",
+        "uid",
+        "x",
+        "nsp",
+        "/",
+        "type",
+        "3",
+        "data",
+        &huge,
+    ]);
+    assert!(reply.starts_with('$'), "{reply}");
+    a.handle
+        .broadcast("/", None, "after", vec![json!(1)])
+        .expect("a runs");
+    let args = common::next_event(&mut client, "after", WAIT).expect("what came after it");
+    assert_eq!(args, vec![json!(1)]);
+    b.wait_stats("b counted the entry", |s| s.cluster_bad_entries == 1);
+}

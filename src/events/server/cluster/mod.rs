@@ -133,6 +133,8 @@ pub(super) enum Tag {
     Xread,
     /// The newest entry's id, asked for while the reader has read nothing yet.
     Latest,
+    /// The id of the entry after the last one read, alone: an entry too big to read.
+    SkipId,
     Subscribe,
 }
 
@@ -155,6 +157,11 @@ struct Leg {
     retry_at: Option<Instant>,
 }
 
+/// The id of the first entry after `ARGV[1]` (an exclusive start, `(<id>`), without the
+/// entry: what the reader asks for to step over an entry too big to read.
+const SKIP_SCRIPT: &str = "local e = redis.call('XRANGE', KEYS[1], ARGV[1], '+', 'COUNT', 1) \
+    if e[1] then return e[1][1] end return false";
+
 /// Most commands awaiting their replies at once on the writer; the rest wait in the buffer.
 const WRITER_PENDING: usize = 1024;
 
@@ -176,6 +183,12 @@ pub(super) struct Cluster {
     /// from another node can be replayed here only from there on (`sessions.rs`).
     read_from: Option<u64>,
     reading: bool,
+    /// Entries per `XREAD` now: `read_count`, or fewer after a reply too big for the loop's
+    /// input buffer (a burst of large broadcasts), back up as replies fit again.
+    read_count: u32,
+    /// Even one entry was too big: the next one is skipped (its id asked for alone) and
+    /// counted as bad, so that the reader does not fail on it forever.
+    skip_next: bool,
     /// An `XREAD` that Redis refused (the key is not a stream, say) is not sent again before
     /// then: asked at once, it would be refused at once, in a loop as fast as loopback.
     read_after: Option<Instant>,
@@ -206,8 +219,15 @@ impl Cluster {
         let uid = Ids::new(None)
             .next_id()
             .ok_or_else(|| std::io::Error::other("no random node id (getrandom failed)"))?;
+        // A reply bigger than the loop's input bound closes the connection with
+        // `InputOverflow`, which the reader takes as "read fewer entries at a time"
+        // (`replies.rs`); a bulk bound above it lets that be the one way a reply is too big.
+        let limits = Limits {
+            max_bulk: 64 << 20,
+            ..Limits::default()
+        };
         let leg = |max_pending| Leg {
-            conn: RedisConn::new(addr, Limits::default(), max_pending),
+            conn: RedisConn::new(addr, limits, max_pending),
             delay: config.retry_min,
             down: true,
             retry_at: None,
@@ -222,6 +242,8 @@ impl Cluster {
             last_id: "$".into(),
             read_from: None,
             reading: false,
+            read_count: config.read_count.max(1),
+            skip_next: false,
             read_after: None,
             write_after: None,
             subscribed: HashSet::new(),
@@ -456,8 +478,15 @@ impl Io {
                 let latest = ["XREVRANGE", &stream, "+", "-", "COUNT", "1"];
                 let _ = c.reader.conn.command(ctx, latest, Tag::Latest);
             }
+            if c.skip_next {
+                // Alone: the next `XREAD` must start after the entry it steps over.
+                let after = format!("({}", c.last_id);
+                let args = ["EVAL", SKIP_SCRIPT, "1", &stream, &after];
+                c.reading = c.reader.conn.command(ctx, args, Tag::SkipId).is_ok();
+                return;
+            }
             let block = c.config.block.as_millis().to_string();
-            let count = c.config.read_count.to_string();
+            let count = c.read_count.to_string();
             let args = [
                 "XREAD", "BLOCK", &block, "COUNT", &count, "STREAMS", &stream, &c.last_id,
             ];

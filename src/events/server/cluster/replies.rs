@@ -63,6 +63,14 @@ impl Io {
             return;
         };
         if let Some(which) = c.which(id) {
+            // Redis's answer to an `XREAD` did not fit the loop's input buffer: fewer
+            // entries at a time, and past one, step over that entry.
+            if matches!(which, Which::Reader) && reason == CloseReason::InputOverflow {
+                if c.read_count == 1 {
+                    c.skip_next = true;
+                }
+                c.read_count = (c.read_count / 4).max(1);
+            }
             let mut events = std::mem::take(&mut c.events);
             c.leg(which).conn.closed(ctx, reason, &mut events);
             self.cluster_events(ctx, which, events);
@@ -126,8 +134,20 @@ impl Io {
                         c.last_id = newest;
                     }
                     (Tag::Latest, _) => {}
+                    (Tag::SkipId, Ok(Reply::Bulk(id))) => {
+                        (c.skip_next, c.reading) = (false, false);
+                        if let Ok(id) = String::from_utf8(id) {
+                            c.last_id = id;
+                            self.stats.cluster_bad_entries += 1;
+                        }
+                    }
+                    (Tag::SkipId, _) => (c.skip_next, c.reading) = (false, false),
                     (Tag::Xread, result) => {
                         c.reading = false;
+                        if result.is_ok() {
+                            let full = c.config.read_count.max(1);
+                            c.read_count = c.read_count.saturating_mul(2).min(full);
+                        }
                         match result {
                             Ok(reply) => self.cluster_entries(reply),
                             Err(RedisError::Server(_)) => {

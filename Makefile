@@ -7,7 +7,7 @@ MDBOOK  ?= $(shell command -v mdbook 2>/dev/null || echo $(HOME)/.cargo/bin/mdbo
 RELEASE := target/release
 LESSONS := $(sort $(basename $(notdir $(wildcard bin/[0-9][0-9]_*.rs))))
 
-.PHONY: help build tour test lesson trace docs check-tools bench bench-quick bench-harness bench-socketio bench-loop bench-events fuzz-codec
+.PHONY: help build tour test lesson trace docs check-tools bench bench-quick bench-harness bench-socketio bench-socketioxide bench-loop bench-events fuzz-codec
 
 help:
 	@echo "make tour        build, then run every lesson's demonstration with its self-trace"
@@ -16,7 +16,7 @@ help:
 	@echo "make trace N=04  record lesson 04 under the real strace into docs/src (all lessons without N);"
 	@echo "                 as root with tcpdump, also its TCP segments and their diagram"
 	@echo "make docs        build the book into docs/book (needs mdbook)"
-	@echo "make bench       socklab beside Socket.IO 4.8 (Node.js) and the raw-socket limit: target/bench/report.md"
+	@echo "make bench       socklab beside Socket.IO 4.8 (Node.js), socketioxide 0.18 and the raw-socket limit: target/bench/report.md"
 	@echo "make bench-quick the same at reduced sizes, in about a minute"
 	@echo "make bench-loop  echo round trips per second through the event loop (1, 100, 1000 connections)"
 	@echo "make bench-events ack round trips and broadcast deliveries per second through the event layer"
@@ -70,6 +70,8 @@ test: check-tools
 # Benchmarks are not tests: they print figures and assert nothing.
 # `make bench`: socklab, Socket.IO and the raw-socket limit side by side (docs/src/performance.md).
 # The Socket.IO side needs Node.js; without it that column says "skipped: node not found".
+# The socketioxide side (benches/socketioxide, a crate outside the workspace) needs crates.io
+# the first time it is built; without it that column says why it was skipped.
 # The harness is a crate of its own (benches/harness, binary socklab-bench); `make bench-loop`
 # also runs lesson binaries, so the root's release build comes first.
 SOCKETIO := benches/socketio
@@ -78,10 +80,10 @@ HARNESS  := $(RELEASE)/socklab-bench
 bench-harness: build
 	$(CARGO) build --release --quiet -p socklab-bench
 
-bench: bench-harness bench-socketio
+bench: bench-harness bench-socketio bench-socketioxide
 	$(HARNESS) compare
 
-bench-quick: bench-harness bench-socketio
+bench-quick: bench-harness bench-socketio bench-socketioxide
 	$(HARNESS) compare --quick
 
 # Installs the Socket.IO reference from its lock file (again only when the lock file changed).
@@ -92,6 +94,16 @@ bench-socketio:
 	     [ $(SOCKETIO)/package-lock.json -nt $(SOCKETIO)/node_modules/.package-lock.json ]; then \
 	  echo "installing the Socket.IO reference: npm ci in $(SOCKETIO)"; \
 	  (cd $(SOCKETIO) && npm ci --no-audit --no-fund --loglevel=error); \
+	fi
+
+# The socketioxide server, built in release; a failed build (no network, an old Rust) is said
+# and skipped, never a failure of `make bench`: the harness skips a binary that is not there.
+SOCKETIOXIDE := benches/socketioxide/Cargo.toml
+
+bench-socketioxide:
+	@mkdir -p target
+	@if ! $(CARGO) build --release --quiet --manifest-path $(SOCKETIOXIDE) 2>target/socketioxide-build.log; then \
+	  echo "skipped: socketioxide could not be built ($$(grep -m1 -E '^error' target/socketioxide-build.log || tail -n1 target/socketioxide-build.log); log: target/socketioxide-build.log)"; \
 	fi
 
 bench-loop: bench-harness

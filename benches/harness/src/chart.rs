@@ -12,7 +12,7 @@ use plotters::style::text_anchor::{HPos, Pos, VPos};
 use crate::compare::{Figure, Results, System, QUANTILES};
 use crate::Res;
 
-const WIDTH: u32 = 1060;
+const WIDTH: u32 = 1240;
 const HEIGHT: u32 = 440;
 
 fn color(s: System) -> RGBColor {
@@ -20,6 +20,7 @@ fn color(s: System) -> RGBColor {
         System::Limit => RGBColor(0x8c, 0x8c, 0x8c),
         System::Socklab => RGBColor(0xd9, 0x62, 0x2b),
         System::SocketIo => RGBColor(0x3b, 0x6f, 0xb6),
+        System::Socketioxide => RGBColor(0x4a, 0x9a, 0x5b),
     }
 }
 
@@ -46,12 +47,17 @@ const PANELS: [Panel; 2] = [
     (
         "ack round trip, server otherwise idle (limit: raw ping-pong)",
         Figure::RoundTripUs,
-        &[System::Limit, System::Socklab, System::SocketIo],
+        &[
+            System::Limit,
+            System::Socklab,
+            System::SocketIo,
+            System::Socketioxide,
+        ],
     ),
     (
         "ack round trip during the fan-out (figure 5)",
         Figure::LoadUs,
-        &[System::Socklab, System::SocketIo],
+        &[System::Socklab, System::SocketIo, System::Socketioxide],
     ),
 ];
 
@@ -111,9 +117,11 @@ pub fn svg(r: &Results) -> Res<String> {
                 })
                 .y_label_formatter(&|y| short(*y))
                 .draw()?;
-            // Three bar widths per group, whatever the panel's systems; two are centred.
-            let bar = 0.8 / 3.0;
-            let offset = (3 - systems.len()) as f64 * bar / 2.0;
+            // As many bar widths per group as the widest panel has systems, whatever this
+            // panel's; fewer are centred.
+            let widest = PANELS.iter().map(|p| p.2.len()).max().unwrap_or(1);
+            let bar = 0.8 / widest as f64;
+            let offset = (widest - systems.len()) as f64 * bar / 2.0;
             let label = TextStyle::from(("sans-serif", 9).into_font())
                 .pos(Pos::new(HPos::Center, VPos::Bottom));
             for (si, &sys) in systems.iter().enumerate() {

@@ -1,14 +1,17 @@
-//! `socklab-bench compare` (`make bench`): socklab beside Socket.IO 4.8 on Node.js and beside the
-//! raw-socket limit, in one run, on one machine, under the same conditions.
+//! `socklab-bench compare` (`make bench`): socklab beside Socket.IO 4.8 on Node.js, beside
+//! socketioxide 0.18 (Socket.IO in Rust) and beside the raw-socket limit, in one run, on one
+//! machine, under the same conditions.
 //!
-//! Three systems, six figures (see `docs/src/performance.md` for what each one means); the
-//! sixth, the fan-out over a cluster of two processes on one Redis, is `cluster.rs`'s:
+//! Four systems, six figures (see `docs/src/performance.md` for what each one means); the
+//! sixth, the fan-out over a cluster of two processes on one Redis, is `cluster.rs`'s and
+//! has no socketioxide column:
 //!
 //! | system | server | load |
 //! |---|---|---|
 //! | the limit | `socklab-bench limit-server`: blocking read and write | [`load::limit`] |
 //! | socklab | `socklab-bench server`: the event server with the handlers of `server.js` | [`load`]: its own client, and N protocol clients on one loop |
 //! | Socket.IO | `node benches/socketio/server.js` | the Node scripts beside it (socket.io-client, WebSocket only) |
+//! | socketioxide | `benches/socketioxide` (`socketioxide.rs`), one tokio thread | for now the same Node scripts as Socket.IO |
 //!
 //! How the run stays fair:
 //! - Placement: every server runs on CPU 0, every load generator and client on CPU 1
@@ -16,8 +19,8 @@
 //!   inherits). This process pins itself to CPU 1 first, so socklab's in-process load
 //!   generators and probe thread run there too. The exception is figure 6, whose second
 //!   node runs on CPU 1 beside the load (`cluster.rs`).
-//! - Alternation: each repetition runs the limit, then socklab, then Socket.IO, then the
-//!   three columns of figure 6, so a drift in the machine's speed hits all of them. Each
+//! - Alternation: each repetition runs the limit, then socklab, then Socket.IO, then
+//!   socketioxide, then the three columns of figure 6, so a drift in the machine's speed hits all of them. Each
 //!   figure is the median of the repetitions, shown with its min-max range.
 //! - Fresh servers: one server process per system per repetition for figures 2, 3 and 5,
 //!   another for figure 4, whose memory is measured from a known start, and fresh servers
@@ -43,7 +46,7 @@ use crate::child::Proc;
 use crate::load::{self, Fanout, FanoutPlan, Hop, Idle, RoundTrips, FANOUT_LIMIT};
 use crate::placement::{self, Placement, LOAD_CPU, SERVER_CPU};
 use crate::redis::Redis;
-use crate::{cluster, proc_info, stats, Res};
+use crate::{cluster, proc_info, socketioxide, stats, Res};
 
 /// What to measure, and how much.
 #[derive(Debug, Clone)]
@@ -56,6 +59,9 @@ pub struct Options {
     pub out_dir: PathBuf,
     /// Whether to run the Socket.IO side at all (it is skipped anyway without node).
     pub socketio: bool,
+    /// Whether to run the socketioxide side at all (it is skipped anyway when it was not
+    /// built, or without the Node.js clients that load it for now).
+    pub socketioxide: bool,
     pub reps: usize,
     /// Round trips before the measured ones (figures 1 and 2).
     pub warmup: usize,
@@ -91,6 +97,7 @@ impl Options {
             socketio_dir: PathBuf::from("benches/socketio"),
             out_dir: PathBuf::from("target/bench"),
             socketio: true,
+            socketioxide: true,
             reps: 3,
             warmup: 1000,
             round_trips: 20_000,
@@ -122,12 +129,13 @@ impl Options {
     }
 }
 
-/// The three systems, in the order each repetition runs them.
+/// The four systems, in the order each repetition runs them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum System {
     Limit,
     Socklab,
     SocketIo,
+    Socketioxide,
 }
 
 impl System {
@@ -136,6 +144,7 @@ impl System {
             System::Limit => "limit",
             System::Socklab => "socklab",
             System::SocketIo => "Socket.IO",
+            System::Socketioxide => "socketioxide",
         }
     }
 
@@ -144,6 +153,7 @@ impl System {
             System::Limit => "limit",
             System::Socklab => "socklab",
             System::SocketIo => "socketio",
+            System::Socketioxide => "socketioxide",
         }
     }
 }
@@ -206,6 +216,8 @@ pub struct Env {
     pub kernel: String,
     pub node: Option<String>,
     pub socketio_version: Option<String>,
+    /// The socketioxide the server was built with (its lock file).
+    pub socketioxide_version: Option<String>,
     /// `redis-server`'s version, and the Redis client and adapter of the Node.js cluster.
     pub redis_version: Option<String>,
     pub redis_adapter_version: Option<String>,
@@ -296,7 +308,7 @@ pub(crate) struct Run<'a> {
 
 impl Run<'_> {
     /// Starts `program args` in `dir` on `cpu`, its stderr into the logs as `NAME.log`.
-    fn start(
+    pub(crate) fn start(
         &self,
         name: &str,
         cpu: usize,
@@ -383,19 +395,54 @@ impl Side for Socklab {
     }
 }
 
+/// A server loaded by the Node.js scripts of `benches/socketio` (socket.io-client, WebSocket
+/// only): Socket.IO's own, and socketioxide's until a Rust Socket.IO load generator measures
+/// it. Only the server differs; the operations of [`Side`] are the scripts'.
+pub(crate) trait NodeClients {
+    const SYSTEM: System;
+    /// As [`Side::server`].
+    fn server(&self, run: &Run, name: &str, cpu: usize, redis: Option<&Redis>) -> Res<Proc>;
+}
+
+/// `node SCRIPT args` in `benches/socketio`, on the load CPU.
+fn script(run: &Run, name: &str, script: &str, args: &[String]) -> Res<Proc> {
+    let mut all = vec![script.to_string()];
+    all.extend_from_slice(args);
+    run.start(
+        name,
+        LOAD_CPU,
+        Path::new("node"),
+        &all,
+        &run.opts.socketio_dir,
+    )
+}
+
+/// Socket.IO 4.8 on Node.js: `node server.js`.
 pub(crate) struct SocketIo;
 
-impl SocketIo {
-    fn script(&self, run: &Run, name: &str, script: &str, args: &[String]) -> Res<Proc> {
-        let mut all = vec![script.to_string()];
-        all.extend_from_slice(args);
-        run.start(
-            name,
-            LOAD_CPU,
-            Path::new("node"),
-            &all,
-            &run.opts.socketio_dir,
-        )
+impl NodeClients for SocketIo {
+    const SYSTEM: System = System::SocketIo;
+
+    fn server(&self, run: &Run, name: &str, cpu: usize, redis: Option<&Redis>) -> Res<Proc> {
+        let mut args = vec!["server.js".to_string()];
+        if let Some(redis) = redis {
+            args.extend(["--redis".into(), redis.url()]);
+        }
+        run.start(name, cpu, Path::new("node"), &args, &run.opts.socketio_dir)
+    }
+}
+
+/// socketioxide 0.18 on one tokio thread (`benches/socketioxide`).
+pub(crate) struct Socketioxide;
+
+impl NodeClients for Socketioxide {
+    const SYSTEM: System = System::Socketioxide;
+
+    fn server(&self, run: &Run, name: &str, cpu: usize, redis: Option<&Redis>) -> Res<Proc> {
+        if redis.is_some() {
+            return Err("socketioxide has no cluster here (figure 6 leaves it out)".into());
+        }
+        socketioxide::start(&run.placement, &run.logs, name, cpu)
     }
 }
 
@@ -459,15 +506,11 @@ fn fanout_of(v: &Value) -> Res<Fanout> {
     })
 }
 
-impl Side for SocketIo {
-    const SYSTEM: System = System::SocketIo;
+impl<N: NodeClients> Side for N {
+    const SYSTEM: System = N::SYSTEM;
 
     fn server(&self, run: &Run, name: &str, cpu: usize, redis: Option<&Redis>) -> Res<Proc> {
-        let mut args = vec!["server.js".to_string()];
-        if let Some(redis) = redis {
-            args.extend(["--redis".into(), redis.url()]);
-        }
-        run.start(name, cpu, Path::new("node"), &args, &run.opts.socketio_dir)
+        NodeClients::server(self, run, name, cpu, redis)
     }
 
     fn acks(&self, run: &Run, addr: SocketAddr, rep: usize) -> Res<RoundTrips> {
@@ -479,7 +522,8 @@ impl Side for SocketIo {
             "--count".into(),
             run.opts.round_trips.to_string(),
         ];
-        let mut p = self.script(run, &format!("socketio-ack-{rep}"), "ack.js", &args)?;
+        let name = format!("{}-ack-{rep}", N::SYSTEM.slug());
+        let mut p = script(run, &name, "ack.js", &args)?;
         let v = p.json(Duration::from_secs(300))?;
         p.finish(Duration::from_secs(5));
         round_trips_of(&v)
@@ -487,7 +531,7 @@ impl Side for SocketIo {
 
     fn fanout(&self, run: &Run, plan: &FanoutPlan, name: &str) -> Res<Fanout> {
         let args = fanout_args(run, plan, false);
-        let mut p = self.script(run, name, "fanout.js", &args)?;
+        let mut p = script(run, name, "fanout.js", &args)?;
         let v = p.json(FANOUT_LIMIT + Duration::from_secs(120))?;
         p.finish(Duration::from_secs(5));
         fanout_of(&v)
@@ -500,11 +544,12 @@ impl Side for SocketIo {
             "--warmup".into(),
             "200".into(),
         ];
-        let mut probe = self.script(run, &format!("socketio-probe-{rep}"), "probe.js", &args)?;
+        let name = format!("{}-probe-{rep}", N::SYSTEM.slug());
+        let mut probe = script(run, &name, "probe.js", &args)?;
         probe.json(Duration::from_secs(60))?;
         let args = fanout_args(run, plan, true);
-        let name = format!("socketio-loaded-{}-{rep}", plan.clients);
-        let mut fan = self.script(run, &name, "fanout.js", &args)?;
+        let name = format!("{}-loaded-{}-{rep}", N::SYSTEM.slug(), plan.clients);
+        let mut fan = script(run, &name, "fanout.js", &args)?;
         fan.json(Duration::from_secs(120))?;
         probe.say("go")?;
         fan.say("go")?;
@@ -525,7 +570,8 @@ impl Side for SocketIo {
             "--warm".into(),
             "10".into(),
         ];
-        let mut p = self.script(run, &format!("socketio-idle-{rep}"), "idle.js", &args)?;
+        let name = format!("{}-idle-{rep}", N::SYSTEM.slug());
+        let mut p = script(run, &name, "idle.js", &args)?;
         p.json(Duration::from_secs(60))?;
         let before = proc_info::rss_kib(pid).ok_or("no /proc status")?;
         p.say("go")?;
@@ -688,6 +734,18 @@ fn socketio_missing(opts: &Options) -> Option<String> {
     None
 }
 
+/// Why the socketioxide side cannot run here, if it cannot; `node_missing` is why the Node.js
+/// clients that load it for now cannot (`socketio_missing`).
+fn socketioxide_missing(opts: &Options, node_missing: Option<&String>) -> Option<String> {
+    if !opts.socketioxide {
+        return Some("skipped (--no-socketioxide)".into());
+    }
+    if let Err(why) = socketioxide::binary() {
+        return Some(why);
+    }
+    node_missing.map(|why| format!("{why} (its load is the Node.js clients for now)"))
+}
+
 fn first_line_of(program: &str, args: &[&str]) -> Option<String> {
     let out = Command::new(program)
         .args(args)
@@ -750,6 +808,13 @@ pub fn run(opts: &Options) -> Res<Results> {
         r.env.node = first_line_of("node", &["--version"]);
         r.env.socketio_version = package_version(&opts.socketio_dir, "socket.io");
     }
+    let sioxide_missing = socketioxide_missing(opts, missing.as_ref());
+    if let Some(why) = &sioxide_missing {
+        eprintln!("socketioxide: {why}");
+        r.skipped.insert(System::Socketioxide, why.clone());
+    } else {
+        r.env.socketioxide_version = socketioxide::version();
+    }
     if opts.cluster.is_some() {
         cluster::check(&mut r, &opts.socketio_dir);
     }
@@ -764,6 +829,10 @@ pub fn run(opts: &Options) -> Res<Results> {
         if missing.is_none() {
             eprintln!("repetition {rep} of {}: Socket.IO", opts.reps);
             system_rep(&SocketIo, &run, &mut r, rep);
+        }
+        if sioxide_missing.is_none() {
+            eprintln!("repetition {rep} of {}: socketioxide", opts.reps);
+            system_rep(&Socketioxide, &run, &mut r, rep);
         }
         if opts.cluster.is_none() {
             continue;
@@ -781,7 +850,7 @@ pub fn run(opts: &Options) -> Res<Results> {
             match sys {
                 System::Socklab => cluster::rep(&Socklab, &run, &mut r, nodes, rep),
                 System::SocketIo => cluster::rep(&SocketIo, &run, &mut r, nodes, rep),
-                System::Limit => {}
+                System::Limit | System::Socketioxide => {}
             }
         }
     }

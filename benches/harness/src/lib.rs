@@ -9,7 +9,8 @@
 //! | file | what it holds |
 //! |---|---|
 //! | `main.rs` | the command line: `compare` (`make bench`), `loop` (`make bench-loop`), `events` (`make bench-events`), and the servers they start as child processes |
-//! | `compare.rs` | `make bench`: socklab, Socket.IO 4.8 on Node.js and the raw-socket limit in one run: repetitions in turn, the Node scripts of `benches/socketio/`, every measurement of a run |
+//! | `compare.rs` | `make bench`: socklab, Socket.IO 4.8 on Node.js, socketioxide 0.18 and the raw-socket limit in one run: repetitions in turn, the Node scripts of `benches/socketio/`, every measurement of a run |
+//! | `socketioxide.rs` | the socketioxide server of `compare` (`benches/socketioxide`, a crate outside the workspace): its binary, its version, starting it |
 //! | `cluster.rs` | figure 6 of `compare`: the fan-out on one process, and over two processes of a cluster on one Redis, for socklab and for Socket.IO |
 //! | `redis.rs` | the `redis-server` of a cluster: a free port, ready when it answers PING, its nodes reading the stream, killed when dropped |
 //! | `report.rs` | the markdown table of `compare`, its ratios and targets, and the numbers formatted for it |
@@ -24,7 +25,7 @@
 //! | `stats.rs` | the median of the repetitions, and the latency histogram of a run of round trips |
 //!
 //! Who uses whom, one way only: `compare` and `small` start servers through `child` and
-//! `placement` and load them with `load` (`small` also with `ping_pong`); `compare` has
+//! `placement` (`compare` socketioxide's through `socketioxide`) and load them with `load` (`small` also with `ping_pong`); `compare` has
 //! `cluster` measure figure 6, which starts a `redis` beside the servers; `load` reads
 //! `proc_info` and records into `stats`; `report` reads what `compare` measured and has
 //! `chart` draw it. Nothing below `report` knows about it.
@@ -41,6 +42,7 @@ pub mod redis;
 pub mod reference;
 pub mod report;
 pub mod small;
+pub mod socketioxide;
 pub mod stats;
 
 /// What the harness's operations return: any error, said to a person by `main`.

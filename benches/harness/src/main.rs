@@ -20,10 +20,11 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Compare socklab with Socket.IO 4.8 on Node.js and with the raw-socket limit: ack
-    /// round trips, broadcast fan-out, idle connections, latency under load, and the fan-out
-    /// over a cluster of two processes on one Redis (`make bench`). Servers on CPU 0, load on
-    /// CPU 1 (a cluster's second node too). Writes report.md and latency.svg to --out
+    /// Compare socklab with Socket.IO 4.8 on Node.js, socketioxide 0.18 and the raw-socket
+    /// limit: ack round trips, broadcast fan-out, idle connections, latency under load, and
+    /// the fan-out over a cluster of two processes on one Redis (`make bench`). Servers on
+    /// CPU 0, load on CPU 1 (a cluster's second node too). Writes report.md and latency.svg
+    /// to --out
     Compare {
         /// Reduced sizes, about a minute (`make bench-quick`)
         #[arg(long)]
@@ -40,6 +41,10 @@ enum Cmd {
         /// Leave Socket.IO out (it is left out anyway when node is not found)
         #[arg(long)]
         no_socketio: bool,
+        /// Leave socketioxide out (it is left out anyway when it was not built:
+        /// `make bench-socketioxide`)
+        #[arg(long)]
+        no_socketioxide: bool,
         /// The cluster figure's size as CLIENTS:MESSAGES (default 1000:1000; quick 500:500)
         #[arg(long, value_parser = parse_pair)]
         cluster: Option<(usize, usize)>,
@@ -131,6 +136,7 @@ fn main() -> ExitCode {
             fanout,
             idle,
             no_socketio,
+            no_socketioxide,
             cluster,
             paced,
             no_cluster,
@@ -148,6 +154,7 @@ fn main() -> ExitCode {
             opts.fanout = fanout.unwrap_or(opts.fanout);
             opts.idle = idle.unwrap_or(opts.idle);
             opts.socketio = !no_socketio;
+            opts.socketioxide = !no_socketioxide;
             opts.cluster = if no_cluster {
                 None
             } else {

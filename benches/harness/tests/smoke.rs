@@ -186,7 +186,8 @@ fn idle_clients_connect_and_the_server_is_measured_while_they_sit() {
     s.stop().unwrap();
 }
 
-/// `socklab-bench compare` itself, tiny and without Node.js: servers spawned on their CPUs
+/// `socklab-bench compare` itself, tiny and without Node.js or socketioxide (whose column
+/// says it was left out, built or not): servers spawned on their CPUs
 /// (from this same program), every figure measured, the report and the chart written where
 /// `--out` says. The cluster figure runs with a Redis of its own when `redis-server` is
 /// installed, and says it was skipped when it is not.
@@ -195,7 +196,8 @@ fn compare_writes_its_report_without_node() {
     let out = std::env::temp_dir().join(format!("socklab-bench-smoke-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&out);
     let run = Command::new(HARNESS)
-        .args(["compare", "--quick", "--no-socketio", "--reps", "1"])
+        .args(["compare", "--quick", "--no-socketio", "--no-socketioxide"])
+        .args(["--reps", "1"])
         .args([
             "--fanout",
             "4:5",
@@ -228,6 +230,7 @@ fn compare_writes_its_report_without_node() {
         "| 4 | server RSS per idle connection (bytes), C = 6 |",
         "| 5 | ack round trip p99 under fan-out load",
         "skipped (--no-socketio)",
+        "skipped (--no-socketioxide)",
         "### Targets",
         "### 6. Cluster",
         "| 6 | deliveries per second, N = 4, M = 5 |",

@@ -20,6 +20,7 @@ fn color(s: System) -> RGBColor {
         System::Limit => RGBColor(0x8c, 0x8c, 0x8c),
         System::Socklab => RGBColor(0xd9, 0x62, 0x2b),
         System::SocketIo => RGBColor(0x3b, 0x6f, 0xb6),
+        System::SocklabSio => RGBColor(0x2e, 0x9e, 0x6b),
     }
 }
 

@@ -43,6 +43,7 @@ use crate::child::Proc;
 use crate::load::{self, Fanout, FanoutPlan, Hop, Idle, RoundTrips, FANOUT_LIMIT};
 use crate::placement::{self, Placement, LOAD_CPU, SERVER_CPU};
 use crate::redis::Redis;
+use crate::sio_compare::{self, SioFigure};
 use crate::{cluster, proc_info, stats, Res};
 
 /// What to measure, and how much.
@@ -128,6 +129,8 @@ pub enum System {
     Limit,
     Socklab,
     SocketIo,
+    /// socklab's server through the Socket.IO wire, loaded by `sio_load.rs` (`sio_compare.rs`).
+    SocklabSio,
 }
 
 impl System {
@@ -136,6 +139,7 @@ impl System {
             System::Limit => "limit",
             System::Socklab => "socklab",
             System::SocketIo => "Socket.IO",
+            System::SocklabSio => "socklab, Socket.IO wire",
         }
     }
 
@@ -144,6 +148,7 @@ impl System {
             System::Limit => "limit",
             System::Socklab => "socklab",
             System::SocketIo => "socketio",
+            System::SocklabSio => "socklab-sio",
         }
     }
 }
@@ -174,6 +179,8 @@ pub enum Figure {
     /// Figure 6, with the clients spread over `nodes` server processes (1, or 2 on one
     /// Redis): see [`Part`].
     Cluster { nodes: usize, part: Part },
+    /// The figures only socklab on the Socket.IO wire has (`sio_compare.rs`).
+    Sio(SioFigure),
 }
 
 /// One number of the cluster figure (6).
@@ -381,6 +388,11 @@ impl Side for Socklab {
             after.ok_or("no /proc status")?,
         ))
     }
+}
+
+/// socklab's bench server on CPU 0 (for `sio_compare.rs`, whose column loads the same server).
+pub(crate) fn socklab_server(run: &Run, name: &str) -> Res<Proc> {
+    Socklab.server(run, name, SERVER_CPU, None)
 }
 
 pub(crate) struct SocketIo;
@@ -761,6 +773,8 @@ pub fn run(opts: &Options) -> Res<Results> {
         }
         eprintln!("repetition {rep} of {}: socklab", opts.reps);
         system_rep(&Socklab, &run, &mut r, rep);
+        eprintln!("repetition {rep} of {}: socklab, Socket.IO wire", opts.reps);
+        sio_compare::rep(&run, &mut r, rep);
         if missing.is_none() {
             eprintln!("repetition {rep} of {}: Socket.IO", opts.reps);
             system_rep(&SocketIo, &run, &mut r, rep);
@@ -781,7 +795,7 @@ pub fn run(opts: &Options) -> Res<Results> {
             match sys {
                 System::Socklab => cluster::rep(&Socklab, &run, &mut r, nodes, rep),
                 System::SocketIo => cluster::rep(&SocketIo, &run, &mut r, nodes, rep),
-                System::Limit => {}
+                System::Limit | System::SocklabSio => {}
             }
         }
     }

@@ -21,6 +21,7 @@ fn color(s: System) -> RGBColor {
         System::Socklab => RGBColor(0xd9, 0x62, 0x2b),
         System::SocketIo => RGBColor(0x3b, 0x6f, 0xb6),
         System::Socketioxide => RGBColor(0x4a, 0x9a, 0x5b),
+        System::SocklabSio => RGBColor(0x2e, 0x9e, 0x6b),
     }
 }
 

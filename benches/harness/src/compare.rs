@@ -46,6 +46,7 @@ use crate::child::Proc;
 use crate::load::{self, Fanout, FanoutPlan, Hop, Idle, RoundTrips, FANOUT_LIMIT};
 use crate::placement::{self, Placement, LOAD_CPU, SERVER_CPU};
 use crate::redis::Redis;
+use crate::sio_compare::{self, SioFigure};
 use crate::{cluster, proc_info, socketioxide, stats, Res};
 
 /// What to measure, and how much.
@@ -136,6 +137,8 @@ pub enum System {
     Socklab,
     SocketIo,
     Socketioxide,
+    /// socklab's server through the Socket.IO wire, loaded by `sio_load.rs` (`sio_compare.rs`).
+    SocklabSio,
 }
 
 impl System {
@@ -145,6 +148,7 @@ impl System {
             System::Socklab => "socklab",
             System::SocketIo => "Socket.IO",
             System::Socketioxide => "socketioxide",
+            System::SocklabSio => "socklab, Socket.IO wire",
         }
     }
 
@@ -154,6 +158,7 @@ impl System {
             System::Socklab => "socklab",
             System::SocketIo => "socketio",
             System::Socketioxide => "socketioxide",
+            System::SocklabSio => "socklab-sio",
         }
     }
 }
@@ -184,6 +189,8 @@ pub enum Figure {
     /// Figure 6, with the clients spread over `nodes` server processes (1, or 2 on one
     /// Redis): see [`Part`].
     Cluster { nodes: usize, part: Part },
+    /// The figures only socklab on the Socket.IO wire has (`sio_compare.rs`).
+    Sio(SioFigure),
 }
 
 /// One number of the cluster figure (6).
@@ -415,6 +422,11 @@ fn script(run: &Run, name: &str, script: &str, args: &[String]) -> Res<Proc> {
         &all,
         &run.opts.socketio_dir,
     )
+}
+
+/// socklab's bench server on CPU 0 (for `sio_compare.rs`, whose column loads the same server).
+pub(crate) fn socklab_server(run: &Run, name: &str) -> Res<Proc> {
+    Socklab.server(run, name, SERVER_CPU, None)
 }
 
 /// Socket.IO 4.8 on Node.js: `node server.js`.
@@ -826,6 +838,8 @@ pub fn run(opts: &Options) -> Res<Results> {
         }
         eprintln!("repetition {rep} of {}: socklab", opts.reps);
         system_rep(&Socklab, &run, &mut r, rep);
+        eprintln!("repetition {rep} of {}: socklab, Socket.IO wire", opts.reps);
+        sio_compare::rep(&run, &mut r, rep);
         if missing.is_none() {
             eprintln!("repetition {rep} of {}: Socket.IO", opts.reps);
             system_rep(&SocketIo, &run, &mut r, rep);
@@ -850,7 +864,7 @@ pub fn run(opts: &Options) -> Res<Results> {
             match sys {
                 System::Socklab => cluster::rep(&Socklab, &run, &mut r, nodes, rep),
                 System::SocketIo => cluster::rep(&SocketIo, &run, &mut r, nodes, rep),
-                System::Limit | System::Socketioxide => {}
+                System::Limit | System::Socketioxide | System::SocklabSio => {}
             }
         }
     }

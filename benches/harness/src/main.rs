@@ -1,6 +1,7 @@
 //! `socklab-bench`: the benchmarks of socklab (`make bench`, `make bench-quick`,
 //! `make bench-loop`, `make bench-events`), and the servers they start as child processes of
-//! this same program. It only parses arguments and calls the harness library.
+//! this same program, and `sio-load`, the Socket.IO load generator on its own. It only parses
+//! arguments and calls the harness library.
 
 use std::error::Error;
 use std::net::SocketAddr;
@@ -9,7 +10,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use socklab::lesson;
-use socklab_bench::{compare, load, reference, report, small};
+use socklab_bench::{compare, load, placement, reference, report, sio_load, small};
 
 /// socklab-bench: socklab beside Socket.IO and the raw-socket limit, and its layers alone.
 #[derive(Parser)]
@@ -94,6 +95,20 @@ enum Cmd {
         #[arg(long, default_value_t = 3)]
         reps: usize,
     },
+    /// Load a server over the real Socket.IO wire (Engine.IO v4 + Socket.IO v5 over
+    /// WebSocket) from many clients on one event loop, and print one JSON line with the
+    /// figure and the generator's own CPU time (`--addr` is socklab's server, or any
+    /// Socket.IO 4 server with the reference handlers `echo` and `chat message`)
+    SioLoad {
+        /// The server, HOST:PORT
+        #[arg(long)]
+        addr: SocketAddr,
+        /// Pin this process to one CPU first (the harness puts the load on CPU 1)
+        #[arg(long)]
+        cpu: Option<usize>,
+        #[command(subcommand)]
+        what: SioWhat,
+    },
     /// The event server the benchmarks measure, with the handlers of the Socket.IO reference
     /// server (`echo`, `chat message`); started by `compare` and `events`, not for people
     #[command(hide = true)]
@@ -111,6 +126,101 @@ enum Cmd {
         #[arg(long, default_value = "127.0.0.1:0")]
         addr: SocketAddr,
     },
+}
+
+/// What `sio-load` measures.
+#[derive(Subcommand)]
+enum SioWhat {
+    /// `echo` acks: each client one at a time, all clients at once
+    Acks {
+        #[arg(long, default_value_t = 1)]
+        clients: usize,
+        #[arg(long, default_value_t = 1000)]
+        warmup: usize,
+        #[arg(long, default_value_t = 20_000)]
+        count: usize,
+    },
+    /// One client sends MESSAGES `chat message` events at once; every client counts them
+    Fanout {
+        #[arg(long, default_value_t = 1000)]
+        clients: usize,
+        #[arg(long, default_value_t = 1000)]
+        messages: usize,
+        #[arg(long, default_value_t = 100)]
+        warmup: usize,
+        /// The server's pid, for its CPU time over the burst (from /proc)
+        #[arg(long)]
+        server_pid: Option<u32>,
+    },
+    /// The handshake storm: CLIENTS connect (256 at a time), then sit idle for SETTLE_MS
+    Connect {
+        #[arg(long, default_value_t = 1000)]
+        clients: usize,
+        #[arg(long, default_value_t = 500)]
+        settle_ms: u64,
+    },
+}
+
+/// Runs one `sio-load` measurement; returns its JSON line.
+fn sio_load(addr: SocketAddr, what: SioWhat) -> Result<serde_json::Value, Box<dyn Error>> {
+    use serde_json::json;
+    let ns = |d: std::time::Duration| d.as_nanos() as u64;
+    Ok(match what {
+        SioWhat::Acks {
+            clients,
+            warmup,
+            count,
+        } => {
+            let a = sio_load::acks(addr, clients, warmup, count)?;
+            json!({
+                "clients": a.clients,
+                "count": a.rt.count,
+                "seconds": a.rt.seconds,
+                "per_second": a.rt.per_second(),
+                "p50_us": a.rt.quantile_us(0.5),
+                "p99_us": a.rt.quantile_us(0.99),
+                "p999_us": a.rt.quantile_us(0.999),
+                "client_cpu_ns": ns(a.client_cpu),
+            })
+        }
+        SioWhat::Fanout {
+            clients,
+            messages,
+            warmup,
+            server_pid,
+        } => {
+            let plan = load::FanoutPlan {
+                warmup,
+                server_pids: server_pid.into_iter().collect(),
+                ..load::FanoutPlan::new(addr, clients, messages)
+            };
+            let s = sio_load::fanout(&plan, || {})?;
+            let f = &s.fanout;
+            json!({
+                "clients": f.clients,
+                "messages": f.messages,
+                "deliveries": f.deliveries,
+                "lost_by_node": f.lost_by_node,
+                "seconds": f.seconds,
+                "per_second": f.per_second(),
+                "complete": f.complete,
+                "server_cpu_ns": f.server_cpu.map(ns),
+                "client_cpu_ns": ns(s.client_cpu),
+            })
+        }
+        SioWhat::Connect { clients, settle_ms } => {
+            let settle = std::time::Duration::from_millis(settle_ms);
+            let (c, ()) = sio_load::connect(addr, clients, settle, || ())?;
+            json!({
+                "wanted": c.wanted,
+                "connected": c.connected,
+                "failed": c.failed,
+                "seconds": c.seconds,
+                "per_second": c.per_second(),
+                "client_cpu_ns": ns(c.client_cpu),
+            })
+        }
+    })
 }
 
 fn main() -> ExitCode {
@@ -169,6 +279,15 @@ fn main() -> ExitCode {
                 "wrote {0}/report.md and {0}/latency.svg",
                 opts.out_dir.display()
             );
+            Ok(())
+        })(),
+        Cmd::SioLoad { addr, cpu, what } => (|| -> Result<(), Box<dyn Error>> {
+            if let Some(cpu) = cpu {
+                if !placement::pin(0, cpu) {
+                    return Err(format!("sched_setaffinity to CPU {cpu} failed").into());
+                }
+            }
+            println!("{}", sio_load(addr, what)?);
             Ok(())
         })(),
         Cmd::Loop {

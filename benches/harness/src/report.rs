@@ -32,7 +32,7 @@ fn group(digits: &str) -> String {
 }
 
 /// A count: `10000` as `10,000`.
-fn int(n: usize) -> String {
+pub(crate) fn int(n: usize) -> String {
     group(&n.to_string())
 }
 
@@ -158,7 +158,7 @@ fn rows(opts: &Options) -> Vec<Row> {
     v
 }
 
-fn cell(r: &Results, s: System, f: Figure) -> String {
+pub(crate) fn cell(r: &Results, s: System, f: Figure) -> String {
     if let Some(why) = r.skipped.get(&s) {
         return why.clone();
     }
@@ -409,6 +409,7 @@ pub fn markdown(r: &Results, opts: &Options) -> String {
         let _ = writeln!(t, "| {} | {} | {} |", v.target, v.measured, v.verdict);
     }
     cluster(&mut t, r, opts);
+    crate::sio_compare::section(&mut t, r, opts);
     if !r.notes.is_empty() {
         let _ = writeln!(t, "\n### Notes\n");
         for n in &r.notes {

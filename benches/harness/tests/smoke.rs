@@ -234,6 +234,9 @@ fn compare_writes_its_report_without_node() {
         "### Targets",
         "### 6. Cluster",
         "| 6 | deliveries per second, N = 4, M = 5 |",
+        "### socklab on the Socket.IO wire",
+        "| acks per second, 100 clients each one at a time |",
+        "| connections established per second, C = 6 |",
     ] {
         assert!(report.contains(row), "no {row:?} in:\n{report}");
     }

@@ -1,0 +1,915 @@
+//! A load generator that speaks the real Socket.IO wire: Engine.IO v4 and Socket.IO v5 over
+//! WebSocket, N clients on one socklab [`EventLoop`] (issue 15). With it, socklab's server is
+//! measured on the wire the Node.js clients use, and the clients cost Rust's price, not
+//! Node's: what a figure shows is the server.
+//!
+//! Each client does what socket.io-client does over WebSocket, and nothing more:
+//!
+//! ```text
+//!   connect (TCP_NODELAY)
+//!   GET /socket.io/?EIO=4&transport=websocket      Sec-WebSocket-Key: 16 random bytes
+//!   <- 101, Sec-WebSocket-Accept checked
+//!   <- 0{"sid":...,"pingInterval":...}             Engine.IO open
+//!   -> 40                                          Socket.IO CONNECT to `/`
+//!   <- 40{"sid":...}                               joined
+//!   <- 2   -> 3                                    Engine.IO heartbeat, answered
+//!   <- 42["chat message",...]                      counted, never parsed
+//!   -> 42<id>["echo",...]   <- 43<id>[...]         an ack round trip, matched by its id
+//! ```
+//!
+//! What it reads of a frame: the header (opcode, length) and the first bytes of the payload
+//! (the Engine.IO and Socket.IO packet types, and for an ack its id). Decoding the JSON of a
+//! million deliveries would measure the load generator, not the server, as `load.rs` says of
+//! socklab's own protocol.
+//!
+//! What it sends is encoded once ([`Templates`]) and only masked per frame: RFC 6455 wants
+//! every client frame masked with a key the server cannot predict. The keys here come from
+//! a xorshift64* generator per connection, seeded from `getrandom(2)` when the connection
+//! is made: a new key for every frame at the cost of three shifts and a multiplication. A
+//! deliberate simplification: xorshift is not a cryptographic generator, and a server that
+//! watched enough keys could predict the next. The masking exists against scripts in
+//! browsers that choose the bytes a proxy sees; a load generator's own frames have no such
+//! attacker, and the server unmasks the same way whatever the key.
+//!
+//! Every figure comes with the CPU time of the thread that ran the clients
+//! (`getrusage(RUSAGE_THREAD)`) over the same span: a generator near one CPU second per
+//! second was the bottleneck, and its figure says little about the server.
+//!
+//! | figure | function |
+//! |---|---|
+//! | ack round trips, one client, one at a time | [`acks`] with 1 client |
+//! | ack round trips, C clients each one at a time | [`acks`] with C clients |
+//! | fan-out: N clients, one sends M `chat message` | [`fanout`] |
+//! | connections per second, then C idle clients | [`connect`] |
+//!
+//! Every wait is bounded in time, every loop in count, every frame and buffer in size.
+
+use std::collections::HashMap;
+use std::io;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use socklab::event_loop::{CloseReason, Config, ConnId, Ctx, EventLoop, Handler};
+use socklab::sys;
+use socklab::wire::websocket::apply_mask;
+use socklab::wire::{engineio, http};
+
+use crate::load::{self, Fanout, FanoutPlan, Hop, RoundTrips};
+use crate::proc_info;
+
+/// The request path of socket.io-client over WebSocket.
+pub const UPGRADE_TARGET: &str = "/socket.io/?EIO=4&transport=websocket";
+
+/// The largest frame a client takes from the server; a larger one closes the connection.
+/// The benchmark's frames are some 40 bytes; the open packet is the largest, under 200.
+pub const MAX_FRAME: usize = 64 * 1024;
+
+/// The largest response head to the upgrade request.
+const MAX_HEAD: usize = 8 * 1024;
+
+/// How long one client may take from `connect` to the answer of its CONNECT.
+const JOIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Connects and handshakes under way at once: enough to fill the pipe, few enough for the
+/// server's accept queue (`listen` backlog 1024), as in `load.rs`.
+const CONNECTS_IN_FLIGHT: usize = 256;
+
+/// How long one ack may take before the run is called failed.
+const ACK_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Deliveries of the measured burst kept whole, from one client ([`SioFanout::samples`]).
+pub const MAX_SAMPLES: usize = 1000;
+
+// ---- masking -------------------------------------------------------------------------------
+
+/// A connection's masking keys: xorshift64* seeded from the operating system (see the
+/// module's comment for why that is enough here).
+#[derive(Debug)]
+struct Masker(u64);
+
+impl Masker {
+    fn new() -> io::Result<Masker> {
+        let seed = getrandom::u64().map_err(|e| io::Error::other(format!("getrandom: {e}")))?;
+        // xorshift's one fixed point is 0.
+        Ok(Masker(seed | 1))
+    }
+
+    fn key(&mut self) -> [u8; 4] {
+        let mut x = self.0;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.0 = x;
+        // The high half of the product: the best bits of xorshift64*.
+        ((x.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 32) as u32).to_ne_bytes()
+    }
+}
+
+/// Appends one masked text frame (FIN, opcode 1) whose payload is `parts` one after another.
+fn push_text(out: &mut Vec<u8>, parts: &[&[u8]], key: [u8; 4]) {
+    let len: usize = parts.iter().map(|p| p.len()).sum();
+    out.push(0x81);
+    match len {
+        0..=125 => out.push(0x80 | len as u8),
+        126..=0xffff => {
+            out.push(0x80 | 126);
+            out.extend_from_slice(&(len as u16).to_be_bytes());
+        }
+        _ => {
+            out.push(0x80 | 127);
+            out.extend_from_slice(&(len as u64).to_be_bytes());
+        }
+    }
+    out.extend_from_slice(&key);
+    let start = out.len();
+    for p in parts {
+        out.extend_from_slice(p);
+    }
+    apply_mask(&mut out[start..], key, 0);
+}
+
+// ---- what is sent, encoded once --------------------------------------------------------------
+
+/// The payloads the clients send, encoded once; each frame only adds a header and a mask.
+#[derive(Debug)]
+struct Templates {
+    /// `40`: Socket.IO CONNECT to `/`.
+    join: Vec<u8>,
+    /// `3`: the Engine.IO pong.
+    pong: Vec<u8>,
+    /// `["echo","xx..."]`: what follows `42<id>` in an ack request.
+    echo_args: Vec<u8>,
+    /// `42["chat message","xx..."]`: the fan-out's message.
+    chat: Vec<u8>,
+    /// The `Host` header of the upgrade request.
+    host: String,
+}
+
+impl Templates {
+    fn new(addr: SocketAddr) -> Templates {
+        let msg = serde_json::Value::String(load::message());
+        Templates {
+            join: b"40".to_vec(),
+            pong: b"3".to_vec(),
+            echo_args: format!("[\"echo\",{msg}]").into_bytes(),
+            chat: format!("42[\"chat message\",{msg}]").into_bytes(),
+            host: addr.to_string(),
+        }
+    }
+}
+
+/// `n` in decimal into `buf`; returns the digits (at the end of `buf`).
+fn decimal(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            return &buf[i..];
+        }
+    }
+}
+
+/// The ack id at the start of `bytes` (the digits after `43`), if any.
+fn ack_id(bytes: &[u8]) -> Option<u64> {
+    let digits = bytes.iter().take_while(|b| b.is_ascii_digit()).count();
+    if digits == 0 || digits > 19 {
+        return None;
+    }
+    bytes[..digits].iter().try_fold(0u64, |n, d| {
+        n.checked_mul(10)?.checked_add(u64::from(d - b'0'))
+    })
+}
+
+// ---- one client ------------------------------------------------------------------------------
+
+/// Where a client is in its handshake.
+#[derive(Debug)]
+enum Phase {
+    /// The upgrade request is sent; the 101 must carry this accept key.
+    Upgrade {
+        accept: String,
+    },
+    /// Upgraded; waiting for the Engine.IO open packet.
+    Open,
+    /// CONNECT sent; waiting for its answer.
+    Join,
+    Joined,
+}
+
+#[derive(Debug)]
+struct Peer {
+    phase: Phase,
+    masker: Masker,
+    node: usize,
+    /// `42` packets received in this round.
+    events: u64,
+    /// The ack in flight: its id and when it was sent.
+    ack: Option<(u64, Instant)>,
+    next_id: u64,
+}
+
+/// What the crowd counted.
+#[derive(Debug, Default)]
+struct Tally {
+    pending: usize,
+    failed: usize,
+    /// Connections that closed after joining.
+    lost: usize,
+    /// Protocol errors (a bad 101, a masked or oversized frame, a refused CONNECT), and the
+    /// first one's reason.
+    errors: usize,
+    first_error: Option<String>,
+    joined: Vec<ConnId>,
+    first_joined: Option<Instant>,
+    last_joined: Option<Instant>,
+    /// Fan-out: `42` packets each client should receive in this round, clients that have
+    /// them all, and every `42` received, overall and by node.
+    target: u64,
+    complete: usize,
+    deliveries: u64,
+    by_node: Vec<u64>,
+    /// The `42` payloads one client (`sample_from`) received, in order, up to
+    /// [`MAX_SAMPLES`]: the only deliveries the generator keeps whole.
+    sample_from: Option<ConnId>,
+    samples: Vec<Vec<u8>>,
+    /// Acks: how many may still be started, how many came back, their times.
+    ack_budget: u64,
+    acks_done: u64,
+    acks: RoundTrips,
+}
+
+/// N Socket.IO clients on one loop.
+struct SioCrowd {
+    peers: HashMap<ConnId, Peer>,
+    tally: Tally,
+    tpl: Templates,
+    /// Where frames are built before they are queued.
+    scratch: Vec<u8>,
+}
+
+impl SioCrowd {
+    fn fail(tally: &mut Tally, ctx: &mut Ctx<()>, id: ConnId, why: String) {
+        tally.errors += 1;
+        tally.first_error.get_or_insert(why);
+        ctx.close(id);
+    }
+}
+
+/// Sends the next `echo` with an ack from `peer`, if the budget allows.
+fn start_ack(
+    ctx: &mut Ctx<()>,
+    id: ConnId,
+    peer: &mut Peer,
+    tally: &mut Tally,
+    tpl: &Templates,
+    out: &mut Vec<u8>,
+) {
+    if tally.ack_budget == 0 || peer.ack.is_some() {
+        return;
+    }
+    tally.ack_budget -= 1;
+    peer.next_id += 1;
+    let mut digits = [0u8; 20];
+    out.clear();
+    push_text(
+        out,
+        &[b"42", decimal(peer.next_id, &mut digits), &tpl.echo_args],
+        peer.masker.key(),
+    );
+    peer.ack = Some((peer.next_id, Instant::now()));
+    // A refused send means the connection is closing: `closed` counts it.
+    let _ = ctx.send(id, out);
+}
+
+/// One text frame from the server: its payload, of which only the first bytes are read.
+fn on_text(
+    ctx: &mut Ctx<()>,
+    id: ConnId,
+    peer: &mut Peer,
+    tally: &mut Tally,
+    tpl: &Templates,
+    out: &mut Vec<u8>,
+    payload: &[u8],
+) -> Result<(), String> {
+    match (payload, &peer.phase) {
+        ([b'4', b'2', ..], Phase::Joined) => {
+            peer.events += 1;
+            tally.deliveries += 1;
+            tally.by_node[peer.node] += 1;
+            if peer.events == tally.target {
+                tally.complete += 1;
+            }
+            if tally.sample_from == Some(id) && tally.samples.len() < MAX_SAMPLES {
+                tally.samples.push(payload.to_vec());
+            }
+        }
+        ([b'2'], _) => {
+            out.clear();
+            push_text(out, &[&tpl.pong], peer.masker.key());
+            let _ = ctx.send(id, out);
+        }
+        ([b'4', b'3', rest @ ..], Phase::Joined) => {
+            let got = ack_id(rest);
+            match peer.ack {
+                Some((want, sent)) if got == Some(want) => {
+                    peer.ack = None;
+                    tally.acks.record(sent.elapsed().as_nanos() as u64);
+                    tally.acks_done += 1;
+                    start_ack(ctx, id, peer, tally, tpl, out);
+                }
+                _ => return Err(format!("an ack nobody waits for: 43{got:?}")),
+            }
+        }
+        ([b'0', b'{', ..], Phase::Open) => {
+            out.clear();
+            push_text(out, &[&tpl.join], peer.masker.key());
+            let _ = ctx.send(id, out);
+            peer.phase = Phase::Join;
+        }
+        ([b'4', b'0', b'{', ..], Phase::Join) => {
+            peer.phase = Phase::Joined;
+            tally.joined.push(id);
+            tally.pending = tally.pending.saturating_sub(1);
+            let now = Instant::now();
+            tally.first_joined.get_or_insert(now);
+            tally.last_joined = Some(now);
+        }
+        ([b'4', b'4', ..], _) => return Err("the server refused the CONNECT (44)".into()),
+        ([b'4', b'1', ..], _) => return Err("the server disconnected the socket (41)".into()),
+        // Anything else (a `6` noop, events before joining) is not this client's business.
+        _ => {}
+    }
+    Ok(())
+}
+
+impl Handler for SioCrowd {
+    type Timer = ();
+    type Message = ();
+
+    fn connected(&mut self, ctx: &mut Ctx<()>, id: ConnId, result: sys::Result<()>) {
+        if result.is_err() {
+            // Gone already: `closed` will not be called for it.
+            self.peers.remove(&id);
+            self.tally.failed += 1;
+            self.tally.pending = self.tally.pending.saturating_sub(1);
+            return;
+        }
+        let mut raw = [0u8; 16];
+        if let Err(e) = getrandom::fill(&mut raw) {
+            return SioCrowd::fail(&mut self.tally, ctx, id, format!("getrandom: {e}"));
+        }
+        let key = engineio::base64(&raw);
+        if let Some(peer) = self.peers.get_mut(&id) {
+            peer.phase = Phase::Upgrade {
+                accept: http::websocket_accept(&key),
+            };
+        }
+        let request = format!(
+            "GET {UPGRADE_TARGET} HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\n\
+             Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n",
+            self.tpl.host
+        );
+        let _ = ctx.send(id, request.as_bytes());
+    }
+
+    fn data(&mut self, ctx: &mut Ctx<()>, id: ConnId, bytes: &[u8]) -> usize {
+        let SioCrowd {
+            peers,
+            tally,
+            tpl,
+            scratch,
+        } = self;
+        let Some(peer) = peers.get_mut(&id) else {
+            return bytes.len();
+        };
+        let mut used = 0;
+        if let Phase::Upgrade { accept } = &peer.phase {
+            let res = match http::parse_response(bytes) {
+                Ok(Some(res)) => res,
+                Ok(None) if bytes.len() <= MAX_HEAD => return 0,
+                Ok(None) => {
+                    SioCrowd::fail(tally, ctx, id, "an endless response head".into());
+                    return bytes.len();
+                }
+                Err(e) => {
+                    SioCrowd::fail(tally, ctx, id, format!("the upgrade's answer: {e}"));
+                    return bytes.len();
+                }
+            };
+            if res.status != 101 || res.header("sec-websocket-accept") != Some(accept) {
+                let why = format!(
+                    "the upgrade was answered {} with accept {:?}",
+                    res.status,
+                    res.header("sec-websocket-accept")
+                );
+                SioCrowd::fail(tally, ctx, id, why);
+                return bytes.len();
+            }
+            peer.phase = Phase::Open;
+            used = res.head_len;
+        }
+        // Whole frames only, check then take: an incomplete one stays for the next read.
+        loop {
+            let rest = &bytes[used..];
+            let [b0, b1, ..] = *rest else { break };
+            let (len, head) = match b1 {
+                0..=125 => (b1 as usize, 2),
+                126 => match rest.get(2..4) {
+                    Some(b) => (u16::from_be_bytes([b[0], b[1]]) as usize, 4),
+                    None => break,
+                },
+                127 => match rest.get(2..10) {
+                    Some(b) => {
+                        let mut be = [0u8; 8];
+                        be.copy_from_slice(b);
+                        (u64::from_be_bytes(be).min(u64::MAX >> 1) as usize, 10)
+                    }
+                    None => break,
+                },
+                // The mask bit: a server's frames are never masked.
+                _ => {
+                    SioCrowd::fail(tally, ctx, id, "a masked frame from the server".into());
+                    return bytes.len();
+                }
+            };
+            if len > MAX_FRAME || b0 & 0x70 != 0 || b0 & 0x80 == 0 {
+                let why = format!("a frame this client does not take (byte 0 {b0:#x}, {len} B)");
+                SioCrowd::fail(tally, ctx, id, why);
+                return bytes.len();
+            }
+            let Some(payload) = rest.get(head..head + len) else {
+                break;
+            };
+            used += head + len;
+            let result = match b0 & 0x0f {
+                1 => on_text(ctx, id, peer, tally, tpl, scratch, payload),
+                // A WebSocket ping (socklab's server sends none; a proxy might): its pong.
+                9 => {
+                    scratch.clear();
+                    let key = peer.masker.key();
+                    socklab::wire::websocket::encode_frame(
+                        true,
+                        socklab::wire::websocket::Opcode::Pong,
+                        payload,
+                        Some(key),
+                        scratch,
+                    );
+                    let _ = ctx.send(id, scratch);
+                    Ok(())
+                }
+                10 => Ok(()),
+                8 => Err("the server sent a close frame".into()),
+                op => Err(format!("a frame of opcode {op}")),
+            };
+            if let Err(why) = result {
+                SioCrowd::fail(tally, ctx, id, why);
+                return bytes.len();
+            }
+        }
+        used
+    }
+
+    fn closed(&mut self, _: &mut Ctx<()>, id: ConnId, _: CloseReason) {
+        if let Some(p) = self.peers.remove(&id) {
+            if matches!(p.phase, Phase::Joined) {
+                self.tally.lost += 1;
+                self.tally.joined.retain(|&j| j != id);
+            } else {
+                self.tally.failed += 1;
+                self.tally.pending = self.tally.pending.saturating_sub(1);
+            }
+        }
+    }
+}
+
+impl SioCrowd {
+    /// Starts a fan-out round: every joined client should now receive `target` events.
+    fn begin_round(&mut self, target: u64) {
+        for p in self.peers.values_mut() {
+            p.events = 0;
+        }
+        let t = &mut self.tally;
+        t.target = target;
+        t.complete = 0;
+        t.deliveries = 0;
+        t.by_node.iter_mut().for_each(|d| *d = 0);
+    }
+
+    fn error(&self) -> String {
+        match &self.tally.first_error {
+            Some(e) => format!(" ({} protocol errors, the first: {e})", self.tally.errors),
+            None => String::new(),
+        }
+    }
+}
+
+// ---- the crowd's life ------------------------------------------------------------------------
+
+/// CPU time this thread has used so far (`getrusage(RUSAGE_THREAD)`, user and system).
+pub fn thread_cpu() -> Duration {
+    use nix::sys::resource::{getrusage, UsageWho};
+    use nix::sys::time::TimeValLike;
+    match getrusage(UsageWho::RUSAGE_THREAD) {
+        Ok(u) => Duration::from_micros(
+            (u.user_time().num_microseconds() + u.system_time().num_microseconds()).max(0) as u64,
+        ),
+        Err(_) => Duration::ZERO,
+    }
+}
+
+/// Opens `n` clients, the i-th to `nodes[i % nodes.len()]`; returns once all joined or
+/// failed, or after `limit`. `max_outbound` bounds what one client may have queued.
+fn open(
+    nodes: &[SocketAddr],
+    n: usize,
+    max_outbound: usize,
+    limit: Duration,
+) -> io::Result<EventLoop<SioCrowd>> {
+    let first = *nodes
+        .first()
+        .ok_or_else(|| io::Error::other("the clients need a server to connect to"))?;
+    let config = Config {
+        max_connections: n + 16,
+        max_outbound,
+        stop_grace: Duration::from_secs(2),
+        // A sink that mostly counts frames takes more per turn than a server would (see
+        // `load.rs`, which does the same).
+        reads_per_event: 16,
+        // TCP_NODELAY on every connection, as socket.io-client's `ws` does.
+        nodelay: true,
+        ..Config::default()
+    };
+    let crowd = SioCrowd {
+        peers: HashMap::new(),
+        tally: Tally {
+            by_node: vec![0; nodes.len()],
+            ..Tally::default()
+        },
+        tpl: Templates::new(first),
+        scratch: Vec::with_capacity(256),
+    };
+    let mut ev = EventLoop::new(crowd, config)?;
+    let deadline = Instant::now() + limit;
+    let mut started = 0;
+    while Instant::now() < deadline {
+        let t = &ev.handler().tally;
+        if t.joined.len() + t.failed + t.lost >= n {
+            break;
+        }
+        let room = CONNECTS_IN_FLIGHT.saturating_sub(t.pending);
+        for _ in 0..room.min(n - started) {
+            let node = started % nodes.len();
+            started += 1;
+            let masker = Masker::new()?;
+            match ev.ctx().connect(nodes[node], Some(JOIN_TIMEOUT)) {
+                Ok(id) => {
+                    let h = ev.handler();
+                    h.peers.insert(
+                        id,
+                        Peer {
+                            // Set with the key when the TCP connection is up.
+                            phase: Phase::Upgrade {
+                                accept: String::new(),
+                            },
+                            masker,
+                            node,
+                            events: 0,
+                            ack: None,
+                            next_id: 0,
+                        },
+                    );
+                    h.tally.pending += 1;
+                }
+                // Out of descriptors or ports: counted as failed, reported by the caller.
+                Err(_) => ev.handler().tally.failed += 1,
+            }
+        }
+        ev.turn(Some(Duration::from_millis(20)))?;
+    }
+    Ok(ev)
+}
+
+/// [`open`], and an error unless all `n` joined.
+fn open_all(
+    nodes: &[SocketAddr],
+    n: usize,
+    max_outbound: usize,
+) -> io::Result<EventLoop<SioCrowd>> {
+    let mut ev = open(nodes, n, max_outbound, Duration::from_secs(60))?;
+    let joined = ev.handler().tally.joined.len();
+    if joined < n {
+        let h = ev.handler();
+        return Err(io::Error::other(format!(
+            "only {joined} of {n} Socket.IO clients joined ({} failed){}",
+            h.tally.failed,
+            h.error()
+        )));
+    }
+    Ok(ev)
+}
+
+/// Turns `ev` until `done` or `limit`; returns whether `done` said so.
+fn turn_until(
+    ev: &mut EventLoop<SioCrowd>,
+    limit: Duration,
+    mut done: impl FnMut(&mut SioCrowd) -> bool,
+) -> io::Result<bool> {
+    let deadline = Instant::now() + limit;
+    loop {
+        if done(ev.handler()) {
+            return Ok(true);
+        }
+        let now = Instant::now();
+        if now >= deadline {
+            return Ok(false);
+        }
+        ev.turn(Some((deadline - now).min(Duration::from_millis(20))))?;
+    }
+}
+
+// ---- the figures -----------------------------------------------------------------------------
+
+/// Ack round trips: how many clients made them, their times, and the generator's CPU time
+/// over the measured ones.
+#[derive(Debug, Clone)]
+pub struct SioAcks {
+    pub clients: usize,
+    pub rt: RoundTrips,
+    pub client_cpu: Duration,
+}
+
+/// Runs `total` acks spread over the joined clients, each client one at a time; returns
+/// whether all came back in time.
+fn ack_round(ev: &mut EventLoop<SioCrowd>, total: u64) -> io::Result<bool> {
+    let (h, ctx) = ev.parts();
+    h.tally.ack_budget = total;
+    h.tally.acks_done = 0;
+    let ids = h.tally.joined.clone();
+    let SioCrowd {
+        peers,
+        tally,
+        tpl,
+        scratch,
+    } = h;
+    for id in ids {
+        if let Some(peer) = peers.get_mut(&id) {
+            start_ack(ctx, id, peer, tally, tpl, scratch);
+        }
+    }
+    // Each ack may take ACK_TIMEOUT; the round, that per ack a client makes, in all.
+    let per_client = total.div_ceil(tally.joined.len().max(1) as u64);
+    let limit = ACK_TIMEOUT * (per_client.min(1000) as u32).max(1);
+    turn_until(ev, limit, |h| {
+        h.tally.acks_done >= total || h.tally.lost > 0 || h.tally.errors > 0
+    })
+}
+
+/// Figures 2 and 2b: `clients` clients join; `warmup` acks, then `count` measured ones,
+/// spread over the clients, each client with one in flight at a time (with one client:
+/// one round trip after another). The rate is the measured acks over their time.
+pub fn acks(addr: SocketAddr, clients: usize, warmup: usize, count: usize) -> io::Result<SioAcks> {
+    let mut ev = open_all(&[addr], clients.max(1), 1 << 20)?;
+    let fail = |ev: &mut EventLoop<SioCrowd>| {
+        let h = ev.handler();
+        io::Error::other(format!(
+            "{} of the acks came back{}",
+            h.tally.acks_done,
+            h.error()
+        ))
+    };
+    if warmup > 0 && !ack_round(&mut ev, warmup as u64)? {
+        return Err(fail(&mut ev));
+    }
+    ev.handler().tally.acks = RoundTrips::new();
+    let cpu0 = thread_cpu();
+    let start = Instant::now();
+    if !ack_round(&mut ev, count as u64)? {
+        return Err(fail(&mut ev));
+    }
+    let seconds = start.elapsed().as_secs_f64();
+    let client_cpu = thread_cpu().saturating_sub(cpu0);
+    let h = ev.handler();
+    let mut rt = std::mem::take(&mut h.tally.acks);
+    rt.seconds = seconds;
+    Ok(SioAcks {
+        clients: h.tally.joined.len(),
+        rt,
+        client_cpu,
+    })
+}
+
+/// A fan-out, and what it cost the generator.
+#[derive(Debug, Clone)]
+pub struct SioFanout {
+    pub fanout: Fanout,
+    /// The generator's CPU time over the measured burst.
+    pub client_cpu: Duration,
+    /// The payloads one client received in the measured burst, in order, up to
+    /// [`MAX_SAMPLES`] (`42["chat message","xx...",...]`): the only frames the generator
+    /// keeps whole, to compare with what another client saw.
+    pub samples: Vec<String>,
+}
+
+/// Figure 3 on the Socket.IO wire: `plan.clients` clients join (spread over `plan.nodes`);
+/// one client of `plan.nodes[0]` sends `plan.messages` `chat message` events at once, each
+/// a masked frame, as fast as its socket takes them; the server sends each to every client,
+/// the sender included. The clock runs until every client has every message, or until
+/// nothing came for `plan.stall`. A warm-up burst of `plan.warmup` goes first; `ready` is
+/// called just before the measured burst. Paced messages (`plan.paced`) are not sent here.
+pub fn fanout(plan: &FanoutPlan, ready: impl FnOnce()) -> io::Result<SioFanout> {
+    let (clients, messages) = (plan.clients, plan.messages);
+    // Room for the largest burst the sender queues at once.
+    let frame_len = 2 + 4 + Templates::new(plan.nodes[0]).chat.len() + 8;
+    let burst = frame_len * messages.max(plan.warmup);
+    let mut ev = open_all(&plan.nodes, clients, (burst + (1 << 16)).max(1 << 20))?;
+    let h = ev.handler();
+    let joined = h.tally.joined.len();
+    let sender = *h
+        .tally
+        .joined
+        .iter()
+        .find(|id| h.peers.get(id).is_some_and(|p| p.node == 0))
+        .ok_or_else(|| io::Error::other("no client of the first node joined"))?;
+    let stall = plan.stall;
+    // One burst of `m`; returns its time to the last delivery and whether it was complete.
+    let round = |ev: &mut EventLoop<SioCrowd>, m: usize| -> io::Result<(f64, bool)> {
+        let h = ev.handler();
+        h.begin_round(m as u64);
+        let peer = h
+            .peers
+            .get_mut(&sender)
+            .ok_or_else(|| io::Error::other("the sender is gone"))?;
+        let mut frames = Vec::with_capacity(frame_len * m);
+        for _ in 0..m {
+            push_text(&mut frames, &[&h.tpl.chat], peer.masker.key());
+        }
+        let start = Instant::now();
+        ev.ctx()
+            .send(sender, &frames)
+            .map_err(|e| io::Error::other(format!("the sender could not send: {e}")))?;
+        let mut last = (0, start);
+        let complete = turn_until(ev, plan.limit, |h| {
+            if h.tally.deliveries != last.0 {
+                last = (h.tally.deliveries, Instant::now());
+            }
+            h.tally.complete >= joined
+                || h.tally.lost > 0
+                || h.tally.errors > 0
+                || last.1.elapsed() >= stall
+        })?;
+        let t = &ev.handler().tally;
+        if complete && t.complete >= joined && t.lost == 0 && t.errors == 0 {
+            return Ok((start.elapsed().as_secs_f64(), true));
+        }
+        Ok(((last.1 - start).as_secs_f64(), false))
+    };
+    if plan.warmup > 0 {
+        round(&mut ev, plan.warmup)?;
+    }
+    let h = ev.handler();
+    h.tally.sample_from = h.tally.joined.last().copied();
+    ready();
+    let server0 = cpu_of(&plan.server_pids);
+    let cpu0 = thread_cpu();
+    let (seconds, complete) = round(&mut ev, messages)?;
+    let client_cpu = thread_cpu().saturating_sub(cpu0);
+    let server1 = cpu_of(&plan.server_pids);
+    let h = ev.handler();
+    let mut clients_by_node = vec![0u64; plan.nodes.len()];
+    for id in &h.tally.joined {
+        if let Some(p) = h.peers.get(id) {
+            clients_by_node[p.node] += 1;
+        }
+    }
+    let lost_by_node = clients_by_node
+        .iter()
+        .zip(&h.tally.by_node)
+        .map(|(n, got)| (n * messages as u64).saturating_sub(*got))
+        .collect();
+    let samples = std::mem::take(&mut h.tally.samples)
+        .iter()
+        .map(|s| String::from_utf8_lossy(s).into_owned())
+        .collect();
+    Ok(SioFanout {
+        fanout: Fanout {
+            clients: joined,
+            messages,
+            deliveries: h.tally.deliveries,
+            lost_by_node,
+            seconds,
+            server_cpu: server0.zip(server1).map(|(a, b)| b.saturating_sub(a)),
+            complete,
+            hop: None::<Hop>,
+        },
+        client_cpu,
+        samples,
+    })
+}
+
+/// CPU time used so far by all of `pids` (`None` for none, or if one cannot be read).
+fn cpu_of(pids: &[u32]) -> Option<Duration> {
+    if pids.is_empty() {
+        return None;
+    }
+    pids.iter().map(|&p| proc_info::cpu_time(p)).sum()
+}
+
+/// The handshake storm: clients wanted, joined, failed; from the first connect to the last
+/// CONNECT answer; the generator's CPU time over it.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SioConnect {
+    pub wanted: usize,
+    pub connected: usize,
+    pub failed: usize,
+    pub seconds: f64,
+    pub client_cpu: Duration,
+}
+
+impl SioConnect {
+    /// Connections established (TCP, upgrade, open, CONNECT answered) per second.
+    pub fn per_second(&self) -> f64 {
+        self.connected as f64 / self.seconds.max(1e-9)
+    }
+}
+
+/// Figure 4 on the Socket.IO wire: `count` clients connect, at most 256 handshakes in
+/// flight (the storm: [`SioConnect::per_second`]), then sit idle for `settle`, answering the
+/// server's heartbeats; `after` is called while they are all still connected; then they close.
+pub fn connect<T>(
+    addr: SocketAddr,
+    count: usize,
+    settle: Duration,
+    after: impl FnOnce() -> T,
+) -> io::Result<(SioConnect, T)> {
+    let cpu0 = thread_cpu();
+    let start = Instant::now();
+    let mut ev = open(&[addr], count, 1 << 16, Duration::from_secs(120))?;
+    let h = ev.handler();
+    let seconds = h
+        .tally
+        .last_joined
+        .map_or(0.0, |t| (t - start).as_secs_f64());
+    let client_cpu = thread_cpu().saturating_sub(cpu0);
+    let settle_until = Instant::now() + settle;
+    turn_until(&mut ev, settle, |_| Instant::now() >= settle_until)?;
+    let measured = after();
+    let t = &ev.handler().tally;
+    Ok((
+        SioConnect {
+            wanted: count,
+            connected: t.joined.len(),
+            failed: t.failed + t.lost,
+            seconds,
+            client_cpu,
+        },
+        measured,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use socklab::wire::websocket::{Decoder, Message, Role};
+
+    #[test]
+    fn a_masked_frame_is_what_the_servers_decoder_reads() {
+        let mut m = Masker::new().unwrap();
+        for parts in [
+            &[&b"42"[..], b"7", b"[\"echo\",\"x\"]"][..],
+            &[&[b'a'; 300][..]],
+        ] {
+            let mut out = Vec::new();
+            push_text(&mut out, parts, m.key());
+            let mut got = None;
+            let used = Decoder::new(Role::Server, 1 << 20).decode(&out, |msg| {
+                got = Some(msg);
+                false
+            });
+            assert_eq!(used, out.len());
+            let want = String::from_utf8(parts.concat()).unwrap();
+            assert_eq!(got, Some(Ok(Message::Text(want))));
+        }
+    }
+
+    #[test]
+    fn keys_change_from_frame_to_frame() {
+        let mut m = Masker(1);
+        let keys: Vec<_> = (0..100).map(|_| m.key()).collect();
+        let mut unique = keys.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(unique.len(), keys.len());
+    }
+
+    #[test]
+    fn ack_ids_are_read_from_their_digits() {
+        let mut buf = [0u8; 20];
+        assert_eq!(decimal(0, &mut buf), b"0");
+        assert_eq!(decimal(1234, &mut buf), b"1234");
+        assert_eq!(ack_id(b"1234[\"x\"]"), Some(1234));
+        assert_eq!(ack_id(b"[\"x\"]"), None);
+        assert_eq!(ack_id(b"99999999999999999999[]"), None);
+    }
+}

@@ -24,22 +24,31 @@ use serde_json::json;
 use socklab::events::{ClusterConfig, Server, ServerConfig};
 use socklab::wire::packet::Packet;
 
-/// Two socklab nodes in the cluster of `redis`, both reading the stream.
-fn two_nodes(redis: &RedisServer) -> (SocklabNode, SocklabNode) {
-    let nodes = (
+/// A Redis of test `test`'s own, and two socklab nodes in its cluster, both reading the
+/// stream; `None` when `redis-server` is missing (the skip was said).
+fn two_nodes(test: &str) -> Option<(RedisServer, SocklabNode, SocklabNode)> {
+    with_two_nodes(RedisServer::start(test)?)
+}
+
+/// [`two_nodes`] on a Redis with its append-only file (for the tests that restart it).
+fn two_nodes_persistent(test: &str) -> Option<(RedisServer, SocklabNode, SocklabNode)> {
+    with_two_nodes(RedisServer::start_persistent(test)?)
+}
+
+fn with_two_nodes(redis: RedisServer) -> Option<(RedisServer, SocklabNode, SocklabNode)> {
+    let (a, b) = (
         SocklabNode::start(redis.addr),
         SocklabNode::start(redis.addr),
     );
     redis.wait_readers(2);
-    nodes
+    Some((redis, a, b))
 }
 
 #[test]
 fn a_message_on_one_node_reaches_the_room_on_the_other_exactly_once() {
-    let Some(redis) = RedisServer::start("cluster_broadcast") else {
+    let Some((redis, a, b)) = two_nodes("cluster_broadcast") else {
         return;
     };
-    let (a, b) = two_nodes(&redis);
     let mut alice = chat_client(a.addr, "alice", "lobby");
     let mut bob = chat_client(b.addr, "bob", "lobby");
     let mut carol = chat_client(b.addr, "carol", "garden");
@@ -96,10 +105,9 @@ fn a_message_on_one_node_reaches_the_room_on_the_other_exactly_once() {
 
 #[test]
 fn a_malformed_entry_is_skipped_and_counted() {
-    let Some(redis) = RedisServer::start("cluster_malformed") else {
+    let Some((redis, a, b)) = two_nodes("cluster_malformed") else {
         return;
     };
-    let (a, b) = two_nodes(&redis);
     let mut alice = chat_client(a.addr, "alice", "lobby");
     let mut bob = chat_client(b.addr, "bob", "lobby");
     b.wait_stats("b heard a's join", |s| s.cluster_received >= 1);
@@ -133,10 +141,9 @@ fn a_malformed_entry_is_skipped_and_counted() {
 
 #[test]
 fn a_broadcast_during_a_redis_outage_arrives_when_it_is_back() {
-    let Some(mut redis) = RedisServer::start_persistent("cluster_outage") else {
+    let Some((mut redis, a, b)) = two_nodes_persistent("cluster_outage") else {
         return;
     };
-    let (a, b) = two_nodes(&redis);
     let mut alice = chat_client(a.addr, "alice", "lobby");
     let mut bob = chat_client(b.addr, "bob", "lobby");
     b.wait_stats("b heard a's join", |s| s.cluster_received >= 1);
@@ -254,7 +261,7 @@ fn serve_refuses_a_bad_url_and_an_unreachable_redis() {
 /// newest id when it joined, so it does not come back at `$` (which would skip those).
 #[test]
 fn a_quiet_node_gets_what_was_written_while_redis_was_down() {
-    let Some(mut redis) = RedisServer::start_persistent("cluster_quiet") else {
+    let Some(redis) = RedisServer::start_persistent("cluster_quiet") else {
         return;
     };
     redis.command(&[
@@ -268,7 +275,9 @@ fn a_quiet_node_gets_what_was_written_while_redis_was_down() {
         "type",
         "2",
     ]);
-    let (a, b) = two_nodes(&redis);
+    let Some((mut redis, a, b)) = with_two_nodes(redis) else {
+        return;
+    };
     // A client of the default namespace: joining it broadcasts nothing.
     let (mut client, answer) = raw_connect_ns(b.addr, "/", json!({}));
     assert!(matches!(answer, Packet::Connect { .. }), "{answer:?}");
@@ -333,10 +342,9 @@ fn next_with_offset(stream: &mut TcpStream, name: &str, wait: Duration) -> Optio
 
 #[test]
 fn binary_and_volatile_broadcasts_cross_nodes() {
-    let Some(redis) = RedisServer::start("cluster_binary") else {
+    let Some((redis, a, b)) = two_nodes("cluster_binary") else {
         return;
     };
-    let (a, b) = two_nodes(&redis);
     let (mut client, answer) = raw_connect_ns(b.addr, "/", json!({}));
     assert!(matches!(answer, Packet::Connect { .. }), "{answer:?}");
     let blob: Vec<u8> = (0..=255).collect();
@@ -376,10 +384,9 @@ fn binary_and_volatile_broadcasts_cross_nodes() {
 
 #[test]
 fn rooms_and_disconnects_span_nodes() {
-    let Some(redis) = RedisServer::start("cluster_rooms") else {
+    let Some((_redis, a, b)) = two_nodes("cluster_rooms") else {
         return;
     };
-    let (a, b) = two_nodes(&redis);
     let (mut bob, answer) = raw_connect_ns(b.addr, "/chat", json!({"name": "bob"}));
     let (bob_sid, _, _) = session_of(&answer);
     let _carol = chat_client(b.addr, "carol", "garden");
@@ -417,10 +424,9 @@ fn rooms_and_disconnects_span_nodes() {
 
 #[test]
 fn fetch_sockets_server_side_emit_and_the_node_count_span_nodes() {
-    let Some(redis) = RedisServer::start("cluster_requests") else {
+    let Some((_redis, a, b)) = two_nodes("cluster_requests") else {
         return;
     };
-    let (a, b) = two_nodes(&redis);
     let (_bob, answer) = raw_connect_ns(b.addr, "/chat", json!({"name": "bob"}));
     let (bob_sid, _, _) = session_of(&answer);
     let (_alice, answer) = raw_connect_ns(a.addr, "/chat", json!({"name": "alice"}));
@@ -497,10 +503,9 @@ fn fetch_sockets_server_side_emit_and_the_node_count_span_nodes() {
 
 #[test]
 fn a_client_moved_to_another_node_recovers_its_session_and_what_it_missed() {
-    let Some(redis) = RedisServer::start("cluster_recovery") else {
+    let Some((_redis, a, b)) = two_nodes("cluster_recovery") else {
         return;
     };
-    let (a, b) = two_nodes(&redis);
     let (mut alice, answer) = raw_connect_ns(a.addr, "/chat", json!({"name": "alice"}));
     let (sid, pid, _) = session_of(&answer);
     let mut dave = chat_client(b.addr, "dave", "lobby");
@@ -558,10 +563,9 @@ fn a_client_moved_to_another_node_recovers_its_session_and_what_it_missed() {
 /// in the node's buffer, the reader went on from the last entry it had read.
 #[test]
 fn redis_restarted_in_a_stream_of_broadcasts_loses_and_repeats_none() {
-    let Some(mut redis) = RedisServer::start_persistent("cluster_restart_stream") else {
+    let Some((mut redis, a, b)) = two_nodes_persistent("cluster_restart_stream") else {
         return;
     };
-    let (a, b) = two_nodes(&redis);
     let (mut client, answer) = raw_connect_ns(b.addr, "/", json!({}));
     assert!(matches!(answer, Packet::Connect { .. }), "{answer:?}");
     const COUNT: u64 = 60;
@@ -605,10 +609,9 @@ fn redis_restarted_in_a_stream_of_broadcasts_loses_and_repeats_none() {
 /// after it is delivered; the reader does not fail on it forever.
 #[test]
 fn an_entry_too_big_to_read_is_stepped_over_and_counted() {
-    let Some(redis) = RedisServer::start("cluster_huge_entry") else {
+    let Some((redis, a, b)) = two_nodes("cluster_huge_entry") else {
         return;
     };
-    let (a, b) = two_nodes(&redis);
     let (mut client, answer) = raw_connect_ns(b.addr, "/", json!({}));
     assert!(matches!(answer, Packet::Connect { .. }), "{answer:?}");
     let huge = "x".repeat(3 << 20);

@@ -252,6 +252,11 @@ fn message(m: Message, eio: &mut Option<EioReader>, limits: &Limits) -> Option<G
             return Some(end_with(code, "", End::Closed));
         }
         Message::Binary(bytes) => engineio::Packet::Binary(bytes),
+        // The common case, an Engine.IO message (`4...`) for this connection's own reader:
+        // its Socket.IO packet is read from the text in place, not from a copy of it.
+        Message::Text(text) if text.starts_with('4') && eio.is_some() => {
+            return eio.as_mut()?.message(&text[1..], limits);
+        }
         Message::Text(text) => match engineio::decode_text(&text) {
             Ok(p) => p,
             Err(_) => return Some(broken("not an Engine.IO packet")),
@@ -307,22 +312,28 @@ impl EioReader {
             engineio::Packet::Ping(data) => Some(Got::Ping(data)),
             engineio::Packet::Close => Some(end_with(close::NORMAL, "", End::Closed)),
             engineio::Packet::Upgrade => Some(Got::Upgrade),
-            engineio::Packet::Message(body) => {
-                let p = match socketio::decode(&body) {
-                    Ok(p) => p,
-                    Err(_) => return Some(broken("not a Socket.IO packet")),
-                };
-                if let Err(e) = sio_packet::check(&p, limits) {
-                    return Some(mapped(Err(e)));
-                }
-                if p.attachments > 0 {
-                    *pending = Some((p, Vec::with_capacity(0)));
-                    return None;
-                }
-                Some(mapped(sio_packet::to_packet(p, Vec::new(), limits)))
-            }
+            engineio::Packet::Message(body) => self.message(&body, limits),
             _ => Some(broken("an Engine.IO packet a client does not send")),
         }
+    }
+
+    /// An Engine.IO message's body: a Socket.IO packet, held if attachments follow.
+    pub fn message(&mut self, body: &str, limits: &Limits) -> Option<Got> {
+        if self.pending.is_some() {
+            return Some(broken("a text message while attachments were awaited"));
+        }
+        let p = match socketio::decode(body) {
+            Ok(p) => p,
+            Err(_) => return Some(broken("not a Socket.IO packet")),
+        };
+        if let Err(e) = sio_packet::check(&p, limits) {
+            return Some(mapped(Err(e)));
+        }
+        if p.attachments > 0 {
+            self.pending = Some((p, Vec::with_capacity(0)));
+            return None;
+        }
+        Some(mapped(sio_packet::to_packet(p, Vec::new(), limits)))
     }
 }
 

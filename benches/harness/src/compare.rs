@@ -11,7 +11,11 @@
 //! | the limit | `socklab-bench limit-server`: blocking read and write | [`load::limit`] |
 //! | socklab | `socklab-bench server`: the event server with the handlers of `server.js` | [`load`]: its own client, and N protocol clients on one loop |
 //! | Socket.IO | `node benches/socketio/server.js` | the Node scripts beside it (socket.io-client, WebSocket only) |
-//! | socketioxide | `benches/socketioxide` (`socketioxide.rs`), one tokio thread | for now the same Node scripts as Socket.IO |
+//! | socketioxide | `benches/socketioxide` (`socketioxide.rs`), one tokio thread | the same Node scripts as Socket.IO |
+//!
+//! The section "The same wire, three servers" (`sio_compare.rs`) loads socklab, Socket.IO
+//! and socketioxide again, each with the one Rust generator of `sio_load.rs`
+//! (`System::{SocklabSio, SocketIoSio, SocketioxideSio}`), right after each system's column.
 //!
 //! How the run stays fair:
 //! - Placement: every server runs on CPU 0, every load generator and client on CPU 1

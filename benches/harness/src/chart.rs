@@ -22,6 +22,8 @@ fn color(s: System) -> RGBColor {
         System::SocketIo => RGBColor(0x3b, 0x6f, 0xb6),
         System::Socketioxide => RGBColor(0x4a, 0x9a, 0x5b),
         System::SocklabSio => RGBColor(0x2e, 0x9e, 0x6b),
+        System::SocketIoSio => RGBColor(0x6a, 0x8f, 0xc8),
+        System::SocketioxideSio => RGBColor(0x7d, 0xb8, 0x8a),
     }
 }
 

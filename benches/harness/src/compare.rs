@@ -11,7 +11,11 @@
 //! | the limit | `socklab-bench limit-server`: blocking read and write | [`load::limit`] |
 //! | socklab | `socklab-bench server`: the event server with the handlers of `server.js` | [`load`]: its own client, and N protocol clients on one loop |
 //! | Socket.IO | `node benches/socketio/server.js` | the Node scripts beside it (socket.io-client, WebSocket only) |
-//! | socketioxide | `benches/socketioxide` (`socketioxide.rs`), one tokio thread | for now the same Node scripts as Socket.IO |
+//! | socketioxide | `benches/socketioxide` (`socketioxide.rs`), one tokio thread | the same Node scripts as Socket.IO |
+//!
+//! The section "The same wire, three servers" (`sio_compare.rs`) loads socklab, Socket.IO
+//! and socketioxide again, each with the one Rust generator of `sio_load.rs`
+//! (`System::{SocklabSio, SocketIoSio, SocketioxideSio}`), right after each system's column.
 //!
 //! How the run stays fair:
 //! - Placement: every server runs on CPU 0, every load generator and client on CPU 1
@@ -139,6 +143,10 @@ pub enum System {
     Socketioxide,
     /// socklab's server through the Socket.IO wire, loaded by `sio_load.rs` (`sio_compare.rs`).
     SocklabSio,
+    /// Socket.IO's server (`server.js`) loaded by the same Rust generator (`sio_compare.rs`).
+    SocketIoSio,
+    /// socketioxide's server loaded by the same Rust generator (`sio_compare.rs`).
+    SocketioxideSio,
 }
 
 impl System {
@@ -149,6 +157,8 @@ impl System {
             System::SocketIo => "Socket.IO",
             System::Socketioxide => "socketioxide",
             System::SocklabSio => "socklab, Socket.IO wire",
+            System::SocketIoSio => "Socket.IO, Rust generator",
+            System::SocketioxideSio => "socketioxide, Rust generator",
         }
     }
 
@@ -159,6 +169,8 @@ impl System {
             System::SocketIo => "socketio",
             System::Socketioxide => "socketioxide",
             System::SocklabSio => "socklab-sio",
+            System::SocketIoSio => "socketio-sio",
+            System::SocketioxideSio => "socketioxide-sio",
         }
     }
 }
@@ -189,7 +201,7 @@ pub enum Figure {
     /// Figure 6, with the clients spread over `nodes` server processes (1, or 2 on one
     /// Redis): see [`Part`].
     Cluster { nodes: usize, part: Part },
-    /// The figures only socklab on the Socket.IO wire has (`sio_compare.rs`).
+    /// The figures only the Socket.IO-wire section has (`sio_compare.rs`).
     Sio(SioFigure),
 }
 
@@ -422,11 +434,6 @@ fn script(run: &Run, name: &str, script: &str, args: &[String]) -> Res<Proc> {
         &all,
         &run.opts.socketio_dir,
     )
-}
-
-/// socklab's bench server on CPU 0 (for `sio_compare.rs`, whose column loads the same server).
-pub(crate) fn socklab_server(run: &Run, name: &str) -> Res<Proc> {
-    Socklab.server(run, name, SERVER_CPU, None)
 }
 
 /// Socket.IO 4.8 on Node.js: `node server.js`.
@@ -824,8 +831,17 @@ pub fn run(opts: &Options) -> Res<Results> {
     if let Some(why) = &sioxide_missing {
         eprintln!("socketioxide: {why}");
         r.skipped.insert(System::Socketioxide, why.clone());
-    } else {
-        r.env.socketioxide_version = socketioxide::version();
+    }
+    // The Rust generator needs no node for socketioxide: only its binary.
+    let sioxide_sio_missing = socketioxide_missing(opts, None);
+    match &sioxide_sio_missing {
+        Some(why) => {
+            r.skipped.insert(System::SocketioxideSio, why.clone());
+        }
+        None => r.env.socketioxide_version = socketioxide::version(),
+    }
+    if let Some(why) = &missing {
+        r.skipped.insert(System::SocketIoSio, why.clone());
     }
     if opts.cluster.is_some() {
         cluster::check(&mut r, &opts.socketio_dir);
@@ -839,14 +855,26 @@ pub fn run(opts: &Options) -> Res<Results> {
         eprintln!("repetition {rep} of {}: socklab", opts.reps);
         system_rep(&Socklab, &run, &mut r, rep);
         eprintln!("repetition {rep} of {}: socklab, Socket.IO wire", opts.reps);
-        sio_compare::rep(&run, &mut r, rep);
+        sio_compare::rep(&run, &mut r, System::SocklabSio, rep);
         if missing.is_none() {
             eprintln!("repetition {rep} of {}: Socket.IO", opts.reps);
             system_rep(&SocketIo, &run, &mut r, rep);
+            eprintln!(
+                "repetition {rep} of {}: Socket.IO, Rust generator",
+                opts.reps
+            );
+            sio_compare::rep(&run, &mut r, System::SocketIoSio, rep);
         }
         if sioxide_missing.is_none() {
             eprintln!("repetition {rep} of {}: socketioxide", opts.reps);
             system_rep(&Socketioxide, &run, &mut r, rep);
+        }
+        if sioxide_sio_missing.is_none() {
+            eprintln!(
+                "repetition {rep} of {}: socketioxide, Rust generator",
+                opts.reps
+            );
+            sio_compare::rep(&run, &mut r, System::SocketioxideSio, rep);
         }
         if opts.cluster.is_none() {
             continue;
@@ -864,7 +892,11 @@ pub fn run(opts: &Options) -> Res<Results> {
             match sys {
                 System::Socklab => cluster::rep(&Socklab, &run, &mut r, nodes, rep),
                 System::SocketIo => cluster::rep(&SocketIo, &run, &mut r, nodes, rep),
-                System::Limit | System::Socketioxide | System::SocklabSio => {}
+                System::Limit
+                | System::Socketioxide
+                | System::SocklabSio
+                | System::SocketIoSio
+                | System::SocketioxideSio => {}
             }
         }
     }

@@ -17,7 +17,7 @@
 //! | `chart.rs` | the SVG latency chart of `compare` (drawn with plotters) |
 //! | `small.rs` | `make bench-loop` and `make bench-events`: the loop and the event layer alone, on the same processes and placement |
 //! | `load.rs` | socklab's load generators, and the raw-socket limit |
-//! | `sio_compare.rs` | the column "socklab, Socket.IO wire" of `compare`: socklab's server loaded by `sio_load`, its figures with the generator's CPU time, and its section of the report |
+//! | `sio_compare.rs` | the section "The same wire, three servers" of `compare`: socklab, Socket.IO and socketioxide loaded by the one `sio_load` generator, their figures with the generator's CPU time, and the section's table and targets |
 //! | `sio_load.rs` | a load generator on the real Socket.IO wire (Engine.IO v4, Socket.IO v5, masked WebSocket frames): N clients on one loop, acks, fan-out, the handshake storm, with its own CPU time |
 //! | `ping_pong.rs` | the echo ping-pong of `make bench-loop`, many connections on one event loop |
 //! | `reference.rs` | the event server all event benchmarks run: the handlers of the Socket.IO reference |

@@ -171,7 +171,7 @@ fn sio_load(addr: SocketAddr, what: SioWhat) -> Result<serde_json::Value, Box<dy
             warmup,
             count,
         } => {
-            let a = sio_load::acks(addr, clients, warmup, count)?;
+            let a = sio_load::acks(addr, clients, warmup, count, &[])?;
             json!({
                 "clients": a.clients,
                 "count": a.rt.count,

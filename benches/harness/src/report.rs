@@ -37,7 +37,7 @@ pub(crate) fn int(n: usize) -> String {
 }
 
 /// `1234567.8` as `1,234,568`; small numbers keep a decimal or two.
-fn num(v: f64) -> String {
+pub(crate) fn num(v: f64) -> String {
     if !v.is_finite() {
         return "-".into();
     }
@@ -57,7 +57,7 @@ fn num(v: f64) -> String {
 
 /// A ratio: `12x`, `0.90x`; below a tenth as a fraction, `1/77x`, which reads better than
 /// `0.013x` (and `0.000x` would hide the figure altogether).
-fn ratio(v: f64) -> String {
+pub(crate) fn ratio(v: f64) -> String {
     if !v.is_finite() || v <= 0.0 {
         return "-".into();
     }
@@ -171,19 +171,19 @@ pub(crate) fn cell(r: &Results, s: System, f: Figure) -> String {
     }
 }
 
-fn median(r: &Results, s: System, f: Figure) -> Option<f64> {
+pub(crate) fn median(r: &Results, s: System, f: Figure) -> Option<f64> {
     r.get(s, f).map(|(m, _, _)| m)
 }
 
 /// The verdict on one target: what was measured, and met or missed by how much.
-struct Verdict {
-    target: String,
-    measured: String,
-    verdict: String,
+pub(crate) struct Verdict {
+    pub(crate) target: String,
+    pub(crate) measured: String,
+    pub(crate) verdict: String,
 }
 
 impl Verdict {
-    fn new(target: String, measured: Option<(String, bool, String)>) -> Verdict {
+    pub(crate) fn new(target: String, measured: Option<(String, bool, String)>) -> Verdict {
         match measured {
             Some((measured, true, _)) => Verdict {
                 target,

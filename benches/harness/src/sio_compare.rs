@@ -1,30 +1,48 @@
-//! The column "socklab, Socket.IO wire" of `compare` (issue 15): socklab's server measured
-//! through the real Socket.IO wire by the Rust generator of [`crate::sio_load`], beside the
-//! same server through its own protocol and beside Socket.IO on Node.js. Its figures are
-//! the ones the generator can make: 1-2 (acks one at a time), 2b (acks from many clients at
-//! once), 3 (fan-out), 4 (idle memory, after the handshake storm), each with the
-//! generator's own CPU time, in a section of the report of its own.
+//! The section "The same wire, three servers" of `compare` (issue 15): socklab's server,
+//! Socket.IO 4.8 on Node.js and socketioxide 0.18, each measured through the real Socket.IO
+//! wire by the one Rust generator of [`crate::sio_load`]: the same bytes, the same client,
+//! three servers. Its figures are the ones the generator can make: 1-2 (acks one at a
+//! time), 2b (acks from many clients at once), 3 (fan-out), 4 (idle memory, after the
+//! handshake storm), each with the generator's own CPU time and the server's CPU per ack or
+//! delivery, in a section of the report of its own, with its own targets.
 //!
-//! The server is the same `socklab-bench server` as socklab's column, on CPU 0; the
-//! generator runs in this process, which `compare` pinned to CPU 1.
+//! Each server is started by the code of its own column ([`Side::server`]) on CPU 0; the
+//! generator runs in this process, which `compare` pinned to CPU 1. Only the load differs
+//! from the main table's Socket.IO and socketioxide columns, which the Node.js clients load.
 
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use crate::compare::{Figure, Options, Results, Run, System, QUANTILES};
+use crate::child::Proc;
+use crate::compare::{
+    Figure, Options, Results, Run, Side, SocketIo, Socketioxide, Socklab, System, QUANTILES,
+};
 use crate::load::FanoutPlan;
-use crate::report::{cell, int};
+use crate::placement::SERVER_CPU;
+use crate::report::{cell, int, median, num, ratio, Verdict};
 use crate::{proc_info, sio_load, Res};
 
 /// The clients of figure 2b: each makes ack round trips one at a time, all at once.
 pub const MANY: usize = 100;
 
-/// The figures only this column has.
+/// The three servers of the section, in the order of its columns.
+pub const SERVERS: [System; 3] = [
+    System::SocklabSio,
+    System::SocketIoSio,
+    System::SocketioxideSio,
+];
+
+/// The figures only this section has.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum SioFigure {
     /// Figure 2b: acks per second, and their p99 in microseconds.
     ManyPerSecond,
     ManyP99Us,
+    /// Server CPU nanoseconds per ack: one client (figure 2), `MANY` clients (2b).
+    AckCpuNs,
+    ManyCpuNs,
+    /// Figure 3 with N clients: deliveries that never came.
+    Lost(usize),
     /// Figure 4: connections established per second (TCP, upgrade, open, CONNECT).
     ConnectsPerSecond,
     /// The generator's CPU time over a figure, in percent of one CPU.
@@ -40,49 +58,69 @@ pub enum Gen {
     Storm,
 }
 
-const SYS: System = System::SocklabSio;
-
 fn pct(cpu: Duration, seconds: f64) -> f64 {
     cpu.as_secs_f64() * 100.0 / seconds.max(1e-9)
 }
 
-/// One repetition of the column: a server for figures 2, 2b and 3, a fresh one for 4.
-pub(crate) fn rep(run: &Run, r: &mut Results, rep: usize) {
-    let tag = |what: &str| format!("{}, {what}, repetition {rep}", SYS.name());
-    if let Err(e) = measured(run, r, rep, &tag) {
+/// The server of `sys`'s column, started by the code that starts it for the main table.
+fn start(run: &Run, sys: System, name: &str) -> Res<Proc> {
+    match sys {
+        System::SocketIoSio => Side::server(&SocketIo, run, name, SERVER_CPU, None),
+        System::SocketioxideSio => Side::server(&Socketioxide, run, name, SERVER_CPU, None),
+        _ => Side::server(&Socklab, run, name, SERVER_CPU, None),
+    }
+}
+
+/// One repetition of `sys`'s column: a server for figures 2, 2b and 3, a fresh one for 4.
+pub(crate) fn rep(run: &Run, r: &mut Results, sys: System, rep: usize) {
+    let tag = |what: &str| format!("{}, {what}, repetition {rep}", sys.name());
+    if let Err(e) = measured(run, r, sys, rep, &tag) {
         r.note(format!("{}: {e}", tag("server")));
     }
 }
 
-fn measured(run: &Run, r: &mut Results, rep: usize, tag: &dyn Fn(&str) -> String) -> Res<()> {
+/// Server CPU nanoseconds per operation, if the server used at least one clock tick.
+fn cpu_ns(cpu: Option<Duration>, ops: u64) -> Option<f64> {
+    cpu.filter(|c| !c.is_zero() && ops > 0)
+        .map(|c| c.as_nanos() as f64 / ops as f64)
+}
+
+fn measured(
+    run: &Run,
+    r: &mut Results,
+    sys: System,
+    rep: usize,
+    tag: &dyn Fn(&str) -> String,
+) -> Res<()> {
     let opts = run.opts;
-    let sio = |f| Figure::Sio(f);
-    let mut server = crate::compare::socklab_server(run, &format!("socklab-sio-server-{rep}"))?;
+    let sio = Figure::Sio;
+    let mut server = start(run, sys, &format!("{}-server-{rep}", sys.slug()))?;
     let addr = server.listening()?;
-    match sio_load::acks(addr, 1, opts.warmup, opts.round_trips) {
+    let pids = [server.pid()];
+    match sio_load::acks(addr, 1, opts.warmup, opts.round_trips, &pids) {
         Ok(a) => {
-            r.add(SYS, Figure::RoundTripsPerSecond, a.rt.per_second());
+            r.add(sys, Figure::RoundTripsPerSecond, a.rt.per_second());
             for (i, (q, _)) in QUANTILES.iter().enumerate() {
-                r.add(SYS, Figure::RoundTripUs(i), a.rt.quantile_us(*q));
+                r.add(sys, Figure::RoundTripUs(i), a.rt.quantile_us(*q));
             }
-            r.add(
-                SYS,
-                sio(SioFigure::GenCpu(Gen::Acks)),
-                pct(a.client_cpu, a.rt.seconds),
-            );
+            if let Some(ns) = cpu_ns(a.server_cpu, a.rt.count) {
+                r.add(sys, sio(SioFigure::AckCpuNs), ns);
+            }
+            let gen = pct(a.client_cpu, a.rt.seconds);
+            r.add(sys, sio(SioFigure::GenCpu(Gen::Acks)), gen);
         }
         Err(e) => r.note(format!("{}: {e}", tag("ack round trips"))),
     }
     if run.fits(r, "acks from many clients", MANY) {
-        match sio_load::acks(addr, MANY, opts.warmup, opts.round_trips * 5) {
+        match sio_load::acks(addr, MANY, opts.warmup, opts.round_trips * 5, &pids) {
             Ok(a) => {
-                r.add(SYS, sio(SioFigure::ManyPerSecond), a.rt.per_second());
-                r.add(SYS, sio(SioFigure::ManyP99Us), a.rt.quantile_us(0.99));
-                r.add(
-                    SYS,
-                    sio(SioFigure::GenCpu(Gen::Many)),
-                    pct(a.client_cpu, a.rt.seconds),
-                );
+                r.add(sys, sio(SioFigure::ManyPerSecond), a.rt.per_second());
+                r.add(sys, sio(SioFigure::ManyP99Us), a.rt.quantile_us(0.99));
+                if let Some(ns) = cpu_ns(a.server_cpu, a.rt.count) {
+                    r.add(sys, sio(SioFigure::ManyCpuNs), ns);
+                }
+                let gen = pct(a.client_cpu, a.rt.seconds);
+                r.add(sys, sio(SioFigure::GenCpu(Gen::Many)), gen);
             }
             Err(e) => r.note(format!("{}: {e}", tag("acks from 100 clients"))),
         }
@@ -98,39 +136,41 @@ fn measured(run: &Run, r: &mut Results, rep: usize, tag: &dyn Fn(&str) -> String
         };
         let what = format!("fan-out to {n}");
         match sio_load::fanout(&plan, || {}) {
-            Ok(s) if s.fanout.complete => {
+            Ok(s) => {
                 let f = &s.fanout;
-                r.add(SYS, Figure::FanoutPerSecond(n), f.per_second());
-                r.add(SYS, Figure::FanoutMs(n), f.seconds * 1000.0);
+                let lost = (n * m) as u64 - f.deliveries.min((n * m) as u64);
+                r.add(sys, sio(SioFigure::Lost(n)), lost as f64);
+                if !f.complete {
+                    r.note(format!(
+                        "{}: incomplete, {} of {} deliveries in {:.1} s",
+                        tag(&what),
+                        f.deliveries,
+                        n * m,
+                        f.seconds
+                    ));
+                    continue;
+                }
+                r.add(sys, Figure::FanoutPerSecond(n), f.per_second());
+                r.add(sys, Figure::FanoutMs(n), f.seconds * 1000.0);
                 match (f.server_cpu, f.cpu_ns_per_delivery()) {
                     (Some(cpu), _) if cpu.is_zero() => r.note(format!(
                         "{}: the server's CPU time did not reach one clock tick of \
                          /proc/PID/stat; no CPU figure",
                         tag(&what)
                     )),
-                    (_, Some(ns)) => r.add(SYS, Figure::FanoutCpuNs(n), ns),
+                    (_, Some(ns)) => r.add(sys, Figure::FanoutCpuNs(n), ns),
                     _ => {}
                 }
-                r.add(
-                    SYS,
-                    sio(SioFigure::GenCpu(Gen::Fanout(n))),
-                    pct(s.client_cpu, f.seconds),
-                );
+                let gen = pct(s.client_cpu, f.seconds);
+                r.add(sys, sio(SioFigure::GenCpu(Gen::Fanout(n))), gen);
             }
-            Ok(s) => r.note(format!(
-                "{}: incomplete, {} of {} deliveries in {:.1} s",
-                tag(&what),
-                s.fanout.deliveries,
-                n * m,
-                s.fanout.seconds
-            )),
             Err(e) => r.note(format!("{}: {e}", tag(&what))),
         }
     }
     drop(server);
     let c = opts.idle;
     if run.fits(r, "idle connections", c) {
-        let mut server = crate::compare::socklab_server(run, &format!("socklab-sio-idle-{rep}"))?;
+        let mut server = start(run, sys, &format!("{}-idle-{rep}", sys.slug()))?;
         let addr = server.listening()?;
         let pid = server.pid();
         // What a first connection sets up once is not counted, as in the other columns.
@@ -141,13 +181,10 @@ fn measured(run: &Run, r: &mut Results, rep: usize, tag: &dyn Fn(&str) -> String
         let after = after.ok_or("no /proc status")?;
         if storm.connected == c {
             let bytes = after.saturating_sub(before) as f64 * 1024.0 / c as f64;
-            r.add(SYS, Figure::IdleBytes, bytes);
-            r.add(SYS, sio(SioFigure::ConnectsPerSecond), storm.per_second());
-            r.add(
-                SYS,
-                sio(SioFigure::GenCpu(Gen::Storm)),
-                pct(storm.client_cpu, storm.seconds),
-            );
+            r.add(sys, Figure::IdleBytes, bytes);
+            r.add(sys, sio(SioFigure::ConnectsPerSecond), storm.per_second());
+            let gen = pct(storm.client_cpu, storm.seconds);
+            r.add(sys, sio(SioFigure::GenCpu(Gen::Storm)), gen);
         } else {
             r.note(format!(
                 "{}: not reached, {} of {c} connected ({} failed)",
@@ -160,21 +197,19 @@ fn measured(run: &Run, r: &mut Results, rep: usize, tag: &dyn Fn(&str) -> String
     Ok(())
 }
 
-/// The report's section for this column.
-pub(crate) fn section(t: &mut String, r: &Results, opts: &Options) {
-    let _ = writeln!(t, "\n### socklab on the Socket.IO wire\n");
-    let _ = writeln!(
-        t,
-        "socklab's server again, loaded through Engine.IO v4 + Socket.IO v5 over WebSocket \
-         (masked frames) by the Rust generator of `sio_load.rs`, all its clients on one \
-         event loop on CPU 1. The last column is that generator's CPU time over the figure, \
-         in percent of one CPU: near 100 % it, not the server, set the pace.\n"
-    );
-    let _ = writeln!(
-        t,
-        "| figure | socklab (own protocol) | socklab (Socket.IO wire) | Socket.IO | generator CPU (%) |"
-    );
-    let _ = writeln!(t, "|---|---:|---:|---:|---:|");
+/// The settings each server of the section changed from its defaults.
+const SETTINGS: &str = "\
+- socklab: `socklab-bench server`, the event server with `server.js`'s handlers and the \
+  defaults of `socklab serve` (no setting changed).
+- Socket.IO: `node benches/socketio/server.js`; changed from the defaults: \
+  `transports: [\"websocket\"]` (no long-polling) and `serveClient: false`; heartbeats (25 s, \
+  20 s), no compression, `maxHttpBufferSize` are the defaults.
+- socketioxide: `benches/socketioxide`; changed from the defaults: a `current_thread` tokio \
+  runtime (one thread), WebSocket only, `max_buffer_size` raised from 128 to 1,048,576 packets \
+  (with 128 a burst loses most of its deliveries) and `TCP_NODELAY` on (see its README).";
+
+/// The rows of the table: a label, the figure, and the generator CPU it comes with.
+fn rows(opts: &Options) -> Vec<(String, Figure, Option<Gen>)> {
     let sio = Figure::Sio;
     let mut rows: Vec<(String, Figure, Option<Gen>)> = vec![
         (
@@ -193,6 +228,11 @@ pub(crate) fn section(t: &mut String, r: &Results, opts: &Options) {
             None,
         ),
         (
+            "server CPU per ack (ns), one at a time".into(),
+            sio(SioFigure::AckCpuNs),
+            None,
+        ),
+        (
             format!("acks per second, {MANY} clients each one at a time"),
             sio(SioFigure::ManyPerSecond),
             Some(Gen::Many),
@@ -200,6 +240,11 @@ pub(crate) fn section(t: &mut String, r: &Results, opts: &Options) {
         (
             format!("ack p99 with {MANY} clients (µs)"),
             sio(SioFigure::ManyP99Us),
+            None,
+        ),
+        (
+            format!("server CPU per ack (ns), {MANY} clients"),
+            sio(SioFigure::ManyCpuNs),
             None,
         ),
     ];
@@ -214,8 +259,21 @@ pub(crate) fn section(t: &mut String, r: &Results, opts: &Options) {
             Some(Gen::Fanout(n)),
         ));
         rows.push((
-            format!("server CPU ns per delivery, N = {}", int(n)),
+            format!("server CPU per delivery (ns), N = {}", int(n)),
             Figure::FanoutCpuNs(n),
+            None,
+        ));
+        rows.push((
+            format!(
+                "time until every client had every message (ms), N = {}",
+                int(n)
+            ),
+            Figure::FanoutMs(n),
+            None,
+        ));
+        rows.push((
+            format!("deliveries lost (of {}), N = {}", int(n * m), int(n)),
+            sio(SioFigure::Lost(n)),
             None,
         ));
     }
@@ -232,18 +290,201 @@ pub(crate) fn section(t: &mut String, r: &Results, opts: &Options) {
         Figure::IdleBytes,
         None,
     ));
-    for (label, figure, gen) in rows {
-        let other = |s| match figure {
+    rows
+}
+
+/// A cell of the section: `cell`, with the generator's CPU after it when it has one.
+fn with_gen(r: &Results, sys: System, figure: Figure, gen: Option<Gen>) -> String {
+    let c = cell(r, sys, figure);
+    match gen.and_then(|g| median(r, sys, Figure::Sio(SioFigure::GenCpu(g)))) {
+        Some(pct) if !r.skipped.contains_key(&sys) => format!("{c} (gen. {pct:.0} %)"),
+        _ => c,
+    }
+}
+
+/// The report's section.
+pub(crate) fn section(t: &mut String, r: &Results, opts: &Options) {
+    let _ = writeln!(t, "\n### The same wire, three servers\n");
+    let _ = writeln!(
+        t,
+        "socklab, Socket.IO on Node.js and socketioxide, each loaded through Engine.IO v4 + \
+         Socket.IO v5 over WebSocket (masked frames) by the one Rust generator of \
+         `sio_load.rs`, all its clients on one event loop on CPU 1, every server on CPU 0, \
+         a fresh server per column and repetition (and another for figure 4), the columns \
+         alternating. In brackets after a rate: the generator's CPU time over that figure, \
+         in percent of one CPU; near 100 % the generator, not the server, set the pace. \
+         The first column is socklab through its own protocol (the main table), for what \
+         the protocol costs.\n"
+    );
+    let _ = writeln!(t, "{SETTINGS}\n");
+    let _ = writeln!(
+        t,
+        "| figure | socklab (own protocol) | socklab | Socket.IO | socketioxide | socklab / Socket.IO | socklab / socketioxide |"
+    );
+    let _ = writeln!(t, "|---|---:|---:|---:|---:|---:|---:|");
+    for (label, figure, gen) in rows(opts) {
+        let own = match figure {
             Figure::Sio(_) => String::new(),
-            _ => cell(r, s, figure),
+            _ => cell(r, System::Socklab, figure),
         };
-        let gen = gen.map_or(String::new(), |g| cell(r, SYS, sio(SioFigure::GenCpu(g))));
+        let cells: Vec<String> = SERVERS
+            .iter()
+            .map(|&s| match figure {
+                Figure::Sio(SioFigure::Lost(_)) if !r.skipped.contains_key(&s) => r
+                    .get(s, figure)
+                    .map_or("not measured (see notes)".into(), |(m, lo, hi)| {
+                        format!("{} [{}-{}]", m.round(), lo.round(), hi.round())
+                    }),
+                _ => with_gen(r, s, figure, gen),
+            })
+            .collect();
+        let s = median(r, System::SocklabSio, figure);
+        let vs = |other: System| match (s, median(r, other, figure)) {
+            (Some(a), Some(b)) if b > 0.0 && !matches!(figure, Figure::Sio(SioFigure::Lost(_))) => {
+                ratio(a / b)
+            }
+            _ => String::new(),
+        };
         let _ = writeln!(
             t,
-            "| {label} | {} | {} | {} | {gen} |",
-            other(System::Socklab),
-            cell(r, SYS, figure),
-            other(System::SocketIo),
+            "| {label} | {own} | {} | {} | {} |",
+            cells.join(" | "),
+            vs(System::SocketIoSio),
+            vs(System::SocketioxideSio),
         );
+    }
+    let _ = writeln!(
+        t,
+        "\n#### Targets on the Socket.IO wire\n\n| target | measured | |\n|---|---|---|"
+    );
+    for v in targets(r, opts) {
+        let _ = writeln!(t, "| {} | {} | {} |", v.target, v.measured, v.verdict);
+    }
+}
+
+/// "socklab's rate at least `k` times `other`'s": the verdict.
+fn at_least(r: &Results, figure: Figure, other: System, k: f64, what: &str) -> Verdict {
+    let a = median(r, System::SocklabSio, figure);
+    Verdict::new(
+        format!("{what} at least {k}x {}'s", short(other)),
+        a.zip(median(r, other, figure)).map(|(a, b)| {
+            (
+                format!("{} ({} vs {})", ratio(a / b), num(a), num(b)),
+                a >= k * b,
+                format!(
+                    "{} of the {k}x ({:.0}% short)",
+                    ratio(a / b),
+                    (1.0 - a / b / k) * 100.0
+                ),
+            )
+        }),
+    )
+}
+
+/// "socklab's cost at most 1/`k` of `other`'s": the verdict.
+fn at_most(r: &Results, figure: Figure, other: System, k: f64, what: &str) -> Verdict {
+    let a = median(r, System::SocklabSio, figure);
+    Verdict::new(
+        format!("{what} at most 1/{k} of {}'s", short(other)),
+        a.zip(median(r, other, figure)).map(|(a, b)| {
+            (
+                format!("{} ({} ns vs {} ns)", ratio(a / b), num(a), num(b)),
+                a * k <= b,
+                format!("{} of {}'s, not 1/{k}", ratio(a / b), short(other)),
+            )
+        }),
+    )
+}
+
+fn short(s: System) -> &'static str {
+    match s {
+        System::SocketIoSio => "Socket.IO",
+        System::SocketioxideSio => "socketioxide",
+        _ => s.name(),
+    }
+}
+
+/// The issue's targets for the Socket.IO wire (reported, not asserted).
+fn targets(r: &Results, opts: &Options) -> Vec<Verdict> {
+    let (io, x) = (System::SocketIoSio, System::SocketioxideSio);
+    let sio = Figure::Sio;
+    let rt = Figure::RoundTripsPerSecond;
+    let mut v = vec![Verdict::new(
+        "acks one at a time within 1.1x of the raw limit".into(),
+        median(r, System::SocklabSio, rt)
+            .zip(median(r, System::Limit, rt))
+            .map(|(a, l)| {
+                (
+                    format!(
+                        "the limit is {} socklab ({} vs {})",
+                        ratio(l / a),
+                        num(l),
+                        num(a)
+                    ),
+                    l <= 1.1 * a,
+                    format!("the limit is {} socklab, not 1.1x", ratio(l / a)),
+                )
+            }),
+    )];
+    let many = sio(SioFigure::ManyPerSecond);
+    let w = format!("acks per second with {MANY} clients");
+    v.push(at_least(r, many, io, 5.0, &w));
+    v.push(at_least(r, many, x, 1.5, &w));
+    let n = opts.fanout.iter().map(|f| f.0).max().unwrap_or(0);
+    let w = format!("fan-out deliveries per second at N = {}", int(n));
+    v.push(at_least(r, Figure::FanoutPerSecond(n), io, 10.0, &w));
+    v.push(at_least(r, Figure::FanoutPerSecond(n), x, 2.0, &w));
+    let w = format!("server CPU per delivery at N = {}", int(n));
+    v.push(at_most(r, Figure::FanoutCpuNs(n), io, 10.0, &w));
+    v.push(at_most(r, Figure::FanoutCpuNs(n), x, 2.0, &w));
+    v.push(Verdict::new(
+        format!(
+            "server RSS per idle WebSocket connection at most 2 KB (2,048 bytes) at C = {}",
+            int(opts.idle)
+        ),
+        median(r, System::SocklabSio, Figure::IdleBytes).map(|a| {
+            (
+                format!("{} bytes", num(a)),
+                a <= 2048.0,
+                format!(
+                    "{} bytes over ({:.0}% more)",
+                    num(a - 2048.0),
+                    (a / 2048.0 - 1.0) * 100.0
+                ),
+            )
+        }),
+    ));
+    let storm = sio(SioFigure::ConnectsPerSecond);
+    v.push(at_least(
+        r,
+        storm,
+        io,
+        5.0,
+        "connections established per second",
+    ));
+    v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::PathBuf;
+
+    #[test]
+    fn the_section_has_three_servers_and_its_targets() {
+        let opts = Options::quick(PathBuf::from("socklab"));
+        let mut r = Results::default();
+        let many = Figure::Sio(SioFigure::ManyPerSecond);
+        r.values.insert((System::SocklabSio, many), vec![60_000.0]);
+        r.values.insert((System::SocketIoSio, many), vec![10_000.0]);
+        r.skipped
+            .insert(System::SocketioxideSio, crate::socketioxide::MISSING.into());
+        let mut t = String::new();
+        section(&mut t, &r, &opts);
+        assert!(t.contains("| socklab | Socket.IO | socketioxide |"), "{t}");
+        assert!(t.contains(crate::socketioxide::MISSING), "{t}");
+        // 60,000 over 10,000: met against Socket.IO's 5x, not measured against socketioxide.
+        assert!(t.contains("| 6.00x (60,000 vs 10,000) | met |"), "{t}");
+        assert!(t.contains("| not measured | - |"), "{t}");
     }
 }

@@ -638,6 +638,9 @@ pub struct SioAcks {
     pub clients: usize,
     pub rt: RoundTrips,
     pub client_cpu: Duration,
+    /// The CPU time of the server processes named over the measured acks (`None` when none
+    /// was named, or one could not be read).
+    pub server_cpu: Option<Duration>,
 }
 
 /// Runs `total` acks spread over the joined clients, each client one at a time; returns
@@ -668,8 +671,15 @@ fn ack_round(ev: &mut EventLoop<SioCrowd>, total: u64) -> io::Result<bool> {
 
 /// Figures 2 and 2b: `clients` clients join; `warmup` acks, then `count` measured ones,
 /// spread over the clients, each client with one in flight at a time (with one client:
-/// one round trip after another). The rate is the measured acks over their time.
-pub fn acks(addr: SocketAddr, clients: usize, warmup: usize, count: usize) -> io::Result<SioAcks> {
+/// one round trip after another). The rate is the measured acks over their time; the CPU
+/// time of `server_pids` is read around the measured ones.
+pub fn acks(
+    addr: SocketAddr,
+    clients: usize,
+    warmup: usize,
+    count: usize,
+    server_pids: &[u32],
+) -> io::Result<SioAcks> {
     let mut ev = open_all(&[addr], clients.max(1), 1 << 20)?;
     let fail = |ev: &mut EventLoop<SioCrowd>| {
         let h = ev.handler();
@@ -683,6 +693,7 @@ pub fn acks(addr: SocketAddr, clients: usize, warmup: usize, count: usize) -> io
         return Err(fail(&mut ev));
     }
     ev.handler().tally.acks = RoundTrips::new();
+    let server0 = cpu_of(server_pids);
     let cpu0 = thread_cpu();
     let start = Instant::now();
     if !ack_round(&mut ev, count as u64)? {
@@ -690,6 +701,9 @@ pub fn acks(addr: SocketAddr, clients: usize, warmup: usize, count: usize) -> io
     }
     let seconds = start.elapsed().as_secs_f64();
     let client_cpu = thread_cpu().saturating_sub(cpu0);
+    let server_cpu = server0
+        .zip(cpu_of(server_pids))
+        .map(|(a, b)| b.saturating_sub(a));
     let h = ev.handler();
     let mut rt = std::mem::take(&mut h.tally.acks);
     rt.seconds = seconds;
@@ -697,6 +711,7 @@ pub fn acks(addr: SocketAddr, clients: usize, warmup: usize, count: usize) -> io
         clients: h.tally.joined.len(),
         rt,
         client_cpu,
+        server_cpu,
     })
 }
 

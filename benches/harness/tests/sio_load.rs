@@ -32,10 +32,10 @@ fn server() -> RunningServer {
 #[test]
 fn acks_come_back_one_at_a_time_and_from_several_clients() {
     let s = server();
-    let one = sio_load::acks(s.addr, 1, 5, 25).expect("25 acks from one client");
+    let one = sio_load::acks(s.addr, 1, 5, 25, &[]).expect("25 acks from one client");
     assert_eq!((one.clients, one.rt.count), (1, 25));
     assert!(one.rt.seconds > 0.0 && one.rt.quantile_us(0.5) > 0.0);
-    let many = sio_load::acks(s.addr, 4, 8, 40).expect("40 acks from 4 clients");
+    let many = sio_load::acks(s.addr, 4, 8, 40, &[]).expect("40 acks from 4 clients");
     assert_eq!((many.clients, many.rt.count), (4, 40));
     s.stop().unwrap();
 }

@@ -20,7 +20,6 @@ fn color(s: System) -> RGBColor {
         System::Limit => RGBColor(0x8c, 0x8c, 0x8c),
         System::Socklab => RGBColor(0xd9, 0x62, 0x2b),
         System::SocketIo => RGBColor(0x3b, 0x6f, 0xb6),
-        System::Socketioxide => RGBColor(0x4a, 0x9a, 0x5b),
         System::SocklabSio => RGBColor(0x2e, 0x9e, 0x6b),
         System::SocketIoSio => RGBColor(0x6a, 0x8f, 0xc8),
         System::SocketioxideSio => RGBColor(0x7d, 0xb8, 0x8a),
@@ -50,17 +49,12 @@ const PANELS: [Panel; 2] = [
     (
         "ack round trip, server otherwise idle (limit: raw ping-pong)",
         Figure::RoundTripUs,
-        &[
-            System::Limit,
-            System::Socklab,
-            System::SocketIo,
-            System::Socketioxide,
-        ],
+        &[System::Limit, System::Socklab, System::SocketIo],
     ),
     (
         "ack round trip during the fan-out (figure 5)",
         Figure::LoadUs,
-        &[System::Socklab, System::SocketIo, System::Socketioxide],
+        &[System::Socklab, System::SocketIo],
     ),
 ];
 

@@ -2,20 +2,21 @@
 //! socketioxide 0.18 (Socket.IO in Rust) and beside the raw-socket limit, in one run, on one
 //! machine, under the same conditions.
 //!
-//! Four systems, six figures (see `docs/src/performance.md` for what each one means); the
-//! sixth, the fan-out over a cluster of two processes on one Redis, is `cluster.rs`'s and
-//! has no socketioxide column:
+//! The main table: three systems, six figures (see `docs/src/performance.md` for what each
+//! one means); the sixth, the fan-out over a cluster of two processes on one Redis, is
+//! `cluster.rs`'s:
 //!
 //! | system | server | load |
 //! |---|---|---|
 //! | the limit | `socklab-bench limit-server`: blocking read and write | [`load::limit`] |
 //! | socklab | `socklab-bench server`: the event server with the handlers of `server.js` | [`load`]: its own client, and N protocol clients on one loop |
 //! | Socket.IO | `node benches/socketio/server.js` | the Node scripts beside it (socket.io-client, WebSocket only) |
-//! | socketioxide | `benches/socketioxide` (`socketioxide.rs`), one tokio thread | the same Node scripts as Socket.IO |
 //!
 //! The section "The same wire, three servers" (`sio_compare.rs`) loads socklab, Socket.IO
-//! and socketioxide again, each with the one Rust generator of `sio_load.rs`
-//! (`System::{SocklabSio, SocketIoSio, SocketioxideSio}`), right after each system's column.
+//! and socketioxide (`benches/socketioxide`, `socketioxide.rs`, one tokio thread) with the
+//! one Rust generator of `sio_load.rs` (`System::{SocklabSio, SocketIoSio,
+//! SocketioxideSio}`), right after each system's column. socketioxide is measured there
+//! only: loaded by the Node.js scripts, its fan-out would measure the Node.js client.
 //!
 //! How the run stays fair:
 //! - Placement: every server runs on CPU 0, every load generator and client on CPU 1
@@ -23,8 +24,9 @@
 //!   inherits). This process pins itself to CPU 1 first, so socklab's in-process load
 //!   generators and probe thread run there too. The exception is figure 6, whose second
 //!   node runs on CPU 1 beside the load (`cluster.rs`).
-//! - Alternation: each repetition runs the limit, then socklab, then Socket.IO, then
-//!   socketioxide, then the three columns of figure 6, so a drift in the machine's speed hits all of them. Each
+//! - Alternation: each repetition runs the limit, then socklab, then Socket.IO, each
+//!   followed by its column of the Socket.IO-wire section, then socketioxide's column there,
+//!   then the three columns of figure 6, so a drift in the machine's speed hits all of them. Each
 //!   figure is the median of the repetitions, shown with its min-max range.
 //! - Fresh servers: one server process per system per repetition for figures 2, 3 and 5,
 //!   another for figure 4, whose memory is measured from a known start, and fresh servers
@@ -64,8 +66,8 @@ pub struct Options {
     pub out_dir: PathBuf,
     /// Whether to run the Socket.IO side at all (it is skipped anyway without node).
     pub socketio: bool,
-    /// Whether to run the socketioxide side at all (it is skipped anyway when it was not
-    /// built, or without the Node.js clients that load it for now).
+    /// Whether to run socketioxide's column of the Socket.IO-wire section at all (it is
+    /// skipped anyway when it was not built).
     pub socketioxide: bool,
     pub reps: usize,
     /// Round trips before the measured ones (figures 1 and 2).
@@ -78,6 +80,10 @@ pub struct Options {
     pub fanout_warmup: usize,
     /// The fan-out that runs beside the probe of figure 5: (clients, messages).
     pub under_load: (usize, usize),
+    /// The same two for the Socket.IO-wire section (`sio_compare.rs`), where three servers
+    /// share the run: the main table's in the full run, smaller in the quick one.
+    pub sio_fanout: Vec<(usize, usize)>,
+    pub sio_under_load: (usize, usize),
     /// Idle connections (figure 4), and how long they sit before the server is measured.
     pub idle: usize,
     pub settle: Duration,
@@ -109,6 +115,8 @@ impl Options {
             fanout: vec![(100, 10_000), (1000, 2000)],
             fanout_warmup: 100,
             under_load: (1000, 2000),
+            sio_fanout: vec![(100, 10_000), (1000, 2000)],
+            sio_under_load: (1000, 2000),
             idle: 10_000,
             settle: Duration::from_secs(2),
             cluster: Some((1000, 1000)),
@@ -124,6 +132,8 @@ impl Options {
             fanout: vec![(100, 2000), (500, 1000)],
             fanout_warmup: 20,
             under_load: (500, 1000),
+            sio_fanout: vec![(100, 1000), (500, 400)],
+            sio_under_load: (500, 1000),
             idle: 2000,
             settle: Duration::from_millis(500),
             cluster: Some((500, 500)),
@@ -134,13 +144,12 @@ impl Options {
     }
 }
 
-/// The four systems, in the order each repetition runs them.
+/// The systems: the main table's three, then the Socket.IO-wire section's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum System {
     Limit,
     Socklab,
     SocketIo,
-    Socketioxide,
     /// socklab's server through the Socket.IO wire, loaded by `sio_load.rs` (`sio_compare.rs`).
     SocklabSio,
     /// Socket.IO's server (`server.js`) loaded by the same Rust generator (`sio_compare.rs`).
@@ -155,7 +164,6 @@ impl System {
             System::Limit => "limit",
             System::Socklab => "socklab",
             System::SocketIo => "Socket.IO",
-            System::Socketioxide => "socketioxide",
             System::SocklabSio => "socklab, Socket.IO wire",
             System::SocketIoSio => "Socket.IO, Rust generator",
             System::SocketioxideSio => "socketioxide, Rust generator",
@@ -167,7 +175,6 @@ impl System {
             System::Limit => "limit",
             System::Socklab => "socklab",
             System::SocketIo => "socketio",
-            System::Socketioxide => "socketioxide",
             System::SocklabSio => "socklab-sio",
             System::SocketIoSio => "socketio-sio",
             System::SocketioxideSio => "socketioxide-sio",
@@ -414,15 +421,6 @@ impl Side for Socklab {
     }
 }
 
-/// A server loaded by the Node.js scripts of `benches/socketio` (socket.io-client, WebSocket
-/// only): Socket.IO's own, and socketioxide's until a Rust Socket.IO load generator measures
-/// it. Only the server differs; the operations of [`Side`] are the scripts'.
-pub(crate) trait NodeClients {
-    const SYSTEM: System;
-    /// As [`Side::server`].
-    fn server(&self, run: &Run, name: &str, cpu: usize, redis: Option<&Redis>) -> Res<Proc>;
-}
-
 /// `node SCRIPT args` in `benches/socketio`, on the load CPU.
 fn script(run: &Run, name: &str, script: &str, args: &[String]) -> Res<Proc> {
     let mut all = vec![script.to_string()];
@@ -436,34 +434,9 @@ fn script(run: &Run, name: &str, script: &str, args: &[String]) -> Res<Proc> {
     )
 }
 
-/// Socket.IO 4.8 on Node.js: `node server.js`.
+/// Socket.IO 4.8 on Node.js: `node server.js`, loaded by the Node.js scripts of
+/// `benches/socketio` (socket.io-client, WebSocket only).
 pub(crate) struct SocketIo;
-
-impl NodeClients for SocketIo {
-    const SYSTEM: System = System::SocketIo;
-
-    fn server(&self, run: &Run, name: &str, cpu: usize, redis: Option<&Redis>) -> Res<Proc> {
-        let mut args = vec!["server.js".to_string()];
-        if let Some(redis) = redis {
-            args.extend(["--redis".into(), redis.url()]);
-        }
-        run.start(name, cpu, Path::new("node"), &args, &run.opts.socketio_dir)
-    }
-}
-
-/// socketioxide 0.18 on one tokio thread (`benches/socketioxide`).
-pub(crate) struct Socketioxide;
-
-impl NodeClients for Socketioxide {
-    const SYSTEM: System = System::Socketioxide;
-
-    fn server(&self, run: &Run, name: &str, cpu: usize, redis: Option<&Redis>) -> Res<Proc> {
-        if redis.is_some() {
-            return Err("socketioxide has no cluster here (figure 6 leaves it out)".into());
-        }
-        socketioxide::start(&run.placement, &run.logs, name, cpu)
-    }
-}
 
 fn url(addr: SocketAddr) -> String {
     format!("http://{addr}")
@@ -525,11 +498,15 @@ fn fanout_of(v: &Value) -> Res<Fanout> {
     })
 }
 
-impl<N: NodeClients> Side for N {
-    const SYSTEM: System = N::SYSTEM;
+impl Side for SocketIo {
+    const SYSTEM: System = System::SocketIo;
 
     fn server(&self, run: &Run, name: &str, cpu: usize, redis: Option<&Redis>) -> Res<Proc> {
-        NodeClients::server(self, run, name, cpu, redis)
+        let mut args = vec!["server.js".to_string()];
+        if let Some(redis) = redis {
+            args.extend(["--redis".into(), redis.url()]);
+        }
+        run.start(name, cpu, Path::new("node"), &args, &run.opts.socketio_dir)
     }
 
     fn acks(&self, run: &Run, addr: SocketAddr, rep: usize) -> Res<RoundTrips> {
@@ -541,7 +518,7 @@ impl<N: NodeClients> Side for N {
             "--count".into(),
             run.opts.round_trips.to_string(),
         ];
-        let name = format!("{}-ack-{rep}", N::SYSTEM.slug());
+        let name = format!("{}-ack-{rep}", System::SocketIo.slug());
         let mut p = script(run, &name, "ack.js", &args)?;
         let v = p.json(Duration::from_secs(300))?;
         p.finish(Duration::from_secs(5));
@@ -563,11 +540,11 @@ impl<N: NodeClients> Side for N {
             "--warmup".into(),
             "200".into(),
         ];
-        let name = format!("{}-probe-{rep}", N::SYSTEM.slug());
+        let name = format!("{}-probe-{rep}", System::SocketIo.slug());
         let mut probe = script(run, &name, "probe.js", &args)?;
         probe.json(Duration::from_secs(60))?;
         let args = fanout_args(run, plan, true);
-        let name = format!("{}-loaded-{}-{rep}", N::SYSTEM.slug(), plan.clients);
+        let name = format!("{}-loaded-{}-{rep}", System::SocketIo.slug(), plan.clients);
         let mut fan = script(run, &name, "fanout.js", &args)?;
         fan.json(Duration::from_secs(120))?;
         probe.say("go")?;
@@ -589,7 +566,7 @@ impl<N: NodeClients> Side for N {
             "--warm".into(),
             "10".into(),
         ];
-        let name = format!("{}-idle-{rep}", N::SYSTEM.slug());
+        let name = format!("{}-idle-{rep}", System::SocketIo.slug());
         let mut p = script(run, &name, "idle.js", &args)?;
         p.json(Duration::from_secs(60))?;
         let before = proc_info::rss_kib(pid).ok_or("no /proc status")?;
@@ -753,16 +730,12 @@ fn socketio_missing(opts: &Options) -> Option<String> {
     None
 }
 
-/// Why the socketioxide side cannot run here, if it cannot; `node_missing` is why the Node.js
-/// clients that load it for now cannot (`socketio_missing`).
-fn socketioxide_missing(opts: &Options, node_missing: Option<&String>) -> Option<String> {
+/// Why socketioxide's column (of the Socket.IO-wire section) cannot run here, if it cannot.
+fn socketioxide_missing(opts: &Options) -> Option<String> {
     if !opts.socketioxide {
         return Some("skipped (--no-socketioxide)".into());
     }
-    if let Err(why) = socketioxide::binary() {
-        return Some(why);
-    }
-    node_missing.map(|why| format!("{why} (its load is the Node.js clients for now)"))
+    socketioxide::binary().err()
 }
 
 fn first_line_of(program: &str, args: &[&str]) -> Option<String> {
@@ -827,15 +800,11 @@ pub fn run(opts: &Options) -> Res<Results> {
         r.env.node = first_line_of("node", &["--version"]);
         r.env.socketio_version = package_version(&opts.socketio_dir, "socket.io");
     }
-    let sioxide_missing = socketioxide_missing(opts, missing.as_ref());
-    if let Some(why) = &sioxide_missing {
-        eprintln!("socketioxide: {why}");
-        r.skipped.insert(System::Socketioxide, why.clone());
-    }
     // The Rust generator needs no node for socketioxide: only its binary.
-    let sioxide_sio_missing = socketioxide_missing(opts, None);
-    match &sioxide_sio_missing {
+    let sioxide_missing = socketioxide_missing(opts);
+    match &sioxide_missing {
         Some(why) => {
+            eprintln!("socketioxide: {why}");
             r.skipped.insert(System::SocketioxideSio, why.clone());
         }
         None => r.env.socketioxide_version = socketioxide::version(),
@@ -866,10 +835,6 @@ pub fn run(opts: &Options) -> Res<Results> {
             sio_compare::rep(&run, &mut r, System::SocketIoSio, rep);
         }
         if sioxide_missing.is_none() {
-            eprintln!("repetition {rep} of {}: socketioxide", opts.reps);
-            system_rep(&Socketioxide, &run, &mut r, rep);
-        }
-        if sioxide_sio_missing.is_none() {
             eprintln!(
                 "repetition {rep} of {}: socketioxide, Rust generator",
                 opts.reps
@@ -893,7 +858,6 @@ pub fn run(opts: &Options) -> Res<Results> {
                 System::Socklab => cluster::rep(&Socklab, &run, &mut r, nodes, rep),
                 System::SocketIo => cluster::rep(&SocketIo, &run, &mut r, nodes, rep),
                 System::Limit
-                | System::Socketioxide
                 | System::SocklabSio
                 | System::SocketIoSio
                 | System::SocketioxideSio => {}

@@ -9,8 +9,8 @@
 //! | file | what it holds |
 //! |---|---|
 //! | `main.rs` | the command line: `compare` (`make bench`), `loop` (`make bench-loop`), `events` (`make bench-events`), and the servers they start as child processes |
-//! | `compare.rs` | `make bench`: socklab, Socket.IO 4.8 on Node.js, socketioxide 0.18 and the raw-socket limit in one run: repetitions in turn, the Node scripts of `benches/socketio/`, every measurement of a run |
-//! | `socketioxide.rs` | the socketioxide server of `compare` (`benches/socketioxide`, a crate outside the workspace): its binary, its version, starting it |
+//! | `compare.rs` | `make bench`: socklab, Socket.IO 4.8 on Node.js and the raw-socket limit in one run (socketioxide 0.18 in `sio_compare`'s section only): repetitions in turn, the Node scripts of `benches/socketio/`, every measurement of a run |
+//! | `socketioxide.rs` | the socketioxide server of `sio_compare` (`benches/socketioxide`, a crate outside the workspace): its binary, its version, starting it |
 //! | `cluster.rs` | figure 6 of `compare`: the fan-out on one process, and over two processes of a cluster on one Redis, for socklab and for Socket.IO |
 //! | `redis.rs` | the `redis-server` of a cluster: a free port, ready when it answers PING, its nodes reading the stream, killed when dropped |
 //! | `report.rs` | the markdown table of `compare`, its ratios and targets, and the numbers formatted for it |
@@ -18,7 +18,7 @@
 //! | `small.rs` | `make bench-loop` and `make bench-events`: the loop and the event layer alone, on the same processes and placement |
 //! | `load.rs` | socklab's load generators, and the raw-socket limit |
 //! | `sio_compare.rs` | the section "The same wire, three servers" of `compare`: socklab, Socket.IO and socketioxide loaded by the one `sio_load` generator, their figures with the generator's CPU time, and the section's table and targets |
-//! | `sio_load.rs` | a load generator on the real Socket.IO wire (Engine.IO v4, Socket.IO v5, masked WebSocket frames): N clients on one loop, acks, fan-out, the handshake storm, with its own CPU time |
+//! | `sio_load.rs` | a load generator on the real Socket.IO wire (Engine.IO v4, Socket.IO v5, masked WebSocket frames): N clients on one loop, acks, fan-out, the handshake storm, with its own CPU time; the probe of figure 5 on a thread of its own |
 //! | `ping_pong.rs` | the echo ping-pong of `make bench-loop`, many connections on one event loop |
 //! | `reference.rs` | the event server all event benchmarks run: the handlers of the Socket.IO reference |
 //! | `child.rs` | a child process of the benchmark: its lines, its log, a bounded wait, killed when dropped |
@@ -27,7 +27,7 @@
 //! | `stats.rs` | the median of the repetitions, and the latency histogram of a run of round trips |
 //!
 //! Who uses whom, one way only: `compare` and `small` start servers through `child` and
-//! `placement` (`compare` socketioxide's through `socketioxide`) and load them with `load` (`small` also with `ping_pong`); `compare` has
+//! `placement` (`sio_compare` socketioxide's through `socketioxide`) and load them with `load` (`small` also with `ping_pong`); `compare` has
 //! `cluster` measure figure 6, which starts a `redis` beside the servers; `load` reads
 //! `proc_info` and records into `stats`; `report` reads what `compare` measured and has
 //! `chart` draw it. Nothing below `report` knows about it.

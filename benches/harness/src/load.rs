@@ -188,12 +188,13 @@ pub fn acks(addr: SocketAddr, warmup: usize, count: usize) -> io::Result<RoundTr
 
 // ---- 5. the probe: ack round trips from a thread of its own ---------------------------------
 
-const PROBE_WARMUP: u8 = 0;
-const PROBE_MEASURE: u8 = 1;
-const PROBE_STOP: u8 = 2;
+pub(crate) const PROBE_WARMUP: u8 = 0;
+pub(crate) const PROBE_MEASURE: u8 = 1;
+pub(crate) const PROBE_STOP: u8 = 2;
 
-/// Longest a probe thread runs, whatever happens to the rest of the benchmark.
-const PROBE_LIMIT: Duration = Duration::from_secs(600);
+/// Longest a probe thread runs, whatever happens to the rest of the benchmark (this one's
+/// and `sio_load::SioProbe`'s).
+pub(crate) const PROBE_LIMIT: Duration = Duration::from_secs(600);
 
 /// A [`Client`] on its own thread making `echo` round trips one after another, counted only
 /// between [`go`](Probe::go) and [`stop`](Probe::stop): the latency a user sees while

@@ -33,7 +33,9 @@ enum Cmd {
         /// Repetitions per figure (the median is reported; default 3)
         #[arg(long)]
         reps: Option<usize>,
-        /// Fan-out sizes as CLIENTS:MESSAGES pairs (default 100:10000,1000:2000)
+        /// Fan-out sizes as CLIENTS:MESSAGES pairs, for both sections (default
+        /// 100:10000,1000:2000; quick 100:2000,500:1000, and 100:1000,500:400 on the
+        /// Socket.IO wire)
         #[arg(long, value_delimiter = ',', value_parser = parse_pair)]
         fanout: Option<Vec<(usize, usize)>>,
         /// Idle connections for the memory figure
@@ -261,7 +263,10 @@ fn main() -> ExitCode {
                 compare::Options::full(exe)
             };
             opts.reps = reps.unwrap_or(opts.reps);
-            opts.fanout = fanout.unwrap_or(opts.fanout);
+            if let Some(fanout) = fanout {
+                opts.sio_fanout = fanout.clone();
+                opts.fanout = fanout;
+            }
             opts.idle = idle.unwrap_or(opts.idle);
             opts.socketio = !no_socketio;
             opts.socketioxide = !no_socketioxide;

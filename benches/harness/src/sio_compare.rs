@@ -3,20 +3,23 @@
 //! wire by the one Rust generator of [`crate::sio_load`]: the same bytes, the same client,
 //! three servers. Its figures are the ones the generator can make: 1-2 (acks one at a
 //! time), 2b (acks from many clients at once), 3 (fan-out), 4 (idle memory, after the
-//! handshake storm), each with the generator's own CPU time and the server's CPU per ack or
-//! delivery, in a section of the report of its own, with its own targets.
+//! handshake storm), 5 (acks one at a time from a probe of their own while a fan-out runs),
+//! each with the generator's own CPU time and the server's CPU per ack or delivery, in a
+//! section of the report of its own, with its own targets. Its fan-out sizes are
+//! `Options::sio_fanout` and `sio_under_load`: the main table's in the full run, smaller in
+//! the quick one, where three servers share the minute.
 //!
 //! Each server is started by the code of its own column ([`Side::server`]) on CPU 0; the
 //! generator runs in this process, which `compare` pinned to CPU 1. Only the load differs
-//! from the main table's Socket.IO and socketioxide columns, which the Node.js clients load.
+//! from the main table's Socket.IO column, which the Node.js clients load. socketioxide is
+//! measured here only: the Node.js clients' fan-out runs at some 400,000 deliveries per
+//! second whatever the server, so beside them it would measure the client.
 
 use std::fmt::Write as _;
 use std::time::Duration;
 
 use crate::child::Proc;
-use crate::compare::{
-    Figure, Options, Results, Run, Side, SocketIo, Socketioxide, Socklab, System, QUANTILES,
-};
+use crate::compare::{Figure, Options, Results, Run, Side, SocketIo, Socklab, System, QUANTILES};
 use crate::load::FanoutPlan;
 use crate::placement::SERVER_CPU;
 use crate::report::{cell, int, median, num, ratio, Verdict};
@@ -66,7 +69,9 @@ fn pct(cpu: Duration, seconds: f64) -> f64 {
 fn start(run: &Run, sys: System, name: &str) -> Res<Proc> {
     match sys {
         System::SocketIoSio => Side::server(&SocketIo, run, name, SERVER_CPU, None),
-        System::SocketioxideSio => Side::server(&Socketioxide, run, name, SERVER_CPU, None),
+        System::SocketioxideSio => {
+            crate::socketioxide::start(&run.placement, &run.logs, name, SERVER_CPU)
+        }
         _ => Side::server(&Socklab, run, name, SERVER_CPU, None),
     }
 }
@@ -125,7 +130,7 @@ fn measured(
             Err(e) => r.note(format!("{}: {e}", tag("acks from 100 clients"))),
         }
     }
-    for &(n, m) in &opts.fanout {
+    for &(n, m) in &opts.sio_fanout {
         if !run.fits(r, "fan-out", n) {
             continue;
         }
@@ -165,6 +170,35 @@ fn measured(
                 r.add(sys, sio(SioFigure::GenCpu(Gen::Fanout(n))), gen);
             }
             Err(e) => r.note(format!("{}: {e}", tag(&what))),
+        }
+    }
+    let (n, m) = opts.sio_under_load;
+    if run.fits(r, "latency under load", n + 1) {
+        let plan = FanoutPlan {
+            warmup: opts.fanout_warmup,
+            server_pids: vec![server.pid()],
+            ..FanoutPlan::new(addr, n, m)
+        };
+        let loaded = sio_load::SioProbe::start(addr, 200).and_then(|probe| {
+            let f = sio_load::fanout(&plan, || probe.go())?;
+            Ok((probe.stop()?, f))
+        });
+        match loaded {
+            Ok((rt, f)) if f.fanout.complete => {
+                r.add(sys, Figure::LoadCount, rt.count as f64);
+                // No ack back while the fan-out ran: its one ack waited longer than the
+                // burst, which the count says; there is no time to give.
+                for (i, (q, _)) in QUANTILES.iter().enumerate().filter(|_| rt.count > 0) {
+                    r.add(sys, Figure::LoadUs(i), rt.quantile_us(*q));
+                }
+            }
+            Ok((_, f)) => r.note(format!(
+                "{}: the fan-out was incomplete ({} of {} deliveries)",
+                tag("latency under load"),
+                f.fanout.deliveries,
+                n * m
+            )),
+            Err(e) => r.note(format!("{}: {e}", tag("latency under load"))),
         }
     }
     drop(server);
@@ -248,7 +282,7 @@ fn rows(opts: &Options) -> Vec<(String, Figure, Option<Gen>)> {
             None,
         ),
     ];
-    for &(n, m) in &opts.fanout {
+    for &(n, m) in &opts.sio_fanout {
         rows.push((
             format!(
                 "fan-out deliveries per second, N = {}, M = {}",
@@ -277,6 +311,23 @@ fn rows(opts: &Options) -> Vec<(String, Figure, Option<Gen>)> {
             None,
         ));
     }
+    let (n, _) = opts.sio_under_load;
+    for i in [0, 2] {
+        rows.push((
+            format!(
+                "ack round trip {} under fan-out load (µs), N = {}",
+                QUANTILES[i].1,
+                int(n)
+            ),
+            Figure::LoadUs(i),
+            None,
+        ));
+    }
+    rows.push((
+        "acks the probe completed during that fan-out".into(),
+        Figure::LoadCount,
+        None,
+    ));
     rows.push((
         format!("connections established per second, C = {}", int(opts.idle)),
         sio(SioFigure::ConnectsPerSecond),
@@ -311,10 +362,12 @@ pub(crate) fn section(t: &mut String, r: &Results, opts: &Options) {
          Socket.IO v5 over WebSocket (masked frames) by the one Rust generator of \
          `sio_load.rs`, all its clients on one event loop on CPU 1, every server on CPU 0, \
          a fresh server per column and repetition (and another for figure 4), the columns \
-         alternating. In brackets after a rate: the generator's CPU time over that figure, \
+         alternating. Figure 5's probe is one more client of the same generator, on a \
+         thread and a loop of its own, making acks one at a time while the fan-out runs. \
+         In brackets after a rate: the generator's CPU time over that figure, \
          in percent of one CPU; near 100 % the generator, not the server, set the pace. \
-         The first column is socklab through its own protocol (the main table), for what \
-         the protocol costs.\n"
+         The first column is socklab through its own protocol (the main table, where it \
+         measured the same size), for what the protocol costs.\n"
     );
     let _ = writeln!(t, "{SETTINGS}\n");
     let _ = writeln!(
@@ -323,9 +376,19 @@ pub(crate) fn section(t: &mut String, r: &Results, opts: &Options) {
     );
     let _ = writeln!(t, "|---|---:|---:|---:|---:|---:|---:|");
     for (label, figure, gen) in rows(opts) {
-        let own = match figure {
-            Figure::Sio(_) => String::new(),
-            _ => cell(r, System::Socklab, figure),
+        // The main table's socklab figure, where the main table measured the same size.
+        let same_size = match figure {
+            Figure::Sio(_) => false,
+            Figure::FanoutPerSecond(n) | Figure::FanoutCpuNs(n) | Figure::FanoutMs(n) => {
+                opts.fanout.iter().find(|f| f.0 == n) == opts.sio_fanout.iter().find(|f| f.0 == n)
+            }
+            Figure::LoadUs(_) | Figure::LoadCount => opts.under_load == opts.sio_under_load,
+            _ => true,
+        };
+        let own = if same_size {
+            cell(r, System::Socklab, figure)
+        } else {
+            String::new()
         };
         let cells: Vec<String> = SERVERS
             .iter()
@@ -430,7 +493,7 @@ fn targets(r: &Results, opts: &Options) -> Vec<Verdict> {
     let w = format!("acks per second with {MANY} clients");
     v.push(at_least(r, many, io, 5.0, &w));
     v.push(at_least(r, many, x, 1.5, &w));
-    let n = opts.fanout.iter().map(|f| f.0).max().unwrap_or(0);
+    let n = opts.sio_fanout.iter().map(|f| f.0).max().unwrap_or(0);
     let w = format!("fan-out deliveries per second at N = {}", int(n));
     v.push(at_least(r, Figure::FanoutPerSecond(n), io, 10.0, &w));
     v.push(at_least(r, Figure::FanoutPerSecond(n), x, 2.0, &w));

@@ -40,6 +40,7 @@
 //! | ack round trips, one client, one at a time | [`acks`] with 1 client |
 //! | ack round trips, C clients each one at a time | [`acks`] with C clients |
 //! | fan-out: N clients, one sends M `chat message` | [`fanout`] |
+//! | acks one at a time under fan-out load (figure 5) | [`SioProbe`] beside [`fanout`] |
 //! | connections per second, then C idle clients | [`connect`] |
 //!
 //! Every wait is bounded in time, every loop in count, every frame and buffer in size.
@@ -47,6 +48,9 @@
 use std::collections::HashMap;
 use std::io;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{mpsc, Arc};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use socklab::event_loop::{CloseReason, Config, ConnId, Ctx, EventLoop, Handler};
@@ -54,7 +58,9 @@ use socklab::sys;
 use socklab::wire::websocket::apply_mask;
 use socklab::wire::{engineio, http};
 
-use crate::load::{self, Fanout, FanoutPlan, Hop, RoundTrips};
+use crate::load::{
+    self, Fanout, FanoutPlan, Hop, RoundTrips, PROBE_LIMIT, PROBE_MEASURE, PROBE_STOP, PROBE_WARMUP,
+};
 use crate::proc_info;
 
 /// The request path of socket.io-client over WebSocket.
@@ -643,9 +649,9 @@ pub struct SioAcks {
     pub server_cpu: Option<Duration>,
 }
 
-/// Runs `total` acks spread over the joined clients, each client one at a time; returns
-/// whether all came back in time.
-fn ack_round(ev: &mut EventLoop<SioCrowd>, total: u64) -> io::Result<bool> {
+/// Allows `total` more acks and starts one from every joined client without one in flight;
+/// each next one starts when its answer comes (`on_text`).
+fn start_acks(ev: &mut EventLoop<SioCrowd>, total: u64) {
     let (h, ctx) = ev.parts();
     h.tally.ack_budget = total;
     h.tally.acks_done = 0;
@@ -661,8 +667,14 @@ fn ack_round(ev: &mut EventLoop<SioCrowd>, total: u64) -> io::Result<bool> {
             start_ack(ctx, id, peer, tally, tpl, scratch);
         }
     }
+}
+
+/// Runs `total` acks spread over the joined clients, each client one at a time; returns
+/// whether all came back in time.
+fn ack_round(ev: &mut EventLoop<SioCrowd>, total: u64) -> io::Result<bool> {
+    start_acks(ev, total);
     // Each ack may take ACK_TIMEOUT; the round, that per ack a client makes, in all.
-    let per_client = total.div_ceil(tally.joined.len().max(1) as u64);
+    let per_client = total.div_ceil(ev.handler().tally.joined.len().max(1) as u64);
     let limit = ACK_TIMEOUT * (per_client.min(1000) as u32).max(1);
     turn_until(ev, limit, |h| {
         h.tally.acks_done >= total || h.tally.lost > 0 || h.tally.errors > 0
@@ -821,6 +833,116 @@ pub fn fanout(plan: &FanoutPlan, ready: impl FnOnce()) -> io::Result<SioFanout> 
         client_cpu,
         samples,
     })
+}
+
+/// Figure 5 on the Socket.IO wire: one client on a thread of its own making `echo` acks one
+/// at a time, counted only between [`go`](SioProbe::go) and [`stop`](SioProbe::stop): the
+/// latency one user sees while [`fanout`] loads the server. A thread and a loop of its own,
+/// as `load::Probe` has for socklab's protocol: on the fan-out's loop, each ack would wait
+/// behind the generator's work on a thousand sockets, and the figure would be the
+/// generator's. Like any client of the server it also receives the fan-out's messages, and
+/// counts them.
+pub struct SioProbe {
+    state: Arc<AtomicU8>,
+    thread: Option<JoinHandle<io::Result<RoundTrips>>>,
+}
+
+impl SioProbe {
+    /// Starts the probe thread; returns once its client joined and made `warmup` acks. The
+    /// thread inherits this thread's CPU placement.
+    pub fn start(addr: SocketAddr, warmup: u64) -> io::Result<SioProbe> {
+        let state = Arc::new(AtomicU8::new(PROBE_WARMUP));
+        let (ready_tx, ready_rx) = mpsc::channel();
+        let shared = Arc::clone(&state);
+        let thread = std::thread::spawn(move || -> io::Result<RoundTrips> {
+            let warmed = open_all(&[addr], 1, 1 << 20).and_then(|mut ev| {
+                if warmup > 0 && !ack_round(&mut ev, warmup)? {
+                    let h = ev.handler();
+                    return Err(io::Error::other(format!(
+                        "{} of {warmup} warm-up acks came back{}",
+                        h.tally.acks_done,
+                        h.error()
+                    )));
+                }
+                Ok(ev)
+            });
+            let mut ev = match warmed {
+                Ok(ev) => ev,
+                Err(e) => {
+                    let _ = ready_tx.send(Err(e.to_string()));
+                    return Err(e);
+                }
+            };
+            let _ = ready_tx.send(Ok(()));
+            // From here on one ack follows another until `stop`: no budget to run out of.
+            start_acks(&mut ev, u64::MAX);
+            let mut started = None;
+            let limit = Instant::now() + PROBE_LIMIT;
+            while Instant::now() < limit {
+                let phase = shared.load(Ordering::Acquire);
+                if phase == PROBE_STOP {
+                    break;
+                }
+                let h = ev.handler();
+                if phase == PROBE_MEASURE && started.is_none() {
+                    // What came back before `go` is the warm-up's; the ack in flight now counts.
+                    started = Some(Instant::now());
+                    h.tally.acks = RoundTrips::new();
+                }
+                let stuck = h
+                    .peers
+                    .values()
+                    .any(|p| p.ack.is_some_and(|(_, sent)| sent.elapsed() > ACK_TIMEOUT));
+                if stuck || h.tally.lost > 0 || h.tally.errors > 0 {
+                    return Err(io::Error::other(format!(
+                        "the probe's ack did not come back{}",
+                        h.error()
+                    )));
+                }
+                ev.turn(Some(Duration::from_millis(5)))?;
+            }
+            let mut rt = std::mem::take(&mut ev.handler().tally.acks);
+            if started.is_none() {
+                rt = RoundTrips::new();
+            }
+            rt.seconds = started.map_or(0.0, |s| s.elapsed().as_secs_f64());
+            Ok(rt)
+        });
+        match ready_rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(Ok(())) => Ok(SioProbe {
+                state,
+                thread: Some(thread),
+            }),
+            Ok(Err(e)) => Err(io::Error::other(format!("the probe failed: {e}"))),
+            Err(_) => {
+                state.store(PROBE_STOP, Ordering::Release);
+                Err(io::Error::other("the probe was not ready within 30 s"))
+            }
+        }
+    }
+
+    /// From now on, acks count.
+    pub fn go(&self) {
+        self.state.store(PROBE_MEASURE, Ordering::Release);
+    }
+
+    /// Stops the probe; returns the acks made since [`go`](SioProbe::go).
+    pub fn stop(mut self) -> io::Result<RoundTrips> {
+        self.state.store(PROBE_STOP, Ordering::Release);
+        match self.thread.take().map(JoinHandle::join) {
+            Some(Ok(result)) => result,
+            _ => Err(io::Error::other("the probe thread panicked")),
+        }
+    }
+}
+
+impl Drop for SioProbe {
+    fn drop(&mut self) {
+        self.state.store(PROBE_STOP, Ordering::Release);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
 }
 
 /// CPU time used so far by all of `pids` (`None` for none, or if one cannot be read).

@@ -1,7 +1,8 @@
 //! The Socket.IO load generator (`sio_load.rs`) against socklab's server on 127.0.0.1:0: a
-//! few acks, a small fan-out, a handshake storm, each count checked (the smoke test CI
-//! runs); and the check against the official client: socket.io-client 4.8.4 and the Rust
-//! generator receive the same fan-out from the same server, and see the same events.
+//! few acks, a small fan-out, a probe's acks beside one, a handshake storm, each count
+//! checked (the smoke test CI runs); and the check against the official client:
+//! socket.io-client 4.8.4 and the Rust generator receive the same fan-out from the same
+//! server, and see the same events.
 //!
 //! Not benchmarks: nothing here looks at a speed. Every server is stopped by its handle,
 //! the Node.js child by its pid (a guard kills it also when the test fails), and every
@@ -63,6 +64,25 @@ fn a_fan_out_reaches_every_client_with_every_message() {
     for sample in &f.samples {
         assert!(sample.starts_with(&want), "{sample}");
     }
+    s.stop().unwrap();
+}
+
+#[test]
+fn a_probe_makes_acks_while_a_fan_out_runs() {
+    let s = server();
+    let probe = sio_load::SioProbe::start(s.addr, 3).expect("the probe joins");
+    let plan = FanoutPlan {
+        warmup: 2,
+        ..FanoutPlan::new(s.addr, 5, 20)
+    };
+    let f = sio_load::fanout(&plan, || probe.go()).expect("a fan-out beside the probe");
+    // The probe is in `/` too, so each message went to 6 sockets; the fan-out counts its 5.
+    assert!(f.fanout.complete);
+    assert_eq!(f.fanout.deliveries, 100);
+    // Acks made after `go` only: the warm-up's are gone, and each counted one has a time.
+    let rt = probe.stop().expect("the probe stops");
+    assert_eq!(rt.count, rt.latencies_ns.len());
+    assert!(rt.count == 0 || rt.quantile_us(0.5) > 0.0);
     s.stop().unwrap();
 }
 

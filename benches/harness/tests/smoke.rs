@@ -186,8 +186,8 @@ fn idle_clients_connect_and_the_server_is_measured_while_they_sit() {
     s.stop().unwrap();
 }
 
-/// `socklab-bench compare` itself, tiny and without Node.js or socketioxide (whose columns,
-/// in the main table and in the Socket.IO-wire section, say they were left out, built or not): servers spawned on their CPUs
+/// `socklab-bench compare` itself, tiny and without Node.js or socketioxide (whose columns
+/// say they were left out, built or not): servers spawned on their CPUs
 /// (from this same program), every figure measured, the report and the chart written where
 /// `--out` says. The cluster figure runs with a Redis of its own when `redis-server` is
 /// installed, and says it was skipped when it is not.
@@ -238,6 +238,7 @@ fn compare_writes_its_report_without_node() {
         "| acks per second, 100 clients each one at a time |",
         "#### Targets on the Socket.IO wire",
         "| connections established per second, C = 6 |",
+        "| acks the probe completed during that fan-out |",
     ] {
         assert!(report.contains(row), "no {row:?} in:\n{report}");
     }

@@ -836,8 +836,8 @@ pub fn fanout(plan: &FanoutPlan, ready: impl FnOnce()) -> io::Result<SioFanout> 
 }
 
 /// Figure 5 on the Socket.IO wire: one client on a thread of its own making `echo` acks one
-/// at a time, counted only between [`go`](SioProbe::go) and [`stop`](SioProbe::stop): the
-/// latency one user sees while [`fanout`] loads the server. A thread and a loop of its own,
+/// at a time, counted from [`go`](SioProbe::go) to [`stop`](SioProbe::stop), the ack in flight
+/// at `stop` included: the latency one user sees while [`fanout`] loads the server. A thread and a loop of its own,
 /// as `load::Probe` has for socklab's protocol: on the fan-out's loop, each ack would wait
 /// behind the generator's work on a thousand sockets, and the figure would be the
 /// generator's. Like any client of the server it also receives the fan-out's messages, and
@@ -877,22 +877,32 @@ impl SioProbe {
             // From here on one ack follows another until `stop`: no budget to run out of.
             start_acks(&mut ev, u64::MAX);
             let mut started = None;
+            let mut stopping: Option<Instant> = None;
             let limit = Instant::now() + PROBE_LIMIT;
             while Instant::now() < limit {
                 let phase = shared.load(Ordering::Acquire);
-                if phase == PROBE_STOP {
-                    break;
-                }
                 let h = ev.handler();
+                if phase == PROBE_STOP && stopping.is_none() {
+                    // No new ack; the one in flight still counts, as the last round trip
+                    // of `load::Probe` does: under a long burst it may be the only one.
+                    h.tally.ack_budget = 0;
+                    stopping = Some(Instant::now());
+                }
                 if phase == PROBE_MEASURE && started.is_none() {
                     // What came back before `go` is the warm-up's; the ack in flight now counts.
                     started = Some(Instant::now());
                     h.tally.acks = RoundTrips::new();
                 }
-                let stuck = h
-                    .peers
-                    .values()
-                    .any(|p| p.ack.is_some_and(|(_, sent)| sent.elapsed() > ACK_TIMEOUT));
+                let in_flight = h.peers.values().find_map(|p| p.ack.map(|(_, sent)| sent));
+                if stopping.is_some() && (in_flight.is_none() || started.is_none()) {
+                    break;
+                }
+                // An ack may take ACK_TIMEOUT before `go`, and again after `stop`; while the
+                // fan-out runs, waiting behind it is what is measured (the fan-out has its
+                // own limit, and PROBE_LIMIT bounds this loop).
+                let late = |since: Instant| since.elapsed() > ACK_TIMEOUT;
+                let stuck = in_flight.is_some_and(late)
+                    && (started.is_none() || stopping.is_some_and(late));
                 if stuck || h.tally.lost > 0 || h.tally.errors > 0 {
                     return Err(io::Error::other(format!(
                         "the probe's ack did not come back{}",
@@ -901,11 +911,12 @@ impl SioProbe {
                 }
                 ev.turn(Some(Duration::from_millis(5)))?;
             }
+            // Never told to `go`: nothing was measured.
+            let Some(started) = started else {
+                return Ok(RoundTrips::new());
+            };
             let mut rt = std::mem::take(&mut ev.handler().tally.acks);
-            if started.is_none() {
-                rt = RoundTrips::new();
-            }
-            rt.seconds = started.map_or(0.0, |s| s.elapsed().as_secs_f64());
+            rt.seconds = started.elapsed().as_secs_f64();
             Ok(rt)
         });
         match ready_rx.recv_timeout(Duration::from_secs(30)) {
@@ -926,7 +937,8 @@ impl SioProbe {
         self.state.store(PROBE_MEASURE, Ordering::Release);
     }
 
-    /// Stops the probe; returns the acks made since [`go`](SioProbe::go).
+    /// Stops the probe: no new ack, the one in flight waited for (up to 10 s) and counted;
+    /// returns the acks made since [`go`](SioProbe::go).
     pub fn stop(mut self) -> io::Result<RoundTrips> {
         self.state.store(PROBE_STOP, Ordering::Release);
         match self.thread.take().map(JoinHandle::join) {

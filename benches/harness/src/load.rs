@@ -193,7 +193,7 @@ pub(crate) const PROBE_MEASURE: u8 = 1;
 pub(crate) const PROBE_STOP: u8 = 2;
 
 /// Longest a probe thread runs, whatever happens to the rest of the benchmark (this one's
-/// and `sio_load::SioProbe`'s).
+/// and `sio_load::start_probe`'s).
 pub(crate) const PROBE_LIMIT: Duration = Duration::from_secs(600);
 
 /// A [`Client`] on its own thread making `echo` round trips one after another, counted only
@@ -208,10 +208,7 @@ impl Probe {
     /// Starts the probe thread; returns once it is connected and has made `warmup` round
     /// trips. The thread inherits this thread's CPU placement.
     pub fn start(addr: SocketAddr, warmup: usize) -> io::Result<Probe> {
-        let state = Arc::new(AtomicU8::new(PROBE_WARMUP));
-        let (ready_tx, ready_rx) = mpsc::channel();
-        let shared = Arc::clone(&state);
-        let thread = std::thread::spawn(move || -> io::Result<RoundTrips> {
+        Probe::spawn(move |shared, ready_tx| {
             let mut client = match bench_client(addr) {
                 Ok(c) => c,
                 Err(e) => {
@@ -245,7 +242,22 @@ impl Probe {
             client.io().disconnect();
             let _ = client.turn(Some(Duration::ZERO));
             Ok(rt)
-        });
+        })
+    }
+
+    /// Runs probe `body` on a thread of its own, which inherits this thread's CPU placement;
+    /// returns once the body said on its channel that it is ready (or why it is not). The
+    /// body reads the shared state (`PROBE_WARMUP`, `PROBE_MEASURE`, `PROBE_STOP`): the
+    /// control of socklab's probe and of the Socket.IO one (`sio_load::start_probe`).
+    pub(crate) fn spawn(
+        body: impl FnOnce(Arc<AtomicU8>, mpsc::Sender<Result<(), String>>) -> io::Result<RoundTrips>
+            + Send
+            + 'static,
+    ) -> io::Result<Probe> {
+        let state = Arc::new(AtomicU8::new(PROBE_WARMUP));
+        let (ready_tx, ready_rx) = mpsc::channel();
+        let shared = Arc::clone(&state);
+        let thread = std::thread::spawn(move || body(shared, ready_tx));
         match ready_rx.recv_timeout(Duration::from_secs(30)) {
             Ok(Ok(())) => Ok(Probe {
                 state,

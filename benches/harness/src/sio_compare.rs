@@ -179,7 +179,7 @@ fn measured(
             server_pids: vec![server.pid()],
             ..FanoutPlan::new(addr, n, m)
         };
-        let loaded = sio_load::SioProbe::start(addr, 200).and_then(|probe| {
+        let loaded = sio_load::start_probe(addr, 200).and_then(|probe| {
             let f = sio_load::fanout(&plan, || probe.go())?;
             Ok((probe.stop()?, f))
         });

@@ -40,7 +40,7 @@
 //! | ack round trips, one client, one at a time | [`acks`] with 1 client |
 //! | ack round trips, C clients each one at a time | [`acks`] with C clients |
 //! | fan-out: N clients, one sends M `chat message` | [`fanout`] |
-//! | acks one at a time under fan-out load (figure 5) | [`SioProbe`] beside [`fanout`] |
+//! | acks one at a time under fan-out load (figure 5) | [`start_probe`] beside [`fanout`] |
 //! | connections per second, then C idle clients | [`connect`] |
 //!
 //! Every wait is bounded in time, every loop in count, every frame and buffer in size.
@@ -48,9 +48,7 @@
 use std::collections::HashMap;
 use std::io;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU8, Ordering};
-use std::sync::{mpsc, Arc};
-use std::thread::JoinHandle;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use socklab::event_loop::{CloseReason, Config, ConnId, Ctx, EventLoop, Handler};
@@ -59,7 +57,7 @@ use socklab::wire::websocket::apply_mask;
 use socklab::wire::{engineio, http};
 
 use crate::load::{
-    self, Fanout, FanoutPlan, Hop, RoundTrips, PROBE_LIMIT, PROBE_MEASURE, PROBE_STOP, PROBE_WARMUP,
+    self, Fanout, FanoutPlan, Hop, Probe, RoundTrips, PROBE_LIMIT, PROBE_MEASURE, PROBE_STOP,
 };
 use crate::proc_info;
 
@@ -835,126 +833,80 @@ pub fn fanout(plan: &FanoutPlan, ready: impl FnOnce()) -> io::Result<SioFanout> 
     })
 }
 
-/// Figure 5 on the Socket.IO wire: one client on a thread of its own making `echo` acks one
-/// at a time, counted from [`go`](SioProbe::go) to [`stop`](SioProbe::stop), the ack in flight
-/// at `stop` included: the latency one user sees while [`fanout`] loads the server. A thread and a loop of its own,
-/// as `load::Probe` has for socklab's protocol: on the fan-out's loop, each ack would wait
-/// behind the generator's work on a thousand sockets, and the figure would be the
-/// generator's. Like any client of the server it also receives the fan-out's messages, and
-/// counts them.
-pub struct SioProbe {
-    state: Arc<AtomicU8>,
-    thread: Option<JoinHandle<io::Result<RoundTrips>>>,
-}
-
-impl SioProbe {
-    /// Starts the probe thread; returns once its client joined and made `warmup` acks. The
-    /// thread inherits this thread's CPU placement.
-    pub fn start(addr: SocketAddr, warmup: u64) -> io::Result<SioProbe> {
-        let state = Arc::new(AtomicU8::new(PROBE_WARMUP));
-        let (ready_tx, ready_rx) = mpsc::channel();
-        let shared = Arc::clone(&state);
-        let thread = std::thread::spawn(move || -> io::Result<RoundTrips> {
-            let warmed = open_all(&[addr], 1, 1 << 20).and_then(|mut ev| {
-                if warmup > 0 && !ack_round(&mut ev, warmup)? {
-                    let h = ev.handler();
-                    return Err(io::Error::other(format!(
-                        "{} of {warmup} warm-up acks came back{}",
-                        h.tally.acks_done,
-                        h.error()
-                    )));
-                }
-                Ok(ev)
-            });
-            let mut ev = match warmed {
-                Ok(ev) => ev,
-                Err(e) => {
-                    let _ = ready_tx.send(Err(e.to_string()));
-                    return Err(e);
-                }
-            };
-            let _ = ready_tx.send(Ok(()));
-            // From here on one ack follows another until `stop`: no budget to run out of.
-            start_acks(&mut ev, u64::MAX);
-            let mut started = None;
-            let mut stopping: Option<Instant> = None;
-            let limit = Instant::now() + PROBE_LIMIT;
-            while Instant::now() < limit {
-                let phase = shared.load(Ordering::Acquire);
+/// Starts the probe of figure 5 on the Socket.IO wire: one client on a thread and a loop of
+/// its own making `echo` acks one at a time, counted from [`go`](Probe::go) to
+/// [`stop`](Probe::stop), the ack in flight at `stop` included: the latency one user sees
+/// while [`fanout`] loads the server. A loop of its own, as socklab's probe has: on the
+/// fan-out's loop, each ack would wait behind the generator's work on a thousand sockets,
+/// and the figure would be the generator's. Like any client of the server it also receives
+/// the fan-out's messages, and counts them. Returns once it joined and made `warmup` acks;
+/// its control is [`Probe`]'s.
+pub fn start_probe(addr: SocketAddr, warmup: u64) -> io::Result<Probe> {
+    Probe::spawn(move |shared, ready_tx| {
+        let warmed = open_all(&[addr], 1, 1 << 20).and_then(|mut ev| {
+            if warmup > 0 && !ack_round(&mut ev, warmup)? {
                 let h = ev.handler();
-                if phase == PROBE_STOP && stopping.is_none() {
-                    // No new ack; the one in flight still counts, as the last round trip
-                    // of `load::Probe` does: under a long burst it may be the only one.
-                    h.tally.ack_budget = 0;
-                    stopping = Some(Instant::now());
-                }
-                if phase == PROBE_MEASURE && started.is_none() {
-                    // What came back before `go` is the warm-up's; the ack in flight now counts.
-                    started = Some(Instant::now());
-                    h.tally.acks = RoundTrips::new();
-                }
-                let in_flight = h.peers.values().find_map(|p| p.ack.map(|(_, sent)| sent));
-                if stopping.is_some() && (in_flight.is_none() || started.is_none()) {
-                    break;
-                }
-                // An ack may take ACK_TIMEOUT before `go`, and again after `stop`; while the
-                // fan-out runs, waiting behind it is what is measured (the fan-out has its
-                // own limit, and PROBE_LIMIT bounds this loop).
-                let late = |since: Instant| since.elapsed() > ACK_TIMEOUT;
-                let stuck = in_flight.is_some_and(late)
-                    && (started.is_none() || stopping.is_some_and(late));
-                if stuck || h.tally.lost > 0 || h.tally.errors > 0 {
-                    return Err(io::Error::other(format!(
-                        "the probe's ack did not come back{}",
-                        h.error()
-                    )));
-                }
-                ev.turn(Some(Duration::from_millis(5)))?;
+                return Err(io::Error::other(format!(
+                    "{} of {warmup} warm-up acks came back{}",
+                    h.tally.acks_done,
+                    h.error()
+                )));
             }
-            // Never told to `go`: nothing was measured.
-            let Some(started) = started else {
-                return Ok(RoundTrips::new());
-            };
-            let mut rt = std::mem::take(&mut ev.handler().tally.acks);
-            rt.seconds = started.elapsed().as_secs_f64();
-            Ok(rt)
+            Ok(ev)
         });
-        match ready_rx.recv_timeout(Duration::from_secs(30)) {
-            Ok(Ok(())) => Ok(SioProbe {
-                state,
-                thread: Some(thread),
-            }),
-            Ok(Err(e)) => Err(io::Error::other(format!("the probe failed: {e}"))),
-            Err(_) => {
-                state.store(PROBE_STOP, Ordering::Release);
-                Err(io::Error::other("the probe was not ready within 30 s"))
+        let mut ev = match warmed {
+            Ok(ev) => ev,
+            Err(e) => {
+                let _ = ready_tx.send(Err(e.to_string()));
+                return Err(e);
             }
+        };
+        let _ = ready_tx.send(Ok(()));
+        // From here on one ack follows another until `stop`: no budget to run out of.
+        start_acks(&mut ev, u64::MAX);
+        let mut started = None;
+        let mut stopping: Option<Instant> = None;
+        let limit = Instant::now() + PROBE_LIMIT;
+        while Instant::now() < limit {
+            let phase = shared.load(Ordering::Acquire);
+            let h = ev.handler();
+            if phase == PROBE_STOP && stopping.is_none() {
+                // No new ack; the one in flight still counts, as the last round trip
+                // of `load::Probe` does: under a long burst it may be the only one.
+                h.tally.ack_budget = 0;
+                stopping = Some(Instant::now());
+            }
+            if phase == PROBE_MEASURE && started.is_none() {
+                // What came back before `go` is the warm-up's; the ack in flight now counts.
+                started = Some(Instant::now());
+                h.tally.acks = RoundTrips::new();
+            }
+            let in_flight = h.peers.values().find_map(|p| p.ack.map(|(_, sent)| sent));
+            if stopping.is_some() && (in_flight.is_none() || started.is_none()) {
+                break;
+            }
+            // An ack may take ACK_TIMEOUT before `go`, and again after `stop`; while the
+            // fan-out runs, waiting behind it is what is measured (the fan-out has its
+            // own limit, and PROBE_LIMIT bounds this loop).
+            let late = |since: Instant| since.elapsed() > ACK_TIMEOUT;
+            let stuck =
+                in_flight.is_some_and(late) && (started.is_none() || stopping.is_some_and(late));
+            if stuck || h.tally.lost > 0 || h.tally.errors > 0 {
+                return Err(io::Error::other(format!(
+                    "the probe's ack did not come back{}",
+                    h.error()
+                )));
+            }
+            ev.turn(Some(Duration::from_millis(5)))?;
         }
-    }
-
-    /// From now on, acks count.
-    pub fn go(&self) {
-        self.state.store(PROBE_MEASURE, Ordering::Release);
-    }
-
-    /// Stops the probe: no new ack, the one in flight waited for (up to 10 s) and counted;
-    /// returns the acks made since [`go`](SioProbe::go).
-    pub fn stop(mut self) -> io::Result<RoundTrips> {
-        self.state.store(PROBE_STOP, Ordering::Release);
-        match self.thread.take().map(JoinHandle::join) {
-            Some(Ok(result)) => result,
-            _ => Err(io::Error::other("the probe thread panicked")),
-        }
-    }
-}
-
-impl Drop for SioProbe {
-    fn drop(&mut self) {
-        self.state.store(PROBE_STOP, Ordering::Release);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
+        // Never told to `go`: nothing was measured.
+        let Some(started) = started else {
+            return Ok(RoundTrips::new());
+        };
+        let mut rt = std::mem::take(&mut ev.handler().tally.acks);
+        rt.seconds = started.elapsed().as_secs_f64();
+        Ok(rt)
+    })
 }
 
 /// CPU time used so far by all of `pids` (`None` for none, or if one cannot be read).

@@ -70,7 +70,7 @@ fn a_fan_out_reaches_every_client_with_every_message() {
 #[test]
 fn a_probe_makes_acks_while_a_fan_out_runs() {
     let s = server();
-    let probe = sio_load::SioProbe::start(s.addr, 3).expect("the probe joins");
+    let probe = sio_load::start_probe(s.addr, 3).expect("the probe joins");
     let plan = FanoutPlan {
         warmup: 2,
         ..FanoutPlan::new(s.addr, 5, 20)

@@ -505,8 +505,8 @@ fn open_crowd(
     Ok(ev)
 }
 
-/// Turns `ev` until `done` or `limit`; returns whether `done` said so.
-fn turn_until<H: Handler>(
+/// Turns `ev` until `done` or `limit`; returns whether `done` said so (both generators).
+pub(crate) fn turn_until<H: Handler>(
     ev: &mut EventLoop<H>,
     limit: Duration,
     mut done: impl FnMut(&mut H) -> bool,

@@ -57,7 +57,8 @@ use socklab::wire::websocket::apply_mask;
 use socklab::wire::{engineio, http};
 
 use crate::load::{
-    self, Fanout, FanoutPlan, Hop, Probe, RoundTrips, PROBE_LIMIT, PROBE_MEASURE, PROBE_STOP,
+    self, turn_until, Fanout, FanoutPlan, Hop, Probe, RoundTrips, PROBE_LIMIT, PROBE_MEASURE,
+    PROBE_STOP,
 };
 use crate::proc_info;
 
@@ -612,25 +613,6 @@ fn open_all(
         )));
     }
     Ok(ev)
-}
-
-/// Turns `ev` until `done` or `limit`; returns whether `done` said so.
-fn turn_until(
-    ev: &mut EventLoop<SioCrowd>,
-    limit: Duration,
-    mut done: impl FnMut(&mut SioCrowd) -> bool,
-) -> io::Result<bool> {
-    let deadline = Instant::now() + limit;
-    loop {
-        if done(ev.handler()) {
-            return Ok(true);
-        }
-        let now = Instant::now();
-        if now >= deadline {
-            return Ok(false);
-        }
-        ev.turn(Some((deadline - now).min(Duration::from_millis(20))))?;
-    }
 }
 
 // ---- the figures -----------------------------------------------------------------------------

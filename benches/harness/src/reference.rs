@@ -24,6 +24,17 @@ pub fn install_reference_handlers(io: &mut Io) {
 }
 // ANCHOR_END: reference
 
+/// The bench server in this process, on a free port of 127.0.0.1, with the reference
+/// handlers and the default settings: what the harness's tests measure against (it speaks
+/// socklab's protocol and the Socket.IO wire on one port).
+pub fn in_process() -> std::io::Result<socklab::events::RunningServer> {
+    socklab::events::RunningServer::start(
+        ServerConfig::default(),
+        SocketAddr::from(([127, 0, 0, 1], 0)),
+        install_reference_handlers,
+    )
+}
+
 /// Serves on `addr` until SIGINT or SIGTERM, after printing `listening on ADDR` (what the
 /// harness waits for). Room for 100,000 connections: the idle-connections figure opens 10,000.
 /// With `redis`, the server is a node of the cluster over that Redis (the cluster figure),

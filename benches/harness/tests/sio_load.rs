@@ -15,19 +15,13 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use serde_json::Value;
-use socklab::events::{RunningServer, ServerConfig};
+use socklab::events::RunningServer;
 use socklab_bench::load::{self, FanoutPlan};
 use socklab_bench::{proc_info, reference, sio_load};
 
-/// The comparison's socklab server (the handlers of the Socket.IO reference), in-process:
-/// it speaks socklab's protocol and the Socket.IO wire on one port.
+/// The comparison's socklab server (the handlers of the Socket.IO reference), in-process.
 fn server() -> RunningServer {
-    RunningServer::start(
-        ServerConfig::default(),
-        "127.0.0.1:0".parse().unwrap(),
-        reference::install_reference_handlers,
-    )
-    .expect("the bench server starts")
+    reference::in_process().expect("the bench server starts")
 }
 
 #[test]

@@ -17,7 +17,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use socklab::events::{RunningServer, ServerConfig};
+use socklab::events::RunningServer;
 use socklab_bench::load::FanoutPlan;
 use socklab_bench::{load, proc_info, redis, reference};
 
@@ -61,12 +61,7 @@ fn spawn_listening(cmd: &mut Command, what: &str) -> (Reaper, SocketAddr) {
 
 /// The comparison's socklab server (the handlers of the Socket.IO reference), in-process.
 fn server() -> RunningServer {
-    RunningServer::start(
-        ServerConfig::default(),
-        "127.0.0.1:0".parse().unwrap(),
-        reference::install_reference_handlers,
-    )
-    .expect("the bench server starts")
+    reference::in_process().expect("the bench server starts")
 }
 
 #[test]

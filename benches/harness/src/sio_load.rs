@@ -649,16 +649,25 @@ fn start_acks(ev: &mut EventLoop<SioCrowd>, total: u64) {
     }
 }
 
-/// Runs `total` acks spread over the joined clients, each client one at a time; returns
-/// whether all came back in time.
-fn ack_round(ev: &mut EventLoop<SioCrowd>, total: u64) -> io::Result<bool> {
+/// Runs `total` acks spread over the joined clients, each client one at a time; an error
+/// says how many came back if not all did in time.
+fn ack_round(ev: &mut EventLoop<SioCrowd>, total: u64) -> io::Result<()> {
     start_acks(ev, total);
     // Each ack may take ACK_TIMEOUT; the round, that per ack a client makes, in all.
     let per_client = total.div_ceil(ev.handler().tally.joined.len().max(1) as u64);
     let limit = ACK_TIMEOUT * (per_client.min(1000) as u32).max(1);
-    turn_until(ev, limit, |h| {
+    let all = turn_until(ev, limit, |h| {
         h.tally.acks_done >= total || h.tally.lost > 0 || h.tally.errors > 0
-    })
+    })?;
+    let h = ev.handler();
+    if all && h.tally.acks_done >= total {
+        return Ok(());
+    }
+    Err(io::Error::other(format!(
+        "{} of {total} acks came back{}",
+        h.tally.acks_done,
+        h.error()
+    )))
 }
 
 /// Figures 2 and 2b: `clients` clients join; `warmup` acks, then `count` measured ones,
@@ -673,24 +682,14 @@ pub fn acks(
     server_pids: &[u32],
 ) -> io::Result<SioAcks> {
     let mut ev = open_all(&[addr], clients.max(1), 1 << 20)?;
-    let fail = |ev: &mut EventLoop<SioCrowd>| {
-        let h = ev.handler();
-        io::Error::other(format!(
-            "{} of the acks came back{}",
-            h.tally.acks_done,
-            h.error()
-        ))
-    };
-    if warmup > 0 && !ack_round(&mut ev, warmup as u64)? {
-        return Err(fail(&mut ev));
+    if warmup > 0 {
+        ack_round(&mut ev, warmup as u64)?;
     }
     ev.handler().tally.acks = RoundTrips::new();
     let server0 = cpu_of(server_pids);
     let cpu0 = thread_cpu();
     let start = Instant::now();
-    if !ack_round(&mut ev, count as u64)? {
-        return Err(fail(&mut ev));
-    }
+    ack_round(&mut ev, count as u64)?;
     let seconds = start.elapsed().as_secs_f64();
     let client_cpu = thread_cpu().saturating_sub(cpu0);
     let server_cpu = server0
@@ -826,13 +825,8 @@ pub fn fanout(plan: &FanoutPlan, ready: impl FnOnce()) -> io::Result<SioFanout> 
 pub fn start_probe(addr: SocketAddr, warmup: u64) -> io::Result<Probe> {
     Probe::spawn(move |shared, ready_tx| {
         let warmed = open_all(&[addr], 1, 1 << 20).and_then(|mut ev| {
-            if warmup > 0 && !ack_round(&mut ev, warmup)? {
-                let h = ev.handler();
-                return Err(io::Error::other(format!(
-                    "{} of {warmup} warm-up acks came back{}",
-                    h.tally.acks_done,
-                    h.error()
-                )));
+            if warmup > 0 {
+                ack_round(&mut ev, warmup)?;
             }
             Ok(ev)
         });

@@ -704,17 +704,22 @@ fn limit_rep(run: &Run, r: &mut Results, rep: usize) -> Res<()> {
     Ok(())
 }
 
+/// Whether `node --version` runs here.
+pub fn node_runs() -> bool {
+    Command::new("node")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
 /// Why the Socket.IO side cannot run here, if it cannot.
 fn socketio_missing(opts: &Options) -> Option<String> {
     if !opts.socketio {
         return Some("skipped (--no-socketio)".into());
     }
-    let node = Command::new("node")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status();
-    if !node.is_ok_and(|s| s.success()) {
+    if !node_runs() {
         return Some("skipped: node not found".into());
     }
     if !opts

@@ -115,12 +115,7 @@ fn socketio_dir() -> PathBuf {
 /// Whether node runs and `benches/socketio/node_modules` holds socket.io-client at the
 /// version package.json pins; else `Err` says what is missing.
 fn node_ready(dir: &Path) -> Result<(), String> {
-    let node = Command::new("node")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status();
-    if !node.is_ok_and(|s| s.success()) {
+    if !socklab_bench::compare::node_runs() {
         return Err("node not found on PATH".into());
     }
     let json = |p: PathBuf| -> Option<Value> {

@@ -17,8 +17,8 @@ use std::time::{Duration, Instant};
 use std::net::TcpStream;
 
 use common::{
-    ask, chat_client, next_chat_message, next_event_packet, raw_connect_ns, read_packet, say,
-    session_of, wait_for, RedisServer, SocklabNode, SILENCE, WAIT,
+    ask, assert_no_chat_message, chat_client, next_chat_message, next_event_packet, raw_connect_ns,
+    read_packet, say, session_of, wait_for, RedisServer, SocklabNode, SILENCE, WAIT,
 };
 use serde_json::json;
 use socklab::events::{ClusterConfig, Server, ServerConfig};
@@ -64,26 +64,10 @@ fn a_message_on_one_node_reaches_the_room_on_the_other_exactly_once() {
     let local = next_chat_message(&mut dave, WAIT).expect("dave, on alice's node, hears it");
     assert_eq!(local["text"], "hello across");
     // Exactly once, and nobody outside the room (nor the sender) hears it.
-    assert_eq!(
-        next_chat_message(&mut bob, SILENCE),
-        None,
-        "bob heard it twice"
-    );
-    assert_eq!(
-        next_chat_message(&mut dave, SILENCE),
-        None,
-        "dave heard it twice"
-    );
-    assert_eq!(
-        next_chat_message(&mut carol, SILENCE),
-        None,
-        "carol is in another room"
-    );
-    assert_eq!(
-        next_chat_message(&mut alice, SILENCE),
-        None,
-        "the sender is left out"
-    );
+    assert_no_chat_message(&mut bob, "bob heard it twice");
+    assert_no_chat_message(&mut dave, "dave heard it twice");
+    assert_no_chat_message(&mut carol, "carol is in another room");
+    assert_no_chat_message(&mut alice, "the sender is left out");
 
     // The entry as the Socket.IO adapter writes it: node id, namespace, type 3 (BROADCAST),
     // and the EVENT packet with the options that chose its recipients.
@@ -157,14 +141,14 @@ fn a_broadcast_during_a_redis_outage_arrives_when_it_is_back() {
     // The writer notices only when it next writes or reads; give the loss a moment to show.
     std::thread::sleep(Duration::from_millis(200));
     say(&mut alice, "lobby", "during");
-    assert_eq!(next_chat_message(&mut bob, SILENCE), None, "Redis is down");
+    assert_no_chat_message(&mut bob, "Redis is down");
     let started = Instant::now();
     redis.restart();
 
     let heard = next_chat_message(&mut bob, WAIT).expect("the message of the outage arrives");
     assert_eq!(heard["text"], "during");
     eprintln!("delivered {:?} after Redis came back", started.elapsed());
-    assert_eq!(next_chat_message(&mut bob, SILENCE), None, "once");
+    assert_no_chat_message(&mut bob, "once");
     say(&mut alice, "lobby", "after");
     assert_eq!(
         next_chat_message(&mut bob, WAIT).expect("after")["text"],

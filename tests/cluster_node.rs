@@ -32,9 +32,9 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use common::{
-    ask, chat_client, chat_client_sid, interop_client, next_chat_message, next_event,
-    next_event_packet, pseudo_random, raw_connect_ns, read_packet, say, wait_for, NodeNode, Proc,
-    RedisServer, Runtime, SocklabNode, SILENCE, WAIT,
+    ask, assert_no_chat_message, chat_client, chat_client_sid, interop_client, next_chat_message,
+    next_event, next_event_packet, pseudo_random, raw_connect_ns, read_packet, say, wait_for,
+    NodeNode, Proc, RedisServer, Runtime, SocklabNode, SILENCE, WAIT,
 };
 use serde_json::{json, Value};
 use socklab::events::Io;
@@ -145,16 +145,8 @@ fn a_message_on_socklab_reaches_the_room_on_node_exactly_once() {
         let got = next_chat_message(&mut dave, WAIT).expect("dave, on alice's node");
         assert_eq!(got["text"], text);
     }
-    assert_eq!(
-        next_chat_message(&mut dave, SILENCE),
-        None,
-        "dave heard one twice"
-    );
-    assert_eq!(
-        next_chat_message(&mut alice, SILENCE),
-        None,
-        "the sender is left out"
-    );
+    assert_no_chat_message(&mut dave, "dave heard one twice");
+    assert_no_chat_message(&mut alice, "the sender is left out");
 
     // The Node.js node's entries (bob's and carol's arrivals) were read without a fault.
     let stats = a.wait_stats("a read bob's and carol's joins", |s| {
@@ -203,21 +195,9 @@ fn a_message_on_node_reaches_the_room_on_socklab_exactly_once() {
         Vec::<String>::new(),
         "the sender is left out"
     );
-    assert_eq!(
-        next_chat_message(&mut alice, SILENCE),
-        None,
-        "alice heard it twice"
-    );
-    assert_eq!(
-        next_chat_message(&mut dave, SILENCE),
-        None,
-        "dave heard it twice"
-    );
-    assert_eq!(
-        next_chat_message(&mut erin, SILENCE),
-        None,
-        "erin is in the garden"
-    );
+    assert_no_chat_message(&mut alice, "alice heard it twice");
+    assert_no_chat_message(&mut dave, "dave heard it twice");
+    assert_no_chat_message(&mut erin, "erin is in the garden");
     assert_eq!(a.stats().cluster_bad_entries, 0);
     finish(bob);
     finish(fay);
@@ -1168,8 +1148,8 @@ fn three_nodes_a_message_from_each_reaches_every_member_once() {
         ]
     );
     // The garden heard no chat message, on any node.
-    assert_eq!(next_chat_message(&mut gus, SILENCE), None, "gus");
-    assert_eq!(next_chat_message(&mut hal, SILENCE), None, "hal");
+    assert_no_chat_message(&mut gus, "gus");
+    assert_no_chat_message(&mut hal, "hal");
     assert_eq!(all_heard(&mut zed, "chat message"), Vec::<String>::new());
     for node in [&a, &b] {
         let s = node.stats();

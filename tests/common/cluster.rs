@@ -169,6 +169,13 @@ pub fn wait_for(
     }
 }
 
+/// Checks that no `chat message` comes on `stream` for [`SILENCE`]; `why` says who should
+/// not have heard one, or heard it twice.
+pub fn assert_no_chat_message(stream: &mut TcpStream, why: &str) {
+    let heard = next_chat_message(stream, SILENCE);
+    assert_eq!(heard, None, "{why}");
+}
+
 /// The next `chat message` on `stream` within `wait` (`system` lines skipped).
 pub fn next_chat_message(stream: &mut TcpStream, wait: Duration) -> Option<Value> {
     next_event(stream, "chat message", wait).map(|mut args| args.remove(0))

@@ -154,6 +154,7 @@ fn every_page_and_file_is_served_with_its_headers() {
         ("/style.css", "text/css; charset=utf-8"),
         ("/socklab-io.js", "text/javascript; charset=utf-8"),
         ("/socklab-packets.js", "text/javascript; charset=utf-8"),
+        ("/page.js", "text/javascript; charset=utf-8"),
         ("/chat.js", "text/javascript; charset=utf-8"),
         ("/scores.js", "text/javascript; charset=utf-8"),
         ("/wire", "text/html; charset=utf-8"),
@@ -172,7 +173,7 @@ fn every_page_and_file_is_served_with_its_headers() {
             "{path}: the body read by its Content-Length"
         );
     }
-    assert_eq!(web::ASSETS.len(), 12, "a new asset is checked above too");
+    assert_eq!(web::ASSETS.len(), 13, "a new asset is checked above too");
     // A query does not change what is served.
     assert_eq!(get(&server, "/chat?room=news").status, 200);
 }
@@ -334,7 +335,7 @@ fn the_scripts_parse() {
         );
         checked += 1;
     }
-    assert_eq!(checked, 6);
+    assert_eq!(checked, 7);
 }
 
 #[test]

@@ -8,6 +8,7 @@
 //! | `assets/chat.html`, `assets/chat.js` | `/chat`: the chat of `socklab chat` |
 //! | `assets/scores.html`, `assets/scores.js` | `/scores`: the live scores of `socklab watch` |
 //! | `assets/wire.html`, `assets/wire.js` | `/wire`: the inspector, any socket's packets live (`src/apps/wire.rs`) |
+//! | `assets/page.js` | what the three pages share: the status line, the notice, what they say as the connection comes and goes |
 //! | `assets/wire-decode.js` | its decoding of bytes, field by field: socklab frames, HTTP, WebSocket frames, Engine.IO, Socket.IO, polling records |
 //! | `assets/socklab-io.js` | a small Socket.IO client, the browser side of lesson 21: the WebSocket, Engine.IO, namespaces, acks, reconnection, recovery |
 //! | `assets/socklab-packets.js` | its packets: Socket.IO v5 as text and binary frames, pure code |
@@ -74,6 +75,11 @@ pub const ASSETS: &[Asset] = &[
         path: "/socklab-packets.js",
         content_type: JS,
         body: include_bytes!("assets/socklab-packets.js"),
+    },
+    Asset {
+        path: "/page.js",
+        content_type: JS,
+        body: include_bytes!("assets/page.js"),
     },
     Asset {
         path: "/chat.js",

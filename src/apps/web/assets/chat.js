@@ -3,7 +3,6 @@
 // `chat message`, `notification`, `system` in.
 "use strict";
 
-const $ = (id) => document.getElementById(id);
 const START = "lobby"; // where the server puts a new session (the auth's `room`)
 const ACK_MS = 10000;
 
@@ -19,16 +18,6 @@ const chat = {
 };
 
 // ---- what the page shows ----------------------------------------------------------------
-
-// The status line: `data-state` for tests and style, the text for people.
-function status(state, text) {
-  $("status").dataset.state = state;
-  $("status").textContent = text || state;
-}
-
-function notice(text) {
-  $("notice").textContent = text;
-}
 
 // A row of the message list; `testid` says what it is: message, system, notification.
 function row(testid, text, classes) {
@@ -161,33 +150,26 @@ socket.on("connect", () => {
   who();
 });
 
-socket.on("disconnect", (reason) => {
-  if (reason === "io client disconnect") {
-    status("disconnected");
-    notice("you left the chat");
-  } else if (reason === "io server disconnect") {
-    status("disconnected", "disconnected by the server");
-    notice("the server ended the session");
-  } else {
-    status("offline");
-    notice(`offline: lost the connection (${reason}); reconnecting`);
-  }
-});
-
-socket.io.on("reconnect_attempt", (n) => status("reconnecting", `reconnecting (attempt ${n})`));
-
-socket.on("connect_error", (err) => {
-  if (socket.active) {
-    // Not refused, just not reachable: the client keeps trying.
-    notice(`the server is not reachable (${err.message}); retrying`);
-    return;
-  }
+followConnection(socket, {
+  left(reason) {
+    if (reason === "io client disconnect") {
+      status("disconnected");
+      notice("you left the chat");
+    } else if (reason === "io server disconnect") {
+      status("disconnected", "disconnected by the server");
+      notice("the server ended the session");
+    } else {
+      return false;
+    }
+    return true;
+  },
   // The server's middleware said no (the name is taken, or not a name).
-  status("refused", `refused: ${err.message}`);
-  $("login-error").textContent = err.message;
-  $("login").hidden = false;
-  $("chat").hidden = !chat.everConnected;
-  $("name").focus();
+  refused(err) {
+    $("login-error").textContent = err.message;
+    $("login").hidden = false;
+    $("chat").hidden = !chat.everConnected;
+    $("name").focus();
+  },
 });
 
 socket.on("chat message", (m) => {

@@ -3,20 +3,10 @@
 // true and the score now, or false and why) out; `score` in, for the matches watched.
 "use strict";
 
-const $ = (id) => document.getElementById(id);
 const ACK_MS = 10000;
 const socket = io("/scores");
 const watching = new Set(); // match ids, kept across reconnections
 let everConnected = false;
-
-function status(state, text) {
-  $("status").dataset.state = state;
-  $("status").textContent = text || state;
-}
-
-function notice(text) {
-  $("notice").textContent = text;
-}
 
 // One score as `socklab watch` prints it.
 function render(s) {
@@ -100,18 +90,7 @@ socket.on("connect", () => {
   });
 });
 
-socket.on("disconnect", (reason) => {
-  if (reason === "io client disconnect") return status("disconnected");
-  status("offline");
-  notice(`offline: lost the connection (${reason}); reconnecting`);
-});
-
-socket.io.on("reconnect_attempt", (n) => status("reconnecting", `reconnecting (attempt ${n})`));
-
-socket.on("connect_error", (err) => {
-  if (!socket.active) return status("refused", `refused: ${err.message}`);
-  notice(`the server is not reachable (${err.message}); retrying`);
-});
+followConnection(socket);
 
 socket.on("score", show);
 

@@ -4,7 +4,6 @@
 // `gone` (a watched socket left) in. The decoding is wire-decode.js's.
 "use strict";
 
-const $ = (id) => document.getElementById(id);
 const W = window.socklabWire;
 const ACK_MS = 10000;
 const MAX_ROWS = 500; // rows kept in each list; the oldest go first
@@ -17,15 +16,6 @@ io.onFrame = (direction, data, time) => own(direction, data, time);
 const socket = io("/wire");
 const watched = new Map(); // sid -> {last: at_ms of its last packet}
 let everConnected = false;
-
-function status(state, text) {
-  $("status").dataset.state = state;
-  $("status").textContent = text || state;
-}
-
-function notice(text) {
-  $("notice").textContent = text;
-}
 
 // ---- the sockets -------------------------------------------------------------------------
 function list() {
@@ -209,18 +199,7 @@ socket.on("connect", () => {
   list();
 });
 
-socket.on("disconnect", (reason) => {
-  if (reason === "io client disconnect") return status("disconnected");
-  status("offline");
-  notice(`offline: lost the connection (${reason}); reconnecting`);
-});
-
-socket.io.on("reconnect_attempt", (n) => status("reconnecting", `reconnecting (attempt ${n})`));
-
-socket.on("connect_error", (err) => {
-  if (!socket.active) return status("refused", `refused: ${err.message}`);
-  notice(`the server is not reachable (${err.message}); retrying`);
-});
+followConnection(socket);
 
 socket.on("packet", packet);
 

@@ -43,6 +43,7 @@ mod requests;
 mod sessions;
 
 use std::collections::{HashSet, VecDeque};
+use std::rc::Rc;
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
@@ -106,10 +107,14 @@ impl Default for ClusterConfig {
     }
 }
 
+/// A command's arguments, shared between the buffer and the tag of an `XADD` that may be
+/// sent again: one copy of a broadcast's entry, however often it is handed around.
+pub(super) type Args = Rc<[Vec<u8>]>;
+
 /// A command on its way to Redis through the writer.
 #[derive(Debug, PartialEq)]
 pub(super) struct Outgoing {
-    args: Vec<Vec<u8>>,
+    args: Args,
     tag: Tag,
 }
 
@@ -123,7 +128,7 @@ impl Outgoing {
 #[derive(Debug, Clone, PartialEq)]
 pub(super) enum Tag {
     /// An entry for the stream; it keeps its command, to send it again if the reply is lost.
-    Xadd(Vec<Vec<u8>>),
+    Xadd(Args),
     /// A `PUBLISH`, or a session written or deleted: the reply says nothing to act on.
     Quiet,
     /// `PUBSUB NUMSUB` for request `id`.
@@ -282,7 +287,7 @@ impl Cluster {
     }
 
     /// Queues a command for the writer. Past the buffer's bounds it is dropped: `false`.
-    fn queue(&mut self, args: Vec<Vec<u8>>, tag: Tag) -> bool {
+    fn queue(&mut self, args: Args, tag: Tag) -> bool {
         let out = Outgoing { args, tag };
         let full = self.queue.len() >= self.config.max_buffered
             || self.queued_bytes + out.bytes() > self.config.max_buffered_bytes;
@@ -312,15 +317,15 @@ impl Cluster {
             args.push(name.as_bytes().to_vec());
             args.push(value);
         }
-        let tag = Tag::Xadd(args.clone());
-        self.queue(args, tag)
+        let args: Args = args.into();
+        self.queue(Rc::clone(&args), Tag::Xadd(args))
     }
 
     /// Queues `m` for PUB/SUB: to every node of its namespace, or to node `to` only.
     fn queue_published(&mut self, m: &Message, to: Option<&str>) -> bool {
         let channel = self.channel(&m.nsp, to);
         let args = vec![b"PUBLISH".to_vec(), channel.into_bytes(), m.to_published()];
-        self.queue(args, Tag::Quiet)
+        self.queue(args.into(), Tag::Quiet)
     }
 
     /// `socket.io#<ns>#` (every node), or `socket.io#<ns>#<uid>#` (node `uid`'s answers).
@@ -459,7 +464,7 @@ impl Io {
             // has just closed refuses it (its `closed` is on its way): it waits for the next
             // one. What else refuses it is the loop's outbound buffer, full of what Redis
             // does not take: dropped, counted.
-            match c.writer.conn.command(ctx, &out.args, out.tag.clone()) {
+            match c.writer.conn.command(ctx, out.args.iter(), out.tag.clone()) {
                 Ok(()) => c.queued_bytes -= out.bytes(),
                 Err(RedisError::Send(SendError::Closed) | RedisError::NotConnected) => {
                     c.queue.push_front(out);

@@ -163,8 +163,10 @@ impl Io {
         }
         if let Some(c) = self.cluster.as_mut() {
             for args in resend.into_iter().rev() {
-                let tag = Tag::Xadd(args.clone());
-                let out = Outgoing { args, tag };
+                let out = Outgoing {
+                    args: std::rc::Rc::clone(&args),
+                    tag: Tag::Xadd(args),
+                };
                 c.queued_bytes += out.bytes();
                 c.queue.push_front(out);
             }

@@ -230,7 +230,7 @@ impl Io {
         };
         let channel = c.channel(ns, None);
         let args = ["PUBSUB", "NUMSUB", &channel].map(|s| s.as_bytes().to_vec());
-        if !c.queue(args.to_vec(), Tag::Count(id.clone())) {
+        if !c.queue(args.into(), Tag::Count(id.clone())) {
             return self.finish(waiting, Some(ClusterError::NotSent));
         }
         let request = Request {

@@ -165,7 +165,7 @@ impl Io {
                     ["DEL", &key].map(|a| a.as_bytes().to_vec()).into()
                 }
             };
-            if !c.queue(args, Tag::Quiet) {
+            if !c.queue(args.into(), Tag::Quiet) {
                 self.stats.cluster_dropped += 1;
             }
         }

@@ -22,7 +22,6 @@
 
 const path = require("node:path");
 const fs = require("node:fs");
-const readline = require("node:readline");
 const puppeteer = require("puppeteer-core");
 
 const LIMIT_MS = 45000; // the whole run
@@ -101,29 +100,13 @@ setTimeout(() => {
   process.exit(3);
 }, LIMIT_MS).unref();
 
-// `p`, or a rejection after `ms`.
-function bounded(p, what, ms = STEP_MS) {
-  let timer;
-  const limit = new Promise((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`no ${what} within ${ms} ms`)), ms);
-  });
-  return Promise.race([p, limit]).finally(() => clearTimeout(timer));
-}
+// `bounded(p, what, ms)`: `p`, or a rejection after `ms` (STEP_MS unless said).
+const { bounded } = require("./common.js").within(STEP_MS);
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
-// Lines from stdin, one command each; `command()` waits (bounded) for the next.
-const commands = [];
-const waiting = [];
-readline.createInterface({ input: process.stdin }).on("line", (line) => {
-  const w = waiting.shift();
-  if (w) w(line);
-  else commands.push(line);
-});
-function command(what, ms = STEP_MS) {
-  if (commands.length) return Promise.resolve(commands.shift());
-  return bounded(new Promise((resolve) => waiting.push(resolve)), `command ${what}`, ms);
-}
+// Lines from stdin, one command each; `command(what, ms)` waits (bounded) for the next.
+const command = require("./common.js").stdinCommands(bounded);
 
 // One page, and every line it reported, in order.
 class Tab {

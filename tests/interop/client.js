@@ -21,14 +21,15 @@
 // when the whole run takes longer than LIMIT_MS, whatever it was waiting for.
 "use strict";
 
-const readline = require("node:readline");
 const { io } = require("socket.io-client");
 
 const LIMIT_MS = 20000; // the whole run
 const STEP_MS = 8000; // one wait (under the Rust side's WAIT of 10 s, so we speak first)
 // `bounded(p, what)`: `p`, or a failure after STEP_MS; `next(emitter, event)`: the next
 // `event`, its arguments as an array, as bounded (tests/interop/common.js).
-const { bounded, next } = require("./common.js").within(STEP_MS);
+const common = require("./common.js");
+const { bounded, next } = common.within(STEP_MS);
+const { stdinCommands } = common;
 
 const [scenario, url, transportList] = process.argv.slice(2);
 const transports = (transportList || "websocket").split(",");
@@ -87,18 +88,8 @@ function splitOffset(args, expectOffset) {
   return [args, "none"];
 }
 
-// Lines from stdin, one command each; `command()` waits (bounded) for the next.
-const commands = [];
-const waiting = [];
-readline.createInterface({ input: process.stdin }).on("line", (line) => {
-  const w = waiting.shift();
-  if (w) w(line);
-  else commands.push(line);
-});
-function command(what) {
-  if (commands.length) return Promise.resolve(commands.shift());
-  return bounded(new Promise((resolve) => waiting.push(resolve)), `command ${what}`);
-}
+// Lines from stdin, one command each; `command(what)` waits (bounded) for the next.
+const command = stdinCommands(bounded);
 
 // A socket of namespace `ns` over `transports`; `extra` are more client options. Each connect
 // prints `connect NS ok sid=SID` from the listener itself: an event that came in the same
@@ -313,9 +304,7 @@ const scenarios = {
     );
     if (refused) out(`connect_error /chat ${refused.message}`);
     for (;;) {
-      const line = commands.length
-        ? commands.shift()
-        : await new Promise((resolve) => waiting.push(resolve));
+      const line = await command("a chat command", Infinity);
       const [verb, arg, ...words] = line.split(" ");
       if (verb === "done") break;
       if (refused) fail(`${verb} after a refused CONNECT`);

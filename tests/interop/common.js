@@ -1,17 +1,17 @@
-// What client.js and socklab_io_check.js share: waits that cannot hang. Each script has its
-// own step limit (client.js stays under the Rust side's WAIT, so it speaks first), hence
-// `within(ms)` rather than a constant here.
+// What the scripts here share: waits that cannot hang, and commands read from stdin. Each
+// script has its own step limit (client.js stays under the Rust side's WAIT, so it speaks
+// first), hence `within(ms)` rather than a constant here.
 "use strict";
 
 // `bounded` and `next`, each wait failing after `ms`.
 function within(ms) {
-  // `p`, or a failure after `ms`.
-  function bounded(p, what) {
+  // `p`, or a failure after `limit` ms (`ms` unless said).
+  function bounded(p, what, limit = ms) {
     let timer;
-    const limit = new Promise((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`no ${what} within ${ms} ms`)), ms);
+    const late = new Promise((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`no ${what} within ${limit} ms`)), limit);
     });
-    return Promise.race([p, limit]).finally(() => clearTimeout(timer));
+    return Promise.race([p, late]).finally(() => clearTimeout(timer));
   }
   // The next `event` on `emitter`, its arguments as an array.
   function next(emitter, event) {
@@ -20,4 +20,23 @@ function within(ms) {
   return { bounded, next };
 }
 
-module.exports = { within };
+// Lines from stdin, one command each: `command(what, ms)` waits for the next, failing through
+// `bounded` after `ms` (never, with `Infinity`: a test may stay quiet a while on purpose).
+function stdinCommands(bounded) {
+  const lines = [];
+  const waiting = [];
+  require("node:readline")
+    .createInterface({ input: process.stdin })
+    .on("line", (line) => {
+      const w = waiting.shift();
+      if (w) w(line);
+      else lines.push(line);
+    });
+  return function command(what, ms) {
+    if (lines.length) return Promise.resolve(lines.shift());
+    const p = new Promise((resolve) => waiting.push(resolve));
+    return ms === Infinity ? p : bounded(p, `command ${what}`, ms);
+  };
+}
+
+module.exports = { within, stdinCommands };

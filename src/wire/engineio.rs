@@ -65,6 +65,12 @@ impl fmt::Display for EioError {
 
 impl std::error::Error for EioError {}
 
+/// The body of a text packet if it is a message (`4...`), borrowed: what a reader that
+/// decodes the Socket.IO packet inside at once needs, without [`decode_text`]'s copy.
+pub fn message_body(text: &str) -> Option<&str> {
+    text.strip_prefix('4')
+}
+
 /// Decodes one text packet (a WebSocket text frame, or one record of a polling body).
 pub fn decode_text(text: &str) -> Result<Packet, EioError> {
     let mut chars = text.chars();

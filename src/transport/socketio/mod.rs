@@ -244,6 +244,13 @@ fn frame(opcode: Opcode, payload: &[u8]) -> Vec<u8> {
 /// Engine.IO reader of its own (the WebSocket of a long-polling session, whose reader is the
 /// session's), its Engine.IO packets are handed over as they are.
 fn message(m: Message, eio: &mut Option<EioReader>, limits: &Limits) -> Option<Got> {
+    // The common case, an Engine.IO message for this connection's own reader: its Socket.IO
+    // packet is read from the text in place, not from a copy of it.
+    if let (Message::Text(text), Some(eio)) = (&m, eio.as_mut()) {
+        if let Some(body) = engineio::message_body(text) {
+            return eio.message(body, limits);
+        }
+    }
     let p = match m {
         Message::Ping(payload) => return Some(Got::Reply(frame(Opcode::Pong, &payload))),
         Message::Pong(_) => return None,
@@ -252,11 +259,6 @@ fn message(m: Message, eio: &mut Option<EioReader>, limits: &Limits) -> Option<G
             return Some(end_with(code, "", End::Closed));
         }
         Message::Binary(bytes) => engineio::Packet::Binary(bytes),
-        // The common case, an Engine.IO message (`4...`) for this connection's own reader:
-        // its Socket.IO packet is read from the text in place, not from a copy of it.
-        Message::Text(text) if text.starts_with('4') && eio.is_some() => {
-            return eio.as_mut()?.message(&text[1..], limits);
-        }
         Message::Text(text) => match engineio::decode_text(&text) {
             Ok(p) => p,
             Err(_) => return Some(broken("not an Engine.IO packet")),

@@ -43,8 +43,8 @@ mod requests;
 mod sessions;
 
 use std::collections::{HashSet, VecDeque};
-use std::rc::Rc;
 use std::net::{SocketAddr, TcpStream};
+use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 pub(super) use requests::ServerEventHandler;

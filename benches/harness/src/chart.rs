@@ -12,7 +12,7 @@ use plotters::style::text_anchor::{HPos, Pos, VPos};
 use crate::compare::{Figure, Results, System, QUANTILES};
 use crate::Res;
 
-const WIDTH: u32 = 1240;
+const WIDTH: u32 = 1640;
 const HEIGHT: u32 = 440;
 
 fn color(s: System) -> RGBColor {
@@ -45,16 +45,31 @@ fn short(v: f64) -> String {
 /// One half of the chart: a title, the figure for quantile `i`, the systems drawn.
 type Panel = (&'static str, fn(usize) -> Figure, &'static [System]);
 
+/// Every system of the run: the main table's, then the three servers of the Socket.IO wire
+/// loaded by the Rust generator (`sio_compare.rs`), in the colours of their kin.
 const PANELS: [Panel; 2] = [
     (
         "ack round trip, server otherwise idle (limit: raw ping-pong)",
         Figure::RoundTripUs,
-        &[System::Limit, System::Socklab, System::SocketIo],
+        &[
+            System::Limit,
+            System::Socklab,
+            System::SocketIo,
+            System::SocklabSio,
+            System::SocketIoSio,
+            System::SocketioxideSio,
+        ],
     ),
     (
         "ack round trip during the fan-out (figure 5)",
         Figure::LoadUs,
-        &[System::Socklab, System::SocketIo],
+        &[
+            System::Socklab,
+            System::SocketIo,
+            System::SocklabSio,
+            System::SocketIoSio,
+            System::SocketioxideSio,
+        ],
     ),
 ];
 
@@ -119,7 +134,7 @@ pub fn svg(r: &Results) -> Res<String> {
             let widest = PANELS.iter().map(|p| p.2.len()).max().unwrap_or(1);
             let bar = 0.8 / widest as f64;
             let offset = (widest - systems.len()) as f64 * bar / 2.0;
-            let label = TextStyle::from(("sans-serif", 9).into_font())
+            let label = TextStyle::from(("sans-serif", 8).into_font())
                 .pos(Pos::new(HPos::Center, VPos::Bottom));
             for (si, &sys) in systems.iter().enumerate() {
                 let x0 = |qi: usize| qi as f64 - 0.4 + offset + si as f64 * bar;
@@ -170,7 +185,11 @@ mod tests {
     #[test]
     fn the_chart_is_one_svg_with_a_bar_per_measured_value() {
         let mut r = Results::default();
-        for (s, base) in [(System::Limit, 20.0), (System::Socklab, 30.0)] {
+        for (s, base) in [
+            (System::Limit, 20.0),
+            (System::Socklab, 30.0),
+            (System::SocketioxideSio, 40.0),
+        ] {
             for i in 0..QUANTILES.len() {
                 r.values
                     .insert((s, Figure::RoundTripUs(i)), vec![base * (i + 1) as f64]);
@@ -184,8 +203,10 @@ mod tests {
             "limit",
             "socklab",
             "Socket.IO",
+            System::SocketioxideSio.name(),
             "n/a",
             "80 µs",
+            "160 µs",
         ] {
             assert!(svg.contains(text), "no {text:?} in the chart");
         }

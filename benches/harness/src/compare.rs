@@ -84,9 +84,15 @@ pub struct Options {
     /// share the run: the main table's in the full run, smaller in the quick one.
     pub sio_fanout: Vec<(usize, usize)>,
     pub sio_under_load: (usize, usize),
+    /// The rate a room holds on the Socket.IO wire (figure 3, `sio_rate.rs`); `None` leaves
+    /// it out.
+    pub sio_rate: Option<RateSize>,
     /// Idle connections (figure 4), and how long they sit before the server is measured.
     pub idle: usize,
     pub settle: Duration,
+    /// Whether figure 4 on the Socket.IO wire is measured again with as many idle
+    /// connections as the descriptor limit allows ([`Run::most_connections`]).
+    pub idle_most: bool,
     /// The cluster figure (6): its clients and messages (the same for one process and for
     /// two on one Redis), and the messages sent one at a time for its latencies; `None`
     /// leaves it out (`--no-cluster`).
@@ -117,7 +123,14 @@ impl Options {
             under_load: (1000, 2000),
             sio_fanout: vec![(100, 10_000), (1000, 2000)],
             sio_under_load: (1000, 2000),
+            sio_rate: Some(RateSize {
+                clients: 1000,
+                span: Duration::from_secs(2),
+                below: 16.0,
+                refine: 2,
+            }),
             idle: 10_000,
+            idle_most: true,
             settle: Duration::from_secs(2),
             cluster: Some((1000, 1000)),
             paced: 200,
@@ -134,7 +147,14 @@ impl Options {
             under_load: (500, 400),
             sio_fanout: vec![(100, 1000), (500, 400)],
             sio_under_load: (500, 400),
+            sio_rate: Some(RateSize {
+                clients: 500,
+                span: Duration::from_millis(250),
+                below: 4.0,
+                refine: 0,
+            }),
             idle: 2000,
+            idle_most: false,
             settle: Duration::from_millis(500),
             cluster: Some((500, 500)),
             paced: 100,
@@ -142,6 +162,17 @@ impl Options {
             ..Options::full(exe)
         }
     }
+}
+
+/// The size of the rate figure: its clients, how long each step sends, how far below the
+/// rate of the same server's burst (messages per second) the ladder starts, and how many
+/// halvings of the gap follow the first failure (`sio_rate.rs`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RateSize {
+    pub clients: usize,
+    pub span: Duration,
+    pub below: f64,
+    pub refine: usize,
 }
 
 /// The systems: the main table's three, then the Socket.IO-wire section's.
@@ -343,6 +374,12 @@ impl Run<'_> {
         dir: &Path,
     ) -> Res<Proc> {
         Proc::spawn(&self.placement, &self.logs, name, cpu, program, args, dir)
+    }
+
+    /// The most connections that fit under the descriptor limit on both sides, with room
+    /// for what else each process holds: [`fits`](Run::fits)'s margin and the loop's own.
+    pub(crate) fn most_connections(&self) -> usize {
+        (self.fd_limit.saturating_sub(128) / 100 * 100) as usize
     }
 
     /// Whether `n` connections fit under the descriptor limit on both sides; notes it if not.

@@ -622,7 +622,7 @@ impl Fanout {
 }
 
 /// CPU time used so far by all of `pids` (`None` for none, or if one cannot be read).
-fn cpu_of(pids: &[u32]) -> Option<Duration> {
+pub(crate) fn cpu_of(pids: &[u32]) -> Option<Duration> {
     if pids.is_empty() {
         return None;
     }

@@ -10,7 +10,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use socklab::lesson;
-use socklab_bench::{compare, load, placement, reference, report, sio_load, small};
+use socklab_bench::{compare, load, placement, reference, report, sio_load, sio_rate, small};
 
 /// socklab-bench: socklab beside Socket.IO and the raw-socket limit, and its layers alone.
 #[derive(Parser)]
@@ -154,6 +154,23 @@ enum SioWhat {
         #[arg(long)]
         server_pid: Option<u32>,
     },
+    /// The rate a room holds: one client sends `chat message` at a steady rate for SPAN_MS,
+    /// doubling from START per second until the p99 delivery delay passes 100 ms or a
+    /// delivery is lost, then REFINE halvings of the gap; one JSON line with every step
+    Rate {
+        #[arg(long, default_value_t = 1000)]
+        clients: usize,
+        /// The first step's rate, in messages per second
+        #[arg(long, default_value_t = 50.0)]
+        start: f64,
+        #[arg(long, default_value_t = 2000)]
+        span_ms: u64,
+        #[arg(long, default_value_t = 2)]
+        refine: usize,
+        /// The server's pid, for its CPU time over each step (from /proc)
+        #[arg(long)]
+        server_pid: Option<u32>,
+    },
     /// The handshake storm: CLIENTS connect (256 at a time), then sit idle for SETTLE_MS
     Connect {
         #[arg(long, default_value_t = 1000)]
@@ -208,6 +225,48 @@ fn sio_load(addr: SocketAddr, what: SioWhat) -> Result<serde_json::Value, Box<dy
                 "complete": f.complete,
                 "server_cpu_ns": f.server_cpu.map(ns),
                 "client_cpu_ns": ns(s.client_cpu),
+            })
+        }
+        SioWhat::Rate {
+            clients,
+            start,
+            span_ms,
+            refine,
+            server_pid,
+        } => {
+            let plan = sio_rate::RatePlan {
+                addr,
+                clients,
+                span: std::time::Duration::from_millis(span_ms),
+                start,
+                refine,
+                max_steps: sio_rate::MAX_STEPS,
+                server_pids: server_pid.into_iter().collect(),
+            };
+            let s = sio_rate::sustained(&plan)?;
+            let steps: Vec<_> = s
+                .steps
+                .iter()
+                .map(|st| {
+                    json!({
+                        "rate": st.rate,
+                        "messages": st.messages,
+                        "deliveries": st.deliveries,
+                        "lost": st.lost,
+                        "p50_us": st.delays.quantile_us(0.5),
+                        "p99_us": st.p99_us(),
+                        "held": st.held(),
+                        "gen_cpu_pct": st.gen_cpu_pct,
+                        "server_cpu_ns": st.server_cpu.map(ns),
+                    })
+                })
+                .collect();
+            json!({
+                "clients": s.clients,
+                "held_rate": s.best().map(|st| st.rate),
+                "failed_rate": s.first_failed().map(|st| st.rate),
+                "cut_short": s.cut_short,
+                "steps": steps,
             })
         }
         SioWhat::Connect { clients, settle_ms } => {

@@ -23,6 +23,7 @@ use crate::compare::{Figure, Options, Results, Run, Side, SocketIo, Socklab, Sys
 use crate::load::FanoutPlan;
 use crate::placement::SERVER_CPU;
 use crate::report::{cell, int, median, num, ratio, Verdict};
+use crate::sio_rate::{self, RatePlan, P99_LIMIT};
 use crate::{proc_info, sio_load, Res};
 
 /// The clients of figure 2b: each makes ack round trips one at a time, all at once.
@@ -48,6 +49,18 @@ pub enum SioFigure {
     Lost(usize),
     /// Figure 4: connections established per second (TCP, upgrade, open, CONNECT).
     ConnectsPerSecond,
+    /// Figure 4 again with as many connections as the descriptor limit allows: server RSS
+    /// per idle connection, and connections per second.
+    MostIdleBytes,
+    MostConnectsPerSecond,
+    /// How many that is ([`Run::most_connections`](crate::compare::Run)).
+    MostCount,
+    /// Figure 3's rate (`sio_rate.rs`): the highest rate that held, in messages per second,
+    /// the p99 delivery delay at that rate (µs), and the lowest rate that failed.
+    RateHeld,
+    RateHeldDeliveries,
+    RateP99Us,
+    RateFailed,
     /// The generator's CPU time over a figure, in percent of one CPU.
     GenCpu(Gen),
 }
@@ -59,6 +72,8 @@ pub enum Gen {
     Many,
     Fanout(usize),
     Storm,
+    /// At the highest rate that held.
+    Rate,
 }
 
 fn pct(cpu: Duration, seconds: f64) -> f64 {
@@ -130,6 +145,9 @@ fn measured(
             Err(e) => r.note(format!("{}: {e}", tag("acks from 100 clients"))),
         }
     }
+    // Deliveries per second of this server's burst closest in size to the rate figure's
+    // room: where that figure's ladder starts.
+    let mut burst: Option<(usize, f64)> = None;
     for &(n, m) in &opts.sio_fanout {
         if !run.fits(r, "fan-out", n) {
             continue;
@@ -157,6 +175,10 @@ fn measured(
                 }
                 r.add(sys, Figure::FanoutPerSecond(n), f.per_second());
                 r.add(sys, Figure::FanoutMs(n), f.seconds * 1000.0);
+                let room = opts.sio_rate.map_or(0, |s| s.clients);
+                if burst.is_none_or(|(b, _)| n.abs_diff(room) < b.abs_diff(room)) {
+                    burst = Some((n, f.per_second()));
+                }
                 match (f.server_cpu, f.cpu_ns_per_delivery()) {
                     (Some(cpu), _) if cpu.is_zero() => r.note(format!(
                         "{}: the server's CPU time did not reach one clock tick of \
@@ -201,34 +223,126 @@ fn measured(
             Err(e) => r.note(format!("{}: {e}", tag("latency under load"))),
         }
     }
+    if let Some(size) = opts
+        .sio_rate
+        .filter(|s| run.fits(r, "the rate a room holds", s.clients))
+    {
+        // A start well below the burst's rate, so that the ladder has steps that hold.
+        let per_message = burst.map_or(0.0, |(_, d)| d / size.clients as f64);
+        let plan = RatePlan {
+            addr,
+            clients: size.clients,
+            span: size.span,
+            start: (per_message / size.below).max(5.0).round(),
+            refine: size.refine,
+            max_steps: sio_rate::MAX_STEPS,
+            server_pids: vec![server.pid()],
+        };
+        match sio_rate::sustained(&plan) {
+            Ok(s) => {
+                if let Some(best) = s.best() {
+                    r.add(sys, sio(SioFigure::RateHeld), best.rate);
+                    let deliveries = best.rate * s.clients as f64;
+                    r.add(sys, sio(SioFigure::RateHeldDeliveries), deliveries);
+                    r.add(sys, sio(SioFigure::RateP99Us), best.p99_us());
+                    r.add(sys, sio(SioFigure::GenCpu(Gen::Rate)), best.gen_cpu_pct);
+                }
+                if let Some(failed) = s.first_failed() {
+                    r.add(sys, sio(SioFigure::RateFailed), failed.rate);
+                }
+                let ladder: Vec<String> = s
+                    .steps
+                    .iter()
+                    .map(|st| format!("{} ({})", num(st.rate), short_us(st.p99_us())))
+                    .collect();
+                r.note(format!(
+                    "{}: rates (p99) {}{}",
+                    tag("the rate a room holds"),
+                    ladder.join(", "),
+                    s.cut_short.map_or(String::new(), |c| format!("; {c}"))
+                ));
+            }
+            Err(e) => r.note(format!("{}: {e}", tag("the rate a room holds"))),
+        }
+    }
     drop(server);
-    let c = opts.idle;
-    if run.fits(r, "idle connections", c) {
-        let mut server = start(run, sys, &format!("{}-idle-{rep}", sys.slug()))?;
-        let addr = server.listening()?;
-        let pid = server.pid();
-        // What a first connection sets up once is not counted, as in the other columns.
-        sio_load::connect(addr, 10, Duration::ZERO, || ())?;
-        std::thread::sleep(Duration::from_millis(200));
-        let before = proc_info::rss_kib(pid).ok_or("no /proc status")?;
-        let (storm, after) = sio_load::connect(addr, c, opts.settle, || proc_info::rss_kib(pid))?;
-        let after = after.ok_or("no /proc status")?;
-        if storm.connected == c {
-            let bytes = after.saturating_sub(before) as f64 * 1024.0 / c as f64;
-            r.add(sys, Figure::IdleBytes, bytes);
-            r.add(sys, sio(SioFigure::ConnectsPerSecond), storm.per_second());
-            let gen = pct(storm.client_cpu, storm.seconds);
-            r.add(sys, sio(SioFigure::GenCpu(Gen::Storm)), gen);
-        } else {
-            r.note(format!(
-                "{}: not reached, {} of {c} connected ({} failed)",
-                tag("idle connections"),
-                storm.connected,
-                storm.failed
-            ));
+    let sizes = [
+        (
+            opts.idle,
+            SioFigure::ConnectsPerSecond,
+            Some(Figure::IdleBytes),
+        ),
+        (
+            if opts.idle_most {
+                run.most_connections()
+            } else {
+                0
+            },
+            SioFigure::MostConnectsPerSecond,
+            None,
+        ),
+    ];
+    for (c, connects, bytes) in sizes {
+        if c == 0 || !run.fits(r, "idle connections", c) {
+            continue;
+        }
+        let bytes = bytes.unwrap_or(sio(SioFigure::MostIdleBytes));
+        if idle(run, r, sys, rep, c, (bytes, sio(connects)), tag)? && c != opts.idle {
+            r.add(sys, sio(SioFigure::MostCount), c as f64);
         }
     }
     Ok(())
+}
+
+/// `v` microseconds, short: `850 µs`, `12 ms`, `2.1 s`.
+fn short_us(v: f64) -> String {
+    match v {
+        v if v >= 1e6 => format!("{:.1} s", v / 1e6),
+        v if v >= 1e4 => format!("{:.0} ms", v / 1e3),
+        v if v >= 1e3 => format!("{:.1} ms", v / 1e3),
+        v => format!("{v:.0} µs"),
+    }
+}
+
+/// Figure 4 with `c` connections on a fresh server of `sys`: its RSS per idle connection
+/// and connections per second, into `figures`.
+fn idle(
+    run: &Run,
+    r: &mut Results,
+    sys: System,
+    rep: usize,
+    c: usize,
+    (bytes_figure, connects_figure): (Figure, Figure),
+    tag: &dyn Fn(&str) -> String,
+) -> Res<bool> {
+    let mut server = start(run, sys, &format!("{}-idle-{c}-{rep}", sys.slug()))?;
+    let addr = server.listening()?;
+    let pid = server.pid();
+    // What a first connection sets up once is not counted, as in the other columns.
+    sio_load::connect(addr, 10, Duration::ZERO, || ())?;
+    std::thread::sleep(Duration::from_millis(200));
+    let before = proc_info::rss_kib(pid).ok_or("no /proc status")?;
+    let settle = run.opts.settle;
+    let (storm, after) = sio_load::connect(addr, c, settle, || proc_info::rss_kib(pid))?;
+    let after = after.ok_or("no /proc status")?;
+    if storm.connected == c {
+        let bytes = after.saturating_sub(before) as f64 * 1024.0 / c as f64;
+        r.add(sys, bytes_figure, bytes);
+        r.add(sys, connects_figure, storm.per_second());
+        if connects_figure == Figure::Sio(SioFigure::ConnectsPerSecond) {
+            let gen = pct(storm.client_cpu, storm.seconds);
+            r.add(sys, Figure::Sio(SioFigure::GenCpu(Gen::Storm)), gen);
+        }
+        return Ok(true);
+    } else {
+        r.note(format!(
+            "{}: not reached, {} of {c} connected ({} failed)",
+            tag(&format!("idle connections, C = {}", int(c))),
+            storm.connected,
+            storm.failed
+        ));
+    }
+    Ok(false)
 }
 
 /// The settings each server of the section changed from its defaults.
@@ -328,6 +442,30 @@ fn rows(opts: &Options) -> Vec<(String, Figure, Option<Gen>)> {
         Figure::LoadCount,
         None,
     ));
+    if let Some(size) = opts.sio_rate {
+        let n = int(size.clients);
+        let ms = P99_LIMIT.as_millis();
+        rows.push((
+            format!("highest rate held, p99 delivery ≤ {ms} ms (messages/s), N = {n}"),
+            sio(SioFigure::RateHeld),
+            Some(Gen::Rate),
+        ));
+        rows.push((
+            format!("that rate in deliveries per second, N = {n}"),
+            sio(SioFigure::RateHeldDeliveries),
+            None,
+        ));
+        rows.push((
+            format!("p99 delivery at that rate (µs), N = {n}"),
+            sio(SioFigure::RateP99Us),
+            None,
+        ));
+        rows.push((
+            format!("lowest rate that failed (messages/s), N = {n}"),
+            sio(SioFigure::RateFailed),
+            None,
+        ));
+    }
     rows.push((
         format!("connections established per second, C = {}", int(opts.idle)),
         sio(SioFigure::ConnectsPerSecond),
@@ -341,6 +479,24 @@ fn rows(opts: &Options) -> Vec<(String, Figure, Option<Gen>)> {
         Figure::IdleBytes,
         None,
     ));
+    if opts.idle_most {
+        let c = "that many";
+        rows.push((
+            "idle connections: as many as the descriptor limit allows".into(),
+            sio(SioFigure::MostCount),
+            None,
+        ));
+        rows.push((
+            format!("connections established per second, C = {c}"),
+            sio(SioFigure::MostConnectsPerSecond),
+            None,
+        ));
+        rows.push((
+            format!("server RSS per idle connection (bytes), C = {c}"),
+            sio(SioFigure::MostIdleBytes),
+            None,
+        ));
+    }
     rows
 }
 

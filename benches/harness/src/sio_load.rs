@@ -57,10 +57,9 @@ use socklab::wire::websocket::apply_mask;
 use socklab::wire::{engineio, http};
 
 use crate::load::{
-    self, turn_until, Fanout, FanoutPlan, Hop, Probe, RoundTrips, PROBE_LIMIT, PROBE_MEASURE,
-    PROBE_STOP,
+    self, cpu_of, turn_until, Fanout, FanoutPlan, Hop, Probe, RoundTrips, PROBE_LIMIT,
+    PROBE_MEASURE, PROBE_STOP,
 };
-use crate::proc_info;
 
 /// The request path of socket.io-client over WebSocket.
 pub const UPGRADE_TARGET: &str = "/socket.io/?EIO=4&transport=websocket";
@@ -90,7 +89,7 @@ pub const MAX_SAMPLES: usize = 1000;
 /// A connection's masking keys: xorshift64* seeded from the operating system (see the
 /// module's comment for why that is enough here).
 #[derive(Debug)]
-struct Masker(u64);
+pub(crate) struct Masker(u64);
 
 impl Masker {
     fn new() -> io::Result<Masker> {
@@ -99,7 +98,7 @@ impl Masker {
         Ok(Masker(seed | 1))
     }
 
-    fn key(&mut self) -> [u8; 4] {
+    pub(crate) fn key(&mut self) -> [u8; 4] {
         let mut x = self.0;
         x ^= x >> 12;
         x ^= x << 25;
@@ -111,7 +110,7 @@ impl Masker {
 }
 
 /// Appends one masked text frame (FIN, opcode 1) whose payload is `parts` one after another.
-fn push_text(out: &mut Vec<u8>, parts: &[&[u8]], key: [u8; 4]) {
+pub(crate) fn push_text(out: &mut Vec<u8>, parts: &[&[u8]], key: [u8; 4]) {
     let len: usize = parts.iter().map(|p| p.len()).sum();
     out.push(0x81);
     match len {
@@ -137,7 +136,7 @@ fn push_text(out: &mut Vec<u8>, parts: &[&[u8]], key: [u8; 4]) {
 
 /// The payloads the clients send, encoded once; each frame only adds a header and a mask.
 #[derive(Debug)]
-struct Templates {
+pub(crate) struct Templates {
     /// `40`: Socket.IO CONNECT to `/`.
     join: Vec<u8>,
     /// `3`: the Engine.IO pong.
@@ -145,7 +144,7 @@ struct Templates {
     /// `["echo","xx..."]`: what follows `42<id>` in an ack request.
     echo_args: Vec<u8>,
     /// `42["chat message","xx..."]`: the fan-out's message.
-    chat: Vec<u8>,
+    pub(crate) chat: Vec<u8>,
     /// The `Host` header of the upgrade request.
     host: String,
 }
@@ -204,9 +203,9 @@ enum Phase {
 }
 
 #[derive(Debug)]
-struct Peer {
+pub(crate) struct Peer {
     phase: Phase,
-    masker: Masker,
+    pub(crate) masker: Masker,
     node: usize,
     /// `42` packets received in this round.
     events: u64,
@@ -217,23 +216,23 @@ struct Peer {
 
 /// What the crowd counted.
 #[derive(Debug, Default)]
-struct Tally {
+pub(crate) struct Tally {
     pending: usize,
     failed: usize,
     /// Connections that closed after joining.
-    lost: usize,
+    pub(crate) lost: usize,
     /// Protocol errors (a bad 101, a masked or oversized frame, a refused CONNECT), and the
     /// first one's reason.
-    errors: usize,
+    pub(crate) errors: usize,
     first_error: Option<String>,
-    joined: Vec<ConnId>,
+    pub(crate) joined: Vec<ConnId>,
     first_joined: Option<Instant>,
     last_joined: Option<Instant>,
     /// Fan-out: `42` packets each client should receive in this round, clients that have
     /// them all, and every `42` received, overall and by node.
     target: u64,
-    complete: usize,
-    deliveries: u64,
+    pub(crate) complete: usize,
+    pub(crate) deliveries: u64,
     by_node: Vec<u64>,
     /// The `42` payloads one client (`sample_from`) received, in order, up to
     /// [`MAX_SAMPLES`]: the only deliveries the generator keeps whole.
@@ -243,15 +242,20 @@ struct Tally {
     ack_budget: u64,
     acks_done: u64,
     acks: RoundTrips,
+    /// A paced round ([`crate::sio_rate`]): when each of its messages was due to be sent, in
+    /// order, and every delivery's delay from that moment. Empty in a burst, which is timed
+    /// as a whole: its deliveries are not timed one by one.
+    pub(crate) scheduled: Vec<Instant>,
+    pub(crate) delays: RoundTrips,
 }
 
 /// N Socket.IO clients on one loop.
-struct SioCrowd {
-    peers: HashMap<ConnId, Peer>,
-    tally: Tally,
-    tpl: Templates,
+pub(crate) struct SioCrowd {
+    pub(crate) peers: HashMap<ConnId, Peer>,
+    pub(crate) tally: Tally,
+    pub(crate) tpl: Templates,
     /// Where frames are built before they are queued.
-    scratch: Vec<u8>,
+    pub(crate) scratch: Vec<u8>,
 }
 
 impl SioCrowd {
@@ -289,6 +293,8 @@ fn start_ack(
 }
 
 /// One text frame from the server: its payload, of which only the first bytes are read.
+/// `now` is when the read that brought it returned, in a paced round only.
+#[allow(clippy::too_many_arguments)]
 fn on_text(
     ctx: &mut Ctx<()>,
     id: ConnId,
@@ -297,10 +303,19 @@ fn on_text(
     tpl: &Templates,
     out: &mut Vec<u8>,
     payload: &[u8],
+    now: Option<Instant>,
 ) -> Result<(), String> {
     match (payload, &peer.phase) {
         ([b'4', b'2', ..], Phase::Joined) => {
             peer.events += 1;
+            // One sender, so every client receives the round's messages in the order they
+            // were sent: the k-th this client has is the k-th scheduled.
+            let due = tally.scheduled.get(peer.events as usize - 1);
+            if let Some((now, due)) = now.zip(due) {
+                tally
+                    .delays
+                    .record(now.saturating_duration_since(*due).as_nanos() as u64);
+            }
             tally.deliveries += 1;
             tally.by_node[peer.node] += 1;
             if peer.events == tally.target {
@@ -389,6 +404,8 @@ impl Handler for SioCrowd {
         let Some(peer) = peers.get_mut(&id) else {
             return bytes.len();
         };
+        // One clock reading per read, not per frame: a read brings many deliveries at once.
+        let now = (!tally.scheduled.is_empty()).then(Instant::now);
         let mut used = 0;
         if let Phase::Upgrade { accept } = &peer.phase {
             let res = match http::parse_response(bytes) {
@@ -449,7 +466,7 @@ impl Handler for SioCrowd {
             };
             used += head + len;
             let result = match b0 & 0x0f {
-                1 => on_text(ctx, id, peer, tally, tpl, scratch, payload),
+                1 => on_text(ctx, id, peer, tally, tpl, scratch, payload, now),
                 // A WebSocket ping (socklab's server sends none; a proxy might): its pong.
                 9 => {
                     scratch.clear();
@@ -491,7 +508,7 @@ impl Handler for SioCrowd {
 
 impl SioCrowd {
     /// Starts a fan-out round: every joined client should now receive `target` events.
-    fn begin_round(&mut self, target: u64) {
+    pub(crate) fn begin_round(&mut self, target: u64) {
         for p in self.peers.values_mut() {
             p.events = 0;
         }
@@ -502,7 +519,7 @@ impl SioCrowd {
         t.by_node.iter_mut().for_each(|d| *d = 0);
     }
 
-    fn error(&self) -> String {
+    pub(crate) fn error(&self) -> String {
         match &self.tally.first_error {
             Some(e) => format!(" ({} protocol errors, the first: {e})", self.tally.errors),
             None => String::new(),
@@ -597,7 +614,7 @@ fn open(
 }
 
 /// [`open`], and an error unless all `n` joined.
-fn open_all(
+pub(crate) fn open_all(
     nodes: &[SocketAddr],
     n: usize,
     max_outbound: usize,
@@ -883,14 +900,6 @@ pub fn start_probe(addr: SocketAddr, warmup: u64) -> io::Result<Probe> {
         rt.seconds = started.elapsed().as_secs_f64();
         Ok(rt)
     })
-}
-
-/// CPU time used so far by all of `pids` (`None` for none, or if one cannot be read).
-fn cpu_of(pids: &[u32]) -> Option<Duration> {
-    if pids.is_empty() {
-        return None;
-    }
-    pids.iter().map(|&p| proc_info::cpu_time(p)).sum()
 }
 
 /// The handshake storm: clients wanted, joined, failed; from the first connect to the last

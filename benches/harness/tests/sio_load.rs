@@ -1,6 +1,7 @@
 //! The Socket.IO load generator (`sio_load.rs`) against socklab's server on 127.0.0.1:0: a
-//! few acks, a small fan-out, a probe's acks beside one, a handshake storm, each count
-//! checked (the smoke test CI runs); and the check against the official client:
+//! few acks, a small fan-out, a paced ladder (`sio_rate.rs`), a probe's acks beside one, a
+//! handshake storm, each count checked (the smoke test CI runs); and the check against the
+//! official client:
 //! socket.io-client 4.8.4 and the Rust generator receive the same fan-out from the same
 //! server, and see the same events.
 //!
@@ -17,6 +18,7 @@ use std::time::Duration;
 use serde_json::Value;
 use socklab::events::RunningServer;
 use socklab_bench::load::{self, FanoutPlan};
+use socklab_bench::sio_rate::{self, RatePlan};
 use socklab_bench::{proc_info, reference, sio_load};
 
 /// The comparison's socklab server (the handlers of the Socket.IO reference), in-process.
@@ -57,6 +59,39 @@ fn a_fan_out_reaches_every_client_with_every_message() {
     let want = format!("42[\"chat message\",\"{}\",\"", load::message());
     for sample in &f.samples {
         assert!(sample.starts_with(&want), "{sample}");
+    }
+    s.stop().unwrap();
+}
+
+#[test]
+fn a_paced_ladder_times_every_delivery_of_every_step() {
+    let s = server();
+    let plan = RatePlan {
+        addr: s.addr,
+        clients: 4,
+        span: Duration::from_millis(100),
+        start: 100.0,
+        refine: 0,
+        max_steps: 3,
+        server_pids: vec![std::process::id()],
+    };
+    let got = sio_rate::sustained(&plan).expect("three steps");
+    assert_eq!(got.clients, 4);
+    let rates: Vec<f64> = got.steps.iter().map(|st| st.rate).collect();
+    let messages: Vec<usize> = got.steps.iter().map(|st| st.messages).collect();
+    // 100 ms at 100, 200, 400 messages per second; a step of a loaded test machine may
+    // fail its 100 ms, which ends the doubling there.
+    assert_eq!(rates[..], [100.0, 200.0, 400.0][..rates.len()]);
+    assert_eq!(messages[..], [10, 20, 40][..rates.len()]);
+    for st in &got.steps {
+        // Each client had each message, the sender included, and each delivery was timed.
+        assert_eq!((st.deliveries, st.lost), (4 * st.messages as u64, 0));
+        assert_eq!(st.delays.count, st.deliveries);
+        assert!(st.delays.quantile_us(0.5) > 0.0);
+    }
+    match got.first_failed() {
+        None => assert_eq!(got.cut_short.as_deref(), Some("every one of 3 steps held")),
+        Some(f) => assert!(!f.held() && f.rate <= 400.0),
     }
     s.stop().unwrap();
 }

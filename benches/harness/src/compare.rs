@@ -297,6 +297,8 @@ pub struct Results {
     pub cluster_skipped: BTreeMap<(System, usize), String>,
     /// Sizes not reached, runs that failed: said, never hidden.
     pub notes: Vec<String>,
+    /// Every step of the rate figure's ladders, a line per server and repetition.
+    pub ladders: Vec<String>,
     pub env: Env,
 }
 

@@ -18,7 +18,8 @@
 //! | `small.rs` | `make bench-loop` and `make bench-events`: the loop and the event layer alone, on the same processes and placement |
 //! | `load.rs` | socklab's load generators, and the raw-socket limit |
 //! | `sio_compare.rs` | the section "The same wire, three servers" of `compare`: socklab, Socket.IO and socketioxide loaded by the one `sio_load` generator, their figures with the generator's CPU time, and the section's table and targets |
-//! | `sio_load.rs` | a load generator on the real Socket.IO wire (Engine.IO v4, Socket.IO v5, masked WebSocket frames): N clients on one loop, acks, fan-out, the handshake storm, with its own CPU time; the probe of figure 5 on a thread of its own |
+//! | `sio_crowd.rs` | the clients of the Socket.IO load generators: N Engine.IO v4 + Socket.IO v5 clients over masked WebSocket frames on one loop, what each sends and reads, what the crowd counts |
+//! | `sio_load.rs` | the figures of the Socket.IO load generator: acks, fan-out, the handshake storm, each with the generator's own CPU time; the probe of figure 5 on a thread of its own |
 //! | `sio_rate.rs` | the rate a room holds on the Socket.IO wire (figure 3): paced messages, every delivery timed from the moment its message was due, a ladder of rates up to the one whose p99 passes 100 ms |
 //! | `ping_pong.rs` | the echo ping-pong of `make bench-loop`, many connections on one event loop |
 //! | `reference.rs` | the event server all event benchmarks run: the handlers of the Socket.IO reference |
@@ -45,6 +46,7 @@ pub mod redis;
 pub mod reference;
 pub mod report;
 pub mod sio_compare;
+pub mod sio_crowd;
 pub mod sio_load;
 pub mod sio_rate;
 pub mod small;

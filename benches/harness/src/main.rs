@@ -41,6 +41,10 @@ enum Cmd {
         /// Idle connections for the memory figure
         #[arg(long)]
         idle: Option<usize>,
+        /// Clients in the room of the rate figure on the Socket.IO wire (default 1000; quick
+        /// 500; 0 leaves the figure out)
+        #[arg(long)]
+        rate: Option<usize>,
         /// Leave Socket.IO out (it is left out anyway when node is not found)
         #[arg(long)]
         no_socketio: bool,
@@ -306,6 +310,7 @@ fn main() -> ExitCode {
             reps,
             fanout,
             idle,
+            rate,
             no_socketio,
             no_socketioxide,
             cluster,
@@ -327,6 +332,11 @@ fn main() -> ExitCode {
                 opts.fanout = fanout;
             }
             opts.idle = idle.unwrap_or(opts.idle);
+            match (rate, &mut opts.sio_rate) {
+                (Some(0), _) => opts.sio_rate = None,
+                (Some(n), Some(size)) => size.clients = n,
+                _ => {}
+            }
             opts.socketio = !no_socketio;
             opts.socketioxide = !no_socketioxide;
             opts.cluster = if no_cluster {

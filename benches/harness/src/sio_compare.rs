@@ -255,8 +255,8 @@ fn measured(
                     .iter()
                     .map(|st| format!("{} ({})", num(st.rate), short_us(st.p99_us())))
                     .collect();
-                r.note(format!(
-                    "{}: rates (p99) {}{}",
+                r.ladders.push(format!(
+                    "{}: {}{}",
                     tag("the rate a room holds"),
                     ladder.join(", "),
                     s.cut_short.map_or(String::new(), |c| format!("; {c}"))
@@ -571,6 +571,17 @@ pub(crate) fn section(t: &mut String, r: &Results, opts: &Options) {
             vs(System::SocketIoSio),
             vs(System::SocketioxideSio),
         );
+    }
+    if !r.ladders.is_empty() {
+        let _ = writeln!(
+            t,
+            "\n#### The rate ladders\n\nEach step: messages per second offered, and in \
+             brackets the p99 of its delivery delays; a step holds up to {} ms.\n",
+            P99_LIMIT.as_millis()
+        );
+        for l in &r.ladders {
+            let _ = writeln!(t, "- {l}");
+        }
     }
     let _ = writeln!(
         t,

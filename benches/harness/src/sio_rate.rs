@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 use socklab::event_loop::{ConnId, EventLoop};
 
 use crate::load::{cpu_of, turn_until, RoundTrips};
-use crate::sio_load::{open_all, push_text, thread_cpu, SioCrowd};
+use crate::sio_crowd::{open_all, push_text, thread_cpu, SioCrowd};
 
 /// The delivery delay a step's 99th percentile may reach and still hold.
 pub const P99_LIMIT: Duration = Duration::from_millis(100);

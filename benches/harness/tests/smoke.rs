@@ -198,6 +198,8 @@ fn compare_writes_its_report_without_node() {
             "4:5",
             "--idle",
             "6",
+            "--rate",
+            "4",
             "--cluster",
             "4:5",
             "--paced",
@@ -234,6 +236,8 @@ fn compare_writes_its_report_without_node() {
         "#### Targets on the Socket.IO wire",
         "| connections established per second, C = 6 |",
         "| acks the probe completed during that fan-out |",
+        "| highest rate held, p99 delivery ≤ 100 ms (messages/s), N = 4 |",
+        "#### The rate ladders",
     ] {
         assert!(report.contains(row), "no {row:?} in:\n{report}");
     }

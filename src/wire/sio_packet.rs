@@ -179,7 +179,7 @@ fn write_array(
     }
     if let Some(o) = offset {
         next(t);
-        let _ = serde_json::to_writer(&mut *t, &offset::to_text(o));
+        offset::write_json(o, t);
     }
     if !open {
         t.push(b'[');

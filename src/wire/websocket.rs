@@ -218,8 +218,10 @@ pub fn apply_mask(bytes: &mut [u8], key: [u8; 4], offset: usize) {
 pub struct Decoder {
     role: Role,
     max_message: usize,
-    /// The message being assembled from fragments: its type and what arrived so far.
-    open: Option<(Opcode, Vec<u8>)>,
+    /// The message being assembled from fragments: its type and what arrived so far. Boxed:
+    /// few messages are fragmented, and a server keeps a decoder for every connection for its
+    /// whole life, so the room for one would count in every idle connection's memory.
+    open: Option<Box<(Opcode, Vec<u8>)>>,
 }
 
 impl Decoder {
@@ -234,7 +236,7 @@ impl Decoder {
 
     /// Bytes of a fragmented message held, waiting for its last fragment.
     pub fn buffered(&self) -> usize {
-        self.open.as_ref().map_or(0, |(_, b)| b.len())
+        self.open.as_ref().map_or(0, |held| held.1.len())
     }
 
     /// Decodes the whole frames at the start of `input`, handing each complete message and
@@ -347,17 +349,18 @@ impl Decoder {
             Opcode::Text | Opcode::Binary if !h.fin => {
                 let mut held = Vec::new();
                 unmask(&mut held);
-                self.open = Some((h.opcode, held));
+                self.open = Some(Box::new((h.opcode, held)));
                 None
             }
             Opcode::Continuation => {
-                let (kind, mut held) = self.open.take().expect("checked above");
-                unmask(&mut held);
+                let mut open = self.open.take().expect("checked above");
+                unmask(&mut open.1);
                 if h.fin {
+                    let (kind, held) = *open;
                     *payload = held; // rare: the message was fragmented
                     Some(kind)
                 } else {
-                    self.open = Some((kind, held));
+                    self.open = Some(open);
                     None
                 }
             }

@@ -326,7 +326,10 @@ fn message<'a>(m: MessageRef<'a>, eio: &mut Option<EioReader>, limits: &Limits) 
 /// its packets up to the event layer's, a binary packet held until its attachments came.
 #[derive(Debug, Default)]
 pub struct EioReader {
-    pending: Option<(socketio::Packet, Vec<Vec<u8>>)>,
+    /// Boxed: most connections never send a binary packet, and each keeps its reader for
+    /// its whole life, so the room for one would count in every idle connection's memory
+    /// (some 100 bytes).
+    pending: Option<Box<(socketio::Packet, Vec<Vec<u8>>)>>,
 }
 
 impl EioReader {
@@ -334,11 +337,11 @@ impl EioReader {
     pub fn packet(&mut self, p: engineio::Packet, limits: &Limits) -> Option<Got<'static>> {
         let pending = &mut self.pending;
         if let engineio::Packet::Binary(bytes) = p {
-            let Some((_, got)) = pending.as_mut() else {
+            let Some(held) = pending.as_mut() else {
                 return Some(broken("a binary message with no packet waiting for it"));
             };
-            got.push(bytes);
-            let (p, got) = pending.take_if(|(p, got)| got.len() == p.attachments)?;
+            held.1.push(bytes);
+            let (p, got) = *pending.take_if(|held| held.1.len() == held.0.attachments)?;
             return Some(mapped(sio_packet::to_packet(p, got, limits)));
         }
         if pending.is_some() {
@@ -368,7 +371,7 @@ impl EioReader {
             return Some(mapped(Err(e)));
         }
         if p.attachments > 0 {
-            self.pending = Some((p.into_owned(), Vec::with_capacity(0)));
+            self.pending = Some(Box::new((p.into_owned(), Vec::with_capacity(0))));
             return None;
         }
         if p.kind == Kind::Event {

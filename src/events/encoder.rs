@@ -83,7 +83,7 @@ impl Wire {
             Ok(packet::Decoded::Event(e)) => {
                 let e = EventRef {
                     ns: e.ns,
-                    name: e.name,
+                    name: &e.name,
                     args: &e.args,
                     attachments: &e.attachments,
                     id: e.id,

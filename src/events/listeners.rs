@@ -7,8 +7,6 @@
 //! if its entry still exists: an `off` during a call wins, and a `once` listener is gone after
 //! its first call.
 
-use std::collections::HashMap;
-
 use serde_json::Value;
 
 use super::guard::{self, Panicked};
@@ -38,7 +36,7 @@ struct Entry<C> {
 
 /// One side's listeners, by event name, plus the catch-all ones.
 pub struct Listeners<C> {
-    by_name: HashMap<String, Vec<Entry<C>>>,
+    by_name: ByName<C>,
     any: Vec<Entry<C>>,
     next_id: u64,
 }
@@ -46,10 +44,45 @@ pub struct Listeners<C> {
 impl<C> Default for Listeners<C> {
     fn default() -> Self {
         Listeners {
-            by_name: HashMap::new(),
+            by_name: ByName(Vec::new()),
             any: Vec::new(),
             next_id: 0,
         }
+    }
+}
+
+/// Event name -> its listeners, for the few names a socket listens to. Every socket of a
+/// server has a table, so it counts in idle memory: a short list costs one small allocation
+/// (the reference handlers' two names: 80 bytes), where the smallest hash table costs over
+/// 200; and finding one of a few names in a list is as quick as hashing it.
+struct ByName<C>(Vec<(Box<str>, Vec<Entry<C>>)>);
+
+impl<C> ByName<C> {
+    fn get_mut(&mut self, name: &str) -> Option<&mut Vec<Entry<C>>> {
+        self.0
+            .iter_mut()
+            .find(|(n, _)| &**n == name)
+            .map(|(_, list)| list)
+    }
+
+    /// The list for `name`, made empty if there was none.
+    fn entry(&mut self, name: &str) -> &mut Vec<Entry<C>> {
+        let at = match self.0.iter().position(|(n, _)| &**n == name) {
+            Some(at) => at,
+            None => {
+                // One slot at a time: names are added when a socket connects, and an exact
+                // size is what stays for the socket's life. Most events have one listener:
+                // room for one, not the four a first push reserves.
+                self.0.reserve_exact(1);
+                self.0.push((name.into(), Vec::with_capacity(1)));
+                self.0.len() - 1
+            }
+        };
+        &mut self.0[at].1
+    }
+
+    fn remove(&mut self, name: &str) {
+        self.0.retain(|(n, _)| &**n != name);
     }
 }
 
@@ -62,13 +95,7 @@ impl<C> Listeners<C> {
             f: Some(f),
         };
         match name {
-            // Most events have one listener: room for one, not the four a first push reserves
-            // (this is per socket, so it counts in idle memory).
-            Some(n) => self
-                .by_name
-                .entry(n.to_string())
-                .or_insert_with(|| Vec::with_capacity(1))
-                .push(entry),
+            Some(n) => self.by_name.entry(n).push(entry),
             None => self.any.push(entry),
         }
     }

@@ -31,14 +31,15 @@
 //!   `1` for "the server does not want me" and never reconnect; the WebSocket close that
 //!   follows (1001, going away) makes it reconnect, as a restart should.
 
+use std::borrow::Cow;
 use std::fmt;
 
 use serde_json::Value;
 
 use super::engineio;
 use super::offset;
-use super::packet::{EventRef, Limits, Packet, DEFAULT_NAMESPACE};
-use super::socketio::{self, Kind, SioError};
+use super::packet::{EventRef, EventView, Limits, Packet, DEFAULT_NAMESPACE};
+use super::socketio::{self, Kind, PacketRef, SioError};
 use super::websocket::{self, Opcode};
 use crate::wire::packet::RESERVED_EVENTS;
 
@@ -179,7 +180,7 @@ fn write_array(
     }
     if let Some(o) = offset {
         next(t);
-        let _ = serde_json::to_writer(&mut *t, &offset::to_text(o));
+        offset::write_json(o, t);
     }
     if !open {
         t.push(b'[');
@@ -268,8 +269,17 @@ impl fmt::Display for MapError {
 /// Checks a decoded packet's header against the server's limits (before its attachments
 /// are waited for): how many attachments it announces.
 pub fn check(p: &socketio::Packet, limits: &Limits) -> Result<(), MapError> {
-    if p.attachments > limits.max_attachments {
-        return Err(MapError::TooManyAttachments(p.attachments));
+    check_attachments(p.attachments, limits)
+}
+
+/// [`check`] for a packet read in place.
+pub fn check_ref(p: &PacketRef<'_>, limits: &Limits) -> Result<(), MapError> {
+    check_attachments(p.attachments, limits)
+}
+
+fn check_attachments(count: usize, limits: &Limits) -> Result<(), MapError> {
+    if count > limits.max_attachments {
+        return Err(MapError::TooManyAttachments(count));
     }
     Ok(())
 }
@@ -287,28 +297,11 @@ pub fn to_packet(
         Kind::Disconnect => Packet::Disconnect { ns, reason: None },
         Kind::ConnectError => return Err(MapError::ServerOnly),
         Kind::Event | Kind::BinaryEvent => {
-            let Some(Value::Array(mut a)) = p.data else {
-                return Err(MapError::Sio(SioError::BadData(
-                    "EVENT data must be an array",
-                )));
-            };
-            let name = match a.first() {
-                Some(Value::String(_)) => match a.remove(0) {
-                    Value::String(s) => s,
-                    _ => unreachable!("checked above"),
-                },
-                _ => return Err(MapError::Sio(SioError::BadData("an event needs a name"))),
-            };
-            if name.len() > limits.max_event_name {
-                return Err(MapError::LongName(name.len()));
-            }
-            if RESERVED_EVENTS.contains(&name.as_str()) {
-                return Err(MapError::Sio(SioError::ReservedEvent(name)));
-            }
+            let (name, args) = name_and_args(p.data, limits)?;
             Packet::Event {
                 ns,
                 name,
-                args: a,
+                args,
                 attachments,
                 id: p.id,
                 offset: None,
@@ -329,4 +322,48 @@ pub fn to_packet(
             }
         }
     })
+}
+
+/// A client's EVENT without attachments, as the event layer reads it in place: the
+/// namespace borrowed from the text, the name the JSON parser made taken over, not copied.
+/// Any other packet: [`to_packet`].
+pub fn to_event_view<'a>(p: PacketRef<'a>, limits: &Limits) -> Result<EventView<'a>, MapError> {
+    check_ref(&p, limits)?;
+    if p.kind != Kind::Event {
+        return Err(MapError::Sio(SioError::BadData(
+            "not an EVENT without attachments",
+        )));
+    }
+    let (name, args) = name_and_args(p.data, limits)?;
+    Ok(EventView {
+        ns: p.ns,
+        name: Cow::Owned(name),
+        args,
+        attachments: Vec::new(),
+        id: p.id,
+        offset: None,
+    })
+}
+
+/// An EVENT's data split into its name, checked against the limits, and its arguments.
+fn name_and_args(data: Option<Value>, limits: &Limits) -> Result<(String, Vec<Value>), MapError> {
+    let Some(Value::Array(mut a)) = data else {
+        return Err(MapError::Sio(SioError::BadData(
+            "EVENT data must be an array",
+        )));
+    };
+    let name = match a.first() {
+        Some(Value::String(_)) => match a.remove(0) {
+            Value::String(s) => s,
+            _ => unreachable!("checked above"),
+        },
+        _ => return Err(MapError::Sio(SioError::BadData("an event needs a name"))),
+    };
+    if name.len() > limits.max_event_name {
+        return Err(MapError::LongName(name.len()));
+    }
+    if RESERVED_EVENTS.contains(&name.as_str()) {
+        return Err(MapError::Sio(SioError::ReservedEvent(name)));
+    }
+    Ok((name, a))
 }

@@ -85,6 +85,30 @@ pub struct Packet {
     pub attachments: usize,
 }
 
+/// A [`Packet`] read in place: its namespace borrowed from the text it was read from, so the
+/// common case, `/`, or the namespace of a busy connection, costs no copy.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PacketRef<'a> {
+    pub kind: Kind,
+    pub ns: &'a str,
+    pub id: Option<u32>,
+    pub data: Option<Value>,
+    pub attachments: usize,
+}
+
+impl PacketRef<'_> {
+    /// The same packet with a namespace of its own.
+    pub fn into_owned(self) -> Packet {
+        Packet {
+            kind: self.kind,
+            ns: self.ns.to_owned(),
+            id: self.id,
+            data: self.data,
+            attachments: self.attachments,
+        }
+    }
+}
+
 /// Why a text is not a valid Socket.IO packet.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SioError {
@@ -182,6 +206,11 @@ pub fn encode(p: &Packet, out: &mut String) {
 
 /// Decodes one packet from an Engine.IO text message.
 pub fn decode(text: &str) -> Result<Packet, SioError> {
+    decode_ref(text).map(PacketRef::into_owned)
+}
+
+/// [`decode`], the namespace borrowed from `text`.
+pub fn decode_ref(text: &str) -> Result<PacketRef<'_>, SioError> {
     let b = text.as_bytes();
     let kind =
         Kind::from_digit(*b.first().ok_or(SioError::Empty)?).ok_or(SioError::UnknownType(b[0]))?;
@@ -199,10 +228,10 @@ pub fn decode(text: &str) -> Result<Packet, SioError> {
             .ok_or(SioError::BadAttachments)?;
         at += digits + 1;
     }
-    let mut ns = "/".to_string();
+    let mut ns = "/";
     if b.get(at) == Some(&b'/') {
         let end = text[at..].find(',').map_or(text.len(), |i| at + i);
-        ns = text[at..end].to_string();
+        ns = &text[at..end];
         at = (end + 1).min(text.len());
     }
     let digits = b[at..].iter().take_while(|c| c.is_ascii_digit()).count();
@@ -221,7 +250,7 @@ pub fn decode(text: &str) -> Result<Packet, SioError> {
         None
     };
     check(kind, data.as_ref())?;
-    Ok(Packet {
+    Ok(PacketRef {
         kind,
         ns,
         id,

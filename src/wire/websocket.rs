@@ -218,8 +218,10 @@ pub fn apply_mask(bytes: &mut [u8], key: [u8; 4], offset: usize) {
 pub struct Decoder {
     role: Role,
     max_message: usize,
-    /// The message being assembled from fragments: its type and what arrived so far.
-    open: Option<(Opcode, Vec<u8>)>,
+    /// The message being assembled from fragments: its type and what arrived so far. Boxed:
+    /// few messages are fragmented, and a server keeps a decoder for every connection for its
+    /// whole life, so the room for one would count in every idle connection's memory.
+    open: Option<Box<(Opcode, Vec<u8>)>>,
 }
 
 impl Decoder {
@@ -234,7 +236,7 @@ impl Decoder {
 
     /// Bytes of a fragmented message held, waiting for its last fragment.
     pub fn buffered(&self) -> usize {
-        self.open.as_ref().map_or(0, |(_, b)| b.len())
+        self.open.as_ref().map_or(0, |held| held.1.len())
     }
 
     /// Decodes the whole frames at the start of `input`, handing each complete message and
@@ -247,29 +249,71 @@ impl Decoder {
         input: &[u8],
         mut each: impl FnMut(Result<Message, WsError>) -> bool,
     ) -> usize {
+        // Each message owns its bytes: the buffer is handed over, and the next message's
+        // payload goes into a new one.
+        let mut payload = Vec::new();
+        self.frames(input, &mut payload, |kind, bytes| {
+            let m = kind.and_then(|kind| owned(kind, std::mem::take(bytes)));
+            let fine = m.is_ok();
+            each(m) && fine
+        })
+    }
+
+    /// [`decode`](Decoder::decode) without an allocation per message: each payload is
+    /// unmasked into `scratch`, a buffer the caller lends and keeps for the next call, and the
+    /// message handed to `each` borrows it. A server reads every message of every
+    /// connection this way through one buffer.
+    pub fn decode_ref(
+        &mut self,
+        input: &[u8],
+        scratch: &mut Vec<u8>,
+        mut each: impl FnMut(Result<MessageRef<'_>, WsError>) -> bool,
+    ) -> usize {
+        self.frames(input, scratch, |kind, bytes| {
+            let m = kind.and_then(|kind| borrowed(kind, bytes));
+            let fine = m.is_ok();
+            each(m) && fine
+        })
+    }
+
+    /// The loop of both: each frame's payload, unmasked into `payload`, goes to `each` with
+    /// its type once it completes a message or is a control frame; `each` turns it into a
+    /// message, hands it on, and says whether to go on (not after an error, whoever found
+    /// it).
+    fn frames(
+        &mut self,
+        input: &[u8],
+        payload: &mut Vec<u8>,
+        mut each: impl FnMut(Result<Opcode, WsError>, &mut Vec<u8>) -> bool,
+    ) -> usize {
         let mut used = 0;
         loop {
-            match self.next(&input[used..]) {
+            match self.next(&input[used..], payload) {
                 Ok(None) => return used,
-                Ok(Some((n, message))) => {
+                Ok(Some((n, kind))) => {
                     used += n;
-                    if let Some(m) = message {
-                        if !each(Ok(m)) {
+                    if let Some(kind) = kind {
+                        if !each(Ok(kind), payload) {
                             return used;
                         }
                     }
                 }
                 Err(e) => {
-                    each(Err(e));
+                    each(Err(e), payload);
                     return used;
                 }
             }
         }
     }
 
-    /// One frame from the start of `input`: the bytes it took and the message it completed,
-    /// if any (a fragment that is not the last completes none).
-    fn next(&mut self, input: &[u8]) -> Result<Option<(usize, Option<Message>)>, WsError> {
+    /// One frame from the start of `input`: the bytes it took and, if it completed a
+    /// message or is a control frame, its type, its payload unmasked in `payload` (a
+    /// fragment that is not the last completes none: it is held).
+    fn next(
+        &mut self,
+        input: &[u8],
+        payload: &mut Vec<u8>,
+    ) -> Result<Option<(usize, Option<Opcode>)>, WsError> {
         let Some(h) = header(input, self.role)? else {
             return Ok(None);
         };
@@ -289,55 +333,92 @@ impl Decoder {
             });
         }
         let len = h.len as usize; // at most `max_message`, or 125
-        let Some(payload) = input.get(h.size..h.size + len) else {
+        let Some(bytes) = input.get(h.size..h.size + len) else {
             return Ok(None);
         };
         let used = h.size + len;
-        let mut bytes = payload.to_vec();
-        if let Some(key) = h.mask {
-            apply_mask(&mut bytes, key, 0);
-        }
-        let message = match h.opcode {
-            Opcode::Ping => Some(Message::Ping(bytes)),
-            Opcode::Pong => Some(Message::Pong(bytes)),
-            Opcode::Close => Some(close_frame(&bytes)?),
-            Opcode::Text | Opcode::Binary if h.fin => Some(whole(h.opcode, bytes)?),
-            Opcode::Text | Opcode::Binary => {
-                self.open = Some((h.opcode, bytes));
+        // Unmasks `bytes` onto the end of `into`.
+        let unmask = |into: &mut Vec<u8>| {
+            let start = into.len();
+            into.extend_from_slice(bytes);
+            if let Some(key) = h.mask {
+                apply_mask(&mut into[start..], key, 0);
+            }
+        };
+        let kind = match h.opcode {
+            Opcode::Text | Opcode::Binary if !h.fin => {
+                let mut held = Vec::new();
+                unmask(&mut held);
+                self.open = Some(Box::new((h.opcode, held)));
                 None
             }
             Opcode::Continuation => {
-                let (kind, mut held) = self.open.take().expect("checked above");
-                held.extend_from_slice(&bytes);
+                let mut open = self.open.take().expect("checked above");
+                unmask(&mut open.1);
                 if h.fin {
-                    Some(whole(kind, held)?)
+                    let (kind, held) = *open;
+                    *payload = held; // rare: the message was fragmented
+                    Some(kind)
                 } else {
-                    self.open = Some((kind, held));
+                    self.open = Some(open);
                     None
                 }
             }
+            // A control frame, or a whole message in one frame: the common case.
+            kind => {
+                payload.clear();
+                unmask(payload);
+                Some(kind)
+            }
         };
-        Ok(Some((used, message)))
+        Ok(Some((used, kind)))
     }
 }
 
-/// A complete text or binary message.
-fn whole(kind: Opcode, bytes: Vec<u8>) -> Result<Message, WsError> {
-    if kind == Opcode::Binary {
-        return Ok(Message::Binary(bytes));
+/// A message as [`Decoder::decode_ref`] hands it over: borrowed from the caller's buffer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MessageRef<'a> {
+    Text(&'a str),
+    Binary(&'a [u8]),
+    Ping(&'a [u8]),
+    Pong(&'a [u8]),
+    /// The peer is closing: its status code and reason, if it gave any.
+    Close(Option<(u16, &'a str)>),
+}
+
+/// A complete message or control frame of type `kind`, owning `bytes`.
+fn owned(kind: Opcode, bytes: Vec<u8>) -> Result<Message, WsError> {
+    Ok(match kind {
+        Opcode::Ping => Message::Ping(bytes),
+        Opcode::Pong => Message::Pong(bytes),
+        Opcode::Close => Message::Close(close_frame(&bytes)?.map(|(c, r)| (c, r.to_owned()))),
+        Opcode::Binary => Message::Binary(bytes),
+        _ => Message::Text(String::from_utf8(bytes).map_err(|_| not_utf8())?),
+    })
+}
+
+/// A complete message or control frame of type `kind`, borrowing `bytes`.
+fn borrowed(kind: Opcode, bytes: &[u8]) -> Result<MessageRef<'_>, WsError> {
+    Ok(match kind {
+        Opcode::Ping => MessageRef::Ping(bytes),
+        Opcode::Pong => MessageRef::Pong(bytes),
+        Opcode::Close => MessageRef::Close(close_frame(bytes)?),
+        Opcode::Binary => MessageRef::Binary(bytes),
+        _ => MessageRef::Text(std::str::from_utf8(bytes).map_err(|_| not_utf8())?),
+    })
+}
+
+fn not_utf8() -> WsError {
+    WsError {
+        code: close::INVALID_PAYLOAD,
+        reason: "a text message that is not UTF-8",
     }
-    String::from_utf8(bytes)
-        .map(Message::Text)
-        .map_err(|_| WsError {
-            code: close::INVALID_PAYLOAD,
-            reason: "a text message that is not UTF-8",
-        })
 }
 
 /// A close frame's payload: nothing, or a status code and a UTF-8 reason.
-fn close_frame(bytes: &[u8]) -> Result<Message, WsError> {
+fn close_frame(bytes: &[u8]) -> Result<Option<(u16, &str)>, WsError> {
     match bytes {
-        [] => Ok(Message::Close(None)),
+        [] => Ok(None),
         [_] => Err(protocol("a close frame of 1 byte")),
         [hi, lo, reason @ ..] => {
             let code = u16::from_be_bytes([*hi, *lo]);
@@ -348,7 +429,7 @@ fn close_frame(bytes: &[u8]) -> Result<Message, WsError> {
                 code: close::INVALID_PAYLOAD,
                 reason: "a close reason that is not UTF-8",
             })?;
-            Ok(Message::Close(Some((code, reason.to_string()))))
+            Ok(Some((code, reason)))
         }
     }
 }

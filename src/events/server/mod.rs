@@ -142,6 +142,9 @@ pub struct Io {
     /// A broadcast's recipients while they are chosen: kept between broadcasts, so that
     /// choosing them allocates nothing once it has grown.
     chosen: Vec<(Name, Link, Wire)>,
+    /// The Socket.IO wire's WebSocket messages are unmasked into this one buffer, kept
+    /// between reads, instead of into a new one each (`reading.rs`).
+    unmasked: Vec<u8>,
     /// The server is stopping: Socket.IO connections are closed with 1001 (going away).
     stopping: bool,
     /// The application's HTTP routes (`http.rs`).
@@ -172,6 +175,7 @@ impl Io {
             recovery: Recovery::default(),
             everyone: None,
             chosen: Vec::new(),
+            unmasked: Vec::new(),
             stopping: false,
             http_routes: None,
             polling: sessions::Sessions::default(),

@@ -159,7 +159,7 @@ impl Io {
         let Some(sid) = self.sid_on(conn, e.ns) else {
             return; // not connected to that namespace: ignored, as Socket.IO does
         };
-        if RESERVED_EVENTS.contains(&e.name) {
+        if RESERVED_EVENTS.contains(&&*e.name) {
             return;
         }
         if let Some(ack) = e.id {
@@ -180,7 +180,7 @@ impl Io {
         self.stats.events_in += 1;
         let event = Event {
             socket: sid,
-            name: e.name.to_string(),
+            name: e.name.into_owned(),
             args: e.args,
             attachments: e.attachments,
             ack: e.id,

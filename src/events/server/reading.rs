@@ -8,6 +8,8 @@
 //! (socklab clients send theirs at once, without waiting: `docs/protocol.md`, section 5);
 //! anything else is read as HTTP, for a WebSocket upgrade to Socket.IO.
 
+use std::borrow::Cow;
+
 use serde_json::json;
 
 use super::protocol::{Action, ServerTimer};
@@ -17,6 +19,10 @@ use crate::events::link::Link;
 use crate::events::reasons;
 use crate::transport::socketio::{End, Got, SioReader};
 use crate::wire::packet::{self, Decoded, EventView, Packet};
+
+/// Bytes of the shared buffer WebSocket messages are unmasked into that are kept between
+/// reads: a chat message fits many times over; a big upload's buffer is let go.
+const KEEP_UNMASKED: usize = 64 * 1024;
 
 impl Io {
     // ANCHOR: first_byte
@@ -88,7 +94,13 @@ impl Io {
         let Reader::SocketIo(mut reader) = std::mem::replace(&mut c.reader, Reader::First) else {
             return bytes.len();
         };
-        let used = reader.read(bytes, |got| self.got(conn, got));
+        // So is the buffer its messages are unmasked into, shared by every connection.
+        let mut unmasked = std::mem::take(&mut self.unmasked);
+        let used = reader.read(bytes, &mut unmasked, |got| self.got(conn, got));
+        if unmasked.capacity() > KEEP_UNMASKED {
+            unmasked = Vec::new(); // one big message is not kept for the rest of the run
+        }
+        self.unmasked = unmasked;
         if let Some(c) = self.conns.get_mut(&conn) {
             c.reader = Reader::SocketIo(reader);
         }
@@ -96,7 +108,7 @@ impl Io {
     }
 
     /// One result of the Socket.IO reader; `false` once the connection is closing.
-    fn got(&mut self, conn: Link, got: Got) -> bool {
+    fn got(&mut self, conn: Link, got: Got<'_>) -> bool {
         // A WebSocket that probes or carries a long-polling session reads for the session.
         let route = self.conns.get(&conn).and_then(|c| c.route);
         let to = route.unwrap_or(conn);
@@ -129,6 +141,7 @@ impl Io {
             },
             Got::Request { req, body } => self.http_request(conn, req, body),
             Got::Packet(p) => self.on_owned_packet(to, p),
+            Got::Event(e) => self.on_packet(to, Decoded::Event(e)),
             Got::End { bytes, why } => {
                 self.queue_bytes(conn, &bytes);
                 if let Some(c) = self.conns.get_mut(&conn) {
@@ -159,7 +172,8 @@ impl Io {
     }
 
     /// A packet a reader handed over whole: an EVENT is looked at in place, as socklab's
-    /// frames are (`EventView`), so that its names are not copied again.
+    /// frames are (`EventView`), so that its names are not copied again (its name is taken
+    /// over by the event the handlers get).
     pub(super) fn on_owned_packet(&mut self, conn: Link, p: Packet) {
         match p {
             Packet::Event {
@@ -172,7 +186,7 @@ impl Io {
             } => {
                 let e = EventView {
                     ns: &ns,
-                    name: &name,
+                    name: Cow::Owned(name),
                     args,
                     attachments,
                     id,

@@ -18,9 +18,10 @@
 use super::engineio::handshake_refusal;
 use super::websocket::Refusal;
 use crate::wire::http::{self, Request};
-use crate::wire::packet::{Limits, Packet};
+use crate::wire::packet::{EventView, Limits, Packet};
 use crate::wire::sio_packet::{self, MapError};
-use crate::wire::websocket::{self, close, Decoder, Message, Opcode, Role};
+use crate::wire::socketio::Kind;
+use crate::wire::websocket::{self, close, Decoder, MessageRef, Opcode, Role};
 use crate::wire::{engineio, socketio};
 
 /// The path Socket.IO clients use.
@@ -29,9 +30,10 @@ pub const PATH: &str = "/socket.io/";
 /// Bytes of an upgrade request's head, at most.
 pub const MAX_HEAD: usize = 8 * 1024;
 
-/// What the bytes of a connection amounted to.
+/// What the bytes of a connection amounted to. An EVENT borrows from the bytes it was read
+/// from; the rest is owned.
 #[derive(Debug, PartialEq)]
-pub enum Got {
+pub enum Got<'a> {
     /// A valid upgrade: send `answer` (`101 Switching Protocols`), then the Engine.IO open
     /// packet; or, with a `sid`, the upgrade of that long-polling session (no open packet:
     /// the session has one), if the server knows it.
@@ -54,11 +56,31 @@ pub enum Got {
     Eio(engineio::Packet),
     /// A packet for the event layer.
     Packet(Packet),
+    /// An EVENT for the event layer, read in place (the common case: a chat message).
+    Event(EventView<'a>),
     /// An HTTP request that is not an upgrade, with its body: the server answers it, and
     /// the connection stays HTTP (keep-alive) unless the server closes it.
     Request { req: Request, body: Vec<u8> },
     /// Send these bytes (a refusal, or a close frame), then close: `why` is the reason.
     End { bytes: Vec<u8>, why: End },
+}
+
+impl Got<'_> {
+    /// The same, owning what it borrowed: an EVENT as a [`Packet`].
+    pub fn into_owned(self) -> Got<'static> {
+        match self {
+            Got::Event(e) => Got::Packet(e.into_owned()),
+            Got::Upgraded { answer, sid } => Got::Upgraded { answer, sid },
+            Got::Reply(bytes) => Got::Reply(bytes),
+            Got::Probe(bytes) => Got::Probe(bytes),
+            Got::Ping(data) => Got::Ping(data),
+            Got::Upgrade => Got::Upgrade,
+            Got::Eio(p) => Got::Eio(p),
+            Got::Packet(p) => Got::Packet(p),
+            Got::Request { req, body } => Got::Request { req, body },
+            Got::End { bytes, why } => Got::End { bytes, why },
+        }
+    }
 }
 
 /// Why a connection ends.
@@ -108,8 +130,15 @@ impl SioReader {
 
     /// Reads what `bytes` holds, handing each result to `each` until it returns `false` or
     /// the connection ends; returns the bytes used (the rest is incomplete: offer it again
-    /// with more behind it).
-    pub fn read(&mut self, bytes: &[u8], mut each: impl FnMut(Got) -> bool) -> usize {
+    /// with more behind it). Each WebSocket message is unmasked into `scratch`, a buffer the
+    /// caller lends and keeps (one for every connection), and what is handed over may borrow
+    /// it.
+    pub fn read(
+        &mut self,
+        bytes: &[u8],
+        scratch: &mut Vec<u8>,
+        mut each: impl FnMut(Got<'_>) -> bool,
+    ) -> usize {
         let mut used = 0;
         // Requests that are not an upgrade go to the server one by one (keep-alive).
         while let State::Http = self.state {
@@ -164,7 +193,7 @@ impl SioReader {
         };
         let limits = &self.limits;
         let mut ended = false;
-        used += frames.decode(&bytes[used..], |m| {
+        used += frames.decode_ref(&bytes[used..], scratch, |m| {
             let got = match m {
                 Ok(m) => message(m, eio, limits),
                 Err(e) => Some(end_with(e.code, e.reason, End::Broken(e.reason))),
@@ -184,7 +213,13 @@ impl SioReader {
         used
     }
 
-    fn refuse(&mut self, each: &mut impl FnMut(Got) -> bool, status: u16, kind: &str, body: &str) {
+    fn refuse(
+        &mut self,
+        each: &mut impl FnMut(Got<'_>) -> bool,
+        status: u16,
+        kind: &str,
+        body: &str,
+    ) {
         let headers = [("Content-Type", kind)];
         let bytes = http::response(status, &headers, body.as_bytes(), true);
         self.state = State::Done;
@@ -223,13 +258,13 @@ fn upgrade(req: &Request) -> Result<Vec<u8>, Refusal> {
 }
 
 /// A close frame with `code` and `reason`, then the end.
-fn end_with(code: u16, reason: &str, why: End) -> Got {
+fn end_with(code: u16, reason: &str, why: End) -> Got<'static> {
     let mut bytes = Vec::new();
     websocket::encode_close(code, reason, None, &mut bytes);
     Got::End { bytes, why }
 }
 
-fn broken(why: &'static str) -> Got {
+fn broken(why: &'static str) -> Got<'static> {
     end_with(close::POLICY_VIOLATION, "parse error", End::Broken(why))
 }
 
@@ -243,23 +278,23 @@ fn frame(opcode: Opcode, payload: &[u8]) -> Vec<u8> {
 /// One WebSocket message or control frame: what it amounts to, if anything. Without an
 /// Engine.IO reader of its own (the WebSocket of a long-polling session, whose reader is the
 /// session's), its Engine.IO packets are handed over as they are.
-fn message(m: Message, eio: &mut Option<EioReader>, limits: &Limits) -> Option<Got> {
+fn message<'a>(m: MessageRef<'a>, eio: &mut Option<EioReader>, limits: &Limits) -> Option<Got<'a>> {
     // The common case, an Engine.IO message for this connection's own reader: its Socket.IO
     // packet is read from the text in place, not from a copy of it.
-    if let (Message::Text(text), Some(eio)) = (&m, eio.as_mut()) {
+    if let (MessageRef::Text(text), Some(eio)) = (m, eio.as_mut()) {
         if let Some(body) = engineio::message_body(text) {
             return eio.message(body, limits);
         }
     }
     let p = match m {
-        Message::Ping(payload) => return Some(Got::Reply(frame(Opcode::Pong, &payload))),
-        Message::Pong(_) => return None,
-        Message::Close(code) => {
+        MessageRef::Ping(payload) => return Some(Got::Reply(frame(Opcode::Pong, payload))),
+        MessageRef::Pong(_) => return None,
+        MessageRef::Close(code) => {
             let code = code.map_or(close::NORMAL, |(c, _)| c);
             return Some(end_with(code, "", End::Closed));
         }
-        Message::Binary(bytes) => engineio::Packet::Binary(bytes),
-        Message::Text(text) => match engineio::decode_text(&text) {
+        MessageRef::Binary(bytes) => engineio::Packet::Binary(bytes.to_vec()),
+        MessageRef::Text(text) => match engineio::decode_text(text) {
             Ok(p) => p,
             Err(_) => return Some(broken("not an Engine.IO packet")),
         },
@@ -291,19 +326,22 @@ fn message(m: Message, eio: &mut Option<EioReader>, limits: &Limits) -> Option<G
 /// its packets up to the event layer's, a binary packet held until its attachments came.
 #[derive(Debug, Default)]
 pub struct EioReader {
-    pending: Option<(socketio::Packet, Vec<Vec<u8>>)>,
+    /// Boxed: most connections never send a binary packet, and each keeps its reader for
+    /// its whole life, so the room for one would count in every idle connection's memory
+    /// (some 100 bytes).
+    pending: Option<Box<(socketio::Packet, Vec<Vec<u8>>)>>,
 }
 
 impl EioReader {
     /// What one Engine.IO packet from the client amounts to, if anything.
-    pub fn packet(&mut self, p: engineio::Packet, limits: &Limits) -> Option<Got> {
+    pub fn packet(&mut self, p: engineio::Packet, limits: &Limits) -> Option<Got<'static>> {
         let pending = &mut self.pending;
         if let engineio::Packet::Binary(bytes) = p {
-            let Some((_, got)) = pending.as_mut() else {
+            let Some(held) = pending.as_mut() else {
                 return Some(broken("a binary message with no packet waiting for it"));
             };
-            got.push(bytes);
-            let (p, got) = pending.take_if(|(p, got)| got.len() == p.attachments)?;
+            held.1.push(bytes);
+            let (p, got) = *pending.take_if(|held| held.1.len() == held.0.attachments)?;
             return Some(mapped(sio_packet::to_packet(p, got, limits)));
         }
         if pending.is_some() {
@@ -314,34 +352,45 @@ impl EioReader {
             engineio::Packet::Ping(data) => Some(Got::Ping(data)),
             engineio::Packet::Close => Some(end_with(close::NORMAL, "", End::Closed)),
             engineio::Packet::Upgrade => Some(Got::Upgrade),
-            engineio::Packet::Message(body) => self.message(&body, limits),
+            engineio::Packet::Message(body) => self.message(&body, limits).map(Got::into_owned),
             _ => Some(broken("an Engine.IO packet a client does not send")),
         }
     }
 
-    /// An Engine.IO message's body: a Socket.IO packet, held if attachments follow.
-    pub fn message(&mut self, body: &str, limits: &Limits) -> Option<Got> {
+    /// An Engine.IO message's body: a Socket.IO packet, held if attachments follow. An
+    /// EVENT without them is handed over in place, borrowing its namespace from `body`.
+    pub fn message<'a>(&mut self, body: &'a str, limits: &Limits) -> Option<Got<'a>> {
         if self.pending.is_some() {
             return Some(broken("a text message while attachments were awaited"));
         }
-        let p = match socketio::decode(body) {
+        let p = match socketio::decode_ref(body) {
             Ok(p) => p,
             Err(_) => return Some(broken("not a Socket.IO packet")),
         };
-        if let Err(e) = sio_packet::check(&p, limits) {
+        if let Err(e) = sio_packet::check_ref(&p, limits) {
             return Some(mapped(Err(e)));
         }
         if p.attachments > 0 {
-            self.pending = Some((p, Vec::with_capacity(0)));
+            self.pending = Some(Box::new((p.into_owned(), Vec::with_capacity(0))));
             return None;
         }
-        Some(mapped(sio_packet::to_packet(p, Vec::new(), limits)))
+        if p.kind == Kind::Event {
+            return Some(match sio_packet::to_event_view(p, limits) {
+                Ok(e) => Got::Event(e),
+                Err(e) => mapped(Err(e)),
+            });
+        }
+        Some(mapped(sio_packet::to_packet(
+            p.into_owned(),
+            Vec::new(),
+            limits,
+        )))
     }
 }
 
 // ANCHOR_END: layers
 
-fn mapped(r: Result<Packet, MapError>) -> Got {
+fn mapped(r: Result<Packet, MapError>) -> Got<'static> {
     match r {
         Ok(p) => Got::Packet(p),
         Err(MapError::Sio(_)) => broken("not a Socket.IO packet"),

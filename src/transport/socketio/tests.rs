@@ -11,10 +11,11 @@ fn masked(opcode: Opcode, payload: &[u8]) -> Vec<u8> {
     out
 }
 
-fn read_all(r: &mut SioReader, bytes: &[u8]) -> Vec<Got> {
+/// Everything `bytes` amounts to, owned (an EVENT as a `Packet`) so that it can be kept.
+fn read_all(r: &mut SioReader, bytes: &[u8]) -> Vec<Got<'static>> {
     let mut got = Vec::new();
-    let used = r.read(bytes, |g| {
-        got.push(g);
+    let used = r.read(bytes, &mut Vec::new(), |g| {
+        got.push(g.into_owned());
         true
     });
     assert_eq!(used, bytes.len());
@@ -53,7 +54,7 @@ fn an_upgrade_then_an_event_with_an_attachment() {
 fn a_head_in_pieces_waits() {
     let mut r = SioReader::new(Limits::default());
     let half = &UPGRADE.as_bytes()[..40];
-    assert_eq!(r.read(half, |_| true), 0);
+    assert_eq!(r.read(half, &mut Vec::new(), |_| true), 0);
     assert!(!r.is_open());
     assert_eq!(read_all(&mut r, UPGRADE.as_bytes()).len(), 1);
     assert!(r.is_open());
@@ -122,8 +123,8 @@ fn requests_that_are_not_upgrades_go_to_the_server_one_by_one() {
     let mut r = SioReader::new(Limits::default());
     let two = b"GET / HTTP/1.1\r\n\r\nPOST /x HTTP/1.1\r\nContent-Length: 3\r\n\r\nab";
     let mut got = Vec::new();
-    let used = r.read(two, |g| {
-        got.push(g);
+    let used = r.read(two, &mut Vec::new(), |g| {
+        got.push(g.into_owned());
         true
     });
     // The second body is one byte short: only the first request is used.
@@ -131,8 +132,8 @@ fn requests_that_are_not_upgrades_go_to_the_server_one_by_one() {
     assert!(matches!(&got[..], [Got::Request { req, body }] if req.path == "/" && body.is_empty()));
     let mut got = Vec::new();
     let rest = b"POST /x HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc";
-    let used = r.read(rest, |g| {
-        got.push(g);
+    let used = r.read(rest, &mut Vec::new(), |g| {
+        got.push(g.into_owned());
         true
     });
     assert_eq!(used, rest.len());

@@ -1,6 +1,8 @@
 //! Bytes to packets: every length checked against what is left and against [`Limits`]
 //! before anything is allocated for it; an EVENT's names read in place.
 
+use std::borrow::Cow;
+
 use serde_json::Value;
 
 use super::Kind;
@@ -140,7 +142,7 @@ impl<'a> Cursor<'a> {
         let attachments = self.attachments(flags, limits)?;
         Ok(EventView {
             ns,
-            name,
+            name: Cow::Borrowed(name),
             args,
             attachments,
             id,
@@ -160,11 +162,13 @@ impl<'a> Cursor<'a> {
 
 /// An EVENT as decoded in place: the namespace and the name borrowed from the payload, the
 /// arguments and attachments owned (the application keeps those). A server finds the socket
-/// and the listeners by the borrowed names, so an event costs no copy of either.
+/// and the listeners by the borrowed names, so an event costs no copy of either. The name
+/// is owned when the decoder had to make it anyway (the Socket.IO wire's JSON parser does):
+/// then the event the application gets takes it over instead of copying it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct EventView<'a> {
     pub ns: &'a str,
-    pub name: &'a str,
+    pub name: Cow<'a, str>,
     pub args: Vec<Value>,
     pub attachments: Vec<Vec<u8>>,
     pub id: Option<u32>,
@@ -175,7 +179,7 @@ impl EventView<'_> {
     pub fn into_owned(self) -> Packet {
         Packet::Event {
             ns: self.ns.to_owned(),
-            name: self.name.to_owned(),
+            name: self.name.into_owned(),
             args: self.args,
             attachments: self.attachments,
             id: self.id,

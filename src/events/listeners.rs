@@ -45,7 +45,7 @@ struct Taken<C> {
     /// None can appear while it runs: one added gets a later id than the dispatch's last,
     /// and one out of the table (taken by a dispatch further down the stack) stays out until
     /// that dispatch resumes, after this one. So `false` ends the dispatch without looking
-    /// the event's name up once more, which an acked event paid for in SipHash.
+    /// the socket and the event's name up once more only to find nothing.
     more: bool,
 }
 

@@ -63,6 +63,7 @@
 //! | `poller.rs` | mio's registry calls and `poll`, each printing its line for the self-trace |
 //! | `slab.rs` | the table of connections, and [`ConnId`] |
 //! | `timer.rs` | the timer heap, and [`TimerId`] |
+//! | `id_hash.rs` | [`IdMap`]: a hash table with a cheap hash, for keys the process made itself (connection, timer and socket ids) |
 //! | `together.rs` | [`turn_together`]: several loops in one thread sleep in one `poll` (the demos of lessons 15 to 17) |
 //! | `echo.rs` | the smallest handler (lessons 11 and 12) |
 
@@ -75,6 +76,7 @@ mod ctx;
 pub mod echo;
 mod handle;
 mod handler;
+mod id_hash;
 mod listener;
 mod outbound;
 mod poller;
@@ -92,6 +94,7 @@ pub use conn::CloseReason;
 pub use ctx::Ctx;
 pub use handle::LoopHandle;
 pub use handler::Handler;
+pub use id_hash::{IdHasher, IdMap};
 pub use outbound::SendError;
 pub use slab::ConnId;
 pub use stats::Stats;

@@ -6,8 +6,10 @@
 //! skipped when it comes to the top.
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::BinaryHeap;
 use std::time::Instant;
+
+use super::id_hash::IdMap;
 
 /// Names a timer, to cancel it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -15,7 +17,8 @@ pub struct TimerId(u64);
 
 pub(crate) struct Timers<T> {
     heap: BinaryHeap<Reverse<(Instant, u64)>>,
-    live: HashMap<u64, T>,
+    /// Keyed by ids counted here: the cheap hash (`id_hash.rs`) is safe.
+    live: IdMap<u64, T>,
     next: u64,
 }
 
@@ -23,7 +26,7 @@ impl<T> Timers<T> {
     pub(crate) fn new() -> Timers<T> {
         Timers {
             heap: BinaryHeap::new(),
-            live: HashMap::new(),
+            live: IdMap::default(),
             next: 0,
         }
     }

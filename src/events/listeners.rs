@@ -34,6 +34,19 @@ struct Entry<C> {
     f: Option<Listener<C>>,
 }
 
+/// A listener taken out of its table to be called.
+struct Taken<C> {
+    id: u64,
+    f: Listener<C>,
+    once: bool,
+    /// Whether another listener of this dispatch was waiting behind it when it was taken.
+    /// None can appear while it runs: one added gets a later id than the dispatch's last,
+    /// and one out of the table (taken by a dispatch further down the stack) stays out until
+    /// that dispatch resumes, after this one. So `false` ends the dispatch without looking
+    /// the socket and the event's name up once more only to find nothing.
+    more: bool,
+}
+
 /// One side's listeners, by event name, plus the catch-all ones.
 pub struct Listeners<C> {
     by_name: ByName<C>,
@@ -143,21 +156,25 @@ impl<C> Listeners<C> {
     }
 
     /// Takes out the closure of the first listener for `name` registered after listener
-    /// `after` and no later than `last` (ids grow in the order of registration), with its id
-    /// and whether it is a `once`. `None` when there is no such listener.
-    fn take_next(
-        &mut self,
-        name: Option<&str>,
-        after: u64,
-        last: u64,
-    ) -> Option<(u64, Listener<C>, bool)> {
+    /// `after` and no later than `last` (ids grow in the order of registration). `None` when
+    /// there is no such listener.
+    fn take_next(&mut self, name: Option<&str>, after: u64, last: u64) -> Option<Taken<C>> {
         let list = match name {
             Some(n) => self.by_name.get_mut(n)?,
             None => &mut self.any,
         };
-        list.iter_mut()
-            .filter(|e| e.id > after && e.id <= last)
-            .find_map(|e| e.f.take().map(|f| (e.id, f, e.once)))
+        let mut candidates = list
+            .iter_mut()
+            .filter(|e| e.id > after && e.id <= last && e.f.is_some());
+        let e = candidates.next()?;
+        let more = candidates.next().is_some();
+        let f = e.f.take()?;
+        Some(Taken {
+            id: e.id,
+            f,
+            once: e.once,
+            more,
+        })
     }
 
     fn slot(&mut self, name: Option<&str>, id: u64) -> Option<&mut Entry<C>> {
@@ -201,7 +218,13 @@ pub fn dispatch<C>(
             return Ok(ran);
         };
         let mut after = 0;
-        while let Some((id, mut f, once)) = table(c).and_then(|t| t.take_next(name, after, last)) {
+        while let Some(taken) = table(c).and_then(|t| t.take_next(name, after, last)) {
+            let Taken {
+                id,
+                mut f,
+                once,
+                more,
+            } = taken;
             after = id;
             let result = guard::call(|| f(c, event));
             ran += 1;
@@ -213,6 +236,9 @@ pub fn dispatch<C>(
                 }
             }
             result?;
+            if !more {
+                break;
+            }
         }
     }
     Ok(ran)
@@ -275,6 +301,35 @@ mod tests {
         dispatch(&mut s, &ev("a"), |s| Some(&mut s.table)).unwrap();
         dispatch(&mut s, &ev("a"), |s| Some(&mut s.table)).unwrap();
         assert_eq!(s.log, ["first", "second"]);
+    }
+
+    #[test]
+    fn each_listener_waiting_runs_once_and_one_removed_meanwhile_does_not() {
+        let mut s = Owner::default();
+        for name in ["first", "second", "third"] {
+            s.table.on(
+                "a",
+                Box::new(move |s: &mut Owner, _| s.log.push(name.into())),
+            );
+        }
+        dispatch(&mut s, &ev("a"), |s| Some(&mut s.table)).unwrap();
+        assert_eq!(s.log, ["first", "second", "third"]);
+        s.log.clear();
+        // The first takes the others away while it runs: they are not called.
+        s.table.off("a");
+        s.table.on(
+            "a",
+            Box::new(|s: &mut Owner, _| {
+                s.log.push("remover".into());
+                s.table.off("a");
+            }),
+        );
+        s.table.on(
+            "a",
+            Box::new(|s: &mut Owner, _| s.log.push("removed".into())),
+        );
+        assert_eq!(dispatch(&mut s, &ev("a"), |s| Some(&mut s.table)), Ok(1));
+        assert_eq!(s.log, ["remover"]);
     }
 
     #[test]

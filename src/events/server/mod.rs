@@ -62,6 +62,7 @@ use super::names::Name;
 use super::outbox::Outbox;
 use super::session::Session;
 use super::{reasons, AckError, AckReply};
+use crate::event_loop::IdMap;
 use crate::events::link::Link;
 use broadcast::Everyone;
 use conn::{ConnState, NsSockets, Reader};
@@ -115,8 +116,11 @@ pub struct Io {
     /// Socket id -> its state. Boxed: a table of ten thousand sockets keeps spare slots
     /// (up to half of it after growing), and a spare slot costs a pointer, not a whole
     /// `SocketState` (some 400 bytes).
-    sockets: HashMap<Name, Box<SocketState>>,
-    conns: HashMap<Link, ConnState>,
+    sockets: IdMap<Name, Box<SocketState>>,
+    /// Connection -> its state. This table and `sockets` are keyed by ids the server made,
+    /// so they use the cheap hash of `event_loop/id_hash.rs`: an acked event looks its
+    /// connection up a dozen times on its way through.
+    conns: IdMap<Link, ConnState>,
     /// Private id -> connection, for the sockets in `sockets`: a client that comes back
     /// while its old connection still looks alive is found without searching every socket
     /// (a restarted server meets thousands of such CONNECTs at once). The connection, not
@@ -161,8 +165,8 @@ impl Io {
     pub(crate) fn new(config: ServerConfig) -> Io {
         Io {
             namespaces: HashMap::new(),
-            sockets: HashMap::new(),
-            conns: HashMap::new(),
+            sockets: IdMap::default(),
+            conns: IdMap::default(),
             live_pids: HashMap::new(),
             rooms: Rooms::default(),
             out: Outbox::default(),
@@ -412,7 +416,7 @@ fn conn_number(link: Link) -> u64 {
 /// panics is removed.
 fn show_wire(
     tap: &mut Option<WireTap>,
-    conns: &HashMap<Link, ConnState>,
+    conns: &IdMap<Link, ConnState>,
     conn: Link,
     on_tcp: bool,
     out: bool,

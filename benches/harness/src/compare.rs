@@ -142,15 +142,15 @@ impl Options {
     pub fn quick(exe: PathBuf) -> Options {
         Options {
             round_trips: 5000,
-            fanout: vec![(100, 2000), (500, 1000)],
+            fanout: vec![(100, 1000), (500, 400)],
             fanout_warmup: 20,
             under_load: (500, 400),
             sio_fanout: vec![(100, 1000), (500, 400)],
             sio_under_load: (500, 400),
             sio_rate: Some(RateSize {
                 clients: 500,
-                span: Duration::from_millis(250),
-                below: 4.0,
+                span: Duration::from_millis(100),
+                below: 2.0,
                 refine: 0,
             }),
             idle: 2000,

@@ -34,8 +34,7 @@ enum Cmd {
         #[arg(long)]
         reps: Option<usize>,
         /// Fan-out sizes as CLIENTS:MESSAGES pairs, for both sections (default
-        /// 100:10000,1000:2000; quick 100:2000,500:1000, and 100:1000,500:400 on the
-        /// Socket.IO wire)
+        /// 100:10000,1000:2000; quick 100:1000,500:400)
         #[arg(long, value_delimiter = ',', value_parser = parse_pair)]
         fanout: Option<Vec<(usize, usize)>>,
         /// Idle connections for the memory figure

@@ -238,6 +238,7 @@ fn measured(
             max_steps: sio_rate::MAX_STEPS,
             server_pids: vec![server.pid()],
         };
+        let began = std::time::Instant::now();
         match sio_rate::sustained(&plan) {
             Ok(s) => {
                 if let Some(best) = s.best() {
@@ -256,10 +257,11 @@ fn measured(
                     .map(|st| format!("{} ({})", num(st.rate), short_us(st.p99_us())))
                     .collect();
                 r.ladders.push(format!(
-                    "{}: {}{}",
+                    "{}: {}{} ({:.1} s)",
                     tag("the rate a room holds"),
                     ladder.join(", "),
-                    s.cut_short.map_or(String::new(), |c| format!("; {c}"))
+                    s.cut_short.map_or(String::new(), |c| format!("; {c}")),
+                    began.elapsed().as_secs_f64()
                 ));
             }
             Err(e) => r.note(format!("{}: {e}", tag("the rate a room holds"))),

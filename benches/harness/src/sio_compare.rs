@@ -72,6 +72,8 @@ pub enum Gen {
     Many,
     Fanout(usize),
     Storm,
+    /// The storm at the descriptor limit.
+    MostStorm,
     /// At the highest rate that held.
     Rate,
 }
@@ -331,10 +333,13 @@ fn idle(
         let bytes = after.saturating_sub(before) as f64 * 1024.0 / c as f64;
         r.add(sys, bytes_figure, bytes);
         r.add(sys, connects_figure, storm.per_second());
-        if connects_figure == Figure::Sio(SioFigure::ConnectsPerSecond) {
-            let gen = pct(storm.client_cpu, storm.seconds);
-            r.add(sys, Figure::Sio(SioFigure::GenCpu(Gen::Storm)), gen);
-        }
+        let gen = if connects_figure == Figure::Sio(SioFigure::ConnectsPerSecond) {
+            Gen::Storm
+        } else {
+            Gen::MostStorm
+        };
+        let pct = pct(storm.client_cpu, storm.seconds);
+        r.add(sys, Figure::Sio(SioFigure::GenCpu(gen)), pct);
         return Ok(true);
     } else {
         r.note(format!(
@@ -491,7 +496,7 @@ fn rows(opts: &Options) -> Vec<(String, Figure, Option<Gen>)> {
         rows.push((
             format!("connections established per second, C = {c}"),
             sio(SioFigure::MostConnectsPerSecond),
-            None,
+            Some(Gen::MostStorm),
         ));
         rows.push((
             format!("server RSS per idle connection (bytes), C = {c}"),

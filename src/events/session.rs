@@ -15,21 +15,37 @@ use super::names::Name;
 #[derive(Default)]
 pub(super) struct Session {
     pub(super) pid: String,
-    /// Ack ids of the client's events already handled, with the ACK frame once answered.
-    handled: HashMap<u32, Option<Vec<u8>>>,
-    handled_order: VecDeque<u32>,
-    /// Bytes of the ACK frames in `handled`.
+    /// The client's acked events already handled, by ack id, lowest first. A client numbers
+    /// its acked emits with a counter, so a new one is almost always the highest so far: it
+    /// goes at the back, a lookup is a binary search, and the lowest is the oldest. No hash
+    /// table: a lookup per acked event costs a few comparisons, and nothing else is stored
+    /// per entry.
+    handled: VecDeque<Handled>,
+    /// What the answers in `handled` hold, counted as [`answer_cost`] says.
     answer_bytes: usize,
     /// The rooms the socket joined (its own room aside), each with the broadcast offset when
     /// it joined: a replay skips what was sent to a room before the socket was in it.
     pub(super) joined: HashMap<String, u64>,
 }
 
-/// Retries remembered per session...
+/// An acked event the session handled: its ack id, and the ACK frame once answered.
+struct Handled {
+    id: u32,
+    answer: Option<Box<[u8]>>,
+}
+
+/// Retries remembered per session (24 bytes each, 24 KiB at most)...
 const HANDLED_MEMORY: usize = 1024;
 /// ...and bytes of stored answers per session: with frames of up to a megabyte, the count
 /// alone would let one client make the server keep a gigabyte per session.
 const HANDLED_BYTES: usize = 64 << 10;
+
+/// What an answer of `len` bytes holds in memory: its bytes and the allocator's header
+/// around them (16 bytes in glibc's malloc), so that a session of many small answers is
+/// bounded by what it really takes, not by its payload alone.
+fn answer_cost(len: usize) -> usize {
+    len + 16
+}
 
 impl Session {
     /// A new session, known by private id `pid`.
@@ -40,18 +56,29 @@ impl Session {
         }
     }
 
+    /// Where ack id `id` is in `handled`, or where it would go.
+    fn find(&self, id: u32) -> Result<usize, usize> {
+        // The common case first: the newest is asked about (a retry of the last emit).
+        match self.handled.back() {
+            Some(last) if last.id < id => Err(self.handled.len()),
+            _ => self.handled.binary_search_by_key(&id, |h| h.id),
+        }
+    }
+
     /// Whether the client's acked event `id` was handled already, and if so, its answer
     /// (`None` while the handler has not answered).
     pub(super) fn handled(&self, id: u32) -> Option<Option<&[u8]>> {
-        self.handled.get(&id).map(Option::as_deref)
+        let at = self.find(id).ok()?;
+        Some(self.handled[at].answer.as_deref())
     }
 
     /// Remembers that the client's acked event `id` is being handled (not answered yet).
-    /// Past [`HANDLED_MEMORY`] the oldest is forgotten: a retry of it would run again.
+    /// Past [`HANDLED_MEMORY`] the lowest id is forgotten: a retry of it would run again.
     pub(super) fn note_handled(&mut self, id: u32) {
-        self.handled.insert(id, None);
-        self.handled_order.push_back(id);
-        if self.handled_order.len() > HANDLED_MEMORY {
+        if let Err(at) = self.find(id) {
+            self.handled.insert(at, Handled { id, answer: None });
+        }
+        if self.handled.len() > HANDLED_MEMORY {
             self.forget_oldest();
         }
     }
@@ -61,17 +88,19 @@ impl Session {
     /// is not kept, and its id is forgotten (a retry runs the event again rather than wait
     /// for an answer that will never come).
     pub(super) fn keep_answer(&mut self, id: u32, frame: Vec<u8>) {
-        if !self.handled.contains_key(&id) {
+        let Ok(at) = self.find(id) else {
+            return;
+        };
+        let cost = answer_cost(frame.len());
+        if cost > HANDLED_BYTES {
+            self.forget(at);
             return;
         }
-        if frame.len() > HANDLED_BYTES {
-            self.handled.remove(&id);
-            self.handled_order.retain(|&x| x != id);
-            return;
-        }
-        self.answer_bytes += frame.len();
-        self.handled.insert(id, Some(frame));
-        while self.answer_bytes > HANDLED_BYTES && self.handled_order.front() != Some(&id) {
+        self.forget_answer(at);
+        self.answer_bytes += cost;
+        self.handled[at].answer = Some(frame.into_boxed_slice());
+        while self.answer_bytes > HANDLED_BYTES && self.handled.front().is_some_and(|h| h.id != id)
+        {
             self.forget_oldest();
         }
     }
@@ -86,11 +115,26 @@ impl Session {
     }
 
     fn forget_oldest(&mut self) {
-        if let Some(old) = self.handled_order.pop_front() {
-            if let Some(Some(frame)) = self.handled.remove(&old) {
-                self.answer_bytes -= frame.len();
-            }
+        if !self.handled.is_empty() {
+            self.forget(0);
         }
+    }
+
+    /// Forgets the event at `at`, its answer with it.
+    fn forget(&mut self, at: usize) {
+        self.forget_answer(at);
+        self.handled.remove(at);
+    }
+
+    fn forget_answer(&mut self, at: usize) {
+        if let Some(old) = self.handled.get_mut(at).and_then(|h| h.answer.take()) {
+            self.answer_bytes -= answer_cost(old.len());
+        }
+    }
+
+    #[cfg(test)]
+    fn ids(&self) -> Vec<u32> {
+        self.handled.iter().map(|h| h.id).collect()
     }
 }
 
@@ -121,18 +165,50 @@ mod tests {
             s.keep_answer(id, vec![0u8; 20 << 10]);
         }
         assert!(s.answer_bytes <= HANDLED_BYTES, "{}", s.answer_bytes);
-        assert_eq!(
-            s.handled_order,
-            [8, 9, 10],
-            "the newest three fit in 64 KiB"
-        );
+        assert_eq!(s.ids(), [8, 9, 10], "the newest three fit in 64 KiB");
         // An answer over the bound on its own is not kept, and its id is forgotten.
         s.note_handled(11);
         s.keep_answer(11, vec![0u8; HANDLED_BYTES + 1]);
-        assert!(!s.handled.contains_key(&11));
-        assert_eq!(s.handled_order, [8, 9, 10]);
+        assert_eq!(s.handled(11), None);
+        assert_eq!(s.ids(), [8, 9, 10]);
         // An answer for an id never noted (or forgotten) is not kept.
         s.keep_answer(99, vec![1]);
-        assert!(!s.handled.contains_key(&99));
+        assert_eq!(s.handled(99), None);
+        assert_eq!(s.handled(9), Some(Some(&[0u8; 20 << 10][..])));
+    }
+
+    #[test]
+    fn many_small_answers_are_bounded_by_what_they_hold() {
+        let mut s = Session::default();
+        for id in 0..1000 {
+            s.note_handled(id);
+            s.keep_answer(id, vec![7u8; 100]);
+        }
+        // 116 bytes each as counted: 564 of them fit in 64 KiB, the newest.
+        let ids = s.ids();
+        assert_eq!(ids.len(), HANDLED_BYTES / answer_cost(100));
+        assert_eq!(ids.last(), Some(&999));
+        assert!(s.answer_bytes <= HANDLED_BYTES);
+        assert_eq!(s.handled(0), None);
+        assert_eq!(s.handled(999), Some(Some(&[7u8; 100][..])));
+    }
+
+    #[test]
+    fn ids_out_of_order_are_found_and_the_count_is_bounded() {
+        let mut s = Session::default();
+        for id in [5, 3, 9, 1, 7] {
+            s.note_handled(id);
+        }
+        assert_eq!(s.ids(), [1, 3, 5, 7, 9]);
+        assert_eq!(s.handled(7), Some(None));
+        assert_eq!(s.handled(4), None);
+        // Noting an id twice keeps one entry.
+        s.note_handled(7);
+        assert_eq!(s.ids().len(), 5);
+        for id in 100..100 + HANDLED_MEMORY as u32 {
+            s.note_handled(id);
+        }
+        assert_eq!(s.ids().len(), HANDLED_MEMORY);
+        assert_eq!(s.handled(9), None, "the lowest ids go first");
     }
 }

@@ -43,7 +43,7 @@ use socklab::sys;
 use socklab::wire::websocket::apply_mask;
 use socklab::wire::{engineio, http};
 
-use crate::load::{self, RoundTrips};
+use crate::load::{self, turn_until, RoundTrips};
 /// The request path of socket.io-client over WebSocket.
 pub const UPGRADE_TARGET: &str = "/socket.io/?EIO=4&transport=websocket";
 
@@ -591,6 +591,29 @@ pub(crate) fn open(
         ev.turn(Some(Duration::from_millis(20)))?;
     }
     Ok(ev)
+}
+
+/// Turns `ev` until every joined client has the round's messages ([`SioCrowd::begin_round`]),
+/// a client was lost or failed, nothing came for `stall`, or `limit` passed; returns whether
+/// every client had them all, and when the last delivery came.
+pub(crate) fn await_round(
+    ev: &mut EventLoop<SioCrowd>,
+    limit: Duration,
+    stall: Duration,
+) -> io::Result<(bool, Instant)> {
+    let joined = ev.handler().tally.joined.len();
+    let mut last = (ev.handler().tally.deliveries, Instant::now());
+    turn_until(ev, limit, |h| {
+        if h.tally.deliveries != last.0 {
+            last = (h.tally.deliveries, Instant::now());
+        }
+        h.tally.complete >= joined
+            || h.tally.lost > 0
+            || h.tally.errors > 0
+            || last.1.elapsed() >= stall
+    })?;
+    let t = &ev.handler().tally;
+    Ok((t.complete >= joined && t.lost == 0 && t.errors == 0, last.1))
 }
 
 /// [`open`], and an error unless all `n` joined.

@@ -31,7 +31,7 @@ use crate::load::{
     cpu_of, turn_until, Fanout, FanoutPlan, Hop, Probe, RoundTrips, PROBE_LIMIT, PROBE_MEASURE,
     PROBE_STOP,
 };
-use crate::sio_crowd::{open, open_all, push_text, start_ack, SioCrowd, Templates};
+use crate::sio_crowd::{await_round, open, open_all, push_text, start_ack, SioCrowd, Templates};
 pub use crate::sio_crowd::{thread_cpu, MAX_FRAME, MAX_SAMPLES, UPGRADE_TARGET};
 
 /// How long one ack may take before the run is called failed.
@@ -177,21 +177,11 @@ pub fn fanout(plan: &FanoutPlan, ready: impl FnOnce()) -> io::Result<SioFanout> 
         ev.ctx()
             .send(sender, &frames)
             .map_err(|e| io::Error::other(format!("the sender could not send: {e}")))?;
-        let mut last = (0, start);
-        let complete = turn_until(ev, plan.limit, |h| {
-            if h.tally.deliveries != last.0 {
-                last = (h.tally.deliveries, Instant::now());
-            }
-            h.tally.complete >= joined
-                || h.tally.lost > 0
-                || h.tally.errors > 0
-                || last.1.elapsed() >= stall
-        })?;
-        let t = &ev.handler().tally;
-        if complete && t.complete >= joined && t.lost == 0 && t.errors == 0 {
+        let (complete, last) = await_round(ev, plan.limit, stall)?;
+        if complete {
             return Ok((start.elapsed().as_secs_f64(), true));
         }
-        Ok(((last.1 - start).as_secs_f64(), false))
+        Ok(((last - start).as_secs_f64(), false))
     };
     if plan.warmup > 0 {
         round(&mut ev, plan.warmup)?;

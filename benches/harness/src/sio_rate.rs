@@ -29,8 +29,8 @@ use std::time::{Duration, Instant};
 
 use socklab::event_loop::{ConnId, EventLoop};
 
-use crate::load::{cpu_of, turn_until, RoundTrips};
-use crate::sio_crowd::{open_all, push_text, thread_cpu, SioCrowd};
+use crate::load::{cpu_of, RoundTrips};
+use crate::sio_crowd::{await_round, open_all, push_text, thread_cpu, SioCrowd};
 
 /// The delivery delay a step's 99th percentile may reach and still hold.
 pub const P99_LIMIT: Duration = Duration::from_millis(100);
@@ -242,16 +242,7 @@ fn step(
         let wait = due_at(sent).saturating_duration_since(Instant::now());
         ev.turn(Some(wait))?;
     }
-    let mut last = (ev.handler().tally.deliveries, Instant::now());
-    turn_until(ev, DRAIN_LIMIT, |h| {
-        if h.tally.deliveries != last.0 {
-            last = (h.tally.deliveries, Instant::now());
-        }
-        h.tally.complete >= joined
-            || h.tally.lost > 0
-            || h.tally.errors > 0
-            || last.1.elapsed() >= STALL
-    })?;
+    await_round(ev, DRAIN_LIMIT, STALL)?;
     let seconds = start.elapsed().as_secs_f64();
     let gen = thread_cpu().saturating_sub(cpu0);
     let server1 = cpu_of(&plan.server_pids);

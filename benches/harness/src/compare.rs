@@ -105,7 +105,7 @@ pub struct Options {
 impl Options {
     /// The run of `make bench`: N = 100 and 1,000, C = 10,000, 20,000 round trips after
     /// 1,000, as the issue that asked for it says. M is chosen so that socklab's fan-outs last
-    /// well over ten clock ticks of `/proc/PID/stat`, while Socket.IO's (some 180,000
+    /// a few hundred milliseconds, while Socket.IO's (some 180,000
     /// deliveries per second) stay near ten seconds each. Longer bursts work too
     /// (`--fanout`; docs/src/performance.md, "Bigger bursts").
     pub fn full(exe: PathBuf) -> Options {
@@ -343,8 +343,9 @@ impl Results {
         self.add(system, Figure::FanoutPerSecond(n), f.per_second());
         self.add(system, Figure::FanoutMs(n), f.seconds * 1000.0);
         match (f.server_cpu, f.cpu_ns_per_delivery()) {
-            // /proc counts CPU time in clock ticks (10 ms): a fan-out that used less than
-            // one says nothing about the cost of a delivery.
+            // Only where the server's CPU-time clock could not be read and `/proc/PID/stat`'s
+            // clock ticks (10 ms) stood in: a fan-out shorter than one says nothing about the
+            // cost of a delivery.
             (Some(cpu), _) if cpu.is_zero() => self.note(format!(
                 "{}, fan-out to {n}, repetition {rep}: the server's CPU time did not reach \
                  one clock tick of /proc/PID/stat; no CPU figure (more messages would give one)",

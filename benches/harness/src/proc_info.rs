@@ -6,14 +6,23 @@
 
 use std::time::Duration;
 
+use nix::time::{clock_getcpuclockid, clock_gettime};
+use nix::unistd::Pid;
 use procfs::process::Process;
 use procfs::Current;
 
-/// CPU time (user + system, all threads) used so far by process `pid`, from
-/// `/proc/PID/stat`. Its unit is the clock tick ([`ticks_per_second`], 10 ms on Linux), so a
-/// short run has coarse figures.
+/// CPU time (user + system, all threads, ended ones included) used so far by process `pid`,
+/// in nanoseconds: the process's CPU-time clock (`clock_getcpuclockid(3)` and
+/// `clock_gettime(2)`), which Linux lets any process read. Where that clock cannot be read,
+/// `/proc/PID/stat`, whose unit is the clock tick ([`ticks_per_second`], 10 ms on Linux), so
+/// that a short run has coarse figures.
 pub fn cpu_time(pid: u32) -> Option<Duration> {
-    let stat = Process::new(i32::try_from(pid).ok()?).ok()?.stat().ok()?;
+    let raw = i32::try_from(pid).ok()?;
+    let clock = clock_getcpuclockid(Pid::from_raw(raw)).and_then(clock_gettime);
+    if let Ok(t) = clock {
+        return Some(Duration::from(t));
+    }
+    let stat = Process::new(raw).ok()?.stat().ok()?;
     let ticks = stat.utime + stat.stime;
     Some(Duration::from_micros(
         ticks * 1_000_000 / ticks_per_second(),
@@ -59,5 +68,31 @@ mod tests {
         assert!(rss_kib(me).is_some_and(|kib| kib > 0));
         assert!(cpu_time(me).is_some());
         assert!(!cpu_model().is_empty());
+    }
+
+    #[test]
+    fn cpu_time_is_finer_than_a_clock_tick_for_another_process_too() {
+        // A child that spins for a moment, read while it runs and after.
+        let mut child = std::process::Command::new("sh")
+            .args([
+                "-c",
+                "i=0; while [ $i -lt 200000 ]; do i=$((i+1)); done; sleep 1",
+            ])
+            .spawn()
+            .expect("sh runs");
+        let pid = child.id();
+        let mut seen = Vec::new();
+        for _ in 0..100 {
+            seen.extend(cpu_time(pid));
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        assert!(seen.windows(2).all(|w| w[0] <= w[1]), "{seen:?}");
+        // Some reading is not a whole number of 10 ms ticks: nanoseconds, not ticks.
+        assert!(
+            seen.iter().any(|t| t.as_nanos() % 10_000_000 != 0),
+            "{seen:?}"
+        );
     }
 }

@@ -101,7 +101,8 @@ pub(crate) fn rep(run: &Run, r: &mut Results, sys: System, rep: usize) {
     }
 }
 
-/// Server CPU nanoseconds per operation, if the server used at least one clock tick.
+/// Server CPU nanoseconds per operation, if the server's CPU time moved at all (it reads in
+/// nanoseconds; in clock ticks of 10 ms only where its CPU-time clock cannot be read).
 fn cpu_ns(cpu: Option<Duration>, ops: u64) -> Option<f64> {
     cpu.filter(|c| !c.is_zero() && ops > 0)
         .map(|c| c.as_nanos() as f64 / ops as f64)

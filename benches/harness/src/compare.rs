@@ -155,7 +155,7 @@ impl Options {
             }),
             idle: 2000,
             idle_most: false,
-            settle: Duration::from_millis(500),
+            settle: Duration::from_millis(250),
             cluster: Some((500, 500)),
             paced: 100,
             label: "quick",

@@ -249,14 +249,9 @@ impl Decoder {
         input: &[u8],
         mut each: impl FnMut(Result<Message, WsError>) -> bool,
     ) -> usize {
-        // Each message owns its bytes: the buffer is handed over, and the next message's
-        // payload goes into a new one.
-        let mut payload = Vec::new();
-        self.frames(input, &mut payload, |kind, bytes| {
-            let m = kind.and_then(|kind| owned(kind, std::mem::take(bytes)));
-            let fine = m.is_ok();
-            each(m) && fine
-        })
+        // Each message owns its bytes: a copy of what `decode_ref` lends.
+        let mut scratch = Vec::new();
+        self.decode_ref(input, &mut scratch, |m| each(m.map(MessageRef::to_owned)))
     }
 
     /// [`decode`](Decoder::decode) without an allocation per message: each payload is
@@ -269,37 +264,23 @@ impl Decoder {
         scratch: &mut Vec<u8>,
         mut each: impl FnMut(Result<MessageRef<'_>, WsError>) -> bool,
     ) -> usize {
-        self.frames(input, scratch, |kind, bytes| {
-            let m = kind.and_then(|kind| borrowed(kind, bytes));
-            let fine = m.is_ok();
-            each(m) && fine
-        })
-    }
-
-    /// The loop of both: each frame's payload, unmasked into `payload`, goes to `each` with
-    /// its type once it completes a message or is a control frame; `each` turns it into a
-    /// message, hands it on, and says whether to go on (not after an error, whoever found
-    /// it).
-    fn frames(
-        &mut self,
-        input: &[u8],
-        payload: &mut Vec<u8>,
-        mut each: impl FnMut(Result<Opcode, WsError>, &mut Vec<u8>) -> bool,
-    ) -> usize {
         let mut used = 0;
         loop {
-            match self.next(&input[used..], payload) {
+            match self.next(&input[used..], scratch) {
                 Ok(None) => return used,
                 Ok(Some((n, kind))) => {
                     used += n;
-                    if let Some(kind) = kind {
-                        if !each(Ok(kind), payload) {
-                            return used;
-                        }
+                    let Some(kind) = kind else { continue };
+                    // A message that breaks the protocol (text not UTF-8, a bad close
+                    // frame) ends decoding like a frame that does.
+                    let m = borrowed(kind, scratch);
+                    let fine = m.is_ok();
+                    if !each(m) || !fine {
+                        return used;
                     }
                 }
                 Err(e) => {
-                    each(Err(e), payload);
+                    each(Err(e));
                     return used;
                 }
             }
@@ -386,15 +367,17 @@ pub enum MessageRef<'a> {
     Close(Option<(u16, &'a str)>),
 }
 
-/// A complete message or control frame of type `kind`, owning `bytes`.
-fn owned(kind: Opcode, bytes: Vec<u8>) -> Result<Message, WsError> {
-    Ok(match kind {
-        Opcode::Ping => Message::Ping(bytes),
-        Opcode::Pong => Message::Pong(bytes),
-        Opcode::Close => Message::Close(close_frame(&bytes)?.map(|(c, r)| (c, r.to_owned()))),
-        Opcode::Binary => Message::Binary(bytes),
-        _ => Message::Text(String::from_utf8(bytes).map_err(|_| not_utf8())?),
-    })
+impl MessageRef<'_> {
+    /// The same message, owning its bytes.
+    pub fn to_owned(self) -> Message {
+        match self {
+            MessageRef::Text(t) => Message::Text(t.to_owned()),
+            MessageRef::Binary(b) => Message::Binary(b.to_vec()),
+            MessageRef::Ping(b) => Message::Ping(b.to_vec()),
+            MessageRef::Pong(b) => Message::Pong(b.to_vec()),
+            MessageRef::Close(c) => Message::Close(c.map(|(code, r)| (code, r.to_owned()))),
+        }
+    }
 }
 
 /// A complete message or control frame of type `kind`, borrowing `bytes`.
@@ -404,15 +387,11 @@ fn borrowed(kind: Opcode, bytes: &[u8]) -> Result<MessageRef<'_>, WsError> {
         Opcode::Pong => MessageRef::Pong(bytes),
         Opcode::Close => MessageRef::Close(close_frame(bytes)?),
         Opcode::Binary => MessageRef::Binary(bytes),
-        _ => MessageRef::Text(std::str::from_utf8(bytes).map_err(|_| not_utf8())?),
+        _ => MessageRef::Text(std::str::from_utf8(bytes).map_err(|_| WsError {
+            code: close::INVALID_PAYLOAD,
+            reason: "a text message that is not UTF-8",
+        })?),
     })
-}
-
-fn not_utf8() -> WsError {
-    WsError {
-        code: close::INVALID_PAYLOAD,
-        reason: "a text message that is not UTF-8",
-    }
 }
 
 /// A close frame's payload: nothing, or a status code and a UTF-8 reason.

@@ -141,5 +141,8 @@ fn client_packets_map_to_the_event_layer() {
     let p = socketio::decode(r#"4{"message":"x"}"#).unwrap();
     assert_eq!(to_packet(p, vec![], &limits), Err(MapError::ServerOnly));
     let p = socketio::decode(r#"517-["x"]"#).unwrap();
-    assert_eq!(check(&p, &limits), Err(MapError::TooManyAttachments(17)));
+    assert_eq!(
+        check(p.attachments, &limits),
+        Err(MapError::TooManyAttachments(17))
+    );
 }

@@ -267,17 +267,8 @@ impl fmt::Display for MapError {
 }
 
 /// Checks a decoded packet's header against the server's limits (before its attachments
-/// are waited for): how many attachments it announces.
-pub fn check(p: &socketio::Packet, limits: &Limits) -> Result<(), MapError> {
-    check_attachments(p.attachments, limits)
-}
-
-/// [`check`] for a packet read in place.
-pub fn check_ref(p: &PacketRef<'_>, limits: &Limits) -> Result<(), MapError> {
-    check_attachments(p.attachments, limits)
-}
-
-fn check_attachments(count: usize, limits: &Limits) -> Result<(), MapError> {
+/// are waited for): `count`, the attachments it announces.
+pub fn check(count: usize, limits: &Limits) -> Result<(), MapError> {
     if count > limits.max_attachments {
         return Err(MapError::TooManyAttachments(count));
     }
@@ -290,7 +281,7 @@ pub fn to_packet(
     attachments: Vec<Vec<u8>>,
     limits: &Limits,
 ) -> Result<Packet, MapError> {
-    check(&p, limits)?;
+    check(p.attachments, limits)?;
     let ns = p.ns;
     Ok(match p.kind {
         Kind::Connect => Packet::Connect { ns, data: p.data },
@@ -328,8 +319,7 @@ pub fn to_packet(
 /// namespace borrowed from the text, the name the JSON parser made taken over, not copied.
 /// Any other packet: [`to_packet`].
 pub fn to_event_view<'a>(p: PacketRef<'a>, limits: &Limits) -> Result<EventView<'a>, MapError> {
-    check_ref(&p, limits)?;
-    if p.kind != Kind::Event {
+    if p.kind != Kind::Event || p.attachments > 0 {
         return Err(MapError::Sio(SioError::BadData(
             "not an EVENT without attachments",
         )));

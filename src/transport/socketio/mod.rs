@@ -367,7 +367,7 @@ impl EioReader {
             Ok(p) => p,
             Err(_) => return Some(broken("not a Socket.IO packet")),
         };
-        if let Err(e) = sio_packet::check_ref(&p, limits) {
+        if let Err(e) = sio_packet::check(p.attachments, limits) {
             return Some(mapped(Err(e)));
         }
         if p.attachments > 0 {

@@ -450,32 +450,24 @@ fn cluster_rows(opts: &Options, (n, m): (usize, usize)) -> Vec<(String, Part)> {
         ),
     ];
     let k = int(opts.paced);
-    for i in [0, 2] {
-        v.push((
-            format!(
-                "paced ({k}): send to delivery {}, clients of the sender's node (µs)",
-                q(i)
-            ),
-            Part::SameUs(i),
-        ));
-    }
-    for i in [0, 2] {
-        v.push((
-            format!(
-                "paced ({k}): send to delivery {}, clients of the other node (µs)",
-                q(i)
-            ),
-            Part::OtherUs(i),
-        ));
-    }
-    for i in [0, 2] {
-        v.push((
-            format!(
-                "added by the hop through Redis, {} (other node − sender's node, µs)",
-                q(i)
-            ),
-            Part::HopUs(i),
-        ));
+    let paced = format!("paced ({k}): send to delivery");
+    let timed = [
+        (
+            paced.as_str(),
+            ", clients of the sender's node (µs)",
+            Part::SameUs as fn(_) -> _,
+        ),
+        (&paced, ", clients of the other node (µs)", Part::OtherUs),
+        (
+            "added by the hop through Redis,",
+            " (other node − sender's node, µs)",
+            Part::HopUs,
+        ),
+    ];
+    for (what, tail, part) in timed {
+        for i in [0, 2] {
+            v.push((format!("{what} {}{tail}", q(i)), part(i)));
+        }
     }
     v
 }

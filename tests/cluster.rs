@@ -263,8 +263,7 @@ fn a_quiet_node_gets_what_was_written_while_redis_was_down() {
         return;
     };
     // A client of the default namespace: joining it broadcasts nothing.
-    let (mut client, answer) = raw_connect_ns(b.addr, "/", json!({}));
-    assert!(matches!(answer, Packet::Connect { .. }), "{answer:?}");
+    let mut client = joined(b.addr);
 
     redis.stop();
     std::thread::sleep(Duration::from_millis(200));
@@ -314,6 +313,13 @@ fn a_refused_read_is_not_retried_in_a_tight_loop() {
     assert!(calls <= 5, "{calls} XREADs in 600 ms:\n{info}");
 }
 
+/// A socklab protocol client of the node at `addr`, connected to `/`.
+fn joined(addr: std::net::SocketAddr) -> TcpStream {
+    let (client, answer) = raw_connect_ns(addr, "/", json!({}));
+    assert!(matches!(answer, Packet::Connect { .. }), "{answer:?}");
+    client
+}
+
 /// The next event named `name` (others skipped), and its offset (0: none).
 fn next_with_offset(stream: &mut TcpStream, name: &str, wait: Duration) -> Option<(Packet, u64)> {
     let p = next_event_packet(stream, name, wait)?;
@@ -329,8 +335,7 @@ fn binary_and_volatile_broadcasts_cross_nodes() {
     let Some((redis, a, b)) = two_nodes("cluster_binary") else {
         return;
     };
-    let (mut client, answer) = raw_connect_ns(b.addr, "/", json!({}));
-    assert!(matches!(answer, Packet::Connect { .. }), "{answer:?}");
+    let mut client = joined(b.addr);
     let blob: Vec<u8> = (0..=255).collect();
     let sent = blob.clone();
     ask(&a.handle, move |io| {
@@ -550,8 +555,7 @@ fn redis_restarted_in_a_stream_of_broadcasts_loses_and_repeats_none() {
     let Some((mut redis, a, b)) = two_nodes_persistent("cluster_restart_stream") else {
         return;
     };
-    let (mut client, answer) = raw_connect_ns(b.addr, "/", json!({}));
-    assert!(matches!(answer, Packet::Connect { .. }), "{answer:?}");
+    let mut client = joined(b.addr);
     const COUNT: u64 = 60;
     for i in 0..COUNT {
         if i == COUNT / 2 {
@@ -596,8 +600,7 @@ fn an_entry_too_big_to_read_is_stepped_over_and_counted() {
     let Some((redis, a, b)) = two_nodes("cluster_huge_entry") else {
         return;
     };
-    let (mut client, answer) = raw_connect_ns(b.addr, "/", json!({}));
-    assert!(matches!(answer, Packet::Connect { .. }), "{answer:?}");
+    let mut client = joined(b.addr);
     let huge = "x".repeat(3 << 20);
     let reply = redis.command(&[
         "XADD",

@@ -271,29 +271,10 @@ fn measured(
         }
     }
     drop(server);
-    let sizes = [
-        (
-            opts.idle,
-            SioFigure::ConnectsPerSecond,
-            Some(Figure::IdleBytes),
-        ),
-        (
-            if opts.idle_most {
-                run.most_connections()
-            } else {
-                0
-            },
-            SioFigure::MostConnectsPerSecond,
-            None,
-        ),
-    ];
-    for (c, connects, bytes) in sizes {
-        if c == 0 || !run.fits(r, "idle connections", c) {
-            continue;
-        }
-        let bytes = bytes.unwrap_or(sio(SioFigure::MostIdleBytes));
-        if idle(run, r, sys, rep, c, (bytes, sio(connects)), tag)? && c != opts.idle {
-            r.add(sys, sio(SioFigure::MostCount), c as f64);
+    let most = opts.idle_most.then(|| run.most_connections());
+    for (c, at_most) in [(Some(opts.idle), false), (most, true)] {
+        if let Some(c) = c.filter(|&c| run.fits(r, "idle connections", c)) {
+            idle(run, r, sys, rep, c, at_most, tag)?;
         }
     }
     Ok(())
@@ -309,17 +290,26 @@ fn short_us(v: f64) -> String {
     }
 }
 
-/// Figure 4 with `c` connections on a fresh server of `sys`: its RSS per idle connection
-/// and connections per second, into `figures`.
+/// Figure 4 with `c` connections on a fresh server of `sys`: its RSS per idle connection,
+/// connections per second and the generator's CPU, into the figures of C = `opts.idle` or,
+/// if `at_most`, of as many as the descriptor limit allows.
 fn idle(
     run: &Run,
     r: &mut Results,
     sys: System,
     rep: usize,
     c: usize,
-    (bytes_figure, connects_figure): (Figure, Figure),
+    at_most: bool,
     tag: &dyn Fn(&str) -> String,
-) -> Res<bool> {
+) -> Res<()> {
+    let sio = Figure::Sio;
+    let (bytes_figure, connects_figure, gen) = if at_most {
+        let bytes = sio(SioFigure::MostIdleBytes);
+        (bytes, sio(SioFigure::MostConnectsPerSecond), Gen::MostStorm)
+    } else {
+        let connects = sio(SioFigure::ConnectsPerSecond);
+        (Figure::IdleBytes, connects, Gen::Storm)
+    };
     let mut server = start(run, sys, &format!("{}-idle-{c}-{rep}", sys.slug()))?;
     let addr = server.listening()?;
     let pid = server.pid();
@@ -334,14 +324,11 @@ fn idle(
         let bytes = after.saturating_sub(before) as f64 * 1024.0 / c as f64;
         r.add(sys, bytes_figure, bytes);
         r.add(sys, connects_figure, storm.per_second());
-        let gen = if connects_figure == Figure::Sio(SioFigure::ConnectsPerSecond) {
-            Gen::Storm
-        } else {
-            Gen::MostStorm
-        };
         let pct = pct(storm.client_cpu, storm.seconds);
-        r.add(sys, Figure::Sio(SioFigure::GenCpu(gen)), pct);
-        return Ok(true);
+        r.add(sys, sio(SioFigure::GenCpu(gen)), pct);
+        if at_most {
+            r.add(sys, sio(SioFigure::MostCount), c as f64);
+        }
     } else {
         r.note(format!(
             "{}: not reached, {} of {c} connected ({} failed)",
@@ -350,7 +337,7 @@ fn idle(
             storm.failed
         ));
     }
-    Ok(false)
+    Ok(())
 }
 
 /// The settings each server of the section changed from its defaults.

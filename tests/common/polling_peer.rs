@@ -249,4 +249,27 @@ impl PollingPeer {
     pub fn post(&self, body: &[u8]) -> Answer {
         HttpConn::connect(self.addr).request("POST", &self.query(), body, "")
     }
+
+    /// Polls until a payload holds the record `want` (within [`WAIT`]), answering every ping
+    /// on the way, one in the same payload as `want` included (left unanswered, it would
+    /// close the session at its ping timeout). Any other record fails the test.
+    pub fn poll_for(&self, want: &str, what: &str) {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            assert!(Instant::now() < deadline, "{what}: no {want} in {WAIT:?}");
+            let a = self.get();
+            assert_eq!(a.status(), 200, "{what}: {a:?}");
+            let mut seen = false;
+            for r in a.records() {
+                match r {
+                    r if r == want => seen = true,
+                    r if r == "2" => assert_ok(&self.post(b"3")),
+                    r => panic!("{what}: expected {want}, got {r}"),
+                }
+            }
+            if seen {
+                return;
+            }
+        }
+    }
 }

@@ -18,7 +18,7 @@ use serde_json::{json, Value};
 use socklab::events::{EventStats, Io, RunningServer, ServerConfig};
 use socklab::wire::packet::Packet;
 
-use super::{any_port, ask, assert_ok, frame, raw_peer, read_packet, PollingPeer, SioPeer, WAIT};
+use super::{any_port, ask, frame, raw_peer, read_packet, PollingPeer, SioPeer, WAIT};
 
 /// One test at a time in a test binary: the descriptor and memory figures are the process's.
 pub fn serial() -> MutexGuard<'static, ()> {
@@ -146,22 +146,7 @@ impl WebLab {
                 self.kept
             );
         }
-        let deadline = Instant::now() + WAIT;
-        loop {
-            assert!(
-                Instant::now() < deadline,
-                "polling {text}: no ack in {WAIT:?}"
-            );
-            let a = peer.get();
-            assert_eq!(a.status(), 200, "polling {text}: {a:?}");
-            for r in a.records() {
-                match r {
-                    r if r == want => return,
-                    r if r == "2" => assert_ok(&peer.post(b"3")),
-                    r => panic!("polling {text}: expected {want}, got {r}"),
-                }
-            }
-        }
+        peer.poll_for(want, &format!("polling {text}"));
     }
 
     /// The reason socket `sid` was disconnected with (within [`WAIT`]).

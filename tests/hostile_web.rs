@@ -391,7 +391,11 @@ fn ten_thousand_upgrade_close_cycles_leak_no_descriptor_and_little_memory() {
                     upgrade_and_close(addr);
                 }
                 warm.send(()).expect("the test waits");
-                go.recv_timeout(WAIT).expect("the go after the measure");
+                // The test thread waits up to WAIT for each worker's warm-up, then up to
+                // WAIT for the descriptors to settle: the go comes within that.
+                let go_within = WAIT * (THREADS as u32 + 2);
+                go.recv_timeout(go_within)
+                    .expect("the go after the measure");
                 let deadline = Instant::now() + Duration::from_secs(300);
                 for n in 0..CYCLES / THREADS {
                     assert!(Instant::now() < deadline, "cycle {n}: not finished in time");

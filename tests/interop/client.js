@@ -23,7 +23,7 @@
 
 const { io } = require("socket.io-client");
 
-const LIMIT_MS = 20000; // the whole run
+const LIMIT_MS = 45000; // the whole run (a backstop: every wait is also bounded by STEP_MS)
 const STEP_MS = 8000; // one wait (under the Rust side's WAIT of 10 s, so we speak first)
 // `bounded(p, what)`: `p`, or a failure after STEP_MS; `next(emitter, event)`: the next
 // `event`, its arguments as an array, as bounded (tests/interop/common.js).
@@ -34,7 +34,7 @@ const { stdinCommands } = common;
 const [scenario, url, transportList] = process.argv.slice(2);
 const transports = (transportList || "websocket").split(",");
 if (!scenario || !url) {
-  process.stderr.write("usage: node client.js SCENARIO URL\n");
+  process.stderr.write("usage: node client.js SCENARIO URL [TRANSPORTS]\n");
   process.exit(2);
 }
 

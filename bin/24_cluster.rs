@@ -144,22 +144,19 @@ fn start(
     ServerProcess::start(name, &args.map(String::from))
 }
 
-/// The fields of the stream's newest entry, as `redis-cli` prints them, with the node and
-/// socket ids (random) replaced by what they are.
-fn newest_entry(redis: &RedisServer, names: &[(&str, &str)]) -> Result<String, Box<dyn Error>> {
-    let reply = redis.ask(&["XREVRANGE", "socket.io", "+", "-", "COUNT", "1"])?;
+/// The fields of the stream's entry `id` (`XRANGE socket.io ID ID`), as `redis-cli` prints
+/// them. By its id, not the newest: node B's `cy joined lobby` may reach the stream after
+/// ada's message.
+fn entry(redis: &RedisServer, id: &str) -> Result<String, Box<dyn Error>> {
+    let reply = redis.ask(&["XRANGE", "socket.io", id, id])?;
     let Reply::Array(mut entries) = reply else {
-        return Err("the stream is empty".into());
+        return Err(format!("no entry {id} in the stream").into());
     };
     let Some(Reply::Array(mut entry)) = entries.pop() else {
-        return Err("the stream is empty".into());
+        return Err(format!("no entry {id} in the stream").into());
     };
     let fields = entry.pop().ok_or("an entry without fields")?;
-    let mut text = cli_text(&fields);
-    for (id, name) in names {
-        text = text.replace(id, name);
-    }
-    Ok(text)
+    Ok(cli_text(&fields))
 }
 
 // ANCHOR: demo
@@ -226,19 +223,18 @@ fn demo() -> Result<(), Box<dyn Error>> {
         .and_then(offset::stream_id)
         .ok_or("no stream id as offset")?;
     println!("  at offset {entry_id}, the id of the message's stream entry (varies)");
-    let ada_sid = ada_session["sid"].as_str().unwrap_or_default().to_string();
-    let names = [(ada_sid.as_str(), "<ada's socket id>")];
-    let node_a = {
-        let fields = redis.ask(&["XREVRANGE", "socket.io", "+", "-", "COUNT", "1"])?;
-        let text = cli_text(&fields);
-        ids.iter()
-            .find(|id| text.contains(**id))
-            .map(|s| s.to_string())
-    };
-    let node_a = node_a.ok_or("the entry names no node")?;
-    let names = [names[0], (node_a.as_str(), "<node A's id>")];
+    let ada_sid = ada_session["sid"].as_str().ok_or("ada's CONNECT reply has no sid")?;
+    // The node and socket ids are random: the page shows what they are instead.
+    let mut fields = entry(&redis, &entry_id)?;
+    let node_a = ids
+        .iter()
+        .find(|id| fields.contains(**id))
+        .ok_or("the entry names no node")?;
+    fields = fields
+        .replace(ada_sid, "<ada's socket id>")
+        .replace(node_a, "<node A's id>");
     println!("  its fields, as redis-cli XRANGE socket.io <that id> <that id> prints them:");
-    for line in newest_entry(&redis, &names)?.lines() {
+    for line in fields.lines() {
         println!("    {line}");
     }
 

@@ -223,7 +223,9 @@ fn demo() -> Result<(), Box<dyn Error>> {
         .and_then(offset::stream_id)
         .ok_or("no stream id as offset")?;
     println!("  at offset {entry_id}, the id of the message's stream entry (varies)");
-    let ada_sid = ada_session["sid"].as_str().ok_or("ada's CONNECT reply has no sid")?;
+    let ada_sid = ada_session["sid"]
+        .as_str()
+        .ok_or("ada's CONNECT reply has no sid")?;
     // The node and socket ids are random: the page shows what they are instead.
     let mut fields = entry(&redis, &entry_id)?;
     let node_a = ids

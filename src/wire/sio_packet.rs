@@ -275,13 +275,14 @@ pub fn check(count: usize, limits: &Limits) -> Result<(), MapError> {
     Ok(())
 }
 
-/// A client's Socket.IO packet, with its attachments, as the event layer's packet.
+/// A client's Socket.IO packet, with its attachments, as the event layer's packet. How many
+/// attachments it announced was checked ([`check`]) when its header arrived, before they
+/// were waited for.
 pub fn to_packet(
     p: socketio::Packet,
     attachments: Vec<Vec<u8>>,
     limits: &Limits,
 ) -> Result<Packet, MapError> {
-    check(p.attachments, limits)?;
     let ns = p.ns;
     Ok(match p.kind {
         Kind::Connect => Packet::Connect { ns, data: p.data },

@@ -238,7 +238,16 @@ pub(crate) struct SioCrowd {
     pub(crate) scratch: Vec<u8>,
 }
 
+/// A peer and what handling it uses beside it: the tally, the templates, the scratch buffer.
+pub(crate) type PeerParts<'a> = (&'a mut Peer, &'a mut Tally, &'a Templates, &'a mut Vec<u8>);
+
 impl SioCrowd {
+    /// Client `id` with the crowd's state beside it, borrowed apart; `None` once it is gone.
+    pub(crate) fn peer(&mut self, id: ConnId) -> Option<PeerParts<'_>> {
+        let peer = self.peers.get_mut(&id)?;
+        Some((peer, &mut self.tally, &self.tpl, &mut self.scratch))
+    }
+
     fn fail(tally: &mut Tally, ctx: &mut Ctx<()>, id: ConnId, why: String) {
         tally.errors += 1;
         tally.first_error.get_or_insert(why);
@@ -375,13 +384,7 @@ impl Handler for SioCrowd {
     }
 
     fn data(&mut self, ctx: &mut Ctx<()>, id: ConnId, bytes: &[u8]) -> usize {
-        let SioCrowd {
-            peers,
-            tally,
-            tpl,
-            scratch,
-        } = self;
-        let Some(peer) = peers.get_mut(&id) else {
+        let Some((peer, tally, tpl, scratch)) = self.peer(id) else {
             return bytes.len();
         };
         // One clock reading per read, not per frame: a read brings many deliveries at once.

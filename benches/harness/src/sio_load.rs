@@ -58,14 +58,8 @@ fn start_acks(ev: &mut EventLoop<SioCrowd>, total: u64) {
     h.tally.ack_budget = total;
     h.tally.acks_done = 0;
     let ids = h.tally.joined.clone();
-    let SioCrowd {
-        peers,
-        tally,
-        tpl,
-        scratch,
-    } = h;
     for id in ids {
-        if let Some(peer) = peers.get_mut(&id) {
+        if let Some((peer, tally, tpl, scratch)) = h.peer(id) {
             start_ack(ctx, id, peer, tally, tpl, scratch);
         }
     }

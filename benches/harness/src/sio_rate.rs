@@ -230,14 +230,8 @@ fn step(
             .min(total)
             .min(sent + room);
         if due > sent {
-            let SioCrowd {
-                peers,
-                tally,
-                tpl,
-                scratch,
-            } = h;
-            let peer = peers
-                .get_mut(&sender)
+            let (peer, tally, tpl, scratch) = h
+                .peer(sender)
                 .ok_or_else(|| io::Error::other("the sender is gone"))?;
             scratch.clear();
             for k in sent..due {

@@ -238,14 +238,34 @@ pub(crate) struct SioCrowd {
     pub(crate) scratch: Vec<u8>,
 }
 
-/// A peer and what handling it uses beside it: the tally, the templates, the scratch buffer.
-pub(crate) type PeerParts<'a> = (&'a mut Peer, &'a mut Tally, &'a Templates, &'a mut Vec<u8>);
+/// What handling one client uses beside the client itself, borrowed from the crowd.
+pub(crate) struct Beside<'a> {
+    pub(crate) tally: &'a mut Tally,
+    pub(crate) tpl: &'a Templates,
+    /// Where a frame is built before it is queued (the crowd's `scratch`).
+    pub(crate) out: &'a mut Vec<u8>,
+}
+
+impl Beside<'_> {
+    /// Sends `parts` as one masked text frame from `peer`. A refused send means the
+    /// connection is closing: `closed` counts it.
+    fn send_text(&mut self, ctx: &mut Ctx<()>, id: ConnId, peer: &mut Peer, parts: &[&[u8]]) {
+        self.out.clear();
+        push_text(self.out, parts, peer.masker.key());
+        let _ = ctx.send(id, self.out);
+    }
+}
 
 impl SioCrowd {
-    /// Client `id` with the crowd's state beside it, borrowed apart; `None` once it is gone.
-    pub(crate) fn peer(&mut self, id: ConnId) -> Option<PeerParts<'_>> {
+    /// Client `id` with what handling it uses beside it; `None` once it is gone.
+    pub(crate) fn peer(&mut self, id: ConnId) -> Option<(&mut Peer, Beside<'_>)> {
         let peer = self.peers.get_mut(&id)?;
-        Some((peer, &mut self.tally, &self.tpl, &mut self.scratch))
+        let beside = Beside {
+            tally: &mut self.tally,
+            tpl: &self.tpl,
+            out: &mut self.scratch,
+        };
+        Some((peer, beside))
     }
 
     fn fail(tally: &mut Tally, ctx: &mut Ctx<()>, id: ConnId, why: String) {
@@ -256,94 +276,76 @@ impl SioCrowd {
 }
 
 /// Sends the next `echo` with an ack from `peer`, if the budget allows.
-pub(crate) fn start_ack(
-    ctx: &mut Ctx<()>,
-    id: ConnId,
-    peer: &mut Peer,
-    tally: &mut Tally,
-    tpl: &Templates,
-    out: &mut Vec<u8>,
-) {
-    if tally.ack_budget == 0 || peer.ack.is_some() {
+pub(crate) fn start_ack(ctx: &mut Ctx<()>, id: ConnId, peer: &mut Peer, b: &mut Beside) {
+    if b.tally.ack_budget == 0 || peer.ack.is_some() {
         return;
     }
-    tally.ack_budget -= 1;
+    b.tally.ack_budget -= 1;
     peer.next_id += 1;
-    let mut digits = [0u8; 20];
-    out.clear();
-    push_text(
-        out,
-        &[b"42", decimal(peer.next_id, &mut digits), &tpl.echo_args],
-        peer.masker.key(),
-    );
     peer.ack = Some((peer.next_id, Instant::now()));
-    // A refused send means the connection is closing: `closed` counts it.
-    let _ = ctx.send(id, out);
+    let mut digits = [0u8; 20];
+    let id_text = decimal(peer.next_id, &mut digits);
+    let tpl = b.tpl;
+    b.send_text(ctx, id, peer, &[b"42", id_text, &tpl.echo_args]);
 }
 
 /// One text frame from the server: its payload, of which only the first bytes are read.
 /// `now` is when the read that brought it returned, in a paced round only.
-#[allow(clippy::too_many_arguments)]
 fn on_text(
     ctx: &mut Ctx<()>,
     id: ConnId,
     peer: &mut Peer,
-    tally: &mut Tally,
-    tpl: &Templates,
-    out: &mut Vec<u8>,
+    b: &mut Beside,
     payload: &[u8],
     now: Option<Instant>,
 ) -> Result<(), String> {
+    let tpl = b.tpl;
     match (payload, &peer.phase) {
         ([b'4', b'2', ..], Phase::Joined) => {
             peer.events += 1;
             // One sender, so every client receives the round's messages in the order they
             // were sent: the k-th this client has is the k-th scheduled.
-            let due = tally.scheduled.get(peer.events as usize - 1);
+            let due = b.tally.scheduled.get(peer.events as usize - 1);
             if let Some((now, due)) = now.zip(due) {
-                tally
+                b.tally
                     .delays
                     .record(now.saturating_duration_since(*due).as_nanos() as u64);
             }
-            tally.deliveries += 1;
-            tally.by_node[peer.node] += 1;
-            if peer.events == tally.target {
-                tally.complete += 1;
+            b.tally.deliveries += 1;
+            b.tally.by_node[peer.node] += 1;
+            if peer.events == b.tally.target {
+                b.tally.complete += 1;
             }
-            if tally.sample_from == Some(id) && tally.samples.len() < MAX_SAMPLES {
-                tally.samples.push(payload.to_vec());
+            if b.tally.sample_from == Some(id) && b.tally.samples.len() < MAX_SAMPLES {
+                b.tally.samples.push(payload.to_vec());
             }
         }
         ([b'2'], _) => {
-            out.clear();
-            push_text(out, &[&tpl.pong], peer.masker.key());
-            let _ = ctx.send(id, out);
+            b.send_text(ctx, id, peer, &[&tpl.pong]);
         }
         ([b'4', b'3', rest @ ..], Phase::Joined) => {
             let got = ack_id(rest);
             match peer.ack {
                 Some((want, sent)) if got == Some(want) => {
                     peer.ack = None;
-                    tally.acks.record(sent.elapsed().as_nanos() as u64);
-                    tally.acks_done += 1;
-                    start_ack(ctx, id, peer, tally, tpl, out);
+                    b.tally.acks.record(sent.elapsed().as_nanos() as u64);
+                    b.tally.acks_done += 1;
+                    start_ack(ctx, id, peer, b);
                 }
                 _ => return Err(format!("an ack nobody waits for: 43{got:?}")),
             }
         }
         ([b'0', b'{', ..], Phase::Open) => {
-            out.clear();
-            push_text(out, &[&tpl.join], peer.masker.key());
-            let _ = ctx.send(id, out);
+            b.send_text(ctx, id, peer, &[&tpl.join]);
             peer.phase = Phase::Join;
         }
         ([b'4', b'0', b'{', ..], Phase::Join) => {
             peer.phase = Phase::Joined;
-            tally.joined.push(id);
-            tally.pending = tally.pending.saturating_sub(1);
+            b.tally.joined.push(id);
+            b.tally.pending = b.tally.pending.saturating_sub(1);
             let now = Instant::now();
-            tally.first_joined.get_or_insert(now);
-            tally.last_joined = Some(now);
+            b.tally.first_joined.get_or_insert(now);
+            b.tally.last_joined = Some(now);
         }
         ([b'4', b'4', ..], _) => return Err("the server refused the CONNECT (44)".into()),
         ([b'4', b'1', ..], _) => return Err("the server disconnected the socket (41)".into()),
@@ -384,22 +386,22 @@ impl Handler for SioCrowd {
     }
 
     fn data(&mut self, ctx: &mut Ctx<()>, id: ConnId, bytes: &[u8]) -> usize {
-        let Some((peer, tally, tpl, scratch)) = self.peer(id) else {
+        let Some((peer, mut b)) = self.peer(id) else {
             return bytes.len();
         };
         // One clock reading per read, not per frame: a read brings many deliveries at once.
-        let now = (!tally.scheduled.is_empty()).then(Instant::now);
+        let now = (!b.tally.scheduled.is_empty()).then(Instant::now);
         let mut used = 0;
         if let Phase::Upgrade { accept } = &peer.phase {
             let res = match http::parse_response(bytes) {
                 Ok(Some(res)) => res,
                 Ok(None) if bytes.len() <= MAX_HEAD => return 0,
                 Ok(None) => {
-                    SioCrowd::fail(tally, ctx, id, "an endless response head".into());
+                    SioCrowd::fail(b.tally, ctx, id, "an endless response head".into());
                     return bytes.len();
                 }
                 Err(e) => {
-                    SioCrowd::fail(tally, ctx, id, format!("the upgrade's answer: {e}"));
+                    SioCrowd::fail(b.tally, ctx, id, format!("the upgrade's answer: {e}"));
                     return bytes.len();
                 }
             };
@@ -409,7 +411,7 @@ impl Handler for SioCrowd {
                     res.status,
                     res.header("sec-websocket-accept")
                 );
-                SioCrowd::fail(tally, ctx, id, why);
+                SioCrowd::fail(b.tally, ctx, id, why);
                 return bytes.len();
             }
             peer.phase = Phase::Open;
@@ -435,13 +437,13 @@ impl Handler for SioCrowd {
                 },
                 // The mask bit: a server's frames are never masked.
                 _ => {
-                    SioCrowd::fail(tally, ctx, id, "a masked frame from the server".into());
+                    SioCrowd::fail(b.tally, ctx, id, "a masked frame from the server".into());
                     return bytes.len();
                 }
             };
             if len > MAX_FRAME || b0 & 0x70 != 0 || b0 & 0x80 == 0 {
                 let why = format!("a frame this client does not take (byte 0 {b0:#x}, {len} B)");
-                SioCrowd::fail(tally, ctx, id, why);
+                SioCrowd::fail(b.tally, ctx, id, why);
                 return bytes.len();
             }
             let Some(payload) = rest.get(head..head + len) else {
@@ -449,19 +451,19 @@ impl Handler for SioCrowd {
             };
             used += head + len;
             let result = match b0 & 0x0f {
-                1 => on_text(ctx, id, peer, tally, tpl, scratch, payload, now),
+                1 => on_text(ctx, id, peer, &mut b, payload, now),
                 // A WebSocket ping (socklab's server sends none; a proxy might): its pong.
                 9 => {
-                    scratch.clear();
+                    b.out.clear();
                     let key = peer.masker.key();
                     socklab::wire::websocket::encode_frame(
                         true,
                         socklab::wire::websocket::Opcode::Pong,
                         payload,
                         Some(key),
-                        scratch,
+                        b.out,
                     );
-                    let _ = ctx.send(id, scratch);
+                    let _ = ctx.send(id, b.out);
                     Ok(())
                 }
                 10 => Ok(()),
@@ -469,7 +471,7 @@ impl Handler for SioCrowd {
                 op => Err(format!("a frame of opcode {op}")),
             };
             if let Err(why) = result {
-                SioCrowd::fail(tally, ctx, id, why);
+                SioCrowd::fail(b.tally, ctx, id, why);
                 return bytes.len();
             }
         }

@@ -59,8 +59,8 @@ fn start_acks(ev: &mut EventLoop<SioCrowd>, total: u64) {
     h.tally.acks_done = 0;
     let ids = h.tally.joined.clone();
     for id in ids {
-        if let Some((peer, tally, tpl, scratch)) = h.peer(id) {
-            start_ack(ctx, id, peer, tally, tpl, scratch);
+        if let Some((peer, mut b)) = h.peer(id) {
+            start_ack(ctx, id, peer, &mut b);
         }
     }
 }

@@ -230,15 +230,15 @@ fn step(
             .min(total)
             .min(sent + room);
         if due > sent {
-            let (peer, tally, tpl, scratch) = h
+            let (peer, b) = h
                 .peer(sender)
                 .ok_or_else(|| io::Error::other("the sender is gone"))?;
-            scratch.clear();
+            b.out.clear();
             for k in sent..due {
-                tally.scheduled.push(due_at(k));
-                push_text(scratch, &[&tpl.chat], peer.masker.key());
+                b.tally.scheduled.push(due_at(k));
+                push_text(b.out, &[&b.tpl.chat], peer.masker.key());
             }
-            ctx.send(sender, scratch)
+            ctx.send(sender, b.out)
                 .map_err(|e| io::Error::other(format!("the sender could not send: {e}")))?;
             sent = due;
         }
